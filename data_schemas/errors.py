@@ -1,0 +1,141 @@
+"""Validation problems: stable reason codes, a structured record of each problem, the exception.
+
+Every message says what is wrong, why, and how to fix it, and is worded here only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from data_schemas.fields import BOOLEAN_SPELLINGS, Alias, Field
+
+
+class Reason(StrEnum):
+    """Stable reason codes; the same codes fill the ``reason`` column of a rejects file."""
+
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"
+    NOT_AN_INTEGER = "not_an_integer"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_LEVEL = "unknown_level"
+    NOT_A_BOOLEAN = "not_a_boolean"
+    DUPLICATE_FIELD = "duplicate_field"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with one cell (or, for ``row=None``, with the columns themselves).
+
+    Parameters
+    ----------
+    row : object
+        The row's index label in the input (``None`` for a problem with the header).
+    column : str
+        The column as the input named it.
+    field : str
+        The canonical field the column maps to.
+    value : str
+        The offending value, as text.
+    reason : Reason
+        Stable reason code.
+    message : str
+        What is wrong and how to fix it.
+    """
+
+    row: Any
+    column: str
+    field: str
+    value: str
+    reason: Reason
+    message: str
+
+
+class SchemaError(ValueError):
+    """Input that does not fit the schema. ``problems`` lists every problem found, not just one."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} with the input:"
+        super().__init__("\n  ".join([head, *(p.message for p in self.problems)]))
+
+
+def _shown(value: str) -> str:
+    """A value as it appears in a message: bare when it is a plain number, quoted otherwise."""
+    return value if re.fullmatch(r"[+-]?[0-9][0-9.eE+-]*", value) else repr(value)
+
+
+def _unit_hint(field: Field, alias: Alias | None) -> str:
+    if alias is not None:
+        return f"give the value in {alias.unit}"
+    hint = f"give the value in {field.unit}" if field.unit else "give a number"
+    for other in field.aliases:
+        hint += f", or use the column {other.name} for {other.unit}"
+    return hint
+
+
+def describe(
+    field: Field,
+    column: str,
+    value: str,
+    reason: Reason,
+    *,
+    alias: Alias | None = None,
+    converted: float | None = None,
+) -> str:
+    """Word the message for one problem: what is wrong, why, and how to fix it.
+
+    Parameters
+    ----------
+    field : Field
+        The field the column maps to.
+    column : str
+        The column as the input named it.
+    value : str
+        The offending value, as text.
+    reason : Reason
+        What is wrong.
+    alias : Alias, optional
+        The alias the column matched, if it was not the canonical name.
+    converted : float, optional
+        For ``OUT_OF_RANGE`` from an alias column: the value in the canonical unit.
+    """
+    said = f"{column} = {_shown(value)}"
+    if reason is Reason.NOT_A_NUMBER:
+        return (
+            f"{said} is not a number; {_unit_hint(field, alias)}, or leave it empty if not measured"
+        )
+    if reason is Reason.NOT_FINITE:
+        return f"{said} is not a finite number; leave the cell empty if it was not measured"
+    if reason is Reason.NOT_AN_INTEGER:
+        return f"{said} is not a whole number; give a count ({field.unit})"
+    if reason is Reason.OUT_OF_RANGE:
+        after = "" if converted is None else f" (= {converted:g} {field.unit})"
+        return (
+            f"{said}{after} is outside the plausible range {field.range_text}; "
+            f"check the value and its unit"
+        )
+    if reason is Reason.UNKNOWN_LEVEL:
+        accepted = ", ".join(field.levels)
+        if field.level_aliases:
+            accepted += f" (also {', '.join(field.level_aliases)})"
+        return f"{said} is not a known {field.name}; use one of {accepted}, in any case"
+    if reason is Reason.NOT_A_BOOLEAN:
+        return f"{said} is not yes or no; use {BOOLEAN_SPELLINGS}, or leave it empty if unknown"
+    raise ValueError(f"describe() has no wording for {reason!r}")
+
+
+def duplicate_field(field: Field, columns: list[str]) -> Problem:
+    """The header problem of one field given under several column names."""
+    named = ", ".join(repr(c) for c in columns[:-1]) + f" and {columns[-1]!r}"
+    both = "both" if len(columns) == 2 else "all"
+    message = (
+        f"columns {named} {both} give {field.name}; keep one of them "
+        f"(the predictor never guesses which is right)"
+    )
+    return Problem(
+        None, columns[-1], field.name, ", ".join(columns), Reason.DUPLICATE_FIELD, message
+    )

@@ -1,0 +1,213 @@
+"""Parsing cells of one field: a scalar path for single records, a vectorised one for columns.
+
+Both paths read the same token tables below and accept the same language (a property test
+holds them to it): decimal numbers with an optional exponent, ``inf``/``infinity`` (rejected as
+not finite), the missing tokens of design.md, and the boolean spellings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_schemas.errors import Reason
+from data_schemas.fields import Field, Kind
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", ".", "-"})
+"""Cell texts meaning "not recorded" (compared after stripping and case-folding)."""
+
+BOOLEAN_TOKENS = {
+    **dict.fromkeys(("yes", "y", "true", "1", "1.0"), 1.0),
+    **dict.fromkeys(("no", "n", "false", "0", "0.0"), 0.0),
+}
+"""Boolean spellings (compared after stripping and case-folding) -> 1.0 / 0.0."""
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
+
+
+def level_lookup(field: Field) -> dict[str, str]:
+    """Case-folded spelling -> canonical level, for a category field."""
+    lookup = {level.casefold(): level for level in field.levels}
+    lookup.update({alias.casefold(): level for alias, level in field.level_aliases.items()})
+    return lookup
+
+
+# --------------------------------------------------------------------------- scalar path
+
+
+def is_missing(value: Any) -> bool:
+    """True for ``None``, ``pd.NA``, a float NaN, or a missing token such as ``"NA"``."""
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    if isinstance(value, str):
+        return value.strip().casefold() in MISSING_TOKENS
+    return False
+
+
+def _as_number_or_text(value: Any) -> float | str:
+    """A cell as a Python float (numeric types) or as stripped text (everything else)."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    return (value if isinstance(value, str) else str(value)).strip()
+
+
+def parse_value(field: Field, value: Any, factor: float = 1.0) -> tuple[Any, Reason | None]:
+    """Parse one cell of ``field``.
+
+    Parameters
+    ----------
+    field : Field
+        The field the cell belongs to.
+    value : object
+        The cell as given (str, int, float, bool, None, numpy scalar...).
+    factor : float
+        Unit conversion to the canonical unit (from the column's alias).
+
+    Returns
+    -------
+    (parsed, reason)
+        ``reason`` is None on success; ``parsed`` is then a float (numbers, booleans; NaN when
+        missing), a canonical level or None (categories), or the value untouched (text).
+        On ``OUT_OF_RANGE``, ``parsed`` is the value in the canonical unit; on any other
+        reason it is None.
+
+    Examples
+    --------
+    >>> from data_schemas.fields import FIELDS_BY_NAME
+    >>> parse_value(FIELDS_BY_NAME["crp_mg_l"], " 0.25 ", factor=10.0)
+    (2.5, None)
+    >>> parse_value(FIELDS_BY_NAME["sex"], "F")
+    ('female', None)
+    >>> parse_value(FIELDS_BY_NAME["bmi_kg_m2"], "high")
+    (None, <Reason.NOT_A_NUMBER: 'not_a_number'>)
+    """
+    if field.kind is Kind.TEXT:
+        return value, None
+    if is_missing(value):
+        return (None if field.kind is Kind.CATEGORY else math.nan), None
+    cell = _as_number_or_text(value)
+    if field.kind is Kind.CATEGORY:
+        level = level_lookup(field).get(str(cell).casefold())
+        return (level, None) if level is not None else (None, Reason.UNKNOWN_LEVEL)
+    if field.kind is Kind.BOOLEAN:
+        flag = BOOLEAN_TOKENS.get(cell.casefold()) if isinstance(cell, str) else None
+        if isinstance(cell, float) and cell in (0.0, 1.0):
+            flag = cell
+        return (flag, None) if flag is not None else (None, Reason.NOT_A_BOOLEAN)
+    if isinstance(cell, str):
+        if _INFINITY.fullmatch(cell):
+            return None, Reason.NOT_FINITE
+        if not _NUMBER.fullmatch(cell):
+            return None, Reason.NOT_A_NUMBER
+        cell = float(cell)
+    if not math.isfinite(cell):
+        return None, Reason.NOT_FINITE
+    if field.kind is Kind.INTEGER and not cell.is_integer():
+        return None, Reason.NOT_AN_INTEGER
+    number = cell * factor
+    if number < field.low or number > field.high:
+        return number, Reason.OUT_OF_RANGE
+    return number, None
+
+
+# --------------------------------------------------------------------------- vector path
+
+
+REASONS: tuple[Reason, ...] = tuple(Reason)
+"""Reason codes of the vector path: code ``k > 0`` stands for ``REASONS[k - 1]``; 0 is fine."""
+_CODE = {reason: code for code, reason in enumerate(REASONS, start=1)}
+
+
+@dataclass(frozen=True)
+class ParsedColumn:
+    """One column parsed: canonical values plus a reason code for each cell.
+
+    ``values`` is float64 (numbers, booleans) or a Categorical (categories), NaN where missing
+    or bad; ``codes`` is 0 where a cell is fine and ``k`` for ``REASONS[k - 1]`` where it is
+    bad; ``converted`` is the value in the canonical unit, for out-of-range messages.
+    """
+
+    values: np.ndarray | pd.Categorical
+    codes: np.ndarray
+    converted: np.ndarray
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.codes > 0
+
+    def reason(self, i: int) -> Reason:
+        return REASONS[self.codes[i] - 1]
+
+
+def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Stripped, case-folded text of each cell, and the missing mask."""
+    text = series.astype("str").str.strip().str.casefold()
+    missing = (text.isna() | text.isin(MISSING_TOKENS)).to_numpy()
+    return text, missing
+
+
+def parse_column(field: Field, series: pd.Series, factor: float = 1.0) -> ParsedColumn:
+    """Parse a whole column of ``field``, vectorised; the same rules as :func:`parse_value`.
+
+    Parameters
+    ----------
+    field : Field
+        The field (not TEXT: text columns are passed through untouched).
+    series : pandas.Series, shape (n,)
+        The column as given: numeric, boolean, string or mixed object.
+    factor : float
+        Unit conversion to the canonical unit.
+    """
+    n = len(series)
+    codes = np.zeros(n, dtype=np.int8)
+
+    def flag(mask: np.ndarray, reason: Reason) -> None:
+        codes[mask & (codes == 0)] = _CODE[reason]  # the first reason found wins
+
+    nothing = np.full(n, np.nan)
+    is_bool = pd.api.types.is_bool_dtype(series)
+    if pd.api.types.is_numeric_dtype(series) and not is_bool and field.kind is not Kind.CATEGORY:
+        number = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(number)
+        text = None
+    else:
+        text, missing = _text(series)
+        number = None
+
+    if field.kind is Kind.CATEGORY:
+        levels = text.map(level_lookup(field)).to_numpy(dtype=object, na_value=None)
+        known = np.not_equal(levels, None)
+        flag(~known & ~missing, Reason.UNKNOWN_LEVEL)
+        return ParsedColumn(pd.Categorical(levels, categories=field.levels), codes, nothing)
+
+    if field.kind is Kind.BOOLEAN:
+        if text is not None:
+            flags = text.map(BOOLEAN_TOKENS).to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            flags = np.where((number == 0.0) | (number == 1.0), number, np.nan)
+        flag(np.isnan(flags) & ~missing, Reason.NOT_A_BOOLEAN)
+        return ParsedColumn(flags, codes, nothing)
+
+    if text is not None:
+        number = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        flag(np.isnan(number) & ~missing, Reason.NOT_A_NUMBER)
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(number)
+        flag(infinite, Reason.NOT_FINITE)
+        if field.kind is Kind.INTEGER:
+            flag(~infinite & ~missing & (number != np.floor(number)), Reason.NOT_AN_INTEGER)
+        converted = number * factor
+        flag(~infinite & ((converted < field.low) | (converted > field.high)), Reason.OUT_OF_RANGE)
+    return ParsedColumn(np.where(codes > 0, np.nan, converted), codes, converted)
