@@ -1,0 +1,1 @@
+"""Ketamine treatment-response predictor (demonstration on synthetic data; not a clinical tool)."""
