@@ -1,0 +1,183 @@
+"""Command line: ``python -m predictor <command>`` (also installed as ``ketamine-predictor``).
+
+A thin layer: each sub-command parses its arguments and delegates to an importable function.
+A human-readable summary goes to stderr; data goes to files or stdout.
+
+Exit codes: 0 success; 1 the input has invalid rows (``validate``); 2 unusable input or
+arguments, with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+
+from data_schemas import SchemaError, markdown_table, validate
+from predictor.atomic import atomic_text_output
+from predictor.synthetic import DEFAULT_SEED, simulate_cohort
+
+EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Unusable input or arguments: reported in one line, exit code 2."""
+
+
+def _whole_number(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
+        return value
+
+    return parse
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns holding only whole numbers (ages, counts, 0/1 flags) as nullable integers,
+    so that they are written ``45`` rather than ``45.0``."""
+    whole = {}
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values):
+            finite = values.dropna()
+            if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 2**53:
+                whole[name] = values.astype("Int64")
+    return frame.assign(**whole)
+
+
+def _write_csv(frame: pd.DataFrame, out: str) -> None:
+    try:
+        with atomic_text_output(out) as handle:
+            _whole_numbers_as_integers(frame).to_csv(handle, index=False, lineterminator="\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Simulate a synthetic cohort and write it as CSV."""
+    started = time.perf_counter()
+    cohort = simulate_cohort(args.n, seed=args.seed)
+    _write_csv(cohort, args.out)
+    _say(
+        f"simulated {len(cohort):,} patients (seed {args.seed}, response rate "
+        f"{cohort['responded'].mean():.3f}) -> {args.out} in {time.perf_counter() - started:.2f} s"
+    )
+    return EXIT_OK
+
+
+def read_csv_text(path: str) -> pd.DataFrame:
+    """Read a CSV file as text cells (nothing converted, nothing treated as missing yet).
+
+    ``"-"`` reads standard input. Raises ``UsageError`` for a missing, empty or non-text file.
+    """
+    source = sys.stdin.buffer if path == "-" else path
+    try:
+        return pd.read_csv(
+            source, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True
+        )
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such file") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise UsageError(f"{path}: the file is empty") from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{path}: not a readable CSV text file ({exc})") from exc
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Validate a CSV file against the schema; optionally write the problems table."""
+    frame = read_csv_text(args.input)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+    try:
+        clean, problems = validate(frame)
+    except SchemaError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    if args.problems:
+        _write_csv(problems.rename(columns={"row": "record"}), args.problems)
+    _say(
+        f"{len(frame):,} records: {len(clean):,} valid, {len(frame) - len(clean):,} with "
+        f"problems ({len(problems):,} problem{'s' if len(problems) != 1 else ''})"
+    )
+    for message in problems["message"].head(args.show):
+        _say(f"  {message}")
+    return EXIT_OK if problems.empty else EXIT_INVALID_ROWS
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Print the table of accepted input fields (Markdown)."""
+    sys.stdout.write(markdown_table())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor",
+        description="Ketamine treatment-response predictor (a demonstration on synthetic data, "
+        "not a clinical tool).",
+        epilog="Exit codes: 0 success; 1 some input rows are invalid; 2 unusable input or "
+        "arguments.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    simulate = command(
+        "simulate",
+        "Simulate a synthetic cohort (every schema field, `responded`, `true_probability`).",
+        "python -m predictor simulate --n 10000 --seed 7 --out cohort.csv",
+    )
+    simulate.add_argument("--n", type=_whole_number(1), default=10_000, help="patients")
+    simulate.add_argument(
+        "--seed", type=_whole_number(0), default=DEFAULT_SEED, help="random seed (default: 0)"
+    )
+    simulate.add_argument("--out", required=True, help="output CSV file, or - for stdout")
+    simulate.set_defaults(run=run_simulate)
+
+    check = command(
+        "validate",
+        "Check a CSV file against the input schema and list every problem.",
+        "python -m predictor validate cohort.csv --problems problems.csv",
+    )
+    check.add_argument("input", help="input CSV file, or - for stdin")
+    check.add_argument("--problems", help="write the problems table to this CSV file")
+    check.add_argument(
+        "--show", type=_whole_number(0), default=10, help="problems to print (default: 10)"
+    )
+    check.set_defaults(run=run_validate)
+
+    schema = command(
+        "schema",
+        "Print the accepted input fields: names, units, aliases and ranges.",
+        "python -m predictor schema",
+    )
+    schema.set_defaults(run=run_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNUSABLE

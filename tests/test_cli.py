@@ -1,0 +1,158 @@
+"""The command line: simulate, validate, schema; exit codes; atomic output."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data_schemas import markdown_table, validate
+from predictor.atomic import atomic_text_output
+from predictor.cli import main
+from predictor.synthetic import simulate_cohort
+
+
+def test_cli_simulate_writes_a_cohort_that_validates_without_problems(tmp_path: Path) -> None:
+    out = tmp_path / "cohort.csv"
+    assert main(["simulate", "--n", "1000", "--seed", "1", "--out", str(out)]) == 0
+    clean, problems = validate(pd.read_csv(out, dtype=str, keep_default_na=False))
+    assert problems.empty
+    assert len(clean) == 1000
+    expected = simulate_cohort(1000, seed=1)
+    pd.testing.assert_frame_equal(clean, expected, check_exact=False, rtol=1e-15)
+
+
+def test_cli_simulate_same_seed_gives_identical_file(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    main(["simulate", "--n", "300", "--seed", "4", "--out", str(first)])
+    main(["simulate", "--n", "300", "--seed", "4", "--out", str(second)])
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_cli_simulate_writes_whole_numbers_without_decimals(tmp_path: Path) -> None:
+    out = tmp_path / "cohort.csv"
+    main(["simulate", "--n", "50", "--seed", "2", "--out", str(out)])
+    row = pd.read_csv(out, dtype=str, keep_default_na=False).iloc[0]
+    assert "." not in row["age_years"]
+    assert row["responded"] in {"0", "1"}
+
+
+def test_cli_simulate_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--n", "20", "--seed", "3", "--out", "-"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(frame) == 20
+    assert frame["patient_id"].iloc[0] == "S3-01"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--n", "0", "--out", "x.csv"],
+        ["simulate", "--n", "ten", "--out", "x.csv"],
+        ["simulate", "--seed", "-3", "--out", "x.csv"],
+        ["simulate"],
+        ["no-such-command"],
+    ],
+    ids=["zero-n", "text-n", "negative-seed", "no-out", "unknown-command"],
+)
+def test_cli_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_cli_simulate_unwritable_destination_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing-dir" / "cohort.csv"
+    assert main(["simulate", "--n", "5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and str(out) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_validate_reports_problems_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("Age (years),CRP (mg/dL),sex\n45,0.1,F\n12,x,m\n50,0.2,other\n")
+    problems = tmp_path / "problems.csv"
+    assert main(["validate", str(source), "--problems", str(problems)]) == 1
+    table = pd.read_csv(problems)
+    assert table[["record", "column", "reason"]].values.tolist() == [
+        [2, "Age (years)", "out_of_range"],
+        [2, "CRP (mg/dL)", "not_a_number"],
+        [3, "sex", "unknown_level"],
+    ]
+    assert "3 records: 1 valid, 2 with problems (3 problems)" in capsys.readouterr().err
+
+
+def test_cli_validate_reads_bom_and_crlf_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = "\ufeffPatient ID,CRP (mg/L)\r\nA,0.9\r\nB,NA\r\n".encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert main(["validate", "-"]) == 0
+    assert "2 records: 2 valid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "empty"), (b"\xff\xfe\x00\x01\x80\x81", "not a readable CSV")],
+    ids=["empty", "binary"],
+)
+def test_cli_validate_unusable_file_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, reason: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(content)
+    assert main(["validate", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert reason in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_validate_same_field_twice_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("crp_mg_l,CRP (mg/dL)\n1,0.1\n")
+    assert main(["validate", str(source)]) == 2
+    assert "both give crp_mg_l" in capsys.readouterr().err
+
+
+def test_cli_schema_prints_the_field_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == markdown_table()
+
+
+def test_python_m_predictor_help_lists_the_subcommands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "predictor", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("simulate", "validate", "schema"):
+        assert command in result.stdout
+
+
+def test_atomic_output_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("previous\n")
+    with pytest.raises(RuntimeError), atomic_text_output(target) as handle:
+        handle.write("partial")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "previous\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_output_replaces_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("previous\n")
+    with atomic_text_output(target) as handle:
+        handle.write("new\n")
+    assert target.read_text() == "new\n"
+    assert list(tmp_path.iterdir()) == [target]

@@ -1,0 +1,100 @@
+"""The project as a whole: README sections generated from their sources, CI = README, lint.
+
+``python tests/test_project.py --write`` regenerates the README's generated sections.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import predictor.synthetic
+from data_schemas import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+sys.path.insert(0, str(ROOT / "bench"))
+from simulator_targets import targets_markdown  # noqa: E402
+
+
+def _data_generating_process() -> str:
+    doc = predictor.synthetic.__doc__
+    return doc[doc.index("Data-generating process") :].strip() + "\n"
+
+
+SECTIONS = {
+    "schema table": markdown_table,
+    "data-generating process": _data_generating_process,
+    "literature targets": targets_markdown,
+}
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    begin, end = (re.escape(f"<!-- {edge} GENERATED: {name} -->") for edge in ("BEGIN", "END"))
+    return re.compile(rf"({begin}\n)(.*?)({end})", re.DOTALL)
+
+
+def _section(text: str, name: str) -> str:
+    match = _pattern(name).search(text)
+    assert match, f"README has no generated section {name!r}"
+    return match.group(2)
+
+
+@pytest.mark.parametrize("name", list(SECTIONS), ids=list(SECTIONS))
+def test_readme_generated_section_matches_its_source(name: str) -> None:
+    assert _section(README.read_text(), name) == SECTIONS[name](), (
+        f"README section {name!r} is stale: run `python tests/test_project.py --write`"
+    )
+
+
+def _quick_start_commands() -> list[str]:
+    text = README.read_text()
+    quick_start = text[text.index("## Quick start") : text.index("## Validating")]
+    return re.findall(r"```bash\n(.*?)\n```", quick_start, re.DOTALL)
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_both() -> None:
+    commands = _quick_start_commands()
+    assert len(commands) == 2
+    assert all("\n" not in command for command in commands)
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in commands:
+        assert command in ci
+
+
+def test_readme_doctest_example_runs() -> None:
+    import doctest
+
+    text = README.read_text()
+    example = text[text.index("```python\n") + 10 : text.index("```", text.index("```python") + 9)]
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(example, {}, "README", str(README), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0
+    assert runner.tries >= 3
+
+
+@pytest.mark.parametrize(
+    "args", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"]
+)
+def test_code_is_ruff_clean(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *args, str(ROOT)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _write() -> None:
+    text = README.read_text()
+    for name, source in SECTIONS.items():
+        text = _pattern(name).sub(lambda m, s=source: m.group(1) + s() + m.group(3), text)
+    README.write_text(text)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    _write()
