@@ -23,9 +23,13 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", ".", "-"})
 
 BOOLEAN_TOKENS = {
     **dict.fromkeys(("yes", "y", "true", "1", "1.0"), 1.0),
-    **dict.fromkeys(("no", "n", "false", "0", "0.0"), 0.0),
+    **dict.fromkeys(("no", "n", "false", "0", "0.0", "-0.0"), 0.0),
 }
-"""Boolean spellings (compared after stripping and case-folding) -> 1.0 / 0.0."""
+"""Boolean spellings (compared after stripping and case-folding) -> 1.0 / 0.0.
+
+``"1.0"``, ``"0.0"`` and ``"-0.0"`` are how the floats 1.0, 0.0 and -0.0 read as text, which is
+how the vector path sees a number in a column of mixed objects.
+"""
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
@@ -57,7 +61,10 @@ def _as_number_or_text(value: Any) -> float | str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond any float: infinite, as the vector path sees it
+            return math.inf if value > 0 else -math.inf
     return (value if isinstance(value, str) else str(value)).strip()
 
 
@@ -199,11 +206,13 @@ def parse_column(field: Field, series: pd.Series, factor: float = 1.0) -> Parsed
         return ParsedColumn(flags, codes, nothing)
 
     if text is not None:
-        number = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(
+        # pandas rounds "+1.87e180" differently from "1.87e180" (and from float()): drop the "+"
+        unsigned = text.where(~missing).str.replace(r"^\+(?=[0-9.])", "", regex=True)
+        number = pd.to_numeric(unsigned, errors="coerce").to_numpy(
             dtype=np.float64, na_value=np.nan
         )
         flag(np.isnan(number) & ~missing, Reason.NOT_A_NUMBER)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * factor; huge * factor -> inf
         infinite = np.isinf(number)
         flag(infinite, Reason.NOT_FINITE)
         if field.kind is Kind.INTEGER:

@@ -1,0 +1,1259 @@
+"""Tests of input schema v1 (`data_schemas`): header matching, aliases and units, the missing
+tokens, parsing of every kind of field, ranges, messages, and the two entry points
+(`validate` on many rows, `validate_record` on one) following the same rules.
+
+Most rule tables run through every entry point (the ``check`` parameter):
+
+* ``validate-records``: ``validate([record])``, a list of dicts (pandas infers the dtypes);
+* ``validate-object-frame``: ``validate(frame)`` with every column of dtype object, as a CSV
+  read as text gives;
+* ``validate_record``: the single-record path, which never builds a DataFrame.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data_schemas import (
+    FIELDS,
+    FIELDS_BY_NAME,
+    Kind,
+    Problem,
+    Reason,
+    SchemaError,
+    match_columns,
+    validate,
+    validate_record,
+)
+from data_schemas.parse import MISSING_TOKENS, parse_column, parse_value
+from data_schemas.validate import PROBLEM_COLUMNS, header_key
+
+SCHEMA_ORDER = [f.name for f in FIELDS]
+PARSED_FIELDS = [f for f in FIELDS if f.kind is not Kind.TEXT]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Outcome(NamedTuple):
+    """What one entry point made of one record: the clean record (None if rejected), problems."""
+
+    clean: dict[str, Any] | None
+    problems: list[Problem]
+
+    @property
+    def reasons(self) -> list[tuple[str, Reason]]:
+        return [(p.column, p.reason) for p in self.problems]
+
+
+def _from_result(clean: pd.DataFrame, problems: pd.DataFrame) -> Outcome:
+    assert len(clean) + problems["row"].nunique() == 1, "one row in, one verdict out"
+    found = [
+        Problem(row, column, field, value, Reason(reason), message)
+        for row, column, field, value, reason, message in problems.itertuples(index=False)
+    ]
+    return Outcome(clean.iloc[0].to_dict() if len(clean) else None, found)
+
+
+def via_records(record: dict[str, Any]) -> Outcome:
+    return _from_result(*validate([record]))
+
+
+def via_object_frame(record: dict[str, Any]) -> Outcome:
+    frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in record.items()})
+    return _from_result(*validate(frame))
+
+
+def via_record(record: dict[str, Any]) -> Outcome:
+    try:
+        return Outcome(validate_record(record), [])
+    except SchemaError as exc:
+        return Outcome(None, list(exc.problems))
+
+
+ENTRY_POINTS = pytest.mark.parametrize(
+    "check",
+    [via_records, via_object_frame, via_record],
+    ids=["validate-records", "validate-object-frame", "validate_record"],
+)
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def validate_raises(record: dict[str, Any]) -> list[SchemaError]:
+    """The SchemaError each entry point raises for a record whose columns are unusable."""
+    errors = []
+    frames = [
+        [record],
+        pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in record.items()}),
+    ]
+    for records in frames:
+        with pytest.raises(SchemaError) as info:
+            validate(records)
+        errors.append(info.value)
+    with pytest.raises(SchemaError) as info:
+        validate_record(record)
+    errors.append(info.value)
+    return errors
+
+
+# --------------------------------------------------------------------------- 1. aliases, units
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("column", "value", "field", "expected"),
+    [
+        ("crp_mg_dl", 0.25, "crp_mg_l", 2.5),
+        ("crp_mg_dl", " 0.25 ", "crp_mg_l", 2.5),
+        ("crp_mg_dl", 50, "crp_mg_l", 500.0),  # the top of the range, after conversion
+        ("bdnf_pg_ml", 27000, "bdnf_ng_ml", 27.0),
+        ("bdnf_pg_ml", "27000.0", "bdnf_ng_ml", 27.0),
+        ("bdnf_pg_ml", 200_000, "bdnf_ng_ml", 200.0),
+        ("crp_mg_l", 80, "crp_mg_l", 80.0),  # the canonical column is not converted
+        ("bdnf_ng_ml", 27, "bdnf_ng_ml", 27.0),
+    ],
+    ids=[
+        "crp-mg-dl-x10",
+        "crp-mg-dl-text",
+        "crp-mg-dl-top-of-range",
+        "bdnf-pg-ml-div1000",
+        "bdnf-pg-ml-text",
+        "bdnf-pg-ml-top-of-range",
+        "crp-mg-l-as-is",
+        "bdnf-ng-ml-as-is",
+    ],
+)
+def test_alias_converts_to_canonical_unit(check, column, value, field, expected):
+    outcome = check({column: value})
+    assert outcome.problems == []
+    assert outcome.clean[field] == pytest.approx(expected, rel=1e-12)
+    assert column == field or column not in outcome.clean  # an alias is not passed through
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("column", "value", "field", "converted"),
+    [
+        ("crp_mg_dl", 80, "crp_mg_l", "800 mg/L"),
+        ("crp_mg_dl", "50.1", "crp_mg_l", "501 mg/L"),
+        ("CRP (mg/dL)", 80, "crp_mg_l", "800 mg/L"),
+        ("bdnf_pg_ml", 250_000, "bdnf_ng_ml", "250 ng/mL"),
+        ("bdnf_pg_ml", -5, "bdnf_ng_ml", "-0.005 ng/mL"),
+    ],
+    ids=[
+        "crp-80-mg-dl",
+        "crp-50.1-mg-dl",
+        "crp-bracketed-unit",
+        "bdnf-250k-pg-ml",
+        "bdnf-negative",
+    ],
+)
+def test_alias_range_checked_after_conversion(check, column, value, field, converted):
+    outcome = check({column: value})
+    assert outcome.clean is None
+    assert outcome.reasons == [(column, Reason.OUT_OF_RANGE)]
+    (problem,) = outcome.problems
+    assert problem.field == field
+    assert f"(= {converted})" in problem.message
+
+
+# --------------------------------------------------------------------------- 2. header matching
+
+
+@pytest.mark.parametrize(
+    ("column", "field"),
+    [
+        ("CRP (mg/L)", "crp_mg_l"),
+        ("Patient ID", "patient_id"),
+        ("Delta Sleep Ratio", "delta_sleep_ratio"),
+        ("delta-sleep-ratio", "delta_sleep_ratio"),
+        ("  AGE_years  ", "age_years"),
+        ("Delta sleep ratio (ratio)", "delta_sleep_ratio"),
+        ("DELTA  sleep__ratio", "delta_sleep_ratio"),
+        ("Slow wave sleep pct (%)", "slow_wave_sleep_pct"),
+        ("BMI kg/m2", "bmi_kg_m2"),
+        ("Age [years]", "age_years"),
+        ("CRP (mg/dL)", "crp_mg_l"),
+        ("BDNF (pg/mL)", "bdnf_ng_ml"),
+    ],
+    ids=[
+        "crp-bracketed-unit",
+        "patient-id-spaces",
+        "title-case-spaces",
+        "hyphens",
+        "surrounding-spaces-upper-case",
+        "trailing-unit-dropped",
+        "runs-of-separators",
+        "bracketed-percent",
+        "slash-in-name",
+        "square-brackets",
+        "crp-alias",
+        "bdnf-alias",
+    ],
+)
+def test_match_columns_maps_spellings_to_fields(column, field):
+    match = match_columns((column,))
+    assert [s.field.name for s in match.sources] == [field]
+    assert match.unknown == ()
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("column", "value", "field", "expected"),
+    [
+        ("CRP (mg/L)", "0.9", "crp_mg_l", 0.9),
+        ("Patient ID", "A-17", "patient_id", "A-17"),
+        ("Delta Sleep Ratio", "1.2", "delta_sleep_ratio", 1.2),
+        ("delta-sleep-ratio", 1.2, "delta_sleep_ratio", 1.2),
+        ("  AGE_years  ", 45, "age_years", 45.0),
+        ("Delta sleep ratio (ratio)", "1.2", "delta_sleep_ratio", 1.2),
+        ("CRP (mg/dL)", "0.09", "crp_mg_l", 0.9),
+        ("SEX", "F", "sex", "female"),
+        ("Route", "IV", "route", "iv_ketamine"),
+    ],
+    ids=[
+        "crp-mg-l",
+        "patient-id",
+        "delta-sleep-ratio-title-case",
+        "delta-sleep-ratio-hyphens",
+        "age-spaces-upper-case",
+        "trailing-unit",
+        "crp-mg-dl-converted",
+        "sex-upper-case",
+        "route-title-case",
+    ],
+)
+def test_header_spelling_feeds_canonical_field(check, column, value, field, expected):
+    outcome = check({column: value})
+    assert outcome.problems == []
+    got = outcome.clean[field]
+    assert got == (pytest.approx(expected) if isinstance(expected, float) else expected)
+    assert column not in outcome.clean  # matched, so not passed through as an unknown column
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["crp", "CRP mg", "crp_mg_per_l", "age", "bdnf (ng/mL) extra", "sex (M/F) note", "delta sleep"],
+    ids=[
+        "crp-bare",
+        "crp-partial",
+        "crp-unit-words",
+        "age-bare",
+        "unit-not-trailing",
+        "two-parts",
+        "prefix-only",
+    ],
+)
+def test_match_columns_never_guesses_a_near_miss(column):
+    match = match_columns(("patient_id", column))
+    assert [s.field.name for s in match.sources] == ["patient_id"]
+    assert match.unknown == (1,)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("CRP (mg/L)", "crp_mg_l"),
+        ("  Patient ID ", "patient_id"),
+        ("delta-sleep--ratio", "delta_sleep_ratio"),
+        ("__age__years__", "age_years"),
+        (7, "7"),
+    ],
+    ids=["brackets-and-slash", "spaces", "hyphen-run", "leading-trailing-underscores", "not-a-str"],
+)
+def test_header_key_normalises(name, key):
+    assert header_key(name) == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    field=st.sampled_from(FIELDS),
+    data=st.data(),
+)
+def test_header_matching_accepts_any_case_and_separator(field, data):
+    parts = field.name.split("_")
+    separators = data.draw(
+        st.lists(
+            st.sampled_from([" ", "-", "_", "  ", " - ", "__"]),
+            min_size=len(parts) - 1,
+            max_size=len(parts) - 1,
+        )
+    )
+    name = parts[0] + "".join(sep + part for sep, part in zip(separators, parts[1:], strict=True))
+    flips = data.draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    name = "".join(c.upper() if flip else c for c, flip in zip(name, flips, strict=True))
+    pad = data.draw(st.sampled_from(["", " ", "\t"]))
+    unit = data.draw(st.sampled_from(["", " (units)", " [units]", "(x)"]))
+    column = f"{pad}{name}{unit}{pad}"
+    match = match_columns((column,))
+    assert [(s.field.name, s.alias) for s in match.sources] == [(field.name, None)]
+
+
+# --------------------------------------------------------------------------- 3. missing tokens
+
+
+MISSING_CELLS = [
+    "",
+    "   ",
+    "NA",
+    "na",
+    " N/A ",
+    "n/a",
+    "NaN",
+    "nan",
+    "NULL",
+    "null",
+    "Null",
+    ".",
+    " . ",
+    "-",
+    "\t-\n",
+    None,
+    float("nan"),
+    np.nan,
+    np.float32("nan"),
+    pd.NA,
+]
+MISSING_IDS = [
+    "empty",
+    "spaces",
+    "NA",
+    "na",
+    "N/A-padded",
+    "n/a",
+    "NaN",
+    "nan",
+    "NULL",
+    "null",
+    "Null",
+    "dot",
+    "dot-padded",
+    "dash",
+    "dash-tab-newline",
+    "None",
+    "float-nan",
+    "np-nan",
+    "float32-nan",
+    "pd-NA",
+]
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize("value", MISSING_CELLS, ids=MISSING_IDS)
+@pytest.mark.parametrize(
+    "field",
+    ["crp_mg_l", "failed_antidepressant_trials", "sex", "substance_use_disorder", "responded"],
+)
+def test_missing_token_is_missing_never_a_problem(check, value, field):
+    outcome = check({field: value, "age_years": 40})
+    assert outcome.problems == []
+    assert is_missing(outcome.clean[field])
+    assert outcome.clean["age_years"] == 40.0
+
+
+def test_missing_tokens_match_design():
+    assert {"", "na", "n/a", "nan", "null", ".", "-"} == MISSING_TOKENS
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    "value", ["none", "None", "NONE", " none "], ids=["lower", "title", "upper", "padded"]
+)
+def test_substance_use_disorder_none_is_a_level_not_missing(check, value):
+    outcome = check({"substance_use_disorder": value})
+    assert outcome.problems == []
+    assert outcome.clean["substance_use_disorder"] == "none"
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize("field", ["crp_mg_l", "history_of_psychosis"], ids=["number", "boolean"])
+def test_none_text_is_not_missing_outside_categories(check, field):
+    outcome = check({field: "none"})
+    assert outcome.clean is None
+    expected = Reason.NOT_A_NUMBER if field == "crp_mg_l" else Reason.NOT_A_BOOLEAN
+    assert outcome.reasons == [(field, expected)]
+
+
+# --------------------------------------------------------------------------- 4. booleans
+
+
+BOOLEAN_CELLS = [
+    ("yes", 1.0),
+    ("Yes", 1.0),
+    ("YES", 1.0),
+    (" yes ", 1.0),
+    ("y", 1.0),
+    ("Y", 1.0),
+    ("true", 1.0),
+    ("True", 1.0),
+    ("TRUE", 1.0),
+    ("1", 1.0),
+    ("1.0", 1.0),
+    (True, 1.0),
+    (np.True_, 1.0),
+    (1, 1.0),
+    (1.0, 1.0),
+    ("no", 0.0),
+    ("No", 0.0),
+    ("N", 0.0),
+    ("n", 0.0),
+    ("false", 0.0),
+    ("FALSE", 0.0),
+    ("0", 0.0),
+    ("0.0", 0.0),
+    (False, 0.0),
+    (0, 0.0),
+    (0.0, 0.0),
+    (-0.0, 0.0),
+]
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    BOOLEAN_CELLS,
+    ids=[f"{v!r}-{type(v).__name__}" for v, _ in BOOLEAN_CELLS],
+)
+def test_boolean_accepts_every_spelling(check, value, expected):
+    outcome = check({"family_history_alcohol_use_disorder": value, "current_naltrexone": value})
+    assert outcome.problems == []
+    assert outcome.clean["family_history_alcohol_use_disorder"] == expected
+    assert outcome.clean["current_naltrexone"] == expected
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    "value",
+    ["maybe", 2, "2", -1, 0.5, "yes please", "oui", "t", "ja", "1.5", "+1", "01"],
+    ids=[
+        "maybe",
+        "int-2",
+        "text-2",
+        "minus-1",
+        "half",
+        "phrase",
+        "oui",
+        "t",
+        "ja",
+        "text-1.5",
+        "plus-1",
+        "leading-zero",
+    ],
+)
+def test_boolean_rejects_other_values(check, value):
+    outcome = check({"family_history_alcohol_use_disorder": value})
+    assert outcome.clean is None
+    assert outcome.reasons == [("family_history_alcohol_use_disorder", Reason.NOT_A_BOOLEAN)]
+
+
+# --------------------------------------------------------------------------- 5. numbers
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (" 2.5 ", 2.5),
+        ("1e1", 10.0),
+        ("1E1", 10.0),
+        ("+3", 3.0),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("2.5e-1", 0.25),
+        ("\t7\n", 7.0),
+        ("\xa07\u3000", 7.0),
+        (7, 7.0),
+        (np.int64(7), 7.0),
+        (np.float32(0.5), 0.5),
+        (2.5, 2.5),
+    ],
+    ids=[
+        "padded",
+        "exponent",
+        "upper-exponent",
+        "plus-sign",
+        "leading-point",
+        "trailing-point",
+        "negative-exponent",
+        "tab-newline",
+        "unicode-spaces",
+        "int",
+        "np-int64",
+        "np-float32",
+        "float",
+    ],
+)
+def test_number_given_as_text_or_number_parses(check, value, expected):
+    outcome = check({"crp_mg_l": value})
+    assert outcome.problems == []
+    assert outcome.clean["crp_mg_l"] == expected
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    "value",
+    [
+        "high",
+        "1,5",
+        "1_000",
+        "1 000",
+        "0x10",
+        "--1",
+        "+-1",
+        "1e",
+        "e1",
+        "1.2.3",
+        "\uff15",  # fullwidth five
+        "١٢",
+        "2 mg",
+        "~3",
+        True,
+        False,
+        np.True_,
+    ],
+    ids=[
+        "word",
+        "decimal-comma",
+        "underscore",
+        "thousands-space",
+        "hex",
+        "double-minus",
+        "plus-minus",
+        "bare-exponent",
+        "no-mantissa",
+        "two-points",
+        "fullwidth-digit",
+        "arabic-indic-digits",
+        "with-unit",
+        "tilde",
+        "True",
+        "False",
+        "np-True",
+    ],
+)
+def test_number_rejects_text_and_bools(check, value):
+    outcome = check({"crp_mg_l": value, "age_years": 40})
+    assert outcome.clean is None
+    assert outcome.reasons == [("crp_mg_l", Reason.NOT_A_NUMBER)]
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    "value",
+    [
+        math.inf,
+        -math.inf,
+        np.inf,
+        "inf",
+        "-Infinity",
+        "INF",
+        "+inf",
+        "infinity",
+        " Inf ",
+        "1e400",
+        "-1e999",
+        10**400,
+        -(10**400),
+    ],
+    ids=[
+        "inf",
+        "-inf",
+        "np-inf",
+        "text-inf",
+        "text-minus-Infinity",
+        "upper",
+        "plus-inf",
+        "infinity",
+        "padded",
+        "overflowing-text",
+        "overflowing-negative-text",
+        "huge-int",
+        "huge-negative-int",
+    ],
+)
+def test_number_rejects_infinity(check, value):
+    outcome = check({"bmi_kg_m2": value})
+    assert outcome.clean is None
+    assert outcome.reasons == [("bmi_kg_m2", Reason.NOT_FINITE)]
+    assert "is not a finite number" in outcome.problems[0].message
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("column", "value", "rejected"),
+    [("crp_mg_dl", 1e308, True), ("crp_mg_dl", "1e308", True), ("bdnf_pg_ml", 1e-320, False)],
+    ids=["overflow-on-conversion", "overflow-on-conversion-text", "underflow-on-conversion"],
+)
+def test_unit_conversion_at_float_limits_warns_nothing(check, column, value, rejected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outcome = check({column: value})
+    if rejected:  # 1e308 mg/dL is 1e309 mg/L: beyond the range (and beyond a float)
+        assert outcome.reasons == [(column, Reason.OUT_OF_RANGE)]
+        assert "(= inf mg/L)" in outcome.problems[0].message
+    else:
+        assert outcome.problems == []
+        assert outcome.clean["bdnf_ng_ml"] == pytest.approx(0.0)
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    "text",
+    ["+477.0e-49", "+92285713.92285713e-109", "+306.306e-115", "+0.5", "+.25", "+3"],
+    ids=["exponent", "long-mantissa", "short-mantissa", "half", "leading-point", "int"],
+)
+def test_number_with_plus_sign_parses_exactly_as_without(check, text):
+    outcome = check({"crp_mg_l": text})
+    assert outcome.problems == []
+    assert outcome.clean["crp_mg_l"] == float(text) == float(text[1:])
+
+
+# --------------------------------------------------------------------------- 6. ranges
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("age_years", 12),
+        ("age_years", 17.99),
+        ("age_years", "100.5"),
+        ("bmi_kg_m2", 81),
+        ("bmi_kg_m2", "11.9"),
+        ("baseline_madrs", -1),
+        ("baseline_madrs", 61),
+        ("failed_antidepressant_trials", 31),
+        ("failed_antidepressant_trials", "-1"),
+        ("crp_mg_l", -0.1),
+        ("crp_mg_l", 500.5),
+        ("delta_sleep_ratio", 10.01),
+        ("slow_wave_sleep_pct", 61),
+        ("rhythm_relative_amplitude", 1.01),
+        ("rhythm_relative_amplitude", "-0.01"),
+        ("rhythm_interdaily_stability", 2),
+        ("true_probability", 1.5),
+    ],
+    ids=lambda v: str(v),
+)
+def test_value_outside_hard_range_is_out_of_range(check, field, value):
+    outcome = check({field: value})
+    assert outcome.clean is None
+    assert outcome.reasons == [(field, Reason.OUT_OF_RANGE)]
+    assert f"outside the plausible range {FIELDS_BY_NAME[field].range_text}" in (
+        outcome.problems[0].message
+    )
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize("field", [f.name for f in FIELDS if f.low is not None])
+def test_range_boundaries_are_inclusive(check, field):
+    low, high = FIELDS_BY_NAME[field].low, FIELDS_BY_NAME[field].high
+    for value in (low, high, str(low), f" {high} "):
+        outcome = check({field: value})
+        assert outcome.problems == [], value
+        assert outcome.clean[field] == float(value)
+
+
+# --------------------------------------------------------------------------- 7. integers
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("3.0", 3.0), ("3", 3.0), (3, 3.0), (3.0, 3.0), ("1e1", 10.0), (" 0 ", 0.0)],
+    ids=["text-3.0", "text-3", "int", "float", "exponent", "padded-zero"],
+)
+def test_integer_accepts_whole_numbers(check, value, expected):
+    outcome = check({"failed_antidepressant_trials": value})
+    assert outcome.problems == []
+    assert outcome.clean["failed_antidepressant_trials"] == expected
+    assert isinstance(outcome.clean["failed_antidepressant_trials"], float)
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2.5", Reason.NOT_AN_INTEGER),
+        (2.5, Reason.NOT_AN_INTEGER),
+        ("0.1", Reason.NOT_AN_INTEGER),
+        ("30.5", Reason.NOT_AN_INTEGER),
+        ("two", Reason.NOT_A_NUMBER),
+        ("inf", Reason.NOT_FINITE),
+        ("31", Reason.OUT_OF_RANGE),
+    ],
+    ids=["text-2.5", "float-2.5", "text-0.1", "text-30.5", "word", "inf", "too-many"],
+)
+def test_integer_rejects_fractions_with_reason(check, value, reason):
+    outcome = check({"failed_antidepressant_trials": value})
+    assert outcome.clean is None
+    assert outcome.reasons == [("failed_antidepressant_trials", reason)]
+
+
+# --------------------------------------------------------------------------- 8. categories
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("sex", "F", "female"),
+        ("sex", "f", "female"),
+        ("sex", "m", "male"),
+        ("sex", " Male ", "male"),
+        ("sex", "FEMALE", "female"),
+        ("route", "IV", "iv_ketamine"),
+        ("route", "iv", "iv_ketamine"),
+        ("route", "intranasal", "intranasal_esketamine"),
+        ("route", "Esketamine", "intranasal_esketamine"),
+        ("route", "IV_KETAMINE", "iv_ketamine"),
+        ("route", "intranasal_esketamine", "intranasal_esketamine"),
+        ("substance_use_disorder", "Past", "past"),
+        ("substance_use_disorder", "CURRENT", "current"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_category_level_aliases_normalise(check, field, value, expected):
+    outcome = check({field: value})
+    assert outcome.problems == []
+    assert outcome.clean[field] == expected
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sex", "other"),
+        ("sex", "fem"),
+        ("sex", 1),
+        ("sex", True),
+        ("route", "oral"),
+        ("route", "iv ketamine"),
+        ("route", "ketamine"),
+        ("substance_use_disorder", "no"),
+        ("substance_use_disorder", "yes"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_category_unknown_level_is_a_problem(check, field, value):
+    outcome = check({field: value})
+    assert outcome.clean is None
+    assert outcome.reasons == [(field, Reason.UNKNOWN_LEVEL)]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"sex": "F", "route": "iv"}, {"sex": "m", "route": "esketamine"}, {"sex": None}],
+        pd.DataFrame({"sex": pd.Series(["f", "NA", "MALE"], dtype=object)}),
+        [{"age_years": 40}],  # no category columns at all
+        [],
+    ],
+    ids=["list-of-dicts", "object-frame", "absent", "no-rows"],
+)
+def test_category_clean_column_is_categorical_with_schema_levels(records):
+    clean, problems = validate(records)
+    assert problems.empty
+    for field in FIELDS:
+        if field.kind is Kind.CATEGORY:
+            dtype = clean[field.name].dtype
+            assert isinstance(dtype, pd.CategoricalDtype), field.name
+            assert list(dtype.categories) == list(field.levels), field.name
+
+
+def test_category_values_in_frame_are_canonical():
+    clean, _ = validate([{"sex": "F", "route": "iv"}, {"sex": "m", "route": "esketamine"}, {}])
+    assert clean["sex"].tolist()[:2] == ["female", "male"]
+    assert clean["route"].tolist()[:2] == ["iv_ketamine", "intranasal_esketamine"]
+    assert clean[["sex", "route"]].iloc[2].isna().all()
+
+
+# --------------------------------------------------------------------------- 9. duplicate fields
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "field"),
+    [
+        ("crp_mg_l", "CRP (mg/dL)", "crp_mg_l"),
+        ("age_years", "Age (years)", "age_years"),
+        ("crp_mg_dl", "CRP (mg/dL)", "crp_mg_l"),
+        ("bdnf_ng_ml", "bdnf_pg_ml", "bdnf_ng_ml"),
+        ("Patient ID", "patient_id", "patient_id"),
+        ("sex", "SEX", "sex"),
+        ("delta_sleep_ratio", "Delta sleep ratio (ratio)", "delta_sleep_ratio"),
+    ],
+    ids=[
+        "crp-and-crp-mg-dl",
+        "age-and-bracketed-age",
+        "alias-twice",
+        "bdnf-units",
+        "patient-id",
+        "case-only",
+        "trailing-unit",
+    ],
+)
+def test_field_given_twice_is_duplicate_field_from_every_entry_point(first, second, field):
+    record = {first: "1", second: "1"}  # even when the two agree: never a guess
+    for error in validate_raises(record):
+        (problem,) = error.problems
+        assert problem.reason is Reason.DUPLICATE_FIELD
+        assert problem.field == field
+        assert problem.row is None
+        assert repr(first) in problem.message and repr(second) in problem.message
+        assert f"give {field}" in problem.message
+
+
+def test_duplicate_field_message_names_both_columns():
+    pattern = re.escape("columns 'crp_mg_l' and 'CRP (mg/dL)' both give crp_mg_l; keep one of them")
+    with pytest.raises(SchemaError, match=pattern):
+        validate_record({"crp_mg_l": 5, "CRP (mg/dL)": 0.5})
+    with pytest.raises(SchemaError, match=pattern):
+        validate([{"crp_mg_l": 5, "CRP (mg/dL)": 0.5}])
+
+
+def test_duplicate_fields_are_all_reported_at_once():
+    record = {"age_years": 40, "AGE-YEARS": 40, "Age (years)": 40, "sex": "f", "Sex": "f"}
+    for error in validate_raises(record):
+        assert [p.field for p in error.problems] == ["age_years", "sex"]
+        assert all(p.reason is Reason.DUPLICATE_FIELD for p in error.problems)
+        assert "all give age_years" in error.problems[0].message
+        assert "both give sex" in error.problems[1].message
+        assert str(error).startswith("2 problems with the input:")
+
+
+# --------------------------------------------------------------------------- 10. unknown columns
+
+
+def test_validate_passes_unknown_columns_through_after_schema_fields():
+    site = pd.Series(["north", "south", "east"], dtype=object)
+    visit = pd.Series(pd.to_datetime(["2024-01-02", "2024-02-03", "2024-03-04"]))
+    frame = pd.DataFrame(
+        {"site": site, "crp_mg_l": [1.0, 2.0, 3.0], "Visit Date": visit, "crp": [9, 8, 7]},
+        index=[5, 6, 7],
+    )
+    clean, problems = validate(frame)
+    assert problems.empty
+    assert list(clean.columns) == [*SCHEMA_ORDER, "site", "Visit Date", "crp"]
+    for column in ("site", "Visit Date", "crp"):
+        pd.testing.assert_series_equal(clean[column], frame[column])
+
+
+def test_validate_record_passes_unknown_keys_through_untouched():
+    note = ["anything", {"nested": 1}]
+    clean = validate_record({"note": note, "Age": " 41 ", "age_years": 40, "visit": None})
+    assert list(clean) == [*SCHEMA_ORDER, "note", "Age", "visit"]
+    assert clean["note"] is note
+    assert clean["Age"] == " 41 "
+    assert clean["visit"] is None
+    assert clean["age_years"] == 40.0
+
+
+# --------------------------------------------------------------------------- 11. every problem
+
+
+def test_validate_record_reports_every_problem_at_once():
+    record = {"age_years": 12, "sex": "other", "crp_mg_l": "high", "bmi_kg_m2": 25}
+    with pytest.raises(SchemaError, match=r"^3 problems with the input:") as info:
+        validate_record(record)
+    assert [(p.column, p.reason) for p in info.value.problems] == [
+        ("age_years", Reason.OUT_OF_RANGE),
+        ("sex", Reason.UNKNOWN_LEVEL),
+        ("crp_mg_l", Reason.NOT_A_NUMBER),
+    ]
+    assert [p.value for p in info.value.problems] == ["12", "other", "high"]
+    assert all(p.row is None for p in info.value.problems)
+
+
+def test_validate_reports_every_problem_of_a_row():
+    outcome = via_records({"age_years": 12, "sex": "other", "crp_mg_l": "high"})
+    assert outcome.clean is None
+    assert outcome.reasons == [
+        ("age_years", Reason.OUT_OF_RANGE),
+        ("sex", Reason.UNKNOWN_LEVEL),
+        ("crp_mg_l", Reason.NOT_A_NUMBER),
+    ]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [pd.RangeIndex(3), pd.Index([10, 20, 30]), pd.Index(["p1", "p2", "p3"]), pd.Index([7, 7, 8])],
+    ids=["range", "ints", "labels", "repeated-labels"],
+)
+def test_validate_keeps_valid_rows_and_index_labels(index):
+    frame = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c"],
+            "age_years": ["40", "twelve", "50"],
+            "sex": ["f", "x", "m"],
+        },
+        index=index,
+    )
+    clean, problems = validate(frame)
+    assert list(clean.index) == [index[0], index[2]]
+    assert clean["patient_id"].tolist() == ["a", "c"]
+    assert clean["age_years"].tolist() == [40.0, 50.0]
+    assert list(problems.columns) == list(PROBLEM_COLUMNS)
+    assert list(PROBLEM_COLUMNS) == ["row", "column", "field", "value", "reason", "message"]
+    assert problems["row"].tolist() == [index[1], index[1]]
+    assert problems["reason"].tolist() == ["not_a_number", "unknown_level"]
+    assert problems["value"].tolist() == ["twelve", "x"]
+
+
+def test_validate_problems_are_in_row_then_column_order():
+    frame = pd.DataFrame(
+        {"sex": ["x", "f", "y"], "age_years": [12, 40, 13]}, index=["r0", "r1", "r2"]
+    )
+    _, problems = validate(frame)
+    assert problems[["row", "column"]].values.tolist() == [
+        ["r0", "sex"],
+        ["r0", "age_years"],
+        ["r2", "sex"],
+        ["r2", "age_years"],
+    ]
+
+
+def test_validate_problem_row_is_a_plain_label():
+    _, problems = validate(pd.DataFrame({"age_years": [40, 12]}, index=np.array([3, 9])))
+    (row,) = problems["row"].tolist()
+    assert row == 9 and type(row) is int
+
+
+def test_validate_without_problems_has_an_empty_problems_table():
+    clean, problems = validate({"age_years": 40})
+    assert len(clean) == 1
+    assert problems.empty
+    assert list(problems.columns) == list(PROBLEM_COLUMNS)
+
+
+def test_validate_column_order_does_not_change_the_output():
+    record = {"sex": "f", "age_years": "40", "note": "x", "CRP (mg/dL)": "0.1", "route": "iv"}
+    forward, _ = validate([record])
+    backward, _ = validate([dict(reversed(record.items()))])
+    pd.testing.assert_frame_equal(forward, backward)
+
+
+@pytest.mark.parametrize(
+    "records",
+    ["age_years", b"age_years", 42, [{"age_years": 40}, "age_years"], [["age_years", 40]]],
+    ids=["str", "bytes", "int", "list-with-a-str", "list-of-lists"],
+)
+def test_validate_rejects_what_is_not_records(records):
+    with pytest.raises(TypeError, match="validate"):
+        validate(records)
+
+
+@pytest.mark.parametrize(
+    "record", [[("age_years", 40)], "age_years", None], ids=["list", "str", "None"]
+)
+def test_validate_record_rejects_what_is_not_a_dict(record):
+    with pytest.raises(TypeError, match=r"validate_record\(\) takes a dict"):
+        validate_record(record)
+
+
+# --------------------------------------------------------------------------- 12. clean dtypes
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"age_years": "40", "sex": "f", "history_of_psychosis": "no", "patient_id": "A1"}],
+        pd.DataFrame(
+            {"age_years": [40, 50], "history_of_psychosis": [True, False], "patient_id": [1, 2]}
+        ),
+        pd.DataFrame({"Route": pd.Series(["iv", "NA"], dtype=object)}),
+        {"note": "only an unknown column"},
+        [],
+    ],
+    ids=["text-record", "typed-frame", "object-frame", "no-schema-field", "no-rows"],
+)
+def test_clean_frame_has_every_field_in_schema_order_with_its_dtype(records):
+    clean, problems = validate(records)
+    assert problems.empty
+    assert list(clean.columns)[: len(FIELDS)] == SCHEMA_ORDER
+    for field in FIELDS:
+        dtype = clean[field.name].dtype
+        if field.kind in (Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN):
+            assert dtype == np.float64, field.name
+        elif field.kind is Kind.CATEGORY:
+            assert isinstance(dtype, pd.CategoricalDtype), field.name
+
+
+def test_clean_frame_fields_absent_from_input_are_all_missing():
+    clean, _ = validate([{"age_years": 40}, {"age_years": 50}])
+    absent = [name for name in SCHEMA_ORDER if name != "age_years"]
+    assert clean[absent].isna().all().all()
+    assert clean["age_years"].tolist() == [40.0, 50.0]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [["A-1", " b 2 ", None], [17, 18, None], ["NA", "-", "x"]],
+    ids=["text", "ints", "missing-tokens-are-ids"],
+)
+def test_clean_frame_keeps_patient_id_untouched(ids):
+    clean, problems = validate(pd.DataFrame({"Patient ID": pd.Series(ids, dtype=object)}))
+    assert problems.empty
+    got = clean["patient_id"].tolist()
+    assert got[:2] == ids[:2] and type(got[0]) is type(ids[0])
+    assert got[2] == ids[2] or (ids[2] is None and is_missing(got[2]))
+
+
+def test_validate_record_types_match_schema():
+    clean = validate_record(
+        {"age_years": "40", "sex": "F", "history_of_psychosis": "yes", "patient_id": 17}
+    )
+    assert list(clean) == SCHEMA_ORDER
+    assert clean["age_years"] == 40.0 and isinstance(clean["age_years"], float)
+    assert clean["history_of_psychosis"] == 1.0 and isinstance(clean["history_of_psychosis"], float)
+    assert clean["sex"] == "female"
+    assert clean["patient_id"] == 17  # text is passed through untouched
+    assert clean["route"] is None  # a category not given: None, not NaN
+    assert math.isnan(clean["crp_mg_l"])
+
+
+# --------------------------------------------------------------------------- 13. messages
+
+
+MESSAGES = [
+    (
+        {"CRP (mg/dL)": 80},
+        "CRP (mg/dL) = 80 (= 800 mg/L) is outside the plausible range 0 to 500 mg/L; "
+        "check the value and its unit",
+    ),
+    (
+        {"crp_mg_l": "high"},
+        "crp_mg_l = 'high' is not a number; give the value in mg/L, or use the column crp_mg_dl "
+        "for mg/dL, or leave it empty if not measured",
+    ),
+    (
+        {"bdnf_pg_ml": "lots"},
+        "bdnf_pg_ml = 'lots' is not a number; give the value in pg/mL",
+    ),
+    (
+        {"Age (years)": 12},
+        "Age (years) = 12 is outside the plausible range 18 to 100 years",
+    ),
+    (
+        {"rhythm_relative_amplitude": "1.01"},
+        "rhythm_relative_amplitude = 1.01 is outside the plausible range 0 to 1;",
+    ),
+    (
+        {"sex": "other"},
+        "sex = 'other' is not a known sex; use one of female, male (also f, m), in any case",
+    ),
+    (
+        {"history_of_psychosis": "maybe"},
+        "history_of_psychosis = 'maybe' is not yes or no; use yes/no, true/false, 1/0, y/n",
+    ),
+    (
+        {"failed_antidepressant_trials": "2.5"},
+        "failed_antidepressant_trials = 2.5 is not a whole number; give a count",
+    ),
+    (
+        {"bmi_kg_m2": "-Infinity"},
+        "bmi_kg_m2 = '-Infinity' is not a finite number; leave the cell empty",
+    ),
+]
+
+
+@ENTRY_POINTS
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    MESSAGES,
+    ids=[
+        "alias-range",
+        "not-a-number",
+        "alias-not-a-number",
+        "range-with-unit",
+        "range-unitless",
+        "unknown-level",
+        "not-a-boolean",
+        "not-an-integer",
+        "not-finite",
+    ],
+)
+def test_message_names_column_value_and_rule(check, record, expected):
+    (problem,) = check(record).problems
+    assert expected in problem.message
+    assert problem.column == next(iter(record))
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    MESSAGES[:4],
+    ids=["alias-range", "not-a-number", "alias-not-a-number", "range-with-unit"],
+)
+def test_schema_error_message_lists_the_problem(record, expected):
+    with pytest.raises(SchemaError, match="^1 problem with the input:\n  " + re.escape(expected)):
+        validate_record(record)
+
+
+def test_schema_error_is_a_value_error_carrying_problems():
+    with pytest.raises(ValueError, match=re.escape("age_years = 12 is outside")) as info:
+        validate_record({"age_years": 12, "sex": "x"})
+    error = info.value
+    assert isinstance(error, SchemaError)
+    assert isinstance(error.problems, tuple) and len(error.problems) == 2
+    assert error.problems[1] == Problem(
+        None, "sex", "sex", "x", Reason.UNKNOWN_LEVEL, error.problems[1].message
+    )
+
+
+# --------------------------------------------------------------------------- 14. properties
+
+
+_FACTORS = {f.name: [1.0, *(a.factor for a in f.aliases)] for f in PARSED_FIELDS}
+_NUMBERISH = st.from_regex(
+    r"\A\s?[+-]?(\d{0,12}\.?\d{0,12})([eE][+-]?\d{1,3})?\s?\Z", fullmatch=True
+)
+_TOKENS = st.sampled_from(
+    sorted(
+        {
+            *MISSING_TOKENS,
+            "NA",
+            "N/A",
+            "NULL",
+            "none",
+            "None",
+            "yes",
+            "No",
+            "Y",
+            "TRUE",
+            "1.0",
+            "0.0",
+            "-0.0",
+            "inf",
+            "-Infinity",
+            "+INF",
+            "female",
+            "F",
+            "m",
+            "IV",
+            "esketamine",
+            "past",
+            "current",
+            "2.5",
+            "3.0",
+            "1e1",
+            "+3",
+            " 2.5 ",
+            "1,5",
+            "1_000",
+            "high",
+        }
+    )
+)
+TEXT_CELLS = st.one_of(
+    st.text(),
+    st.text(alphabet=st.sampled_from(" \t\n\xa0\u2003\u3000\x1f")),
+    _NUMBERISH,
+    _TOKENS,
+    st.floats().map(str),
+    st.integers().map(str),
+)
+CELLS = st.one_of(
+    TEXT_CELLS,
+    st.floats(),
+    st.floats(width=32),
+    st.sampled_from([0.0, -0.0, 1.0, 5e-324, 1e-300, 1.7976931348623157e308, math.nan, math.inf]),
+    st.integers(),
+    st.sampled_from([10**400, -(10**400), 2**64, -(2**63) - 1]),
+    st.booleans(),
+    st.none(),
+)
+
+
+def _verdict_of_value(field, value, factor):
+    """``parse_value``'s verdict: (reason or None, parsed value, or converted if out of range)."""
+    parsed, reason = parse_value(field, value, factor)
+    return reason, parsed
+
+
+def _verdict_of_column(field, series, factor):
+    column = parse_column(field, series, factor)
+    assert column.codes.shape == (1,)
+    if column.bad[0]:
+        reason = column.reason(0)
+        if reason is Reason.OUT_OF_RANGE:
+            return reason, float(column.converted[0])
+        assert is_missing(column.values[0])
+        return reason, None
+    value = column.values[0]
+    if field.kind is Kind.CATEGORY:
+        return None, None if is_missing(value) else value
+    return None, float(value)
+
+
+def _same(a, b):
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(PARSED_FIELDS), value=CELLS, data=st.data())
+def test_parse_value_and_parse_column_agree(field, value, data):
+    factor = data.draw(st.sampled_from(_FACTORS[field.name]), label="factor")
+    dtype = data.draw(st.sampled_from([object, None]), label="dtype")  # None: pandas infers
+    scalar = _verdict_of_value(field, value, factor)
+    vector = _verdict_of_column(field, pd.Series([value], dtype=dtype), factor)
+    assert scalar[0] == vector[0]
+    assert _same(scalar[1], vector[1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(PARSED_FIELDS), value=TEXT_CELLS, data=st.data())
+def test_parse_value_and_parse_column_agree_on_text_series(field, value, data):
+    factor = data.draw(st.sampled_from(_FACTORS[field.name]), label="factor")
+    scalar = _verdict_of_value(field, value, factor)
+    vector = _verdict_of_column(field, pd.Series([value], dtype="str"), factor)
+    assert scalar[0] == vector[0]
+    assert _same(scalar[1], vector[1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=CELLS, as_object=st.booleans())
+def test_validate_any_value_gives_a_clean_row_or_problems(field, value, as_object):
+    cell = pd.Series([value], dtype=object) if as_object else [value]
+    clean, problems = validate(pd.DataFrame({field.name: cell}, index=["only"]))
+    if len(clean) == 0:
+        assert problems["row"].tolist() == ["only"]
+        assert problems["column"].tolist() == [field.name]
+        assert problems["reason"].iloc[0] in {r.value for r in Reason}
+        assert problems["message"].iloc[0].startswith(f"{field.name} = ")
+        return
+    assert problems.empty
+    assert list(clean.index) == ["only"]
+    got = clean[field.name].iloc[0]
+    if field.kind in (Kind.NUMBER, Kind.INTEGER) and not math.isnan(got):
+        assert field.low <= got <= field.high
+        assert field.kind is Kind.NUMBER or float(got).is_integer()
+    elif field.kind is Kind.BOOLEAN:
+        assert math.isnan(got) or got in (0.0, 1.0)
+    elif field.kind is Kind.CATEGORY:
+        assert is_missing(got) or got in field.levels
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(PARSED_FIELDS), value=CELLS)
+def test_validate_and_validate_record_agree(field, value):
+    frame = via_object_frame({field.name: value})
+    single = via_record({field.name: value})
+    assert frame.reasons == single.reasons
+    assert [p.message for p in frame.problems] == [p.message for p in single.problems]
+    if single.clean is not None:
+        assert _same(frame.clean[field.name], single.clean[field.name]) or (
+            is_missing(frame.clean[field.name]) and is_missing(single.clean[field.name])
+        )
