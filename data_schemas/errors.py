@@ -23,6 +23,7 @@ class Reason(StrEnum):
     UNKNOWN_LEVEL = "unknown_level"
     NOT_A_BOOLEAN = "not_a_boolean"
     DUPLICATE_FIELD = "duplicate_field"
+    UNIT_UNCLEAR = "unit_unclear"
 
 
 @dataclass(frozen=True)
@@ -139,3 +140,29 @@ def duplicate_field(field: Field, columns: list[str]) -> Problem:
     return Problem(
         None, columns[-1], field.name, ", ".join(columns), Reason.DUPLICATE_FIELD, message
     )
+
+
+def unit_unclear(column: str, field: Field, spellings: list[tuple[str, str]], said: str) -> Problem:
+    """The header problem of a column that names a measured field without a usable unit.
+
+    Parameters
+    ----------
+    column : str
+        The column as the input named it.
+    field : Field
+        The field the column seems to mean.
+    spellings : list of (name, unit)
+        The column names that would say the unit, e.g. ``[("crp_mg_l", "mg/L"), ...]``.
+    said : str
+        What is wrong with the unit: ``""`` when none is given, else the unit the name claims.
+    """
+    options = " or ".join(f"{name} for {unit}" for name, unit in spellings)
+    what = (
+        f"says {said}, which its name contradicts"
+        if said
+        else "does not give its unit in a form the schema knows"
+    )
+    message = (
+        f"column {column!r} {what}; name it {options}, so that no value is read in the wrong unit"
+    )
+    return Problem(None, column, field.name, column, Reason.UNIT_UNCLEAR, message)

@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from data_schemas.errors import Problem, Reason, SchemaError, describe, duplicate_field
+from data_schemas.errors import (
+    Problem,
+    Reason,
+    SchemaError,
+    describe,
+    duplicate_field,
+    unit_unclear,
+)
 from data_schemas.fields import FIELDS, Alias, Field, Kind
 from data_schemas.parse import parse_column, parse_value
 
@@ -32,7 +39,7 @@ def header_key(name: object) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(name).strip().casefold()).strip("_")
 
 
-_TRAILING_UNIT = re.compile(r"\s*[\(\[][^\(\)\[\]]*[\)\]]\s*$")
+_TRAILING_UNIT = re.compile(r"\s*[\(\[]([^\(\)\[\]]*)[\)\]]\s*$")
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,51 @@ class _Source:
         return Problem(row, str(self.column), self.field.name, text, reason, message)
 
 
-def _lookup_table() -> dict[str, tuple[Field, Alias | None]]:
-    table: dict[str, tuple[Field, Alias | None]] = {}
-    for f in FIELDS:
-        table[header_key(f.name)] = (f, None)
-        for alias in f.aliases:
-            table[header_key(alias.name)] = (f, alias)
-    return table
+def _spellings(field: Field) -> list[tuple[str, str, Alias | None]]:
+    """Every column name of a field, with its unit and alias: ``(name, unit, alias)``."""
+    return [(field.name, field.unit, None)] + [(a.name, a.unit, a) for a in field.aliases]
 
 
-_LOOKUP = _lookup_table()
+_LOOKUP: dict[str, tuple[Field, Alias | None]] = {
+    header_key(name): (f, alias) for f in FIELDS for name, _, alias in _spellings(f)
+}
+"""Normalised column name -> (field, alias) for every canonical name and alias."""
+
+_UNIT_KEYS: dict[str, dict[str, Alias | None]] = {
+    f.name: {header_key(unit): alias for _, unit, alias in _spellings(f) if unit} for f in FIELDS
+}
+"""Field -> normalised unit -> the alias that carries it (None: the canonical name)."""
+
+_STEMS: dict[str, Field] = {
+    header_key(name)[: -len(header_key(unit)) - 1]: f
+    for f in FIELDS
+    for name, unit, _ in _spellings(f)
+    if unit and header_key(name).endswith("_" + header_key(unit))
+}
+"""A field's name without its unit (``crp``, ``bdnf``, ``bmi``, ``age``) -> the field."""
+
+
+def _match_one(column: Any) -> tuple[Field, Alias | None] | Problem | None:
+    """The field (and alias) a column name gives, a header Problem, or None for unknown."""
+    key = header_key(column)
+    if key in _LOOKUP:
+        return _LOOKUP[key]
+    bracket = _TRAILING_UNIT.search(str(column))
+    bare = header_key(str(column)[: bracket.start()]) if bracket else key
+    field: Field | None = None
+    if bare in _LOOKUP:
+        field, alias = _LOOKUP[bare]
+        said = header_key(bracket.group(1))
+        units = _UNIT_KEYS[field.name]
+        if said not in units or units[said] is alias:  # no unit, or the name's own: fine
+            return field, alias
+        said = bracket.group(1).strip()
+    elif bare in _STEMS:
+        field, said = _STEMS[bare], ""
+    if field is None:
+        return None
+    spellings = [(name, unit) for name, unit, _ in _spellings(field)]
+    return unit_unclear(str(column), field, spellings, said)
 
 
 class ColumnMatch(NamedTuple):
@@ -79,10 +121,12 @@ class ColumnMatch(NamedTuple):
 
 @lru_cache(maxsize=256)
 def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
-    """Match input column names to fields; raise ``SchemaError`` if a field is given twice.
+    """Match input column names to fields; raise ``SchemaError`` listing every header problem.
 
     A name matches a field's canonical name or alias after :func:`header_key`; failing that,
     the name with a trailing bracketed unit dropped is tried (``"Delta sleep ratio (ratio)"``).
+    A field given under two names is an error, and so is a name that means a measured field but
+    leaves its unit unclear (``"CRP"``; ``"crp_mg_l (mg/dL)"``): never a guess.
 
     Parameters
     ----------
@@ -91,15 +135,17 @@ def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
     """
     by_field: dict[str, list[_Source]] = {}
     unknown = []
+    problems = []
     for position, column in enumerate(columns):
-        key = header_key(column)
-        hit = _LOOKUP.get(key) or _LOOKUP.get(header_key(_TRAILING_UNIT.sub("", str(column))))
+        hit = _match_one(column)
         if hit is None:
             unknown.append(position)
-            continue
-        field, alias = hit
-        by_field.setdefault(field.name, []).append(_Source(field, column, position, alias))
-    problems = [
+        elif isinstance(hit, Problem):
+            problems.append(hit)
+        else:
+            field, alias = hit
+            by_field.setdefault(field.name, []).append(_Source(field, column, position, alias))
+    problems += [
         duplicate_field(sources[0].field, [str(s.column) for s in sources])
         for sources in by_field.values()
         if len(sources) > 1

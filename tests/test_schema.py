@@ -245,21 +245,56 @@ def test_header_spelling_feeds_canonical_field(check, column, value, field, expe
 
 @pytest.mark.parametrize(
     "column",
-    ["crp", "CRP mg", "crp_mg_per_l", "age", "bdnf (ng/mL) extra", "sex (M/F) note", "delta sleep"],
-    ids=[
-        "crp-bare",
-        "crp-partial",
-        "crp-unit-words",
-        "age-bare",
-        "unit-not-trailing",
-        "two-parts",
-        "prefix-only",
-    ],
+    ["CRP mg", "crp_mg_per_l", "bdnf (ng/mL) extra", "sex (M/F) note", "delta sleep"],
+    ids=["crp-partial", "crp-unit-words", "unit-not-trailing", "two-parts", "prefix-only"],
 )
 def test_match_columns_never_guesses_a_near_miss(column):
     match = match_columns(("patient_id", column))
     assert [s.field.name for s in match.sources] == ["patient_id"]
     assert match.unknown == (1,)
+
+
+@pytest.mark.parametrize(
+    ("column", "field", "expected"),
+    [
+        ("CRP", "crp_mg_l", "does not give its unit.*crp_mg_l for mg/L or crp_mg_dl for mg/dL"),
+        ("crp", "crp_mg_l", "does not give its unit"),
+        ("BDNF", "bdnf_ng_ml", "bdnf_ng_ml for ng/mL or bdnf_pg_ml for pg/mL"),
+        ("Age", "age_years", "name it age_years for years"),
+        ("BMI", "bmi_kg_m2", "name it bmi_kg_m2 for kg/m2"),
+        ("crp (mg per litre)", "crp_mg_l", "does not give its unit in a form the schema knows"),
+        ("crp_mg_l (mg/dL)", "crp_mg_l", "says mg/dL, which its name contradicts"),
+        ("bdnf_ng_ml [pg/mL]", "bdnf_ng_ml", "says pg/mL, which its name contradicts"),
+    ],
+    ids=[
+        "crp-bare",
+        "crp-lower",
+        "bdnf-bare",
+        "age-bare",
+        "bmi-bare",
+        "crp-unknown-unit",
+        "crp-contradicting-unit",
+        "bdnf-contradicting-unit",
+    ],
+)
+@pytest.mark.parametrize("check", ["validate", "validate_record"])
+def test_column_with_unclear_unit_is_refused_never_dropped(check, column, field, expected):
+    entry = validate if check == "validate" else validate_record
+    with pytest.raises(SchemaError, match=expected) as exc:
+        entry({"patient_id": "A1", column: "1.0"})
+    (problem,) = exc.value.problems
+    assert (problem.column, problem.field, problem.reason) == (column, field, Reason.UNIT_UNCLEAR)
+    assert problem.row is None
+
+
+def test_header_problems_are_all_reported_at_once():
+    with pytest.raises(SchemaError) as exc:
+        match_columns(("CRP", "Age", "bmi_kg_m2", "BMI (kg/m2)"))
+    assert [p.reason for p in exc.value.problems] == [
+        Reason.UNIT_UNCLEAR,
+        Reason.UNIT_UNCLEAR,
+        Reason.DUPLICATE_FIELD,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -840,22 +875,22 @@ def test_validate_passes_unknown_columns_through_after_schema_fields():
     site = pd.Series(["north", "south", "east"], dtype=object)
     visit = pd.Series(pd.to_datetime(["2024-01-02", "2024-02-03", "2024-03-04"]))
     frame = pd.DataFrame(
-        {"site": site, "crp_mg_l": [1.0, 2.0, 3.0], "Visit Date": visit, "crp": [9, 8, 7]},
+        {"site": site, "crp_mg_l": [1.0, 2.0, 3.0], "Visit Date": visit, "lab comment": [9, 8, 7]},
         index=[5, 6, 7],
     )
     clean, problems = validate(frame)
     assert problems.empty
-    assert list(clean.columns) == [*SCHEMA_ORDER, "site", "Visit Date", "crp"]
-    for column in ("site", "Visit Date", "crp"):
+    assert list(clean.columns) == [*SCHEMA_ORDER, "site", "Visit Date", "lab comment"]
+    for column in ("site", "Visit Date", "lab comment"):
         pd.testing.assert_series_equal(clean[column], frame[column])
 
 
 def test_validate_record_passes_unknown_keys_through_untouched():
     note = ["anything", {"nested": 1}]
-    clean = validate_record({"note": note, "Age": " 41 ", "age_years": 40, "visit": None})
-    assert list(clean) == [*SCHEMA_ORDER, "note", "Age", "visit"]
+    clean = validate_record({"note": note, "Age group": " 41-50 ", "age_years": 40, "visit": None})
+    assert list(clean) == [*SCHEMA_ORDER, "note", "Age group", "visit"]
     assert clean["note"] is note
-    assert clean["Age"] == " 41 "
+    assert clean["Age group"] == " 41-50 "
     assert clean["visit"] is None
     assert clean["age_years"] == 40.0
 
