@@ -30,7 +30,7 @@ hard ranges):
 * ``delta_sleep_ratio``: log DSR = log(1.17) - 0.005 (age - 44) + 0.26 z, z standard normal
   (mean about 1.2; healthy sleepers would be 1.5-2.5), two decimals.
 * ``slow_wave_sleep_pct``: N3 % follows DSR and age and has no effect of its own:
-  log(N3 / 9) = 0.09 z - 0.018 (age - 44) + normal(0, 0.45); 0.5-45, one decimal (mean about
+  log(N3 / 9) = 0.08 z - 0.018 (age - 44) + normal(0, 0.45); 0.5-45, one decimal (mean about
   10%, r about 0.25 with DSR and -0.4 with age).
 * ``rhythm_relative_amplitude`` and ``rhythm_interdaily_stability``: logit-normal, RA about
   0.75 +/- 0.12 and IS about 0.50 +/- 0.13, correlated (r about 0.5); RA falls slightly with
@@ -162,7 +162,7 @@ def _draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
     bdnf = _truncated_normal(rng, 22.0, 7.0, 3.0, 60.0, n)
     z_sleep = rng.standard_normal(n)
     dsr = np.exp(np.log(1.17) - 0.005 * (age - 44.0) + 0.26 * z_sleep)
-    sws = 9.0 * np.exp(0.09 * z_sleep - 0.018 * (age - 44.0) + rng.normal(0.0, 0.45, n))
+    sws = 9.0 * np.exp(0.08 * z_sleep - 0.018 * (age - 44.0) + rng.normal(0.0, 0.45, n))
     z_rhythm = rng.standard_normal(n)
     z_stability = 0.5 * z_rhythm + np.sqrt(0.75) * rng.standard_normal(n)
     ra = expit(1.15 - 0.01 * (age - 44.0) + 0.68 * z_rhythm)
