@@ -73,8 +73,11 @@ def _unit_hint(field: Field, alias: Alias | None) -> str:
     if alias is not None:
         return f"give the value in {alias.unit}"
     hint = f"give the value in {field.unit}" if field.unit else "give a number"
-    for other in field.aliases:
-        hint += f", or use the column {other.name} for {other.unit}"
+    other_units = {
+        a.unit: a.name for a in reversed(field.aliases) if a.unit not in ("", field.unit)
+    }
+    for unit, name in reversed(other_units.items()):
+        hint += f", or use the column {name} for {unit}"
     return hint
 
 
@@ -142,8 +145,10 @@ def duplicate_field(field: Field, columns: list[str]) -> Problem:
     )
 
 
-def unit_unclear(column: str, field: Field, spellings: list[tuple[str, str]], said: str) -> Problem:
-    """The header problem of a column that names a measured field without a usable unit.
+def unit_unclear(
+    column: str, field: Field, spellings: list[tuple[str, str]], said: str, named: str
+) -> Problem:
+    """The header problem of a column that means a measured field without a usable unit.
 
     Parameters
     ----------
@@ -154,14 +159,17 @@ def unit_unclear(column: str, field: Field, spellings: list[tuple[str, str]], sa
     spellings : list of (name, unit)
         The column names that would say the unit, e.g. ``[("crp_mg_l", "mg/L"), ...]``.
     said : str
-        What is wrong with the unit: ``""`` when none is given, else the unit the name claims.
+        The unit the header gives in brackets (``""``: none).
+    named : str
+        The unit the rest of the name carries (``""``: none).
     """
     options = " or ".join(f"{name} for {unit}" for name, unit in spellings)
-    what = (
-        f"says {said}, which its name contradicts"
-        if said
-        else "does not give its unit in a form the schema knows"
-    )
+    if not said:
+        what = "does not say its unit"
+    elif named:
+        what = f"gives the unit {said!r}, but its name says {named}"
+    else:
+        what = f"gives the unit {said!r}, which is none of the schema's units for {field.name}"
     message = (
         f"column {column!r} {what}; name it {options}, so that no value is read in the wrong unit"
     )

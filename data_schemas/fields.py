@@ -50,7 +50,7 @@ class Alias:
     """
 
     name: str
-    unit: str
+    unit: str = ""
     factor: float = 1.0
 
 
@@ -78,6 +78,8 @@ class Field:
         Other spellings of a level (matched case-insensitively) -> canonical level.
     aliases : tuple of Alias
         Other column names carrying the same field, possibly in another unit.
+    unit_synonyms : tuple of str
+        Other ways a header may write the canonical unit in brackets (``"yrs"`` for years).
     measured_by : str
         The test or instrument that produces the value (``"polysomnography"``...); fields
         measured by the same test go missing together.
@@ -93,6 +95,7 @@ class Field:
     levels: tuple[str, ...] = ()
     level_aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     aliases: tuple[Alias, ...] = ()
+    unit_synonyms: tuple[str, ...] = ()
     measured_by: str = ""
 
     def __post_init__(self) -> None:
@@ -111,7 +114,15 @@ class Field:
         return f"{self.low:g} to {self.high:g}{unit}"
 
 
-BOOLEAN_SPELLINGS = "yes/no, true/false, 1/0, y/n"
+BOOLEAN_PAIRS: tuple[tuple[str, str], ...] = (
+    ("yes", "no"),
+    ("true", "false"),
+    ("1", "0"),
+    ("y", "n"),
+)
+"""How a boolean may be spelled (any case): (true, false) pairs."""
+
+BOOLEAN_SPELLINGS = ", ".join(f"{yes}/{no}" for yes, no in BOOLEAN_PAIRS)
 
 FIELDS: tuple[Field, ...] = (
     Field(
@@ -128,6 +139,7 @@ FIELDS: tuple[Field, ...] = (
         unit="years",
         low=18,
         high=100,
+        unit_synonyms=("y", "yr", "yrs", "year"),
     ),
     Field(
         "sex",
@@ -154,6 +166,8 @@ FIELDS: tuple[Field, ...] = (
         unit="MADRS points",
         low=0,
         high=60,
+        aliases=(Alias("madrs"), Alias("madrs_baseline"), Alias("baseline_madrs_score")),
+        unit_synonyms=("points", "score"),
     ),
     Field(
         "failed_antidepressant_trials",
@@ -163,6 +177,7 @@ FIELDS: tuple[Field, ...] = (
         unit="count in this episode",
         low=0,
         high=30,
+        unit_synonyms=("count", "n"),
     ),
     Field(
         "route",
@@ -184,7 +199,11 @@ FIELDS: tuple[Field, ...] = (
         unit="mg/L",
         low=0,
         high=500,
-        aliases=(Alias("crp_mg_dl", unit="mg/dL", factor=10.0),),
+        aliases=(
+            Alias("crp_mg_dl", unit="mg/dL", factor=10.0),
+            Alias("hs_crp_mg_l", unit="mg/L"),
+            Alias("hs_crp_mg_dl", unit="mg/dL", factor=10.0),
+        ),
         measured_by="blood test (hs-CRP)",
     ),
     Field(
@@ -195,7 +214,11 @@ FIELDS: tuple[Field, ...] = (
         unit="ng/mL",
         low=0,
         high=200,
-        aliases=(Alias("bdnf_pg_ml", unit="pg/mL", factor=0.001),),
+        aliases=(
+            Alias("bdnf_pg_ml", unit="pg/mL", factor=0.001),
+            Alias("serum_bdnf_ng_ml", unit="ng/mL"),
+            Alias("serum_bdnf_pg_ml", unit="pg/mL", factor=0.001),
+        ),
         measured_by="blood test (serum BDNF)",
     ),
     Field(
@@ -215,6 +238,8 @@ FIELDS: tuple[Field, ...] = (
         unit="% of total sleep time",
         low=0,
         high=60,
+        aliases=(Alias("n3_pct", unit="% of total sleep time"),),
+        unit_synonyms=("%", "pct", "percent", "% tst"),
         measured_by="polysomnography",
     ),
     Field(
@@ -247,6 +272,7 @@ FIELDS: tuple[Field, ...] = (
         Kind.BOOLEAN,
         Role.PREDICTOR,
         "Alcohol use disorder in a first-degree relative.",
+        aliases=(Alias("family_history_of_alcohol_use_disorder"), Alias("family_history_aud")),
     ),
     Field(
         "history_of_psychosis",
@@ -305,7 +331,9 @@ def markdown_table(fields: tuple[Field, ...] = FIELDS) -> str:
     ]
     for f in fields:
         levels = ", ".join(f.levels)
-        accepted = [f"{a.name} ({a.unit}, x{a.factor:g})" for a in f.aliases]
+        accepted = [
+            f"{a.name} ({a.unit}, x{a.factor:g})" if a.factor != 1.0 else a.name for a in f.aliases
+        ]
         accepted += [f"{spelling} -> {level}" for spelling, level in f.level_aliases.items()]
         if f.kind is Kind.BOOLEAN:
             levels, accepted = "yes / no", [BOOLEAN_SPELLINGS]

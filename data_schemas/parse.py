@@ -16,14 +16,17 @@ import numpy as np
 import pandas as pd
 
 from data_schemas.errors import Reason
-from data_schemas.fields import Field, Kind
+from data_schemas.fields import BOOLEAN_PAIRS, Field, Kind
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", ".", "-"})
 """Cell texts meaning "not recorded" (compared after stripping and case-folding)."""
 
 BOOLEAN_TOKENS = {
-    **dict.fromkeys(("yes", "y", "true", "1", "1.0"), 1.0),
-    **dict.fromkeys(("no", "n", "false", "0", "0.0", "-0.0"), 0.0),
+    **{yes: 1.0 for yes, _ in BOOLEAN_PAIRS},
+    **{no: 0.0 for _, no in BOOLEAN_PAIRS},
+    "1.0": 1.0,
+    "0.0": 0.0,
+    "-0.0": 0.0,
 }
 """Boolean spellings (compared after stripping and case-folding) -> 1.0 / 0.0.
 
@@ -35,10 +38,17 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 
 
+def header_key(name: object) -> str:
+    """Normalise a name: case-folded, with runs of spaces, hyphens, underscores and other
+    punctuation turned into one underscore (``"CRP (mg/L)"`` -> ``"crp_mg_l"``). Column names and
+    category levels are both matched by it (``"IV ketamine"`` -> ``"iv_ketamine"``)."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().casefold()).strip("_")
+
+
 def level_lookup(field: Field) -> dict[str, str]:
-    """Case-folded spelling -> canonical level, for a category field."""
-    lookup = {level.casefold(): level for level in field.levels}
-    lookup.update({alias.casefold(): level for alias, level in field.level_aliases.items()})
+    """Normalised spelling (:func:`header_key`) -> canonical level, for a category field."""
+    lookup = {header_key(level): level for level in field.levels}
+    lookup.update({header_key(alias): level for alias, level in field.level_aliases.items()})
     return lookup
 
 
@@ -104,7 +114,7 @@ def parse_value(field: Field, value: Any, factor: float = 1.0) -> tuple[Any, Rea
         return (None if field.kind is Kind.CATEGORY else math.nan), None
     cell = _as_number_or_text(value)
     if field.kind is Kind.CATEGORY:
-        level = level_lookup(field).get(str(cell).casefold())
+        level = level_lookup(field).get(header_key(cell))
         return (level, None) if level is not None else (None, Reason.UNKNOWN_LEVEL)
     if field.kind is Kind.BOOLEAN:
         flag = BOOLEAN_TOKENS.get(cell.casefold()) if isinstance(cell, str) else None
@@ -157,9 +167,10 @@ class ParsedColumn:
 
 
 def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Stripped, case-folded text of each cell, and the missing mask."""
-    text = series.astype("str").str.strip().str.casefold()
-    missing = (text.isna() | text.isin(MISSING_TOKENS)).to_numpy()
+    """Stripped, case-folded text of each cell (NaN where absent), and the missing mask."""
+    absent = series.isna().to_numpy()  # before astype: pandas 2 turns None into "None"
+    text = series.astype("str").str.strip().str.casefold().where(~absent)
+    missing = absent | text.isin(MISSING_TOKENS).to_numpy()
     return text, missing
 
 
@@ -192,7 +203,10 @@ def parse_column(field: Field, series: pd.Series, factor: float = 1.0) -> Parsed
         number = None
 
     if field.kind is Kind.CATEGORY:
-        levels = text.map(level_lookup(field)).to_numpy(dtype=object, na_value=None)
+        lookup = level_lookup(field)
+        spelled = {value: lookup.get(header_key(value)) for value in text.dropna().unique()}
+        levels = text.map(spelled).to_numpy(dtype=object, na_value=None, copy=True)
+        levels[missing] = None
         known = np.not_equal(levels, None)
         flag(~known & ~missing, Reason.UNKNOWN_LEVEL)
         return ParsedColumn(pd.Categorical(levels, categories=field.levels), codes, nothing)

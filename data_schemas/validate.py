@@ -28,23 +28,23 @@ from data_schemas.errors import (
     unit_unclear,
 )
 from data_schemas.fields import FIELDS, Alias, Field, Kind
-from data_schemas.parse import parse_column, parse_value
+from data_schemas.parse import header_key, parse_column, parse_value
 
 PROBLEM_COLUMNS = ("row", "column", "field", "value", "reason", "message")
 
 
-def header_key(name: object) -> str:
-    """Normalise a column name: case-folded, with runs of spaces, hyphens, underscores and
-    other punctuation turned into one underscore (``"CRP (mg/L)"`` -> ``"crp_mg_l"``)."""
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().casefold()).strip("_")
+def unit_key(unit: str) -> str:
+    """Normalise a unit as written in a header: ``"kg/m²"``, ``"kg/m^2"`` -> ``"kg/m2"``."""
+    folded = unit.casefold().replace("²", "2").replace("^", "").replace("µ", "u")
+    return re.sub(r"\s+", "", folded.replace("μ", "u"))
 
 
 _TRAILING_UNIT = re.compile(r"\s*[\(\[]([^\(\)\[\]]*)[\)\]]\s*$")
 
 
 @dataclass(frozen=True)
-class _Source:
-    """Where one field's values come from: the input column and its unit conversion."""
+class ColumnSource:
+    """Where one field's values come from: the input column, its position and its alias."""
 
     field: Field
     column: Any
@@ -53,6 +53,7 @@ class _Source:
 
     @property
     def factor(self) -> float:
+        """Multiply a value in this column by this to get the field's canonical unit."""
         return 1.0 if self.alias is None else self.alias.factor
 
     def problem(self, row: Any, raw: Any, reason: Reason, value: Any) -> Problem:
@@ -65,75 +66,108 @@ class _Source:
         return Problem(row, str(self.column), self.field.name, text, reason, message)
 
 
-def _spellings(field: Field) -> list[tuple[str, str, Alias | None]]:
-    """Every column name of a field, with its unit and alias: ``(name, unit, alias)``."""
-    return [(field.name, field.unit, None)] + [(a.name, a.unit, a) for a in field.aliases]
+@dataclass(frozen=True)
+class _Spelling:
+    """One column name of a field, the unit values under it are in, and how a header may write
+    that unit in brackets."""
+
+    field: Field
+    name: str
+    alias: Alias | None
+    unit: str
+    units: frozenset[str]
 
 
-_LOOKUP: dict[str, tuple[Field, Alias | None]] = {
-    header_key(name): (f, alias) for f in FIELDS for name, _, alias in _spellings(f)
-}
-"""Normalised column name -> (field, alias) for every canonical name and alias."""
+def _spellings(field: Field) -> list[_Spelling]:
+    spellings = []
+    for name, alias in [(field.name, None), *((a.name, a) for a in field.aliases)]:
+        unit = (alias.unit if alias else "") or field.unit
+        forms = [unit, *field.unit_synonyms] if unit == field.unit else [unit]
+        spellings.append(_Spelling(field, name, alias, unit, frozenset(map(unit_key, forms))))
+    return spellings
 
-_UNIT_KEYS: dict[str, dict[str, Alias | None]] = {
-    f.name: {header_key(unit): alias for _, unit, alias in _spellings(f) if unit} for f in FIELDS
-}
-"""Field -> normalised unit -> the alias that carries it (None: the canonical name)."""
+
+_SPELLINGS = [s for f in FIELDS for s in _spellings(f)]
+_LOOKUP: dict[str, _Spelling] = {header_key(s.name): s for s in _SPELLINGS}
+"""Normalised column name -> its spelling, for every canonical name and alias."""
 
 _STEMS: dict[str, Field] = {
-    header_key(name)[: -len(header_key(unit)) - 1]: f
-    for f in FIELDS
-    for name, unit, _ in _spellings(f)
-    if unit and header_key(name).endswith("_" + header_key(unit))
+    header_key(s.name)[: -len(header_key(form)) - 1]: s.field
+    for s in _SPELLINGS
+    for form in (s.unit, *s.field.unit_synonyms)
+    if s.unit and header_key(form) and header_key(s.name).endswith("_" + header_key(form))
 }
-"""A field's name without its unit (``crp``, ``bdnf``, ``bmi``, ``age``) -> the field."""
+"""A column name without its unit (``crp``, ``bdnf``, ``age``, ``slow_wave_sleep``) -> field."""
 
 
-def _match_one(column: Any) -> tuple[Field, Alias | None] | Problem | None:
-    """The field (and alias) a column name gives, a header Problem, or None for unknown."""
-    key = header_key(column)
+def _unit_problem(column: str, field: Field, said: str, named: str) -> Problem:
+    options = {}
+    for s in _spellings(field):
+        options.setdefault(s.unit, s.name)
+    return unit_unclear(column, field, [(n, u) for u, n in options.items()], said, named)
+
+
+def _match_one(column: Any) -> _Spelling | Problem | None:
+    """The spelling a column name gives, a header Problem, or None for an unknown column.
+
+    A bracketed unit must be one the matched name carries; a name that means a measured field
+    but gives no unit it carries is a problem: never a guess in either direction.
+    """
+    text = str(column)
+    key = header_key(text)
     if key in _LOOKUP:
         return _LOOKUP[key]
-    bracket = _TRAILING_UNIT.search(str(column))
-    bare = header_key(str(column)[: bracket.start()]) if bracket else key
-    field: Field | None = None
+    bracket = _TRAILING_UNIT.search(text)
+    if bracket is None:
+        return _unit_problem(text, _STEMS[key], "", "") if key in _STEMS else None
+    bare, said = header_key(text[: bracket.start()]), bracket.group(1).strip()
     if bare in _LOOKUP:
-        field, alias = _LOOKUP[bare]
-        said = header_key(bracket.group(1))
-        units = _UNIT_KEYS[field.name]
-        if said not in units or units[said] is alias:  # no unit, or the name's own: fine
-            return field, alias
-        said = bracket.group(1).strip()
-    elif bare in _STEMS:
-        field, said = _STEMS[bare], ""
-    if field is None:
-        return None
-    spellings = [(name, unit) for name, unit, _ in _spellings(field)]
-    return unit_unclear(str(column), field, spellings, said)
+        spelling = _LOOKUP[bare]
+        if not spelling.unit or unit_key(said) in spelling.units:
+            return spelling  # a note on a unitless field, or the name's own unit
+        return _unit_problem(text, spelling.field, said, spelling.unit)
+    if bare in _STEMS:
+        field = _STEMS[bare]
+        fits = [s for s in _spellings(field) if unit_key(said) in s.units]
+        return fits[0] if fits else _unit_problem(text, field, said, "")
+    return None
 
 
 class ColumnMatch(NamedTuple):
-    """The result of matching input column names to schema fields."""
+    """The result of matching input column names to schema fields.
 
-    sources: tuple[_Source, ...]  # one per matched field, in schema order
-    unknown: tuple[int, ...]  # positions of columns that match no field (passed through)
+    Attributes
+    ----------
+    sources : tuple of ColumnSource
+        One per field given exactly once, in schema order.
+    unknown : tuple of int
+        Positions of the columns that match no field (passed through untouched).
+    problems : tuple of Problem
+        Header problems (``row`` None): a field given twice, a unit that is unclear.
+    """
+
+    sources: tuple[ColumnSource, ...]
+    unknown: tuple[int, ...]
+    problems: tuple[Problem, ...]
 
 
 @lru_cache(maxsize=256)
 def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
-    """Match input column names to fields; raise ``SchemaError`` listing every header problem.
+    """Match input column names to schema fields, collecting every header problem.
 
-    A name matches a field's canonical name or alias after :func:`header_key`; failing that,
-    the name with a trailing bracketed unit dropped is tried (``"Delta sleep ratio (ratio)"``).
-    A field given under two names is an error, and so is a name that means a measured field but
-    leaves its unit unclear (``"CRP"``; ``"crp_mg_l (mg/dL)"``): never a guess.
+    A name matches a field's canonical name or alias after :func:`header_key`
+    (``"CRP (mg/L)"`` is ``crp_mg_l``); failing that, a trailing bracketed unit is checked
+    against the units the rest of the name carries (``"Age (yrs)"`` is ``age_years``,
+    ``"Delta sleep ratio (ratio)"`` is ``delta_sleep_ratio``). A field given under two names
+    is a problem, and so is a name that means a measured field but leaves its unit unclear or
+    contradicts it (``"CRP"``, ``"crp_mg_l (mg/dL)"``, ``"crp_mg_l (nmol/L)"``): never a guess.
 
     Parameters
     ----------
     columns : tuple
         The input's column names, in order.
     """
-    by_field: dict[str, list[_Source]] = {}
+    by_field: dict[str, list[ColumnSource]] = {}
     unknown = []
     problems = []
     for position, column in enumerate(columns):
@@ -143,17 +177,15 @@ def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
         elif isinstance(hit, Problem):
             problems.append(hit)
         else:
-            field, alias = hit
-            by_field.setdefault(field.name, []).append(_Source(field, column, position, alias))
+            source = ColumnSource(hit.field, column, position, hit.alias)
+            by_field.setdefault(hit.field.name, []).append(source)
     problems += [
         duplicate_field(sources[0].field, [str(s.column) for s in sources])
         for sources in by_field.values()
         if len(sources) > 1
     ]
-    if problems:
-        raise SchemaError(problems)
-    ordered = tuple(by_field[f.name][0] for f in FIELDS if f.name in by_field)
-    return ColumnMatch(ordered, tuple(unknown))
+    sources = tuple(by_field[f.name][0] for f in FIELDS if len(by_field.get(f.name, ())) == 1)
+    return ColumnMatch(sources, tuple(unknown), tuple(problems))
 
 
 class ValidationResult(NamedTuple):
@@ -221,7 +253,8 @@ def validate(
     Raises
     ------
     SchemaError
-        If the columns themselves are unusable (one field given under two names).
+        If the columns themselves are unusable (a field given under two names, a column whose
+        unit is unclear), listing every such problem.
 
     Examples
     --------
@@ -234,6 +267,8 @@ def validate(
     """
     frame = _as_frame(records)
     match = match_columns(tuple(frame.columns))
+    if match.problems:
+        raise SchemaError(match.problems)
     n = len(frame)
     sources = {s.field.name: s for s in match.sources}
     columns: dict[str, Any] = {}
@@ -286,7 +321,8 @@ def validate_record(record: Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     SchemaError
-        With one ``Problem`` per bad value (``row`` is None).
+        With one ``Problem`` per bad value and per header problem (``row`` is None); a field
+        whose column is itself a problem (given twice, unclear unit) is not read at all.
 
     Examples
     --------
@@ -305,7 +341,7 @@ def validate_record(record: Mapping[str, Any]) -> dict[str, Any]:
     match = match_columns(keys)
     sources = {s.field.name: s for s in match.sources}
     clean: dict[str, Any] = {}
-    problems = []
+    problems = list(match.problems)
     for field in FIELDS:
         source = sources.get(field.name)
         if source is None:

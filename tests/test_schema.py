@@ -257,14 +257,18 @@ def test_match_columns_never_guesses_a_near_miss(column):
 @pytest.mark.parametrize(
     ("column", "field", "expected"),
     [
-        ("CRP", "crp_mg_l", "does not give its unit.*crp_mg_l for mg/L or crp_mg_dl for mg/dL"),
-        ("crp", "crp_mg_l", "does not give its unit"),
+        ("CRP", "crp_mg_l", "does not say its unit.*crp_mg_l for mg/L or crp_mg_dl for mg/dL"),
+        ("crp", "crp_mg_l", "does not say its unit"),
         ("BDNF", "bdnf_ng_ml", "bdnf_ng_ml for ng/mL or bdnf_pg_ml for pg/mL"),
         ("Age", "age_years", "name it age_years for years"),
         ("BMI", "bmi_kg_m2", "name it bmi_kg_m2 for kg/m2"),
-        ("crp (mg per litre)", "crp_mg_l", "does not give its unit in a form the schema knows"),
-        ("crp_mg_l (mg/dL)", "crp_mg_l", "says mg/dL, which its name contradicts"),
-        ("bdnf_ng_ml [pg/mL]", "bdnf_ng_ml", "says pg/mL, which its name contradicts"),
+        ("Slow wave sleep", "slow_wave_sleep_pct", "does not say its unit"),
+        ("crp (mg per litre)", "crp_mg_l", "'mg per litre', which is none of the schema's units"),
+        ("crp_mg_l (mg/dL)", "crp_mg_l", "gives the unit 'mg/dL', but its name says mg/L"),
+        ("crp_mg_l (nmol/L)", "crp_mg_l", "gives the unit 'nmol/L', but its name says mg/L"),
+        ("bdnf_ng_ml [pg/mL]", "bdnf_ng_ml", "gives the unit 'pg/mL', but its name says ng/mL"),
+        ("slow_wave_sleep_pct (min)", "slow_wave_sleep_pct", "gives the unit 'min'"),
+        ("Age (months)", "age_years", "'months', which is none of the schema's units"),
     ],
     ids=[
         "crp-bare",
@@ -272,9 +276,13 @@ def test_match_columns_never_guesses_a_near_miss(column):
         "bdnf-bare",
         "age-bare",
         "bmi-bare",
+        "sws-bare",
         "crp-unknown-unit",
         "crp-contradicting-unit",
+        "crp-foreign-unit",
         "bdnf-contradicting-unit",
+        "sws-minutes",
+        "age-months",
     ],
 )
 @pytest.mark.parametrize("check", ["validate", "validate_record"])
@@ -287,10 +295,55 @@ def test_column_with_unclear_unit_is_refused_never_dropped(check, column, field,
     assert problem.row is None
 
 
+@pytest.mark.parametrize(
+    ("column", "field", "value", "expected"),
+    [
+        ("hs-CRP (mg/L)", "crp_mg_l", "0.9", 0.9),
+        ("hs-CRP (mg/dL)", "crp_mg_l", "0.25", 2.5),
+        ("Serum BDNF (ng/mL)", "bdnf_ng_ml", "27", 27.0),
+        ("Serum BDNF (pg/mL)", "bdnf_ng_ml", "27000", 27.0),
+        ("MADRS", "baseline_madrs", "31", 31.0),
+        ("Baseline MADRS (points)", "baseline_madrs", "31", 31.0),
+        ("Slow wave sleep (%)", "slow_wave_sleep_pct", "9.5", 9.5),
+        ("N3 (% TST)", "slow_wave_sleep_pct", "9.5", 9.5),
+        ("Age (yrs)", "age_years", "41", 41.0),
+        ("BMI (kg/m²)", "bmi_kg_m2", "27.5", 27.5),
+        ("BMI (kg/m^2)", "bmi_kg_m2", "27.5", 27.5),
+        ("Failed antidepressant trials (n)", "failed_antidepressant_trials", "3", 3.0),
+        ("Family history of alcohol use disorder", "family_history_alcohol_use_disorder", "y", 1.0),
+        ("Rhythm relative amplitude (a.u.)", "rhythm_relative_amplitude", "0.8", 0.8),
+    ],
+    ids=[
+        "hs-crp",
+        "hs-crp-mg-dl",
+        "serum-bdnf",
+        "serum-bdnf-pg",
+        "madrs",
+        "madrs-points",
+        "sws-percent",
+        "n3-percent-tst",
+        "age-yrs",
+        "bmi-superscript",
+        "bmi-caret",
+        "trials-n",
+        "family-history-of",
+        "unitless-note",
+    ],
+)
+@pytest.mark.parametrize("check", ["validate", "validate_record"])
+def test_clinic_header_spellings_are_read(check, column, field, value, expected):
+    if check == "validate":
+        clean, problems = validate({column: value})
+        assert problems.empty
+        assert clean.loc[0, field] == pytest.approx(expected)
+    else:
+        assert validate_record({column: value})[field] == pytest.approx(expected)
+
+
 def test_header_problems_are_all_reported_at_once():
-    with pytest.raises(SchemaError) as exc:
-        match_columns(("CRP", "Age", "bmi_kg_m2", "BMI (kg/m2)"))
-    assert [p.reason for p in exc.value.problems] == [
+    match = match_columns(("CRP", "Age", "bmi_kg_m2", "BMI (kg/m2)", "sex"))
+    assert [s.field.name for s in match.sources] == ["sex"]
+    assert [p.reason for p in match.problems] == [
         Reason.UNIT_UNCLEAR,
         Reason.UNIT_UNCLEAR,
         Reason.DUPLICATE_FIELD,
@@ -330,10 +383,16 @@ def test_header_matching_accepts_any_case_and_separator(field, data):
     flips = data.draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
     name = "".join(c.upper() if flip else c for c, flip in zip(name, flips, strict=True))
     pad = data.draw(st.sampled_from(["", " ", "\t"]))
-    unit = data.draw(st.sampled_from(["", " (units)", " [units]", "(x)"]))
-    column = f"{pad}{name}{unit}{pad}"
+    bracket = data.draw(st.sampled_from(["", " (units)", " [units]", "(x)", "own"]))
+    bracket = f" ({field.unit})" if bracket == "own" else bracket
+    column = f"{pad}{name}{bracket}{pad}"
     match = match_columns((column,))
-    assert [(s.field.name, s.alias) for s in match.sources] == [(field.name, None)]
+    if field.unit and bracket and bracket != f" ({field.unit})":
+        # A unit that is not the field's own is refused, never ignored.
+        assert [p.reason for p in match.problems] == [Reason.UNIT_UNCLEAR]
+        assert match.sources == ()
+    else:
+        assert [(s.field.name, s.alias) for s in match.sources] == [(field.name, None)]
 
 
 # --------------------------------------------------------------------------- 3. missing tokens
@@ -755,6 +814,9 @@ def test_integer_rejects_fractions_with_reason(check, value, reason):
         ("route", "Esketamine", "intranasal_esketamine"),
         ("route", "IV_KETAMINE", "iv_ketamine"),
         ("route", "intranasal_esketamine", "intranasal_esketamine"),
+        ("route", "IV ketamine", "iv_ketamine"),
+        ("route", "IV-ketamine", "iv_ketamine"),
+        ("route", "Intranasal esketamine", "intranasal_esketamine"),
         ("substance_use_disorder", "Past", "past"),
         ("substance_use_disorder", "CURRENT", "current"),
     ],
@@ -775,8 +837,8 @@ def test_category_level_aliases_normalise(check, field, value, expected):
         ("sex", 1),
         ("sex", True),
         ("route", "oral"),
-        ("route", "iv ketamine"),
         ("route", "ketamine"),
+        ("route", "iv ketamine infusion"),
         ("substance_use_disorder", "no"),
         ("substance_use_disorder", "yes"),
     ],
@@ -1292,3 +1354,15 @@ def test_validate_and_validate_record_agree(field, value):
         assert _same(frame.clean[field.name], single.clean[field.name]) or (
             is_missing(frame.clean[field.name]) and is_missing(single.clean[field.name])
         )
+
+
+def test_validate_record_reports_header_and_value_problems_together():
+    record = {"crp_mg_l": "1", "CRP (mg/dL)": "0.1", "age_years": 5, "sex": "x", "BDNF": "20"}
+    with pytest.raises(SchemaError) as exc:
+        validate_record(record)
+    assert sorted((p.field, p.reason) for p in exc.value.problems) == [
+        ("age_years", Reason.OUT_OF_RANGE),
+        ("bdnf_ng_ml", Reason.UNIT_UNCLEAR),
+        ("crp_mg_l", Reason.DUPLICATE_FIELD),
+        ("sex", Reason.UNKNOWN_LEVEL),
+    ]
