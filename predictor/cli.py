@@ -40,6 +40,10 @@ def _whole_number(minimum: int):
     return parse
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -80,12 +84,19 @@ def run_simulate(args: argparse.Namespace) -> int:
 def read_csv_text(path: str) -> pd.DataFrame:
     """Read a CSV file as text cells (nothing converted, nothing treated as missing yet).
 
-    ``"-"`` reads standard input. Raises ``UsageError`` for a missing, empty or non-text file.
+    The header is read as it stands: pandas would rename a repeated name (``crp_mg_l.1``) and so
+    hide a field given twice from validation. ``"-"`` reads standard input. Raises
+    ``UsageError`` for a missing, empty or non-text file.
     """
     source = sys.stdin.buffer if path == "-" else path
     try:
-        return pd.read_csv(
-            source, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True
+        rows = pd.read_csv(
+            source,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
         )
     except FileNotFoundError as exc:
         raise UsageError(f"{path}: no such file") from exc
@@ -93,6 +104,9 @@ def read_csv_text(path: str) -> pd.DataFrame:
         raise UsageError(f"{path}: the file is empty") from exc
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise UsageError(f"{path}: not a readable CSV text file ({exc})") from exc
+    frame = rows.iloc[1:].reset_index(drop=True)
+    frame.columns = rows.iloc[0].tolist()
+    return frame
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -106,8 +120,8 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.problems:
         _write_csv(problems.rename(columns={"row": "record"}), args.problems)
     _say(
-        f"{len(frame):,} records: {len(clean):,} valid, {len(frame) - len(clean):,} with "
-        f"problems ({len(problems):,} problem{'s' if len(problems) != 1 else ''})"
+        f"{_count(len(frame), 'record')}: {len(clean):,} valid, {len(frame) - len(clean):,} "
+        f"with problems ({_count(len(problems), 'problem')})"
     )
     for message in problems["message"].head(args.show):
         _say(f"  {message}")

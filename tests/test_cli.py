@@ -156,3 +156,30 @@ def test_atomic_output_replaces_on_success(tmp_path: Path) -> None:
         handle.write("new\n")
     assert target.read_text() == "new\n"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_cli_validate_refuses_a_repeated_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("patient_id,crp_mg_l,crp_mg_l\nA,1.0,50\n")
+    assert main(["validate", str(source)]) == 2
+    assert "'crp_mg_l' and 'crp_mg_l' both give crp_mg_l" in capsys.readouterr().err
+
+
+def test_cli_validate_keeps_repeated_unknown_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("note,crp_mg_l,note\nx,1.0,y\n")
+    assert main(["validate", str(source)]) == 0
+    assert "1 record: 1 valid" in capsys.readouterr().err
+
+
+def test_cli_validate_header_only_file_has_no_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("patient_id,crp_mg_l\n")
+    assert main(["validate", str(source)]) == 0
+    assert "0 records" in capsys.readouterr().err
