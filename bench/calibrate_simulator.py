@@ -1,4 +1,4 @@
-"""Solve the simulator's response-model effects so the cohort reproduces literature.md's targets.
+"""Solve the simulator's response-model effects so the cohort reproduces the literature targets.
 
 Each free effect is paired with the target it mainly drives (the intercept with T1, the route
 effect with T2, ...); all are solved together, because the contrasts are marginal and confounded
@@ -19,7 +19,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 
 from predictor.cohort_targets import TARGETS
-from predictor.synthetic import RESPONSE_MODEL, _draw_patients, response_logit
+from predictor.synthetic import RESPONSE_MODEL, draw_patients, response_logit
 
 FREE = {  # effect -> the target it mainly drives
     "intercept": "T1",
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args()
 
-    patients = _draw_patients(args.n, np.random.default_rng(args.seed))
+    patients = draw_patients(args.n, np.random.default_rng(args.seed))
     targets = {t.id: t for t in TARGETS}
 
     def model_from(x: np.ndarray):

@@ -13,21 +13,8 @@ import time
 
 import pandas as pd
 
-from predictor.cohort_targets import measure_targets
+from predictor.cohort_targets import measure_targets, targets_markdown
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
-
-
-def targets_markdown(n: int = 50_000, seed: int = DEFAULT_SEED) -> str:
-    """The targets table in Markdown, measured on ``simulate_cohort(n, seed=seed)``."""
-    report = measure_targets(simulate_cohort(n, seed=seed))
-    lines = [
-        f"| id | quantity | target | reached (n = {n:,}, seed {seed}) |",
-        "|---|---|---|---|",
-    ]
-    for row in report.itertuples():
-        band = f"{row.low:.2f} to {row.high:.2f}"
-        lines.append(f"| {row.id} | {row.quantity} | {band} | {row.value:.3f} |")
-    return "\n".join(lines) + "\n"
 
 
 def sweep(seeds: int, n: int) -> None:
@@ -57,7 +44,8 @@ def main() -> None:
         sweep(args.sweep, args.n)
         return
     if args.markdown:
-        print(targets_markdown(args.n, args.seed), end="")
+        cohort = simulate_cohort(args.n, seed=args.seed)
+        print(targets_markdown(cohort, label=f" (n = {args.n:,}, seed {args.seed})"), end="")
         return
     started = time.perf_counter()
     cohort = simulate_cohort(args.n, seed=args.seed)

@@ -1,9 +1,11 @@
 """The literature targets a simulated cohort is held to, and how each is measured.
 
-This is literature.md's "Simulator targets" table as data. The tests assert every row on
-n = 50,000; ``bench/simulator_targets.py`` prints them; ``bench/calibrate_simulator.py`` solves
-the response model's effects against them. Contrasts are marginal (a crude comparison of the
-simulated population, confounding included); tertiles are among patients with the value measured.
+This is the "Simulator targets" table of the project's literature review (literature.md, kept
+with the design documents), as data, with each source's figure and tolerance. The tests assert
+every row on n = 50,000; ``bench/simulator_targets.py`` prints them, and
+``bench/calibrate_simulator.py`` solves the response model's effects against them. Contrasts are
+marginal (a crude comparison of the simulated population, confounding included); tertiles are
+among patients with the value measured.
 """
 
 from __future__ import annotations
@@ -225,3 +227,20 @@ def measure_targets(cohort: pd.DataFrame, outcome: str = "responded") -> pd.Data
         value = t.measure(cohort, outcome)
         rows.append((t.id, t.quantity, t.target, t.low, t.high, value, t.low <= value <= t.high))
     return pd.DataFrame(rows, columns=["id", "quantity", "target", "low", "high", "value", "ok"])
+
+
+def targets_markdown(cohort: pd.DataFrame, *, label: str = "") -> str:
+    """The targets table in Markdown (as the README shows it), measured on ``cohort``.
+
+    Parameters
+    ----------
+    cohort : pandas.DataFrame
+        A simulated cohort.
+    label : str
+        Says which cohort, in the header of the "reached" column.
+    """
+    lines = [f"| id | quantity | target | reached{label} |", "|---|---|---|---|"]
+    for row in measure_targets(cohort).itertuples():
+        band = f"{row.low:.2f} to {row.high:.2f}"
+        lines.append(f"| {row.id} | {row.quantity} | {band} | {row.value:.3f} |")
+    return "\n".join(lines) + "\n"

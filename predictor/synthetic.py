@@ -1,10 +1,11 @@
 """Synthetic cohort of ketamine-treated patients, simulated from published effect sizes.
 
 No public patient-level data links these biomarkers to ketamine response, so the shipped model is
-trained on a simulated cohort. ``../shared/literature.md`` is the specification: the sources, and
-a table of targets (response rates, contrasts, marginals, missingness, oracle AUC) that the tests
-hold this simulator to (:mod:`predictor.cohort_targets`). The evidence for several predictors is
-thin; the simulator encodes the direction the sources report, at a modest size.
+trained on a simulated cohort. The project's literature review is the specification: the
+published sources, and a table of targets (response rates, contrasts, marginals, missingness,
+oracle AUC) that the tests hold this simulator to, kept here as :mod:`predictor.cohort_targets`.
+The evidence for several predictors is thin; the simulator encodes the direction the sources
+report, at a modest size.
 
 Data-generating process
 -----------------------
@@ -69,13 +70,16 @@ log-odds scale with smooth shapes (:class:`ResponseModel` holds the effects)::
 
 N3 % has no term: its association with response comes only through DSR and age.
 
-A biomarker that was not recorded contributes 0, the term of a typical patient (each shape is 0
-near the population median); an unknown family history contributes the population average,
-0.35 x family_history_aud. The response model
+A biomarker that was not recorded contributes 0, the term of a typical patient: each shape is 0
+at a typical value (CRP 1.7 mg/L, between the clinical cut-offs of 1 and 3; BDNF 22 ng/mL;
+DSR 1.2; RA 0.75; IS 0.50; BMI 29; 3 failed trials; age 44; MADRS 32). An unknown family
+history contributes the population average, 0.35 x family_history_aud. (The simulator always
+records route, sex and SUD status; in other data a missing one contributes 0, as the reference
+level does: intranasal, male, no SUD.) The response model
 is thus written on the data a clinic actually has, so ``true_probability`` is exactly
 P(response | the recorded record), the ceiling that a model of these fields can reach, and its
 AUC (the oracle AUC) is the yardstick for a fitted model. The effects were solved so that the
-cohort reproduces literature.md's targets: ``python bench/calibrate_simulator.py`` re-solves
+cohort reproduces the literature targets: ``python bench/calibrate_simulator.py`` re-solves
 them and ``python bench/simulator_targets.py`` prints every target against the value reached.
 """
 
@@ -87,7 +91,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
-from data_schemas import FIELDS, Kind
+from data_schemas import validate
 
 DEFAULT_SEED = 0
 FAMILY_HISTORY_AUD_PREVALENCE = 0.35
@@ -128,7 +132,7 @@ RESPONSE_MODEL = ResponseModel(
     bmi=0.364,
     failed_trials=-0.293,
 )
-"""The effects solved by ``bench/calibrate_simulator.py`` to reproduce literature.md."""
+"""The effects solved by ``bench/calibrate_simulator.py`` to reproduce the literature targets."""
 
 
 def _truncated_normal(
@@ -144,8 +148,9 @@ def _truncated_normal(
     return mean + sd * ndtri(a + (b - a) * rng.random(size))
 
 
-def _draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Draw ``n`` recorded patient records (no outcome), in the schema's canonical form."""
+def draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw ``n`` recorded patient records, without outcome or id (the first half of
+    :func:`simulate_cohort`; the calibration script solves the response model on its output)."""
     age = np.round(_truncated_normal(rng, 44.0, 13.0, 18.0, 80.0, n))
     female = rng.random(n) < 0.60
     bmi = np.exp(_truncated_normal(rng, np.log(28.4), 0.20, np.log(16.0), np.log(60.0), n))
@@ -253,20 +258,6 @@ def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL
     return eta
 
 
-def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every schema field, in schema order and with the schema's dtypes."""
-    columns = {}
-    for field in FIELDS:
-        values = frame[field.name]
-        if field.kind is Kind.CATEGORY:
-            columns[field.name] = pd.Categorical(values, categories=field.levels)
-        elif field.kind is Kind.TEXT:
-            columns[field.name] = values.to_numpy(dtype=object)
-        else:
-            columns[field.name] = values.to_numpy(dtype=np.float64)
-    return pd.DataFrame(columns, index=frame.index)
-
-
 def simulate_cohort(
     n: int,
     *,
@@ -307,10 +298,13 @@ def simulate_cohort(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed = {seed!r}: the seed must be a whole number >= 0")
     rng = np.random.default_rng(seed)
-    patients = _draw_patients(int(n), rng)
+    patients = draw_patients(int(n), rng)
     probability = expit(response_logit(patients, model))
     patients["responded"] = (rng.random(int(n)) < probability).astype(float)
     patients["true_probability"] = probability
     width = len(str(n))
     patients["patient_id"] = [f"S{seed}-{k:0{width}d}" for k in range(1, int(n) + 1)]
-    return _canonical(patients)
+    cohort, problems = validate(patients)  # schema order and dtypes, and a check of every value
+    if not problems.empty:
+        raise RuntimeError(f"the simulator wrote values the schema refuses:\n{problems}")
+    return cohort

@@ -14,11 +14,16 @@ import pytest
 
 import predictor.synthetic
 from data_schemas import markdown_table
+from predictor.cohort_targets import targets_markdown
+from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-sys.path.insert(0, str(ROOT / "bench"))
-from simulator_targets import targets_markdown  # noqa: E402
+
+
+def _literature_targets() -> str:
+    cohort = simulate_cohort(50_000, seed=DEFAULT_SEED)
+    return targets_markdown(cohort, label=f" (n = 50,000, seed {DEFAULT_SEED})")
 
 
 def _data_generating_process() -> str:
@@ -29,7 +34,7 @@ def _data_generating_process() -> str:
 SECTIONS = {
     "schema table": markdown_table,
     "data-generating process": _data_generating_process,
-    "literature targets": targets_markdown,
+    "literature targets": _literature_targets,
 }
 
 
