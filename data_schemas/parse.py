@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas.errors import Reason
-from data_schemas.fields import BOOLEAN_PAIRS, Field, Kind
+from data_schemas.fields import BOOLEAN_PAIRS, FIELDS, Field, Kind
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", ".", "-"})
 """Cell texts meaning "not recorded" (compared after stripping and case-folding)."""
@@ -45,11 +45,20 @@ def header_key(name: object) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(name).strip().casefold()).strip("_")
 
 
-def level_lookup(field: Field) -> dict[str, str]:
-    """Normalised spelling (:func:`header_key`) -> canonical level, for a category field."""
+def _level_lookup(field: Field) -> dict[str, str]:
     lookup = {header_key(level): level for level in field.levels}
     lookup.update({header_key(alias): level for alias, level in field.level_aliases.items()})
     return lookup
+
+
+_LEVEL_LOOKUPS = {id(f): _level_lookup(f) for f in FIELDS if f.kind is Kind.CATEGORY}
+
+
+def level_lookup(field: Field) -> dict[str, str]:
+    """Normalised spelling (:func:`header_key`) -> canonical level, for a category field
+    (built once for the schema's own fields)."""
+    lookup = _LEVEL_LOOKUPS.get(id(field))
+    return lookup if lookup is not None else _level_lookup(field)
 
 
 # --------------------------------------------------------------------------- scalar path
