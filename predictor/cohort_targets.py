@@ -48,6 +48,11 @@ def _difference(
     return lambda c, y: _rate(c, y, first(c)) - _rate(c, y, second(c))
 
 
+def _levels(column: str, first: object, second: object) -> Callable[[pd.DataFrame, str], float]:
+    """Response rate where ``column == first`` minus where ``column == second``."""
+    return _difference(lambda c: c[column] == first, lambda c: c[column] == second)
+
+
 def _tertiles(column: str) -> Callable[[pd.DataFrame, str], float]:
     """Response rate in the top tertile of ``column`` minus the bottom one (measured only)."""
 
@@ -79,9 +84,7 @@ TARGETS: tuple[Target, ...] = (
         "response rate, IV ketamine minus intranasal esketamine",
         0.07,
         0.03,
-        _difference(
-            lambda c: c.route == "iv_ketamine", lambda c: c.route == "intranasal_esketamine"
-        ),
+        _levels("route", "iv_ketamine", "intranasal_esketamine"),
     ),
     Target(
         "T3",
@@ -126,30 +129,21 @@ TARGETS: tuple[Target, ...] = (
         "response rate, no SUD minus current SUD",
         0.20,
         0.04,
-        _difference(
-            lambda c: c.substance_use_disorder == "none",
-            lambda c: c.substance_use_disorder == "current",
-        ),
+        _levels("substance_use_disorder", "none", "current"),
     ),
     Target(
         "T10",
         "response rate, no SUD minus past SUD",
         0.08,
         0.03,
-        _difference(
-            lambda c: c.substance_use_disorder == "none",
-            lambda c: c.substance_use_disorder == "past",
-        ),
+        _levels("substance_use_disorder", "none", "past"),
     ),
     Target(
         "T11",
         "response rate, family history of AUD yes minus no",
         0.15,
         0.03,
-        _difference(
-            lambda c: c.family_history_alcohol_use_disorder == 1.0,
-            lambda c: c.family_history_alcohol_use_disorder == 0.0,
-        ),
+        _levels("family_history_alcohol_use_disorder", 1.0, 0.0),
     ),
     Target(
         "T12",
