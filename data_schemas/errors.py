@@ -73,11 +73,9 @@ def _unit_hint(field: Field, alias: Alias | None) -> str:
     if alias is not None:
         return f"give the value in {alias.unit}"
     hint = f"give the value in {field.unit}" if field.unit else "give a number"
-    other_units = {
-        a.unit: a.name for a in reversed(field.aliases) if a.unit not in ("", field.unit)
-    }
-    for unit, name in reversed(other_units.items()):
-        hint += f", or use the column {name} for {unit}"
+    for unit, name in field.columns_by_unit().items():
+        if unit != field.unit:
+            hint += f", or use the column {name} for {unit}"
     return hint
 
 
@@ -145,9 +143,7 @@ def duplicate_field(field: Field, columns: list[str]) -> Problem:
     )
 
 
-def unit_unclear(
-    column: str, field: Field, spellings: list[tuple[str, str]], said: str, named: str
-) -> Problem:
+def unit_unclear(column: str, field: Field, said: str, named: str) -> Problem:
     """The header problem of a column that means a measured field without a usable unit.
 
     Parameters
@@ -155,15 +151,13 @@ def unit_unclear(
     column : str
         The column as the input named it.
     field : Field
-        The field the column seems to mean.
-    spellings : list of (name, unit)
-        The column names that would say the unit, e.g. ``[("crp_mg_l", "mg/L"), ...]``.
+        The field the column seems to mean; the message names its column for each unit.
     said : str
         The unit the header gives in brackets (``""``: none).
     named : str
         The unit the rest of the name carries (``""``: none).
     """
-    options = " or ".join(f"{name} for {unit}" for name, unit in spellings)
+    options = " or ".join(f"{name} for {unit}" for unit, name in field.columns_by_unit().items())
     if not said:
         what = "does not say its unit"
     elif named:

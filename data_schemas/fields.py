@@ -105,6 +105,15 @@ class Field:
             raise ValueError(f"{self.name}: a level alias points to an unknown level")
         object.__setattr__(self, "level_aliases", MappingProxyType(dict(self.level_aliases)))
 
+    def columns_by_unit(self) -> dict[str, str]:
+        """Unit -> the first column name that carries it, canonical name first
+        (``{"mg/L": "crp_mg_l", "mg/dL": "crp_mg_dl"}``); for messages that say which column to
+        use for which unit."""
+        columns: dict[str, str] = {}
+        for name, unit in [(self.name, self.unit), *((a.name, a.unit) for a in self.aliases)]:
+            columns.setdefault(unit or self.unit, name)
+        return columns
+
     @property
     def range_text(self) -> str:
         """The hard range as ``"0 to 500 mg/L"``, or ``""`` when there is none."""

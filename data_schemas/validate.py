@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -75,36 +75,39 @@ class _Spelling:
     name: str
     alias: Alias | None
     unit: str
-    units: frozenset[str]
+    forms: tuple[str, ...]  # the unit as written, and its synonyms when it is the field's own
+
+    @cached_property
+    def units(self) -> frozenset[str]:
+        """The forms a bracketed unit may take after :func:`unit_key`."""
+        return frozenset(map(unit_key, self.forms))
 
 
-def _spellings(field: Field) -> list[_Spelling]:
+def _spellings(field: Field) -> tuple[_Spelling, ...]:
     spellings = []
     for name, alias in [(field.name, None), *((a.name, a) for a in field.aliases)]:
         unit = (alias.unit if alias else "") or field.unit
-        forms = [unit, *field.unit_synonyms] if unit == field.unit else [unit]
-        spellings.append(_Spelling(field, name, alias, unit, frozenset(map(unit_key, forms))))
-    return spellings
+        forms = (unit, *field.unit_synonyms) if unit == field.unit else (unit,)
+        spellings.append(_Spelling(field, name, alias, unit, forms if unit else ()))
+    return tuple(spellings)
 
 
-_SPELLINGS = [s for f in FIELDS for s in _spellings(f)]
-_LOOKUP: dict[str, _Spelling] = {header_key(s.name): s for s in _SPELLINGS}
+_SPELLINGS = {f.name: _spellings(f) for f in FIELDS}
+"""Field name -> its spellings: the canonical name first, then the aliases."""
+
+_LOOKUP: dict[str, _Spelling] = {
+    header_key(s.name): s for spellings in _SPELLINGS.values() for s in spellings
+}
 """Normalised column name -> its spelling, for every canonical name and alias."""
 
 _STEMS: dict[str, Field] = {
     header_key(s.name)[: -len(header_key(form)) - 1]: s.field
-    for s in _SPELLINGS
-    for form in (s.unit, *s.field.unit_synonyms)
-    if s.unit and header_key(form) and header_key(s.name).endswith("_" + header_key(form))
+    for spellings in _SPELLINGS.values()
+    for s in spellings
+    for form in s.forms
+    if header_key(form) and header_key(s.name).endswith("_" + header_key(form))
 }
 """A column name without its unit (``crp``, ``bdnf``, ``age``, ``slow_wave_sleep``) -> field."""
-
-
-def _unit_problem(column: str, field: Field, said: str, named: str) -> Problem:
-    options = {}
-    for s in _spellings(field):
-        options.setdefault(s.unit, s.name)
-    return unit_unclear(column, field, [(n, u) for u, n in options.items()], said, named)
 
 
 def _match_one(column: Any) -> _Spelling | Problem | None:
@@ -119,17 +122,17 @@ def _match_one(column: Any) -> _Spelling | Problem | None:
         return _LOOKUP[key]
     bracket = _TRAILING_UNIT.search(text)
     if bracket is None:
-        return _unit_problem(text, _STEMS[key], "", "") if key in _STEMS else None
+        return unit_unclear(text, _STEMS[key], "", "") if key in _STEMS else None
     bare, said = header_key(text[: bracket.start()]), bracket.group(1).strip()
     if bare in _LOOKUP:
         spelling = _LOOKUP[bare]
         if not spelling.unit or unit_key(said) in spelling.units:
             return spelling  # a note on a unitless field, or the name's own unit
-        return _unit_problem(text, spelling.field, said, spelling.unit)
+        return unit_unclear(text, spelling.field, said, spelling.unit)
     if bare in _STEMS:
         field = _STEMS[bare]
-        fits = [s for s in _spellings(field) if unit_key(said) in s.units]
-        return fits[0] if fits else _unit_problem(text, field, said, "")
+        fits = [s for s in _SPELLINGS[field.name] if unit_key(said) in s.units]
+        return fits[0] if fits else unit_unclear(text, field, said, "")
     return None
 
 
