@@ -61,8 +61,9 @@ def main() -> None:
     start = np.array([getattr(RESPONSE_MODEL, name) for name in FREE])
     fit = least_squares(residuals, start, diff_step=1e-3, xtol=1e-10, ftol=1e-12)
     solved = np.round(fit.x, 3)
-    print("Largest remaining |residual|:", f"{np.abs(residuals(solved)).max():.5f}")
-    for (name, target), value in zip(FREE.items(), residuals(solved), strict=True):
+    remaining = residuals(solved)
+    print("Largest remaining |residual|:", f"{np.abs(remaining).max():.5f}")
+    for (name, target), value in zip(FREE.items(), remaining, strict=True):
         print(f"  {target:>4} ({name}): {value + targets[target].target:+.4f}")
     print("\nRESPONSE_MODEL = ResponseModel(")
     for name, value in zip(FREE, solved, strict=True):
