@@ -57,11 +57,27 @@ class Problem:
 class SchemaError(ValueError):
     """Input that does not fit the schema. ``problems`` lists every problem found, not just one."""
 
+    shown = 20
+    """Problems listed in the message; ``problems`` has them all."""
+
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} with the input:"
-        super().__init__("\n  ".join([head, *(p.message for p in self.problems)]))
+        lines = [head, *(p.message for p in self.problems[: self.shown])]
+        if count > self.shown:
+            lines.append(f"... and {count - self.shown} more (all are in .problems)")
+        super().__init__("\n  ".join(lines))
+
+    @classmethod
+    def from_table(cls, problems: Any) -> SchemaError:
+        """The error for a problems table as ``validate`` returns it (a DataFrame)."""
+        return cls(
+            [
+                Problem(**{**record, "reason": Reason(record["reason"])})
+                for record in problems.to_dict("records")
+            ]
+        )
 
 
 def _shown(value: str) -> str:

@@ -83,6 +83,8 @@ class Field:
     measured_by : str
         The test or instrument that produces the value (``"polysomnography"``...); fields
         measured by the same test go missing together.
+    caution : str
+        For a safety-screen flag: the warning shown when it is set.
     """
 
     name: str
@@ -97,12 +99,15 @@ class Field:
     aliases: tuple[Alias, ...] = ()
     unit_synonyms: tuple[str, ...] = ()
     measured_by: str = ""
+    caution: str = ""
 
     def __post_init__(self) -> None:
         if (self.kind is Kind.CATEGORY) != bool(self.levels):
             raise ValueError(f"{self.name}: levels are given for categories and only for them")
         if not set(self.level_aliases.values()) <= set(self.levels):
             raise ValueError(f"{self.name}: a level alias points to an unknown level")
+        if (self.role is Role.SAFETY) != bool(self.caution):
+            raise ValueError(f"{self.name}: a caution is given for safety flags and only for them")
         object.__setattr__(self, "level_aliases", MappingProxyType(dict(self.level_aliases)))
 
     def columns_by_unit(self) -> dict[str, str]:
@@ -213,7 +218,7 @@ FIELDS: tuple[Field, ...] = (
             Alias("hs_crp_mg_l", unit="mg/L"),
             Alias("hs_crp_mg_dl", unit="mg/dL", factor=10.0),
         ),
-        measured_by="blood test (hs-CRP)",
+        measured_by="hs-CRP blood test",
     ),
     Field(
         "bdnf_ng_ml",
@@ -228,7 +233,7 @@ FIELDS: tuple[Field, ...] = (
             Alias("serum_bdnf_ng_ml", unit="ng/mL"),
             Alias("serum_bdnf_pg_ml", unit="pg/mL", factor=0.001),
         ),
-        measured_by="blood test (serum BDNF)",
+        measured_by="serum BDNF blood test",
     ),
     Field(
         "delta_sleep_ratio",
@@ -288,24 +293,40 @@ FIELDS: tuple[Field, ...] = (
         Kind.BOOLEAN,
         Role.SAFETY,
         "Any history of psychosis (safety screen).",
+        caution=(
+            "history of psychosis: ketamine can bring on or worsen psychotic symptoms; a "
+            "psychiatrist should weigh this before treatment"
+        ),
     ),
     Field(
         "uncontrolled_hypertension",
         Kind.BOOLEAN,
         Role.SAFETY,
         "Uncontrolled hypertension (safety screen).",
+        caution=(
+            "uncontrolled hypertension: ketamine raises blood pressure during dosing; bring "
+            "it under control first"
+        ),
     ),
     Field(
         "cardiovascular_disease",
         Kind.BOOLEAN,
         Role.SAFETY,
         "Cardiovascular disease (safety screen).",
+        caution=(
+            "cardiovascular disease: ketamine raises heart rate and blood pressure; assess "
+            "cardiac risk before treatment"
+        ),
     ),
     Field(
         "current_naltrexone",
         Kind.BOOLEAN,
         Role.SAFETY,
         "Currently taking naltrexone, which may blunt ketamine's effect (safety screen).",
+        caution=(
+            "current naltrexone: an opioid antagonist reported to block ketamine's "
+            "antidepressant effect (Williams et al. 2018); the model does not account for it"
+        ),
     ),
     Field(
         "responded",
