@@ -1,0 +1,269 @@
+"""Feature map: clean schema records -> the additive model's design matrix, one block per field.
+
+Every predictor field of the schema becomes one *term* of the model, a block of design columns:
+
+* a number: a cubic B-spline basis on a sensible scale (log for CRP), with knots at quantiles of
+  the training values, reparametrised as level, slope and "wiggles" so that the model's ridge
+  penalty is a P-spline smoothness penalty; a value outside the training range is held at the
+  nearest edge;
+* a category or boolean: one column per level (one-hot);
+* a missing value: its own "not measured" column when the training data had enough patients
+  without the field (whether a test was done can carry information), so the model learns the
+  term of a patient without it; otherwise the training average of the term's columns, so that a
+  missing value contributes exactly 0 (the average patient's term).
+
+The same :meth:`FeatureMap.design` builds the rows for training and for prediction, for one
+patient or a million.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import BSpline
+
+from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Role
+
+MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.role is Role.PREDICTOR)
+"""The schema's predictor fields, in schema order: one model term each."""
+
+LOG_SCALE_FLOORS: Mapping[str, float] = {"crp_mg_l": 0.05}
+"""Fields modelled on the log scale, with the floor a value is raised to before the log (mg/L:
+below the high-sensitivity assay's usual detection limit)."""
+
+SPLINE_DEGREE = 3
+SPLINE_KNOTS = 7
+"""Knots per numeric field, at evenly spaced quantiles of the training values (fewer when the
+field has few distinct values): 5 interior knots, a basis of 9 cubic B-splines."""
+NULL_SPACE_SCALE = 1.0
+"""Scale of the level and slope columns of a spline term (their ridge penalty is C / scale^2)."""
+
+MIN_MISSING_TO_LEARN = 20
+"""A field needs this many training patients without it for its own "not measured" column."""
+
+LEVEL_NAMES_BOOLEAN = ("no", "yes")
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One field's block of design columns and what is needed to build it.
+
+    Attributes
+    ----------
+    field : str
+        The schema field.
+    columns : tuple of str
+        Names of the term's design columns (``"crp_mg_l:slope"``, ``"route=iv_ketamine"``,
+        ``"crp_mg_l=missing"``).
+    levels : tuple of str
+        Levels of a category or boolean (empty for a number).
+    knots : numpy.ndarray
+        Full B-spline knot vector on the model scale (empty for a category).
+    transform : numpy.ndarray, shape (n_basis, n_basis)
+        Maps the term's coefficients to B-spline coefficients (see
+        :func:`smoothness_transform`).
+    missing_row : numpy.ndarray, shape (len(columns),)
+        The term's design row for a patient without the field.
+    learned_missing : bool
+        Whether ``missing_row`` is the term's own "not measured" column (True) or the training
+        average of the term's columns (False).
+    value_range : tuple of float
+        Lowest and highest training value of a number, in the schema's unit.
+    tertiles : tuple of float
+        The training values' tertile cut points of a number, in the schema's unit.
+    """
+
+    field: str
+    columns: tuple[str, ...]
+    levels: tuple[str, ...] = ()
+    knots: np.ndarray = field(default_factory=lambda: np.empty(0))
+    transform: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    missing_row: np.ndarray = field(default_factory=lambda: np.empty(0))
+    learned_missing: bool = False
+    value_range: tuple[float, float] = (np.nan, np.nan)
+    tertiles: tuple[float, float] = (np.nan, np.nan)
+
+    @property
+    def is_spline(self) -> bool:
+        return self.knots.size > 0
+
+    @property
+    def n_basis(self) -> int:
+        """Columns for a measured value (without the "not measured" column)."""
+        return len(self.columns) - self.learned_missing
+
+    def __post_init__(self) -> None:
+        width = self.n_basis + self.learned_missing
+        if self.is_spline:
+            n_basis = self.knots.size - SPLINE_DEGREE - 1
+            if self.transform.shape != (n_basis, n_basis) or len(self.columns) != width:
+                raise ValueError(f"{self.field}: knots, transform and columns do not agree")
+            # The basis functions as one vector-valued spline, built once.
+            basis = BSpline(self.knots, np.eye(n_basis), SPLINE_DEGREE, extrapolate=False)
+            object.__setattr__(self, "_basis", basis)
+        elif len(self.columns) != len(self.levels) + self.learned_missing:
+            raise ValueError(f"{self.field}: levels and columns do not agree")
+        if self.missing_row.shape != (width,):
+            raise ValueError(f"{self.field}: the missing-value row has the wrong length")
+
+    def to_model_scale(self, values: np.ndarray) -> np.ndarray:
+        """Values in the schema's unit -> the spline's scale, clipped to the training range."""
+        return _model_scale(self.field, np.clip(values, *self.value_range))
+
+    def codes(self, values: Any) -> np.ndarray:
+        """Level index of each value (-1 for missing): categories as schema levels (Categorical
+        or text), booleans as 1.0 / 0.0 / NaN."""
+        if not self.levels:
+            raise TypeError(f"{self.field} is a number, not a category")
+        if isinstance(values, pd.Series):
+            values = values.array
+        if isinstance(values, pd.Categorical) and tuple(values.categories) == self.levels:
+            return values.codes.astype(np.intp)
+        array = np.asarray(values)
+        if self.levels == LEVEL_NAMES_BOOLEAN and array.dtype.kind == "f":
+            return np.where(np.isnan(array), -1, array).astype(np.intp)
+        index = {level: i for i, level in enumerate(self.levels)}
+        return np.array([index.get(v, -1) for v in array.tolist()], dtype=np.intp)
+
+    def block(self, values: Any) -> np.ndarray:
+        """The term's design columns for ``values`` (shape (n, len(columns)))."""
+        if self.is_spline:
+            values = np.asarray(values, dtype=np.float64)
+            missing = np.isnan(values)
+            inner = self._basis(self.to_model_scale(np.where(missing, self.value_range[0], values)))
+            inner = inner @ self.transform
+            out = np.zeros((values.size, len(self.columns)))
+            out[:, : self.n_basis] = inner
+        else:
+            codes = self.codes(values)
+            missing = codes < 0
+            out = np.zeros((codes.size, len(self.columns)))
+            out[np.flatnonzero(~missing), codes[~missing]] = 1.0
+        if missing.any():
+            out[missing] = self.missing_row
+        return out
+
+
+def _model_scale(name: str, values: np.ndarray) -> np.ndarray:
+    floor = LOG_SCALE_FLOORS.get(name)
+    return np.log(np.maximum(values, floor)) if floor is not None else values
+
+
+def _knots(values: np.ndarray) -> np.ndarray:
+    """Clamped cubic knot vector with interior knots at quantiles of ``values`` (model scale)."""
+    breaks = np.unique(np.quantile(values, np.linspace(0.0, 1.0, SPLINE_KNOTS)))
+    if breaks.size < 2:
+        raise ValueError("a number field needs at least two distinct training values")
+    return np.concatenate(
+        [np.repeat(breaks[0], SPLINE_DEGREE), breaks, np.repeat(breaks[-1], SPLINE_DEGREE)]
+    )
+
+
+def smoothness_transform(n_basis: int) -> np.ndarray:
+    """Columns turning B-spline coefficients into (level, slope, wiggles): ``beta = T @ theta``.
+
+    The first two columns span the second-difference penalty's null space (a constant and a
+    straight line across the basis); the others are ``D'(DD')^-1`` for the second-difference
+    matrix ``D``, so that ``||D beta||^2 = ||wiggles||^2``. A plain ridge penalty on ``theta``
+    is then the P-spline smoothness penalty on the wiggles (and a ridge on level and slope).
+    """
+    if n_basis < 3:
+        return np.eye(n_basis)
+    difference = np.diff(np.eye(n_basis), n=2, axis=0)
+    wiggles = difference.T @ np.linalg.inv(difference @ difference.T)
+    line = np.column_stack([np.ones(n_basis), np.linspace(-1.0, 1.0, n_basis)]) * NULL_SPACE_SCALE
+    return np.hstack([line, wiggles])
+
+
+def _fit_term(name: str, values: Any) -> Term:
+    """Fit one field's term on its training column (a clean frame's column)."""
+    kind = FIELDS_BY_NAME[name].kind
+    if kind in (Kind.NUMBER, Kind.INTEGER):
+        numbers = np.asarray(values, dtype=np.float64)
+        present = ~np.isnan(numbers)
+        measured = numbers[present]
+        if measured.size == 0:
+            raise ValueError(f"{name}: no training patient has a value")
+        knots = _knots(_model_scale(name, measured))
+        n_basis = knots.size - SPLINE_DEGREE - 1
+        columns = (
+            f"{name}:level",
+            f"{name}:slope",
+            *(f"{name}:wiggle{k}" for k in range(n_basis - 2)),
+        )
+        term = Term(
+            name,
+            columns,
+            missing_row=np.zeros(n_basis),
+            knots=knots,
+            transform=smoothness_transform(n_basis),
+            value_range=(float(measured.min()), float(measured.max())),
+            tertiles=tuple(np.quantile(measured, [1 / 3, 2 / 3]).tolist()),
+        )
+    else:
+        levels = LEVEL_NAMES_BOOLEAN if kind is Kind.BOOLEAN else FIELDS_BY_NAME[name].levels
+        columns = tuple(f"{name}={level}" for level in levels)
+        term = Term(name, columns, levels=levels, missing_row=np.zeros(len(levels)))
+        present = term.codes(values) >= 0
+    if (~present).sum() >= MIN_MISSING_TO_LEARN:
+        return replace(
+            term,
+            columns=(*term.columns, f"{name}=missing"),
+            missing_row=np.eye(len(term.columns) + 1)[-1],
+            learned_missing=True,
+        )
+    # Too few patients without the field: a missing value takes the term's training average.
+    return replace(term, missing_row=term.block(values)[present].mean(axis=0))
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureMap:
+    """The fitted map from clean records to design rows: one :class:`Term` per model field.
+
+    Examples
+    --------
+    >>> from predictor.synthetic import simulate_cohort
+    >>> cohort = simulate_cohort(2000, seed=3)
+    >>> features = FeatureMap.fit(cohort)
+    >>> X = features.design(cohort)
+    >>> X.shape == (2000, len(features.columns))
+    True
+    """
+
+    terms: tuple[Term, ...]
+
+    @classmethod
+    def fit(cls, clean: pd.DataFrame) -> FeatureMap:
+        """Place knots, record ranges and decide each field's missing-value handling.
+
+        Parameters
+        ----------
+        clean : pandas.DataFrame
+            Training records as ``data_schemas.validate`` returns them (canonical columns).
+        """
+        return cls(tuple(_fit_term(name, clean[name]) for name in MODEL_FIELDS))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the design columns, term by term."""
+        return tuple(c for term in self.terms for c in term.columns)
+
+    @property
+    def slices(self) -> tuple[slice, ...]:
+        """Each term's columns in the design matrix."""
+        bounds = np.cumsum([0, *(len(term.columns) for term in self.terms)])
+        return tuple(slice(a, b) for a, b in itertools.pairwise(bounds.tolist()))
+
+    def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
+        """Design matrix for clean records (a frame, or a mapping of field -> array of values).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, len(columns))
+        """
+        return np.hstack([term.block(clean[term.field]) for term in self.terms])
