@@ -1,0 +1,275 @@
+"""Model files: the fitted model as plain JSON numbers, a manifest, and the checks on loading.
+
+A model is a directory holding ``model.json`` (the artifact: every fitted number, as JSON arrays)
+and ``manifest.json`` (what produced it: schema, package and library versions, the training
+data's sha256, seed, size, metrics, and the artifact's own sha256). Loading never executes code
+from a file -- nothing is unpickled, only ``json`` parses text -- and it refuses, with a
+message saying what is wrong, a file that:
+
+* is missing, or has no manifest beside it;
+* does not match the manifest's sha256 (corrupted, truncated, or replaced by another file,
+  a pickle for instance);
+* is not JSON, is another kind of file, or comes from another format or schema version;
+* has numbers of the wrong shape or that are not finite.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_schemas import SCHEMA_VERSION
+from predictor.atomic import atomic_text_output
+from predictor.features import MODEL_FIELDS, SPLINE_DEGREE, FeatureMap, Term
+from predictor.model import AdditiveModel
+
+ARTIFACT_NAME = "model.json"
+MANIFEST_NAME = "manifest.json"
+FORMAT = "ketamine-predictor additive model"
+FORMAT_VERSION = 1
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+"""The model trained by ``python train.py`` and shipped in the repository."""
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used: missing, corrupted, foreign or from another version."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a model's two files are."""
+
+    artifact: Path
+    manifest: Path
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str] | None) -> ModelFiles:
+        """The files of the model at ``path``: a model directory or its ``model.json``
+        (``None``: the shipped model)."""
+        where = SHIPPED_MODEL_DIR if path is None else Path(path)
+        if where.is_dir():
+            where = where / ARTIFACT_NAME
+        return cls(where, where.with_name(MANIFEST_NAME))
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _term_to_json(term: Term) -> dict[str, Any]:
+    spline = term.is_spline
+    return {
+        "field": term.field,
+        "columns": list(term.columns),
+        "levels": list(term.levels),
+        "knots": term.knots.tolist(),
+        "transform": term.transform.tolist(),
+        "missing_row": term.missing_row.tolist(),
+        "learned_missing": term.learned_missing,
+        "value_range": list(term.value_range) if spline else None,
+        "tertiles": list(term.tertiles) if spline else None,
+    }
+
+
+def model_to_json(model: AdditiveModel) -> str:
+    """The model as JSON text (floats written exactly; the same model gives the same text)."""
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "threshold": model.threshold,
+        "penalty_c": model.penalty_c,
+        "intercept": model.intercept,
+        "coef": model.coef.tolist(),
+        "term_means": model.term_means.tolist(),
+        "covariance": model.covariance.tolist(),
+        "terms": [_term_to_json(term) for term in model.features.terms],
+    }
+    return json.dumps(document, allow_nan=False, indent=1) + "\n"
+
+
+def _array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if shape is not None and array.shape != shape:
+        raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has a value that is not a finite number")
+    return array
+
+
+def _term_from_json(entry: dict[str, Any]) -> Term:
+    columns = tuple(str(c) for c in entry["columns"])
+    knots = _array(entry["knots"], "knots")
+    transform = np.empty((0, 0))
+    if knots.size:
+        n_basis = knots.size - SPLINE_DEGREE - 1
+        transform = _array(entry["transform"], "transform", (n_basis, n_basis))
+    ranges = {
+        key: tuple(_array(entry[key], key, (2,)).tolist())
+        for key in ("value_range", "tertiles")
+        if entry[key] is not None
+    }
+    return Term(
+        str(entry["field"]),
+        columns,
+        levels=tuple(str(level) for level in entry["levels"]),
+        knots=knots,
+        transform=transform,
+        missing_row=_array(entry["missing_row"], "missing_row", (len(columns),)),
+        learned_missing=bool(entry["learned_missing"]),
+        **ranges,
+    )
+
+
+def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> AdditiveModel:
+    """Rebuild a model from :func:`model_to_json` text, checking every part of it.
+
+    Raises
+    ------
+    ModelFileError
+        If the text is not this format, is from another format or schema version, or has
+        missing, misshapen or non-finite numbers.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ModelFileError(f"{source} is not a model file: it is not JSON ({exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(f"{source} is not a ketamine-predictor model file")
+    for key, expected in (("format_version", FORMAT_VERSION), ("schema_version", SCHEMA_VERSION)):
+        if document.get(key) != expected:
+            raise ModelFileError(
+                f"{source} was written for {key.replace('_', ' ')} {document.get(key)!r}; this "
+                f"version of the package reads {expected!r}: retrain it with `python train.py`"
+            )
+    try:
+        terms = tuple(_term_from_json(entry) for entry in document["terms"])
+        fields = tuple(term.field for term in terms)
+        if fields != MODEL_FIELDS:
+            raise ValueError(f"its terms are {fields}, expected {MODEL_FIELDS}")
+        p = sum(len(term.columns) for term in terms)
+        model = AdditiveModel(
+            features=FeatureMap(terms),
+            intercept=float(_array(document["intercept"], "intercept", ())),
+            coef=_array(document["coef"], "coef", (p,)),
+            covariance=_array(document["covariance"], "covariance", (p + 1, p + 1)),
+            term_means=_array(document["term_means"], "term_means", (len(terms),)),
+            penalty_c=float(_array(document["penalty_c"], "penalty_c", ())),
+            threshold=float(_array(document["threshold"], "threshold", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFileError(f"{source} is not a valid model: {detail}") from exc
+    return model
+
+
+def save_model(
+    model: AdditiveModel, directory: str | os.PathLike[str], manifest: dict[str, Any]
+) -> ModelFiles:
+    """Write ``model.json`` and ``manifest.json`` (each atomically) into ``directory``.
+
+    Parameters
+    ----------
+    model : AdditiveModel
+    directory : path
+        Created if needed.
+    manifest : dict
+        What produced the model (versions, training data, metrics); the format, schema
+        version and the artifact's sha256 are added here.
+    """
+    files = ModelFiles.at(Path(directory) / ARTIFACT_NAME)
+    files.artifact.parent.mkdir(parents=True, exist_ok=True)
+    text = model_to_json(model)
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "artifact": ARTIFACT_NAME,
+        "artifact_sha256": sha256_hex(text.encode()),
+        **manifest,
+    }
+    with atomic_text_output(files.artifact) as handle:
+        handle.write(text)
+    with atomic_text_output(files.manifest) as handle:
+        handle.write(json.dumps(document, allow_nan=False, indent=2) + "\n")
+    return files
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"no {what} at {path}") from exc
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The manifest of the model at ``path`` (a model directory or its ``model.json``; ``None``:
+    the shipped model)."""
+    files = ModelFiles.at(path)
+    try:
+        manifest = json.loads(_read(files.manifest, "model manifest"))
+    except ValueError as exc:
+        raise ModelFileError(f"{files.manifest} is not a model manifest (not JSON)") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{files.manifest} is not a ketamine-predictor model manifest")
+    return manifest
+
+
+@functools.lru_cache(maxsize=8)
+def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
+    artifact = files.artifact
+    manifest = read_manifest(artifact)
+    data = _read(artifact, "model file")
+    if sha256_hex(data) != manifest.get("artifact_sha256"):
+        raise ModelFileError(
+            f"{artifact} does not match its manifest (sha256 differs): the file is corrupted, "
+            f"truncated or was replaced; restore it or retrain with `python train.py`"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{artifact} is not a model file: it is not text") from exc
+    return model_from_json(text, source=str(artifact))
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
+    """Load and check a model; the result is cached until either file changes.
+
+    Parameters
+    ----------
+    path : path, optional
+        A model directory (with ``model.json`` and ``manifest.json``) or its ``model.json``;
+        ``None`` loads the shipped model from ``models/``.
+
+    Raises
+    ------
+    ModelFileError
+        If a file is missing, does not match the manifest, or is not a valid model.
+
+    Examples
+    --------
+    >>> model = load_model()
+    >>> model.fields[:3]
+    ('age_years', 'sex', 'bmi_kg_m2')
+    """
+    files = ModelFiles.at(path)
+    files = ModelFiles(files.artifact.resolve(), files.manifest.resolve())
+    stamp: list[int] = []
+    for file in (files.artifact, files.manifest):
+        try:
+            stat = file.stat()
+        except OSError:
+            stamp += [-1, -1]  # _load reports the missing file
+        else:
+            stamp += [stat.st_mtime_ns, stat.st_size]
+    return _load(files, tuple(stamp))
