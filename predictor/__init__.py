@@ -1,1 +1,30 @@
-"""Ketamine treatment-response predictor (demonstration on synthetic data; not a clinical tool)."""
+"""Ketamine treatment-response predictor (demonstration on synthetic data; not a clinical tool).
+
+>>> from predictor import predict
+>>> p = predict({"crp_mg_l": 0.9, "bdnf_ng_ml": 27.0, "route": "iv_ketamine"})
+>>> p.label in ("likely responder", "unlikely responder")
+True
+"""
+
+from data_schemas import SchemaError
+from predictor.artifact import ModelFileError, load_model, read_manifest
+from predictor.model import AdditiveModel
+from predictor.scoring import Prediction, predict
+from predictor.synthetic import simulate_cohort
+from predictor.training import TrainingDataError, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdditiveModel",
+    "ModelFileError",
+    "Prediction",
+    "SchemaError",
+    "TrainingDataError",
+    "__version__",
+    "load_model",
+    "predict",
+    "read_manifest",
+    "simulate_cohort",
+    "train",
+]

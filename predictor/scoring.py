@@ -1,0 +1,221 @@
+"""``predict``: validated records -> probability, 90% interval, label, contributions, reasons and
+warnings. One code path serves one patient and a whole table: :func:`score_clean`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple, overload
+
+import numpy as np
+import pandas as pd
+
+from data_schemas import SchemaError, validate, validate_record
+from predictor.artifact import load_model
+from predictor.explain import (
+    SAFETY_FIELDS,
+    Notes,
+    join_notes,
+    notes_for,
+    reason_notes,
+    warning_notes,
+)
+from predictor.model import AdditiveModel, Scores
+
+OUTPUT_COLUMNS = (
+    "patient_id",
+    "response_probability",
+    "probability_low",
+    "probability_high",
+    "predicted_label",
+    "top_reasons",
+    "warnings",
+)
+"""Columns of a scored table, before the optional ``contribution_<field>`` columns."""
+
+ModelLike = AdditiveModel | str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One patient's prediction.
+
+    Attributes
+    ----------
+    probability : float
+        Predicted probability of response (at least 50% MADRS reduction after induction).
+    interval : tuple of float
+        90% interval for the probability, from the model's parameter uncertainty.
+    label : str
+        ``"likely responder"`` when ``probability`` is at or above the model's threshold, else
+        ``"unlikely responder"``.
+    contributions : mapping of str to float
+        Each model field's contribution, in log-odds: its term minus the term's training mean.
+    baseline : float
+        Log-odds of the average training patient; ``baseline + sum(contributions)`` is the
+        logit of ``probability``.
+    reasons : tuple of str
+        The largest contributions in words, most important first.
+    warnings : tuple of str
+        Fields not measured, values outside the training range, safety-screen flags.
+    """
+
+    probability: float
+    interval: tuple[float, float]
+    label: str
+    contributions: Mapping[str, float]
+    baseline: float
+    reasons: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The prediction as plain JSON-serialisable types."""
+        return {
+            "probability": self.probability,
+            "interval": list(self.interval),
+            "label": self.label,
+            "contributions": dict(self.contributions),
+            "baseline": self.baseline,
+            "reasons": list(self.reasons),
+            "warnings": list(self.warnings),
+        }
+
+
+class ScoredRecords(NamedTuple):
+    """Everything the model says about ``n`` clean records."""
+
+    scores: Scores
+    labels: np.ndarray
+    reasons: list[Notes]
+    warnings: list[Notes]
+
+
+def score_clean(model: AdditiveModel, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
+    """Score clean records (a frame from ``validate``, or field -> array of shape (n,)).
+
+    The one code path behind :func:`predict` for a record and for a table.
+    """
+    scores = model.score(model.features.design(clean))
+    return ScoredRecords(
+        scores,
+        model.labels(scores.probability),
+        reason_notes(model, clean, scores.contributions),
+        warning_notes(model, clean),
+    )
+
+
+def _resolve(model: ModelLike) -> AdditiveModel:
+    return model if isinstance(model, AdditiveModel) else load_model(model)
+
+
+def _prediction(model: AdditiveModel, scored: ScoredRecords, i: int) -> Prediction:
+    scores = scored.scores
+    contributions = dict(zip(model.fields, scores.contributions[i].tolist(), strict=True))
+    return Prediction(
+        probability=float(scores.probability[i]),
+        interval=(float(scores.low[i]), float(scores.high[i])),
+        label=str(scored.labels[i]),
+        contributions=MappingProxyType(contributions),
+        baseline=model.baseline,
+        reasons=notes_for(scored.reasons, i),
+        warnings=notes_for(scored.warnings, i),
+    )
+
+
+def scored_frame(
+    model: AdditiveModel,
+    scored: ScoredRecords,
+    index: pd.Index,
+    patient_id: Any,
+    *,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """The scored table: :data:`OUTPUT_COLUMNS`, then ``contribution_<field>`` with ``explain``."""
+    n = len(index)
+    scores = scored.scores
+    columns: dict[str, Any] = {
+        "patient_id": patient_id,
+        "response_probability": scores.probability,
+        "probability_low": scores.low,
+        "probability_high": scores.high,
+        "predicted_label": scored.labels,
+        "top_reasons": join_notes(scored.reasons, n),
+        "warnings": join_notes(scored.warnings, n),
+    }
+    if explain:
+        for j, field in enumerate(model.fields):
+            columns[f"contribution_{field}"] = scores.contributions[:, j]
+    return pd.DataFrame(columns, index=index)
+
+
+@overload
+def predict(
+    patients: Mapping[str, Any], *, model: ModelLike = None, explain: bool = False
+) -> Prediction: ...
+@overload
+def predict(
+    patients: pd.DataFrame, *, model: ModelLike = None, explain: bool = False
+) -> pd.DataFrame: ...
+def predict(
+    patients: Mapping[str, Any] | pd.DataFrame,
+    *,
+    model: ModelLike = None,
+    explain: bool = False,
+) -> Prediction | pd.DataFrame:
+    """Predict response to ketamine, with a 90% interval and an exact explanation.
+
+    Parameters
+    ----------
+    patients : dict or pandas.DataFrame
+        One patient as field -> value, or a table with one patient per row. Field names,
+        aliases, units and missing values as the input schema accepts them (``python -m
+        predictor schema``); every field is optional.
+    model : AdditiveModel or path, optional
+        A loaded model, or a model directory / ``model.json``; default: the shipped model.
+    explain : bool
+        For a table: add one ``contribution_<field>`` column per model field.
+
+    Returns
+    -------
+    Prediction or pandas.DataFrame
+        A :class:`Prediction` for a dict; for a table, one row per patient with the input's
+        index and the columns ``patient_id``, ``response_probability``, ``probability_low``,
+        ``probability_high``, ``predicted_label``, ``top_reasons``, ``warnings``.
+
+    Raises
+    ------
+    SchemaError
+        If a value or column breaks the schema (every problem is listed).
+    ModelFileError
+        If the model file is missing or fails its checks.
+
+    Examples
+    --------
+    >>> p = predict({"crp_mg_l": 0.9, "route": "iv_ketamine", "substance_use_disorder": "none"})
+    >>> 0 < p.interval[0] < p.probability < p.interval[1] < 1
+    True
+    >>> import math
+    >>> math.isclose(p.baseline + sum(p.contributions.values()),
+    ...              math.log(p.probability / (1 - p.probability)))
+    True
+    >>> p.reasons[0]
+    'Low inflammation (CRP 0.9 mg/L) raises the chance of response'
+    """
+    resolved = _resolve(model)
+    if isinstance(patients, pd.DataFrame):
+        clean, problems = validate(patients)
+        if not problems.empty:
+            raise SchemaError.from_table(problems)
+        scored = score_clean(resolved, clean)
+        return scored_frame(resolved, scored, clean.index, clean["patient_id"], explain=explain)
+    if not isinstance(patients, Mapping):
+        raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
+    record = validate_record(patients)
+    columns = {
+        name: np.array([record[name]], dtype=object if isinstance(record[name], str) else None)
+        for name in (*resolved.fields, *SAFETY_FIELDS)
+    }
+    return _prediction(resolved, score_clean(resolved, columns), 0)
