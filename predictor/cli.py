@@ -13,12 +13,20 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from data_schemas import SchemaError, markdown_table, validate
 from predictor.atomic import atomic_text_output
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
+from predictor.training import (
+    DEFAULT_TRAINING_N,
+    MIN_ROWS,
+    TrainingDataError,
+    train,
+    training_rows,
+)
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -128,6 +136,53 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if problems.empty else EXIT_INVALID_ROWS
 
 
+def run_train(args: argparse.Namespace) -> int:
+    """Fit the model on a cohort, evaluate it on data it never saw, write the model files."""
+    if args.data:
+        if args.n is not None:
+            raise UsageError("--n sets the size of a simulated cohort; it cannot go with --data")
+        frame = read_csv_text(args.data)
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+        try:
+            clean, problems = training_rows(frame)
+        except (SchemaError, TrainingDataError) as exc:
+            raise UsageError(f"{args.data}: {exc}".replace("\n", " ")) from exc
+        refused = len(frame) - len(clean)
+        _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
+        for message in problems["message"].head(5):
+            _say(f"  {message}")
+        source, simulated = f"{Path(args.data).name} (a user-supplied cohort)", False
+    else:
+        n = DEFAULT_TRAINING_N if args.n is None else args.n
+        _say(f"simulating the training cohort: {n:,} patients, seed {args.seed}")
+        clean = simulate_cohort(n, seed=args.seed)
+        source = (
+            f"a synthetic cohort of {n:,} patients simulated from published effect sizes "
+            f"(`python -m predictor simulate --n {n} --seed {args.seed}`)"
+        )
+        simulated = True
+    try:
+        result = train(
+            clean, seed=args.seed, out=args.out, source=source, simulated=simulated, progress=_say
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
+    for name, models in result.manifest["metrics"].items():
+        m = models["additive model"]
+        oracle = f" (oracle {m['oracle_auc']:.3f})" if "oracle_auc" in m else ""
+        _say(
+            f"{name}: AUC {m['auc']:.3f}{oracle}, calibration slope "
+            f"{m['calibration_slope']:.2f}, calibration-in-the-large "
+            f"{m['calibration_in_the_large']:+.3f}"
+            + (
+                f", interval coverage {m['interval_coverage']:.1%}"
+                if "interval_coverage" in m
+                else ""
+            )
+        )
+    return EXIT_OK
+
+
 def run_schema(args: argparse.Namespace) -> int:
     """Print the table of accepted input fields (Markdown)."""
     sys.stdout.write(markdown_table())
@@ -177,6 +232,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--show", type=_whole_number(0), default=10, help="problems to print (default: 10)"
     )
     check.set_defaults(run=run_validate)
+
+    fit = command(
+        "train",
+        "Fit the model on a cohort (default: the simulated one), evaluate it on data it never "
+        "saw, and write model.json, manifest.json and MODEL_CARD.md.",
+        "python train.py --data my_cohort.csv --out my_model",
+    )
+    fit.add_argument(
+        "--data",
+        help="training CSV with a 0/1 `responded` column (default: simulate the default cohort)",
+    )
+    fit.add_argument(
+        "--out", default="models", help="directory for the model files (default: models)"
+    )
+    fit.add_argument(
+        "--seed", type=_whole_number(0), default=DEFAULT_SEED, help="random seed (default: 0)"
+    )
+    fit.add_argument(
+        "--n",
+        type=_whole_number(MIN_ROWS),
+        default=None,
+        help=f"patients in the simulated cohort (default: {DEFAULT_TRAINING_N:,})",
+    )
+    fit.set_defaults(run=run_train)
 
     schema = command(
         "schema",

@@ -1,0 +1,209 @@
+"""Training: a cohort -> fit -> evaluation on data the model never saw -> model files and card.
+
+``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
+group's own cohort instead. The same data and seed give the same model files, byte for byte
+(with the same library versions), and the same metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from data_schemas import validate
+from predictor.artifact import ModelFiles, read_manifest, save_model
+from predictor.atomic import atomic_text_output
+from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
+from predictor.model import AdditiveModel, fit_additive_model
+from predictor.model_card import model_card
+from predictor.synthetic import simulate_cohort
+
+DEFAULT_TRAINING_N = 50_000
+"""Patients in the default simulated training cohort."""
+EVALUATION_N = 20_000
+"""Patients in the fresh simulated cohort the model is evaluated on."""
+HELD_OUT_SHARE = 0.2
+MIN_ROWS = 200
+MIN_PER_OUTCOME = 20
+LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn")
+CARD_NAME = "MODEL_CARD.md"
+
+
+class TrainingDataError(ValueError):
+    """Training data that cannot be used: no outcome, a bad outcome, or too few rows."""
+
+
+def evaluation_seed(seed: int) -> int:
+    """Seed of the fresh evaluation cohort: never the training seed."""
+    return seed + 1
+
+
+def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a user's cohort for training: the clean rows and the problems table.
+
+    Rows that break the schema are left out (and listed in the problems); ``responded`` must be
+    present and 0/1 (yes/no, true/false) on every row kept.
+
+    Raises
+    ------
+    SchemaError
+        If the columns themselves are unusable.
+    TrainingDataError
+        If ``responded`` is missing, has missing values, or too few usable rows remain.
+    """
+    clean, problems = validate(frame)
+    if "responded" not in clean or clean["responded"].isna().all():
+        raise TrainingDataError(
+            "the data has no `responded` column: training needs the outcome, 1 (responded: at "
+            "least 50% MADRS reduction) or 0, for every patient"
+        )
+    unknown = clean["responded"].isna()
+    if unknown.any():
+        rows = ", ".join(str(r) for r in clean.index[unknown][:5])
+        raise TrainingDataError(
+            f"`responded` is empty on {unknown.sum():,} rows (first: {rows}); give 1 or 0 for "
+            f"every patient, or remove the rows without an outcome"
+        )
+    counts = clean["responded"].value_counts()
+    fewest = min(counts.get(0.0, 0), counts.get(1.0, 0))
+    if len(clean) < MIN_ROWS or fewest < MIN_PER_OUTCOME:
+        raise TrainingDataError(
+            f"too few usable rows to train: {len(clean):,} valid ({len(frame) - len(clean):,} "
+            f"refused), {counts.get(1.0, 0):,} responders and {counts.get(0.0, 0):,} "
+            f"non-responders; at least {MIN_ROWS} rows and {MIN_PER_OUTCOME} of each outcome "
+            f"are needed"
+        )
+    return clean, problems
+
+
+def fingerprint(clean: pd.DataFrame) -> str:
+    """sha256 of the clean training data, as canonical CSV text."""
+    return hashlib.sha256(clean.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What :func:`train` produced."""
+
+    model: AdditiveModel
+    manifest: dict[str, Any]
+    files: ModelFiles
+
+
+def _evaluate_all(
+    model: AdditiveModel,
+    fit_rows: pd.DataFrame,
+    test_sets: dict[str, pd.DataFrame],
+    seed: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics of the additive model and the comparison models on each test set."""
+    results = {
+        name: {"additive model": evaluate_additive(model, rows)} for name, rows in test_sets.items()
+    }
+    y = fit_rows["responded"].to_numpy()
+    for comparison in COMPARISONS:
+        estimator = comparison.fit(fit_rows, y, seed=seed)
+        for name, rows in test_sets.items():
+            truth = rows["true_probability"]
+            results[name][comparison.name] = metrics(
+                rows["responded"].to_numpy(),
+                comparison.probability(estimator, rows),
+                true_probability=truth.to_numpy() if truth.notna().all() else None,
+            )
+    return results
+
+
+def train(
+    clean: pd.DataFrame,
+    *,
+    seed: int,
+    out: str | Path,
+    source: str,
+    simulated: bool,
+    progress: Callable[[str], None] = print,
+) -> TrainingResult:
+    """Fit the additive model, evaluate it on data it never saw, and write the model files.
+
+    Parameters
+    ----------
+    clean : pandas.DataFrame
+        Training cohort as :func:`training_rows` (or ``simulate_cohort``) returns it.
+    seed : int
+        Seed of the held-out split, the cross-validation folds and the comparison models.
+    out : path
+        Directory for ``model.json``, ``manifest.json`` and ``MODEL_CARD.md`` (created).
+    source : str
+        Where the data came from, for the manifest and model card.
+    simulated : bool
+        Whether the cohort was simulated: then the model is also evaluated on a fresh simulated
+        cohort (seed ``seed + 1``).
+    progress : callable
+        Receives one line per stage.
+    """
+    started = time.perf_counter()
+
+    def stage(text: str) -> None:
+        progress(f"[{time.perf_counter() - started:6.1f} s] {text}")
+
+    y = clean["responded"].to_numpy()
+    fit_rows, held_out = train_test_split(
+        clean, test_size=HELD_OUT_SHARE, random_state=seed, stratify=y
+    )
+    stage(f"split {len(clean):,} patients: {len(fit_rows):,} to fit, {len(held_out):,} held out")
+    model, report = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
+    stage(
+        f"fitted the additive model ({len(model.coef)} coefficients; penalty C = "
+        f"{report.penalty_c:g} chosen by {len(report.penalty_grid)}-value cross-validated "
+        f"log-loss)"
+    )
+    test_sets = {"held-out": held_out}
+    if simulated:
+        test_sets["fresh cohort"] = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
+    evaluation = _evaluate_all(model, fit_rows, test_sets, seed)
+    stage(
+        "evaluated on "
+        + " and ".join(f"{name} ({len(rows):,})" for name, rows in test_sets.items())
+        + " with logistic regression and gradient boosting for comparison"
+    )
+    manifest = {
+        "package_version": version("ketamine-predictor"),
+        "python": platform.python_version(),
+        "libraries": {name: version(name) for name in LIBRARIES},
+        "training_data": {
+            "source": source,
+            "sha256": fingerprint(clean),
+            "seed": seed,
+            "n": len(clean),
+            "n_fit": len(fit_rows),
+            "n_held_out": len(held_out),
+            "response_rate": float(np.mean(y)),
+        },
+        "evaluation_cohort": (
+            {"seed": evaluation_seed(seed), "n": EVALUATION_N} if simulated else None
+        ),
+        "model": {
+            "coefficients": len(model.coef),
+            "penalty_c": report.penalty_c,
+            "cv_log_loss": dict(
+                zip(map(str, report.penalty_grid), report.cv_log_loss, strict=True)
+            ),
+            "threshold": model.threshold,
+        },
+        "metrics": evaluation,
+    }
+    files = save_model(model, out, manifest)
+    manifest = read_manifest(files.artifact)
+    with atomic_text_output(Path(out) / CARD_NAME) as handle:
+        handle.write(model_card(model, manifest))
+    stage(f"wrote {files.artifact}, {files.manifest.name} and {CARD_NAME}")
+    return TrainingResult(model, manifest, files)
