@@ -216,8 +216,9 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The manifest of the model at ``path`` (a model directory or its ``model.json``; ``None``:
     the shipped model)."""
     files = ModelFiles.at(path)
+    data = _read(files.manifest, "model manifest")
     try:
-        manifest = json.loads(_read(files.manifest, "model manifest"))
+        manifest = json.loads(data)
     except ValueError as exc:
         raise ModelFileError(f"{files.manifest} is not a model manifest (not JSON)") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -269,7 +270,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
         try:
             stat = file.stat()
         except OSError:
-            stamp += [-1, -1]  # _load reports the missing file
-        else:
-            stamp += [stat.st_mtime_ns, stat.st_size]
+            stamp += [-1, -1, -1, -1]  # _load reports the missing file
+        else:  # ctime cannot be set back by hand, and a replaced file has a new inode
+            stamp += [stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size]
     return _load(files, tuple(stamp))

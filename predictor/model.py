@@ -153,7 +153,7 @@ def fit_additive_model(
     seed : int
         Seed of the cross-validation folds; the same seed and data give the same model.
     penalty_grid : tuple of float
-        Inverse penalties (``C``) to try.
+        Inverse penalties (``C``) to try (one value: used without cross-validation).
     threshold : float
         Stored in the model for its labels.
 
@@ -164,13 +164,19 @@ def fit_additive_model(
     y = np.asarray(responded, dtype=np.float64)
     features = FeatureMap.fit(clean)
     design = features.design(clean)
-    search = GridSearchCV(
-        LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=200),
-        {"C": list(penalty_grid)},
-        scoring="neg_log_loss",
-        cv=StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed),
-    ).fit(design, y)
-    fitted = search.best_estimator_
+    estimator = LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=200)
+    if len(penalty_grid) == 1:  # nothing to choose
+        fitted = estimator.set_params(C=penalty_grid[0]).fit(design, y)
+        cv_log_loss: tuple[float, ...] = (float("nan"),)
+    else:
+        search = GridSearchCV(
+            estimator,
+            {"C": list(penalty_grid)},
+            scoring="neg_log_loss",
+            cv=StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed),
+        ).fit(design, y)
+        fitted = search.best_estimator_
+        cv_log_loss = tuple((-search.cv_results_["mean_test_score"]).tolist())
     c = float(fitted.C)
     coef = fitted.coef_[0].astype(np.float64)
     intercept = float(fitted.intercept_[0])
@@ -185,9 +191,5 @@ def fit_additive_model(
         penalty_c=c,
         threshold=threshold,
     )
-    report = FitReport(
-        tuple(penalty_grid),
-        tuple((-search.cv_results_["mean_test_score"]).tolist()),
-        c,
-    )
+    report = FitReport(tuple(penalty_grid), cv_log_loss, c)
     return model, report

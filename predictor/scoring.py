@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
-from data_schemas import SchemaError, validate, validate_record
+from data_schemas import FIELDS_BY_NAME, SchemaError, validate, validate_record
 from predictor.artifact import load_model
 from predictor.explain import (
     SAFETY_FIELDS,
@@ -131,9 +131,11 @@ def scored_frame(
     index: pd.Index,
     patient_id: Any,
     *,
+    carried: pd.DataFrame | None = None,
     explain: bool = False,
 ) -> pd.DataFrame:
-    """The scored table: :data:`OUTPUT_COLUMNS`, then ``contribution_<field>`` with ``explain``."""
+    """The scored table: :data:`OUTPUT_COLUMNS`, then ``contribution_<field>`` with ``explain``,
+    then the ``carried`` columns (the input's unknown columns, untouched)."""
     n = len(index)
     scores = scored.scores
     columns: dict[str, Any] = {
@@ -148,7 +150,8 @@ def scored_frame(
     if explain:
         for j, field in enumerate(model.fields):
             columns[f"contribution_{field}"] = scores.contributions[:, j]
-    return pd.DataFrame(columns, index=index)
+    frame = pd.DataFrame(columns, index=index)
+    return frame if carried is None else pd.concat([frame, carried], axis=1)
 
 
 @overload
@@ -183,7 +186,8 @@ def predict(
     Prediction or pandas.DataFrame
         A :class:`Prediction` for a dict; for a table, one row per patient with the input's
         index and the columns ``patient_id``, ``response_probability``, ``probability_low``,
-        ``probability_high``, ``predicted_label``, ``top_reasons``, ``warnings``.
+        ``probability_high``, ``predicted_label``, ``top_reasons``, ``warnings`` (then the
+        contributions with ``explain``, then the input's unknown columns, untouched).
 
     Raises
     ------
@@ -210,7 +214,10 @@ def predict(
         if not problems.empty:
             raise SchemaError.from_table(problems)
         scored = score_clean(resolved, clean)
-        return scored_frame(resolved, scored, clean.index, clean["patient_id"], explain=explain)
+        carried = clean[[c for c in clean.columns if c not in FIELDS_BY_NAME]]
+        return scored_frame(
+            resolved, scored, clean.index, clean["patient_id"], carried=carried, explain=explain
+        )
     if not isinstance(patients, Mapping):
         raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
     record = validate_record(patients)

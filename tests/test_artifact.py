@@ -1,0 +1,305 @@
+"""Model files: the round trip, the load cache, and refusing every file that fails its checks --
+without running anything from the file first (skops' tampered-model test)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import pickle
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from data_schemas import SCHEMA_VERSION
+from predictor.artifact import (
+    ARTIFACT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SHIPPED_MODEL_DIR,
+    ModelFileError,
+    load_model,
+    model_to_json,
+    save_model,
+    sha256_hex,
+)
+from predictor.features import MODEL_FIELDS
+from predictor.model import AdditiveModel, fit_additive_model
+from predictor.scoring import predict
+from predictor.synthetic import simulate_cohort
+
+RECORD = {"crp_mg_l": 0.9, "route": "iv_ketamine", "substance_use_disorder": "none"}
+
+
+@pytest.fixture(scope="module")
+def model() -> AdditiveModel:
+    cohort = simulate_cohort(3000, seed=5)
+    fitted, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=5, penalty_grid=(0.1, 1.0)
+    )
+    return fitted
+
+
+@pytest.fixture
+def saved(model: AdditiveModel, tmp_path: Path) -> Path:
+    save_model(model, tmp_path / "model", {"note": "test"})
+    return tmp_path / "model"
+
+
+def _write(directory: Path, data: bytes, *, name: str = ARTIFACT_NAME, forge: bool = True) -> None:
+    """Write ``data`` as file ``name``; with ``forge``, make the manifest vouch for the model."""
+    (directory / name).write_bytes(data)
+    if forge:
+        manifest = json.loads((directory / MANIFEST_NAME).read_bytes())
+        manifest["artifact_sha256"] = sha256_hex((directory / ARTIFACT_NAME).read_bytes())
+        (directory / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def _edit(change: Callable[[dict], object]) -> Callable[[str], str]:
+    """A text edit that applies ``change`` to the parsed model document."""
+
+    def edit(text: str) -> str:
+        document = json.loads(text)
+        change(document)
+        return json.dumps(document)
+
+    return edit
+
+
+def _flip_digit(data: bytes) -> bytes:
+    """``data`` with the first digit of the first coefficient changed (same length)."""
+    i = re.search(rb'"coef": \[\s*-?\d', data).end() - 1
+    return data[:i] + (b"7" if data[i : i + 1] != b"7" else b"3") + data[i + 1 :]
+
+
+@dataclasses.dataclass
+class _Payload:
+    """Unpickling this creates ``marker``: the proof that code from a file ran."""
+
+    marker: Path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def _joblib_dumps(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+PICKLERS = {  # id: (dump to bytes, load from bytes)
+    "pickle-protocol-0": (lambda obj: pickle.dumps(obj, protocol=0), pickle.loads),
+    "pickle-highest": (lambda obj: pickle.dumps(obj, protocol=5), pickle.loads),
+    "joblib": (_joblib_dumps, lambda data: joblib.load(io.BytesIO(data))),
+}
+
+
+def test_save_model_round_trip_gives_identical_predictions(
+    model: AdditiveModel, saved: Path
+) -> None:
+    assert predict(RECORD, model=saved).to_dict() == predict(RECORD, model=model).to_dict()
+    table = simulate_cohort(20, seed=9).drop(columns=["responded", "true_probability"])
+    pd.testing.assert_frame_equal(
+        predict(table, model=saved, explain=True),
+        predict(table, model=model, explain=True),
+        check_exact=True,
+    )
+
+
+def test_save_model_round_trip_gives_the_saved_text_byte_for_byte(saved: Path) -> None:
+    text = model_to_json(load_model(saved))
+    assert text.encode() == (saved / ARTIFACT_NAME).read_bytes()
+
+
+def test_save_model_same_model_twice_gives_identical_bytes(
+    model: AdditiveModel, saved: Path, tmp_path: Path
+) -> None:
+    save_model(model, tmp_path / "again", {"note": "test"})
+    for name in (ARTIFACT_NAME, MANIFEST_NAME):
+        assert (tmp_path / "again" / name).read_bytes() == (saved / name).read_bytes()
+
+
+def test_load_model_accepts_the_directory_or_its_model_json(saved: Path) -> None:
+    loaded = load_model(saved)
+    assert load_model(str(saved / ARTIFACT_NAME)) is loaded
+    assert load_model(saved / ARTIFACT_NAME) is loaded
+
+
+def test_load_model_shipped_model_loads_and_is_cached() -> None:
+    shipped = load_model()
+    assert shipped.fields == MODEL_FIELDS
+    assert load_model() is shipped
+    assert load_model(SHIPPED_MODEL_DIR) is shipped
+    assert model_to_json(shipped).encode() == (SHIPPED_MODEL_DIR / ARTIFACT_NAME).read_bytes()
+
+
+def test_load_model_rereads_a_changed_file(model: AdditiveModel, saved: Path) -> None:
+    first = load_model(saved)
+    save_model(dataclasses.replace(model, threshold=0.6), saved, {"note": "test"})
+    second = load_model(saved)
+    assert second is not first
+    assert (first.threshold, second.threshold) == (0.5, 0.6)
+    artifact = saved / ARTIFACT_NAME
+    artifact.write_bytes(_flip_digit(artifact.read_bytes()))
+    with pytest.raises(ModelFileError, match="does not match its manifest"):
+        load_model(saved)
+
+
+def test_load_model_cache_sees_an_edit_that_keeps_size_and_mtime(
+    model: AdditiveModel, saved: Path
+) -> None:
+    load_model(saved)
+    artifact = saved / ARTIFACT_NAME
+    before = artifact.stat()
+    artifact.write_bytes(_flip_digit(artifact.read_bytes()))
+    os.utime(artifact, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert artifact.stat().st_size == before.st_size
+    with pytest.raises(ModelFileError, match="does not match its manifest"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [_flip_digit, lambda data: data[: len(data) // 2], lambda data: b"", lambda data: data + b" "],
+    ids=["flipped-digit", "truncated", "empty", "trailing-space"],
+)
+def test_load_model_refuses_a_file_that_does_not_match_its_manifest(
+    saved: Path, corrupt: Callable[[bytes], bytes]
+) -> None:
+    _write(saved, corrupt((saved / ARTIFACT_NAME).read_bytes()), forge=False)
+    with pytest.raises(ModelFileError, match="does not match its manifest"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("pickler", PICKLERS, ids=PICKLERS)
+def test_payload_runs_when_unpickled(pickler: str, tmp_path: Path) -> None:
+    """The payload is live: the marker's absence in the tests below means nothing ran."""
+    dump, load = PICKLERS[pickler]
+    load(dump(_Payload(tmp_path / "ran")))
+    assert (tmp_path / "ran").exists()
+
+
+PICKLE_PLACES = {  # id: (file the pickle replaces, forge the manifest's sha256, message)
+    "model-original-manifest": (ARTIFACT_NAME, False, "does not match its manifest"),
+    "model-forged-manifest": (ARTIFACT_NAME, True, "is not a model file: it is not (text|JSON)"),
+    "manifest": (MANIFEST_NAME, False, r"is not a model manifest \(not JSON\)"),
+}
+
+
+@pytest.mark.parametrize(("name", "forge", "message"), PICKLE_PLACES.values(), ids=PICKLE_PLACES)
+@pytest.mark.parametrize("pickler", PICKLERS, ids=PICKLERS)
+def test_load_model_refuses_a_pickle_without_running_it(
+    saved: Path, tmp_path: Path, pickler: str, name: str, forge: bool, message: str
+) -> None:
+    marker = tmp_path / "ran"
+    _write(saved, PICKLERS[pickler][0](_Payload(marker)), name=name, forge=forge)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(saved)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"hello": 1}, [1, 2], "a model", {"format": "sklearn pipeline", "coef": []}],
+    ids=["object", "list", "string", "other-format"],
+)
+def test_load_model_refuses_a_foreign_json_file(saved: Path, document: object) -> None:
+    _write(saved, json.dumps(document).encode())
+    with pytest.raises(ModelFileError, match="is not a ketamine-predictor model file"):
+        load_model(saved)
+
+
+VERSIONS = {  # id: (key, value found in the file, value this package reads)
+    "newer-format": ("format_version", FORMAT_VERSION + 1, FORMAT_VERSION),
+    "no-format-version": ("format_version", None, FORMAT_VERSION),
+    "older-schema": ("schema_version", "0", SCHEMA_VERSION),
+    "schema-as-number": ("schema_version", int(SCHEMA_VERSION), SCHEMA_VERSION),
+}
+
+
+@pytest.mark.parametrize(("key", "found", "expected"), VERSIONS.values(), ids=VERSIONS)
+def test_load_model_refuses_another_version_naming_both(
+    saved: Path, key: str, found: object, expected: object
+) -> None:
+    text = _edit(lambda d: d.update({key: found}))((saved / ARTIFACT_NAME).read_text())
+    _write(saved, text.encode())
+    words = key.replace("_", " ")
+    with pytest.raises(ModelFileError, match=rf"{words} {found!r}; .* reads {expected!r}"):
+        load_model(saved)
+
+
+def _first_spline(document: dict) -> dict:
+    return next(term for term in document["terms"] if term["knots"])
+
+
+MISSHAPEN = {  # id: (edit of the model text, detail in the message)
+    "coef-short": (_edit(lambda d: d["coef"].pop()), "coef has shape"),
+    "covariance-not-square": (_edit(lambda d: d["covariance"].pop()), "covariance has shape"),
+    "covariance-ragged": (_edit(lambda d: d["covariance"][0].pop()), "inhomogeneous"),
+    "coef-text": (_edit(lambda d: d["coef"].__setitem__(0, "high")), "could not convert"),
+    "intercept-1e999": (
+        lambda text: re.sub(r'"intercept": [^,]+', '"intercept": 1e999', text),
+        "intercept has a value that is not a finite number",
+    ),
+    "term-mean-nan": (_edit(lambda d: d["term_means"].__setitem__(0, float("nan"))), "term_m"),
+    "threshold-null": (_edit(lambda d: d.update(threshold=None)), "threshold has a value"),
+    "transform-short": (_edit(lambda d: _first_spline(d)["transform"].pop()), "transform has"),
+    "knots-missing": (_edit(lambda d: _first_spline(d).pop("knots")), "'knots' is missing"),
+    "terms-missing": (_edit(lambda d: d.pop("terms")), "'terms' is missing"),
+    "terms-reordered": (_edit(lambda d: d["terms"].reverse()), "its terms are"),
+    "term-not-object": (_edit(lambda d: d["terms"].__setitem__(0, 1)), "not subscriptable"),
+}
+
+
+@pytest.mark.parametrize(("edit", "detail"), MISSHAPEN.values(), ids=MISSHAPEN)
+def test_load_model_refuses_misshapen_or_non_finite_numbers(
+    saved: Path, edit: Callable[[str], str], detail: str
+) -> None:
+    text = edit((saved / ARTIFACT_NAME).read_text())
+    _write(saved, text.encode())
+    with pytest.raises(ModelFileError, match=rf"is not a valid model: .*{detail}"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [(ARTIFACT_NAME, "no model file at"), (MANIFEST_NAME, "no model manifest at")],
+    ids=["model", "manifest"],
+)
+def test_load_model_refuses_a_missing_file(saved: Path, name: str, message: str) -> None:
+    (saved / name).unlink()
+    with pytest.raises(ModelFileError, match=message):
+        load_model(saved)
+
+
+BAD_MANIFESTS = {  # id: (manifest bytes, message)
+    "empty": (b"", r"is not a model manifest \(not JSON\)"),
+    "binary": (b"\x80\x05not json", r"is not a model manifest \(not JSON\)"),
+    "foreign": (b'{"hello": 1}', "is not a ketamine-predictor model manifest"),
+    "list": (b"[]", "is not a ketamine-predictor model manifest"),
+    "no-sha256": (b'{"format": "ketamine-predictor additive model"}', "does not match its"),
+}
+
+
+@pytest.mark.parametrize(("manifest", "message"), BAD_MANIFESTS.values(), ids=BAD_MANIFESTS)
+def test_load_model_refuses_a_bad_manifest(saved: Path, manifest: bytes, message: str) -> None:
+    (saved / MANIFEST_NAME).write_bytes(manifest)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("patients", [RECORD, pd.DataFrame([RECORD])], ids=["record", "table"])
+def test_predict_with_a_bad_model_raises_model_file_error(tmp_path: Path, patients: object) -> None:
+    shutil.copytree(SHIPPED_MODEL_DIR, tmp_path / "shipped")
+    artifact = tmp_path / "shipped" / ARTIFACT_NAME
+    artifact.write_bytes(artifact.read_bytes()[:100])
+    for bad in (tmp_path / "shipped", tmp_path / "nowhere"):
+        with pytest.raises(ModelFileError):
+            predict(patients, model=bad)

@@ -1,0 +1,199 @@
+"""The additive model: feature map, exact contributions, directions, missing fields, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.interpolate import BSpline
+from scipy.special import logit
+
+from data_schemas import FIELDS_BY_NAME, Kind
+from predictor import load_model
+from predictor.artifact import model_to_json
+from predictor.explain import WORDING
+from predictor.features import (
+    MIN_MISSING_TO_LEARN,
+    MODEL_FIELDS,
+    SPLINE_DEGREE,
+    FeatureMap,
+    smoothness_transform,
+)
+from predictor.model import fit_additive_model
+from predictor.synthetic import simulate_cohort
+
+GRID = (0.01, 0.1, 1.0)
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    return simulate_cohort(3000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def small_model(cohort: pd.DataFrame):
+    model, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model()
+
+
+@pytest.mark.parametrize("name", ["bdnf_ng_ml", "crp_mg_l", "failed_antidepressant_trials"])
+def test_feature_map_spline_basis_matches_scipy_design_matrix(cohort, name: str) -> None:
+    term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index(name)]
+    values = cohort[name].dropna().to_numpy()
+    ours = term.block(values)[:, : term.n_basis] @ np.linalg.inv(term.transform)
+    x = term.to_model_scale(values)
+    reference = BSpline.design_matrix(x, term.knots, SPLINE_DEGREE).toarray()
+    assert np.allclose(ours, reference, atol=1e-12)
+
+
+def test_feature_map_measured_spline_rows_span_a_constant(cohort: pd.DataFrame) -> None:
+    # B-splines sum to one; through the transform that is the "level" column alone.
+    features = FeatureMap.fit(cohort)
+    for term, columns in zip(features.terms, features.slices, strict=True):
+        if term.is_spline:
+            measured = cohort[term.field].notna().to_numpy()
+            block = features.design(cohort)[measured, columns][:, : term.n_basis]
+            basis = block @ np.linalg.inv(term.transform)
+            assert np.allclose(basis.sum(axis=1), 1.0), term.field
+
+
+def test_smoothness_transform_turns_ridge_into_second_difference_penalty() -> None:
+    transform = smoothness_transform(9)
+    difference = np.diff(np.eye(9), n=2, axis=0)
+    theta = np.random.default_rng(0).normal(size=9)
+    beta = transform @ theta
+    assert np.isclose(np.sum((difference @ beta) ** 2), np.sum(theta[2:] ** 2))
+
+
+def test_feature_map_learns_a_missing_term_only_with_enough_missing_patients(
+    cohort: pd.DataFrame,
+) -> None:
+    features = FeatureMap.fit(cohort)
+    for term in features.terms:
+        n_missing = int(cohort[term.field].isna().sum())
+        assert term.learned_missing == (n_missing >= MIN_MISSING_TO_LEARN), term.field
+
+
+def test_feature_map_values_outside_training_range_are_held_at_the_edge(
+    small_model,
+) -> None:
+    term = small_model.features.terms[MODEL_FIELDS.index("crp_mg_l")]
+    low, high = term.value_range
+    edge = term.block(np.array([low, high]))
+    beyond = term.block(np.array([low / 2, high * 1.5]))
+    assert np.array_equal(edge, beyond)
+
+
+@pytest.mark.parametrize("which", ["small", "shipped"])
+def test_contributions_add_up_to_the_logit_for_every_patient(
+    which: str, small_model, shipped
+) -> None:
+    model = small_model if which == "small" else shipped
+    patients = simulate_cohort(2000, seed=99)  # many with missing biomarkers
+    patients.loc[::7, ["age_years", "sex", "route", "substance_use_disorder"]] = np.nan
+    scores = model.score(model.features.design(patients))
+    assert np.allclose(model.baseline + scores.contributions.sum(axis=1), scores.logit, atol=1e-9)
+    assert np.allclose(logit(scores.probability), scores.logit, atol=1e-9)
+
+
+def test_contributions_are_centred_on_the_training_data(cohort: pd.DataFrame, small_model) -> None:
+    scores = small_model.score(small_model.features.design(cohort))
+    assert np.allclose(scores.contributions.mean(axis=0), 0.0, atol=1e-12)
+
+
+def test_field_never_missing_in_training_contributes_zero_when_missing(small_model) -> None:
+    no_age = {"age_years": np.array([np.nan])}
+    term = small_model.features.terms[MODEL_FIELDS.index("age_years")]
+    assert not term.learned_missing
+    j = MODEL_FIELDS.index("age_years")
+    value = term.block(no_age["age_years"]) @ small_model.coef[small_model.features.slices[j]]
+    assert value[0] - small_model.term_means[j] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_interval_contains_the_probability_and_is_narrower_with_more_data(cohort) -> None:
+    y = cohort["responded"].to_numpy()
+    small, _ = fit_additive_model(cohort.iloc[:600], y[:600], seed=1, penalty_grid=(0.03,))
+    large, _ = fit_additive_model(cohort, y, seed=1, penalty_grid=(0.03,))
+    test = simulate_cohort(500, seed=12)
+    widths = []
+    for model in (small, large):
+        scores = model.score(model.features.design(test))
+        assert np.all((scores.low < scores.probability) & (scores.probability < scores.high))
+        widths.append(np.median(scores.high - scores.low))
+    assert widths[1] < widths[0]
+
+
+BASE_PATIENT = {
+    "age_years": 45.0,
+    "sex": "female",
+    "bmi_kg_m2": 29.0,
+    "baseline_madrs": 32.0,
+    "failed_antidepressant_trials": 3.0,
+    "route": "iv_ketamine",
+    "crp_mg_l": 1.5,
+    "bdnf_ng_ml": 22.0,
+    "delta_sleep_ratio": 1.2,
+    "slow_wave_sleep_pct": 10.0,
+    "rhythm_relative_amplitude": 0.75,
+    "rhythm_interdaily_stability": 0.5,
+    "substance_use_disorder": "none",
+    "family_history_alcohol_use_disorder": 0.0,
+}
+
+BETTER_THAN = [  # (field, value with the higher predicted chance, value with the lower)
+    ("crp_mg_l", 0.5, 6.0),
+    ("bdnf_ng_ml", 32.0, 14.0),
+    ("rhythm_relative_amplitude", 0.88, 0.6),
+    ("substance_use_disorder", "none", "past"),
+    ("substance_use_disorder", "past", "current"),
+    ("family_history_alcohol_use_disorder", 1.0, 0.0),
+    ("route", "iv_ketamine", "intranasal_esketamine"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "better", "worse"), BETTER_THAN, ids=[f"{f}={b}>{w}" for f, b, w in BETTER_THAN]
+)
+def test_shipped_model_directions_match_the_literature(shipped, field, better, worse) -> None:
+    def probability(value) -> float:
+        patient = {
+            name: np.array([v], dtype=object if isinstance(v, str) else float)
+            for name, v in {**BASE_PATIENT, field: value}.items()
+        }
+        return float(shipped.score(shipped.features.design(patient)).probability[0])
+
+    assert probability(better) > probability(worse)
+
+
+def test_fit_is_deterministic(cohort: pd.DataFrame, small_model) -> None:
+    again, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID
+    )
+    assert model_to_json(again) == model_to_json(small_model)
+
+
+def test_penalty_is_chosen_by_cross_validated_log_loss(cohort: pd.DataFrame) -> None:
+    _, report = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID
+    )
+    assert len(report.cv_log_loss) == len(GRID)
+    assert report.penalty_c == report.penalty_grid[int(np.argmin(report.cv_log_loss))]
+
+
+def test_wording_covers_every_model_field_and_level() -> None:
+    assert set(WORDING) == set(MODEL_FIELDS)
+    for name in MODEL_FIELDS:
+        field, wording = FIELDS_BY_NAME[name], WORDING[name]
+        if field.kind is Kind.CATEGORY:
+            assert set(wording.levels) == set(field.levels), name
+        elif field.kind is Kind.BOOLEAN:
+            assert set(wording.levels) == {"yes", "no"}, name
+        else:
+            assert wording.shown and wording.low and wording.typical and wording.high, name

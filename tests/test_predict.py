@@ -1,0 +1,208 @@
+"""predict(): the Prediction of one record, the scored table, reasons, warnings and errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_schemas import Reason, SchemaError
+from predictor import Prediction, load_model, predict
+from predictor.scoring import OUTPUT_COLUMNS
+from predictor.synthetic import simulate_cohort
+
+PATIENT = {
+    "patient_id": "K-1",
+    "age_years": 45,
+    "sex": "female",
+    "bmi_kg_m2": 31.2,
+    "baseline_madrs": 33,
+    "failed_antidepressant_trials": 4,
+    "route": "iv_ketamine",
+    "crp_mg_l": 0.9,
+    "bdnf_ng_ml": 27.0,
+    "delta_sleep_ratio": 1.3,
+    "slow_wave_sleep_pct": 11.0,
+    "rhythm_relative_amplitude": 0.8,
+    "rhythm_interdaily_stability": 0.55,
+    "substance_use_disorder": "none",
+    "family_history_alcohol_use_disorder": "yes",
+}
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def test_predict_record_gives_a_full_prediction() -> None:
+    p = predict(PATIENT)
+    assert isinstance(p, Prediction)
+    assert 0.0 < p.interval[0] < p.probability < p.interval[1] < 1.0
+    assert set(p.contributions) == set(load_model().fields)
+    assert p.baseline + sum(p.contributions.values()) == pytest.approx(
+        _logit(p.probability), abs=1e-9
+    )
+    assert p.label == ("likely responder" if p.probability >= 0.5 else "unlikely responder")
+    assert 1 <= len(p.reasons) <= 3
+    assert p.warnings == ()  # everything measured, in range, no safety flag
+
+
+def test_predict_to_dict_is_json_serialisable_and_complete() -> None:
+    d = predict(PATIENT).to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert set(d) == {
+        "probability",
+        "interval",
+        "label",
+        "contributions",
+        "baseline",
+        "reasons",
+        "warnings",
+    }
+
+
+def test_prediction_is_frozen() -> None:
+    p = predict(PATIENT)
+    with pytest.raises(AttributeError):
+        p.probability = 0.9  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        p.contributions["crp_mg_l"] = 9.0  # type: ignore[index]
+
+
+def test_reasons_follow_the_largest_contributions_in_order() -> None:
+    p = predict(PATIENT)
+    top = sorted(p.contributions, key=lambda f: -abs(p.contributions[f]))[: len(p.reasons)]
+    words = {"crp_mg_l": "CRP 0.9 mg/L", "family_history_alcohol_use_disorder": "family history"}
+    for field, reason in zip(top, p.reasons, strict=True):
+        effect = "raises" if p.contributions[field] > 0 else "lowers"
+        assert reason.endswith(f"{effect} the chance of response")
+        if field in words:
+            assert words[field] in reason
+
+
+def test_reason_names_the_value_and_unit_with_clinical_crp_wording() -> None:
+    low = predict({"crp_mg_l": 0.9, "route": "iv_ketamine"})
+    assert "Low inflammation (CRP 0.9 mg/L) raises the chance of response" in low.reasons
+    high = predict({"crp_mg_l": 12, "route": "iv_ketamine"})
+    assert "High inflammation (CRP 12 mg/L) lowers the chance of response" in high.reasons
+
+
+def test_missing_fields_are_warned_about_and_never_rejected() -> None:
+    p = predict({"crp_mg_l": 0.9})
+    text = " | ".join(p.warnings)
+    assert "age not measured: the training average was assumed" in text
+    assert "polysomnography not recorded (delta sleep ratio and slow-wave sleep" in text
+    assert p.contributions["age_years"] == 0.0
+
+
+def test_empty_record_predicts_the_model_from_missing_terms() -> None:
+    p = predict({})
+    assert 0.0 < p.probability < 1.0
+    assert p.baseline + sum(p.contributions.values()) == pytest.approx(
+        _logit(p.probability), abs=1e-9
+    )
+
+
+def test_value_outside_training_range_is_warned_and_held_at_the_edge() -> None:
+    model = load_model()
+    high = model.features.terms[model.fields.index("crp_mg_l")].value_range[1]
+    at_edge = predict({**PATIENT, "crp_mg_l": high})
+    beyond = predict({**PATIENT, "crp_mg_l": 499})
+    assert beyond.contributions["crp_mg_l"] == at_edge.contributions["crp_mg_l"]
+    assert any("CRP 499 is above the range seen in training" in w for w in beyond.warnings)
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "history_of_psychosis",
+        "uncontrolled_hypertension",
+        "cardiovascular_disease",
+        "current_naltrexone",
+    ],
+)
+def test_safety_flag_raises_a_warning_first_and_does_not_change_the_probability(flag) -> None:
+    flagged = predict({**PATIENT, flag: "yes"})
+    assert flagged.warnings[0].startswith("safety screen: ")
+    assert flagged.probability == predict(PATIENT).probability
+    assert predict({**PATIENT, flag: "no"}).warnings == ()
+
+
+def test_aliases_and_units_give_the_same_prediction() -> None:
+    canonical = predict({"crp_mg_l": 2.5, "bdnf_ng_ml": 20.0, "route": "iv_ketamine"})
+    spelled = predict({"CRP (mg/dL)": "0.25", "bdnf_pg_ml": 20000, "Route": "IV"})
+    assert spelled.probability == pytest.approx(canonical.probability, abs=1e-12)
+
+
+def test_bad_record_raises_schema_error_listing_every_problem() -> None:
+    with pytest.raises(SchemaError) as caught:
+        predict({"crp_mg_l": "high", "age_years": 12, "route": "oral"})
+    reasons = sorted(p.reason for p in caught.value.problems)
+    assert reasons == sorted([Reason.NOT_A_NUMBER, Reason.OUT_OF_RANGE, Reason.UNKNOWN_LEVEL])
+
+
+@pytest.mark.parametrize("bad", [[PATIENT], "crp_mg_l=1", 3], ids=["list", "str", "int"])
+def test_predict_refuses_other_input_types(bad) -> None:
+    with pytest.raises(TypeError, match="predict\\(\\) takes a dict or a DataFrame"):
+        predict(bad)
+
+
+@pytest.fixture(scope="module")
+def patients() -> pd.DataFrame:
+    cohort = simulate_cohort(300, seed=42)
+    return cohort.drop(columns=["responded", "true_probability"])
+
+
+def test_predict_frame_matches_predict_record_row_by_row(patients: pd.DataFrame) -> None:
+    table = predict(patients, explain=True)
+    model = load_model()
+    assert list(table.columns[: len(OUTPUT_COLUMNS)]) == list(OUTPUT_COLUMNS)
+    for i in range(0, len(patients), 37):
+        record = {k: v for k, v in patients.iloc[i].to_dict().items() if not pd.isna(v)}
+        single = predict(record)
+        row = table.iloc[i]
+        assert row["response_probability"] == pytest.approx(single.probability, abs=1e-12)
+        assert row["probability_low"] == pytest.approx(single.interval[0], abs=1e-12)
+        assert row["predicted_label"] == single.label
+        assert row["top_reasons"] == "; ".join(single.reasons)
+        assert row["warnings"] == "; ".join(single.warnings)
+        for field in model.fields:
+            assert row[f"contribution_{field}"] == pytest.approx(
+                single.contributions[field], abs=1e-12
+            )
+
+
+def test_predict_frame_contributions_add_up(patients: pd.DataFrame) -> None:
+    table = predict(patients, explain=True)
+    contributions = table.filter(like="contribution_").sum(axis=1)
+    logit = np.log(table["response_probability"] / (1 - table["response_probability"]))
+    assert np.allclose(load_model().baseline + contributions, logit, atol=1e-9)
+
+
+def test_predict_frame_ignores_column_order_and_keeps_the_index(patients) -> None:
+    shuffled = patients[patients.columns[::-1]].set_axis(
+        pd.Index([f"r{i}" for i in range(len(patients))])
+    )
+    table = predict(shuffled)
+    assert list(table.index) == list(shuffled.index)
+    assert np.array_equal(
+        table["response_probability"].to_numpy(),
+        predict(patients)["response_probability"].to_numpy(),
+    )
+
+
+def test_predict_frame_with_a_bad_row_raises_schema_error_naming_it(patients) -> None:
+    bad = patients.astype(object)
+    bad.loc[5, "crp_mg_l"] = "n/a mg"
+    with pytest.raises(SchemaError, match="crp_mg_l") as caught:
+        predict(bad)
+    assert [p.row for p in caught.value.problems] == [5]
+
+
+def test_predict_frame_carries_unknown_columns_through(patients: pd.DataFrame) -> None:
+    table = predict(patients.assign(Site="Leeds", note=range(len(patients))), explain=True)
+    assert list(table.columns[-2:]) == ["Site", "note"]
+    assert table["note"].tolist() == list(range(len(patients)))

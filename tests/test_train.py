@@ -1,0 +1,137 @@
+"""train.py / ``python -m predictor train``: model files, determinism, the user-data checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from predictor import load_model, predict, read_manifest
+from predictor.cli import main
+from predictor.synthetic import simulate_cohort
+
+ROOT = Path(__file__).resolve().parents[1]
+CARD_HEADINGS = [
+    "## Intended use and users",
+    "## Not for clinical decisions",
+    "## Data",
+    "## Predictors",
+    "## Missing data",
+    "## Model",
+    "## Performance",
+    "## Calibration",
+    "## Limitations and known biases",
+    "## How to retrain on real data",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> list[Path]:
+    """The same small training run twice, in two directories."""
+    outs = [tmp_path_factory.mktemp(f"run{k}") for k in range(2)]
+    for out in outs:
+        assert main(["train", "--n", "1500", "--seed", "4", "--out", str(out)]) == 0
+    return outs
+
+
+def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
+    out = trained[0]
+    assert {p.name for p in out.iterdir()} == {"model.json", "manifest.json", "MODEL_CARD.md"}
+    manifest = read_manifest(out)
+    assert manifest["training_data"]["n"] == 1500
+    assert manifest["training_data"]["seed"] == 4
+    assert set(manifest["metrics"]) == {"held-out", "fresh cohort"}
+    assert set(manifest["metrics"]["fresh cohort"]) == {
+        "additive model",
+        "logistic regression",
+        "gradient boosting",
+    }
+    card = (out / "MODEL_CARD.md").read_text()
+    for heading in CARD_HEADINGS:
+        assert f"\n{heading}\n" in card
+    assert "not for clinical decisions" in card.lower()
+    assert 0.0 < predict({"crp_mg_l": 1.0}, model=out).probability < 1.0
+
+
+def test_train_same_seed_gives_identical_files(trained: list[Path]) -> None:
+    for name in ("model.json", "manifest.json", "MODEL_CARD.md"):
+        assert (trained[0] / name).read_bytes() == (trained[1] / name).read_bytes(), name
+
+
+def test_train_other_seed_gives_another_model(trained: list[Path], tmp_path: Path) -> None:
+    assert main(["train", "--n", "1500", "--seed", "5", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "model.json").read_bytes() != (trained[0] / "model.json").read_bytes()
+
+
+def test_shipped_model_card_and_manifest_agree() -> None:
+    manifest = read_manifest()
+    card = (ROOT / "models" / "MODEL_CARD.md").read_text()
+    fresh = manifest["metrics"]["fresh cohort"]["additive model"]
+    assert f"{fresh['auc']:.3f}" in card
+    assert manifest["training_data"]["sha256"] in card
+    assert load_model().penalty_c == manifest["model"]["penalty_c"]
+
+
+def _write_cohort(path: Path, n: int = 400, **changes) -> Path:
+    cohort = simulate_cohort(n, seed=8).drop(columns=["true_probability"]).astype(object)
+    for column, value in changes.items():
+        if value is None:
+            cohort = cohort.drop(columns=[column])
+        else:
+            cohort.loc[cohort.index[: len(value)], column] = value
+    cohort.to_csv(path, index=False)
+    return path
+
+
+def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, capsys) -> None:
+    data = _write_cohort(tmp_path / "mine.csv", responded=["maybe"], crp_mg_l=["", "high"])
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "398 valid records, 2 left out" in err
+    manifest = read_manifest(tmp_path / "m")
+    assert manifest["training_data"]["n"] == 398
+    assert manifest["training_data"]["source"].startswith("mine.csv")
+    assert set(manifest["metrics"]) == {"held-out"}  # no simulated truth for user data
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"responded": None}, "has no `responded` column"),
+        ({"responded": [""] * 3}, "`responded` is empty on 3 rows"),
+        ({"crp_mg_l (nmol/L)": ["1"]}, "unit"),
+    ],
+    ids=["no-outcome", "missing-outcome", "unclear-unit"],
+)
+def test_train_on_unusable_user_data_exits_2_with_one_line(
+    tmp_path, capsys, changes, message
+) -> None:
+    data = _write_cohort(tmp_path / "bad.csv", **changes)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_with_too_few_rows_says_how_many_are_needed(tmp_path, capsys) -> None:
+    data = _write_cohort(tmp_path / "tiny.csv", n=150)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 2
+    assert "too few usable rows to train: 150 valid" in capsys.readouterr().err
+
+
+def test_train_refuses_n_with_data(tmp_path, capsys) -> None:
+    data = _write_cohort(tmp_path / "c.csv")
+    assert main(["train", "--data", str(data), "--n", "500"]) == 2
+    assert "--n" in capsys.readouterr().err
+
+
+def test_train_script_help_runs() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--data" in result.stdout and "example:" in result.stdout
