@@ -20,7 +20,8 @@ METRIC_COLUMNS = (
 )
 
 
-def _performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The metrics of a manifest as a Markdown table: one row per (data, model)."""
     present = [
         column
         for column in METRIC_COLUMNS
@@ -143,7 +144,7 @@ Measured on {evaluated_on}, for the additive model and, fitted on the same rows,
 regression and gradient boosting. The oracle AUC is that of the simulator's true probability:
 the best any model of these fields can do.
 
-{_performance_table(manifest["metrics"])}
+{performance_table(manifest["metrics"])}
 
 ## Calibration
 

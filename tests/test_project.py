@@ -14,7 +14,9 @@ import pytest
 
 import predictor.synthetic
 from data_schemas import markdown_table
+from predictor.artifact import read_manifest
 from predictor.cohort_targets import targets_markdown
+from predictor.model_card import performance_table
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +33,13 @@ def _data_generating_process() -> str:
     return doc[doc.index("Data-generating process") :].strip() + "\n"
 
 
+def _model_quality() -> str:
+    return performance_table(read_manifest()["metrics"]) + "\n"
+
+
 SECTIONS = {
     "schema table": markdown_table,
+    "model quality": _model_quality,
     "data-generating process": _data_generating_process,
     "literature targets": _literature_targets,
 }
@@ -58,7 +65,8 @@ def test_readme_generated_section_matches_its_source(name: str) -> None:
 
 def _quick_start_commands() -> list[str]:
     text = README.read_text()
-    quick_start = text[text.index("## Quick start") : text.index("## Validating")]
+    start = text.index("## Quick start")
+    quick_start = text[start : text.index("\n## ", start)]
     return re.findall(r"```bash\n(.*?)\n```", quick_start, re.DOTALL)
 
 
@@ -71,15 +79,16 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_both() -> None:
         assert command in ci
 
 
-def test_readme_doctest_example_runs() -> None:
+def test_readme_doctest_examples_run() -> None:
     import doctest
 
-    text = README.read_text()
-    example = text[text.index("```python\n") + 10 : text.index("```", text.index("```python") + 9)]
-    parser = doctest.DocTestParser()
-    test = parser.get_doctest(example, {}, "README", str(README), 0)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    examples = [block for block in blocks if ">>> " in block]
+    assert examples, "the README has no doctest example"
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    runner.run(test)
+    for k, example in enumerate(examples):
+        test = doctest.DocTestParser().get_doctest(example, {}, f"README[{k}]", str(README), 0)
+        runner.run(test)
     assert runner.failures == 0
     assert runner.tries >= 3
 
