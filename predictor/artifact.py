@@ -243,6 +243,14 @@ def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
     return model_from_json(text, source=str(artifact))
 
 
+def _resolved(path: str | os.PathLike[str] | None) -> ModelFiles:
+    files = ModelFiles.at(path)
+    return ModelFiles(files.artifact.resolve(), files.manifest.resolve())
+
+
+_shipped_files = functools.cache(functools.partial(_resolved, None))
+
+
 def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
     """Load and check a model; the result is cached until either file changes.
 
@@ -263,8 +271,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
     >>> model.fields[:3]
     ('age_years', 'sex', 'bmi_kg_m2')
     """
-    files = ModelFiles.at(path)
-    files = ModelFiles(files.artifact.resolve(), files.manifest.resolve())
+    files = _shipped_files() if path is None else _resolved(path)
     stamp: list[int] = []
     for file in (files.artifact, files.manifest):
         try:

@@ -16,20 +16,23 @@ them into one string per patient or the texts of one patient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.features import Term
+from predictor.features import Encoded, Term
 from predictor.model import AdditiveModel
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01
 """A contribution smaller than this (in absolute log-odds) is not given as a reason."""
 SAFETY_FIELDS = tuple(f.name for f in FIELDS if f.role is Role.SAFETY)
+RAISES, LOWERS = " raises the chance of response", " lowers the chance of response"
 
 
 @dataclass(frozen=True)
@@ -154,30 +157,60 @@ class Notes(NamedTuple):
 
 def _format_numbers(values: np.ndarray) -> np.ndarray:
     """Numbers as short text ("0.9", "27", "1.35"), each distinct value formatted once."""
+    if values.size <= 16:  # too few to be worth finding the distinct ones
+        return np.array([f"{v:.6g}" for v in values.tolist()], dtype=object)
     unique, inverse = np.unique(values, return_inverse=True)
     return np.array([f"{v:.6g}" for v in unique.tolist()], dtype=object)[inverse]
 
 
-def _describe(term: Term, values: np.ndarray) -> np.ndarray:
-    """Each value of one field in words, e.g. "Low inflammation (CRP 0.9 mg/L)"."""
-    wording = WORDING[term.field]
-    out = np.full(
-        values.shape, f"{wording.label[0].upper()}{wording.label[1:]} not measured", dtype=object
-    )
-    if term.is_spline:
-        numbers = np.asarray(values, dtype=np.float64)
-        present = ~np.isnan(numbers)
-        measured = numbers[present]
-        words = np.array([wording.low, wording.typical, wording.high], dtype=object)
-        cuts = np.asarray(wording.cuts or term.tertiles)
-        bucket = (measured >= cuts[0]).astype(np.intp) + (measured > cuts[1])
-        before, after = wording.shown.split("{value}")
-        after = after.format(unit=FIELDS_BY_NAME[term.field].unit)
-        out[present] = words[bucket] + " (" + before + _format_numbers(measured) + after + ")"
-    else:
-        codes = term.codes(values)
-        names = np.array([wording.levels[level] for level in term.levels], dtype=object)
-        out[codes >= 0] = names[codes[codes >= 0]]
+class _Phrases(NamedTuple):
+    """A term's words, ready to be joined to values: a number's reason is
+    ``prefixes[bucket] + value + suffix``; a category's is ``levels[code]`` (the last entry is
+    the "not measured" text, for code -1)."""
+
+    missing: str
+    prefixes: np.ndarray | None = None  # low, typical, high: "Low inflammation (CRP "
+    suffix: str = ""  # " mg/L)"
+    cuts: tuple[float, float] = (np.nan, np.nan)
+    levels: np.ndarray | None = None
+
+
+@functools.lru_cache(maxsize=8)
+def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
+    out = []
+    for term in model.features.terms:
+        wording = WORDING[term.field]
+        missing = f"{wording.label[0].upper()}{wording.label[1:]} not measured"
+        if term.is_spline:
+            before, after = wording.shown.split("{value}")
+            prefixes = [
+                f"{word} ({before}" for word in (wording.low, wording.typical, wording.high)
+            ]
+            out.append(
+                _Phrases(
+                    missing,
+                    prefixes=np.array(prefixes, dtype=object),
+                    suffix=after.format(unit=FIELDS_BY_NAME[term.field].unit) + ")",
+                    cuts=wording.cuts or term.tertiles,
+                )
+            )
+        else:
+            names = [wording.levels[level] for level in term.levels] + [missing]
+            out.append(_Phrases(missing, levels=np.array(names, dtype=object)))
+    return tuple(out)
+
+
+def _describe(model: AdditiveModel, j: int, values: Any) -> np.ndarray:
+    """Each value of the model's term ``j`` in words, e.g. "Low inflammation (CRP 0.9 mg/L)"."""
+    phrases = _phrases(model)[j]
+    if phrases.levels is not None:
+        return phrases.levels[model.features.terms[j].codes(values)]
+    numbers = np.asarray(values, dtype=np.float64)
+    present = ~np.isnan(numbers)
+    out = np.full(numbers.shape, phrases.missing, dtype=object)
+    measured = numbers[present]
+    bucket = (measured >= phrases.cuts[0]).astype(np.intp) + (measured > phrases.cuts[1])
+    out[present] = phrases.prefixes[bucket] + _format_numbers(measured) + phrases.suffix
     return out
 
 
@@ -194,32 +227,26 @@ def reason_notes(
     contributions : numpy.ndarray, shape (n, number of terms)
     """
     n, n_terms = contributions.shape
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
-    notes = []
-    for rank in range(min(TOP_REASONS, n_terms)):
-        term_index = order[:, rank]
-        size = contributions[np.arange(n), term_index]
-        mask = np.abs(size) >= MIN_REASON_LOG_ODDS
-        text = np.full(n, "", dtype=object)
-        for j in np.unique(term_index[mask]).tolist():
-            rows = mask & (term_index == j)
-            term = model.features.terms[j]
-            effect = np.where(
-                size[rows] > 0, " raises the chance of response", " lowers the chance of response"
-            ).astype(object)
-            text[rows] = _describe(term, np.asarray(values[term.field])[rows]) + effect
-        notes.append(Notes(mask, text))
-    return notes
+    top = min(TOP_REASONS, n_terms)
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
+    size = np.take_along_axis(contributions, order, axis=1)
+    shown = np.abs(size) >= MIN_REASON_LOG_ODDS
+    texts = np.full((n, top), "", dtype=object)
+    for j in np.unique(order[shown]).tolist():  # each field once, for every row that needs it
+        where = (order == j) & shown
+        rows = np.flatnonzero(where.any(axis=1))
+        field = model.features.terms[j].field
+        column = values[field]
+        taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
+        texts[rows, where[rows].argmax(axis=1)] = _describe(model, j, taken)
+    effect = np.where(size > 0, RAISES, LOWERS).astype(object)
+    texts[shown] = texts[shown] + effect[shown]
+    return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
 
-def _constant(mask: np.ndarray, text: str) -> Notes:
-    return Notes(mask, np.full(mask.shape, text, dtype=object))
-
-
-def _missing(term: Term, column: Any) -> np.ndarray:
-    if term.is_spline:
-        return np.isnan(np.asarray(column, dtype=np.float64))
-    return term.codes(column) < 0
+def _constant(mask: np.ndarray, text: str) -> list[Notes]:
+    """A text for the patients in ``mask`` (no note at all when there are none)."""
+    return [Notes(mask, np.full(mask.shape, text, dtype=object))] if mask.any() else []
 
 
 def _instead(term: Term) -> str:
@@ -228,48 +255,75 @@ def _instead(term: Term) -> str:
     return "the training average was assumed"
 
 
-def _not_measured_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+class _MissingGroup(NamedTuple):
+    """Fields measured by one test and handled alike when missing, with their warning texts."""
+
+    terms: list[int]  # indices of the model's terms
+    together: str  # when all of them are missing (fields of one test only)
+    alone: tuple[str, ...]  # when only that field is missing
+
+
+@functools.lru_cache(maxsize=8)
+def _missing_groups(model: AdditiveModel) -> tuple[_MissingGroup, ...]:
+    groups: dict[str, list[int]] = {}
+    for j, term in enumerate(model.features.terms):
+        test = FIELDS_BY_NAME[term.field].measured_by
+        groups.setdefault(f"{test}/{_instead(term)}" if test else term.field, []).append(j)
+    out = []
+    for indices in groups.values():
+        terms = [model.features.terms[j] for j in indices]
+        test = FIELDS_BY_NAME[terms[0].field].measured_by
+        labels = " and ".join(WORDING[term.field].label for term in terms)
+        alone = tuple(
+            f"{WORDING[term.field].label} not measured{f' ({test})' if test else ''}: "
+            f"{_instead(term)}"
+            for term in terms
+        )
+        together = f"{test} not recorded ({labels} not measured): {_instead(terms[0])}"
+        out.append(_MissingGroup(indices, together if len(terms) > 1 else "", alone))
+    return tuple(out)
+
+
+def _not_measured_notes(model: AdditiveModel, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
-    groups: dict[str, list[Term]] = {}
-    for term in model.features.terms:
-        test = FIELDS_BY_NAME[term.field].measured_by
-        groups.setdefault(f"{test}/{_instead(term)}" if test else term.field, []).append(term)
     notes = []
-    for terms in groups.values():
-        missing = [_missing(term, values[term.field]) for term in terms]
-        together = np.logical_and.reduce(missing) if len(terms) > 1 else np.zeros_like(missing[0])
-        test = FIELDS_BY_NAME[terms[0].field].measured_by
-        if len(terms) > 1:
-            labels = " and ".join(WORDING[term.field].label for term in terms)
-            text = f"{test} not recorded ({labels} not measured): {_instead(terms[0])}"
-            notes.append(_constant(together, text))
-        for term, alone in zip(terms, missing, strict=True):
-            what = f"{WORDING[term.field].label} not measured" + (f" ({test})" if test else "")
-            notes.append(_constant(alone & ~together, f"{what}: {_instead(term)}"))
+    any_missing = missing.any(axis=0)
+    for group in _missing_groups(model):
+        if not any_missing[group.terms].any():
+            continue
+        columns = missing[:, group.terms]
+        if group.together:
+            together = columns.all(axis=1)
+            notes += _constant(together, group.together)
+            columns = columns & ~together[:, None]
+        for k, text in enumerate(group.alone):
+            notes += _constant(columns[:, k], text)
     return notes
 
 
-def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outside) -> list[Notes]:
     notes = []
-    for term in model.features.terms:
-        if not term.is_spline:
-            continue
+    for j in np.flatnonzero(outside.any(axis=0)).tolist():
+        term = model.features.terms[j]
         low, high = term.value_range
         numbers = np.asarray(values[term.field], dtype=np.float64)
-        for outside, side, edge in ((numbers < low, "below", low), (numbers > high, "above", high)):
+        for side, sign, edge in (("below", -1, low), ("above", 1, high)):
+            mask = outside[:, j] == sign
+            if not mask.any():
+                continue
             text = np.full(len(numbers), "", dtype=object)
-            text[outside] = (
+            text[mask] = (
                 f"{WORDING[term.field].label} "
-                + _format_numbers(numbers[outside])
+                + _format_numbers(numbers[mask])
                 + f" is {side} the range seen in training ({low:.6g} to {high:.6g}): its "
                 f"effect is held at {edge:.6g}"
             )
-            notes.append(Notes(outside, text))
+            notes.append(Notes(mask, text))
     return notes
 
 
-def warning_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values outside the training range.
 
@@ -278,15 +332,22 @@ def warning_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes
     model : AdditiveModel
     values : mapping of field -> array of shape (n,)
         Clean values of the model fields and the safety-screen fields.
+    encoded : Encoded
+        The same records as ``model.features.encode`` gives them.
     """
     safety = [
-        _constant(
+        note
+        for name in SAFETY_FIELDS
+        for note in _constant(
             np.asarray(values[name], dtype=np.float64) == 1.0,
             f"safety screen: {FIELDS_BY_NAME[name].caution}",
         )
-        for name in SAFETY_FIELDS
     ]
-    return safety + _not_measured_notes(model, values) + _outside_range_notes(model, values)
+    return (
+        safety
+        + _not_measured_notes(model, encoded.missing)
+        + _outside_range_notes(model, values, encoded.outside)
+    )
 
 
 def notes_for(notes: list[Notes], i: int) -> tuple[str, ...]:

@@ -18,10 +18,11 @@ patient or a million.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,9 @@ class Term:
     learned_missing : bool
         Whether ``missing_row`` is the term's own "not measured" column (True) or the training
         average of the term's columns (False).
+    spline : scipy.interpolate.BSpline
+        (Built from the above, for a number.) The term's measured-value columns as one
+        vector-valued spline of the model-scale value.
     value_range : tuple of float
         Lowest and highest training value of a number, in the schema's unit.
     tertiles : tuple of float
@@ -103,17 +107,14 @@ class Term:
             n_basis = self.knots.size - SPLINE_DEGREE - 1
             if self.transform.shape != (n_basis, n_basis) or len(self.columns) != width:
                 raise ValueError(f"{self.field}: knots, transform and columns do not agree")
-            # The basis functions as one vector-valued spline, built once.
-            basis = BSpline(self.knots, np.eye(n_basis), SPLINE_DEGREE, extrapolate=False)
-            object.__setattr__(self, "_basis", basis)
+            # The transformed basis functions as one vector-valued spline, built once.
+            basis = BSpline(self.knots, self.transform, SPLINE_DEGREE, extrapolate=False)
+            object.__setattr__(self, "spline", basis)
         elif len(self.columns) != len(self.levels) + self.learned_missing:
             raise ValueError(f"{self.field}: levels and columns do not agree")
+        object.__setattr__(self, "_level_index", {v: i for i, v in enumerate(self.levels)})
         if self.missing_row.shape != (width,):
             raise ValueError(f"{self.field}: the missing-value row has the wrong length")
-
-    def to_model_scale(self, values: np.ndarray) -> np.ndarray:
-        """Values in the schema's unit -> the spline's scale, clipped to the training range."""
-        return _model_scale(self.field, np.clip(values, *self.value_range))
 
     def codes(self, values: Any) -> np.ndarray:
         """Level index of each value (-1 for missing): categories as schema levels (Categorical
@@ -127,29 +128,16 @@ class Term:
         array = np.asarray(values)
         if self.levels == LEVEL_NAMES_BOOLEAN and array.dtype.kind == "f":
             return np.where(np.isnan(array), -1, array).astype(np.intp)
-        index = {level: i for i, level in enumerate(self.levels)}
+        index = self._level_index
         return np.array([index.get(v, -1) for v in array.tolist()], dtype=np.intp)
 
     def block(self, values: Any) -> np.ndarray:
-        """The term's design columns for ``values`` (shape (n, len(columns)))."""
-        if self.is_spline:
-            values = np.asarray(values, dtype=np.float64)
-            missing = np.isnan(values)
-            inner = self._basis(self.to_model_scale(np.where(missing, self.value_range[0], values)))
-            inner = inner @ self.transform
-            out = np.zeros((values.size, len(self.columns)))
-            out[:, : self.n_basis] = inner
-        else:
-            codes = self.codes(values)
-            missing = codes < 0
-            out = np.zeros((codes.size, len(self.columns)))
-            out[np.flatnonzero(~missing), codes[~missing]] = 1.0
-        if missing.any():
-            out[missing] = self.missing_row
-        return out
+        """The term's design columns for clean ``values``, shape (n, len(columns))."""
+        return FeatureMap((self,)).design({self.field: values})
 
 
-def _model_scale(name: str, values: np.ndarray) -> np.ndarray:
+def model_scale(name: str, values: np.ndarray) -> np.ndarray:
+    """Values of field ``name`` (schema unit) on the scale its spline is built on."""
     floor = LOG_SCALE_FLOORS.get(name)
     return np.log(np.maximum(values, floor)) if floor is not None else values
 
@@ -189,7 +177,7 @@ def _fit_term(name: str, values: Any) -> Term:
         measured = numbers[present]
         if measured.size == 0:
             raise ValueError(f"{name}: no training patient has a value")
-        knots = _knots(_model_scale(name, measured))
+        knots = _knots(model_scale(name, measured))
         n_basis = knots.size - SPLINE_DEGREE - 1
         columns = (
             f"{name}:level",
@@ -221,6 +209,17 @@ def _fit_term(name: str, values: Any) -> Term:
     return replace(term, missing_row=term.block(values)[present].mean(axis=0))
 
 
+class Encoded(NamedTuple):
+    """Clean records as the model sees them."""
+
+    design: np.ndarray
+    """shape (n, number of design columns)"""
+    missing: np.ndarray
+    """shape (n, number of terms), bool: the field was not measured"""
+    outside: np.ndarray
+    """shape (n, number of terms), int8: -1 below / +1 above the training range, else 0"""
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureMap:
     """The fitted map from clean records to design rows: one :class:`Term` per model field.
@@ -248,22 +247,76 @@ class FeatureMap:
         """
         return cls(tuple(_fit_term(name, clean[name]) for name in MODEL_FIELDS))
 
-    @property
+    @functools.cached_property
     def columns(self) -> tuple[str, ...]:
         """Names of the design columns, term by term."""
         return tuple(c for term in self.terms for c in term.columns)
 
-    @property
+    @functools.cached_property
+    def starts(self) -> np.ndarray:
+        """Index of each term's first design column."""
+        return np.cumsum([0, *(len(term.columns) for term in self.terms[:-1])])
+
+    @functools.cached_property
     def slices(self) -> tuple[slice, ...]:
         """Each term's columns in the design matrix."""
-        bounds = np.cumsum([0, *(len(term.columns) for term in self.terms)])
-        return tuple(slice(a, b) for a, b in itertools.pairwise(bounds.tolist()))
+        bounds = [*self.starts.tolist(), len(self.columns)]
+        return tuple(slice(a, b) for a, b in itertools.pairwise(bounds))
+
+    @functools.cached_property
+    def _numbers(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """The spline terms' indices and their training ranges (lows, highs)."""
+        indices = [j for j, term in enumerate(self.terms) if term.is_spline]
+        ranges = np.array([self.terms[j].value_range for j in indices]).reshape(-1, 2)
+        return indices, ranges[:, 0], ranges[:, 1]
+
+    def encode(self, clean: Mapping[str, Any] | pd.DataFrame) -> Encoded:
+        """Clean records (a frame, or a mapping of field -> array of values) as the model's
+        design matrix, with which fields are missing or outside the training range.
+
+        Number fields are prepared together, as one (n, fields) array: checked against the
+        training range, clipped to it, and put on the model scale (log CRP); a missing value
+        becomes the "not measured" row.
+        """
+        n = len(clean[self.terms[0].field])
+        design = np.zeros((n, len(self.columns)))
+        missing = np.zeros((n, len(self.terms)), dtype=bool)
+        outside = np.zeros((n, len(self.terms)), dtype=np.int8)
+        numbers, lows, highs = self._numbers
+        if numbers:
+            values = np.stack(
+                [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
+            )
+            absent = np.isnan(values)
+            outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
+            scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
+            for k, j in enumerate(numbers):
+                field = self.terms[j].field
+                if field in LOG_SCALE_FLOORS:
+                    scaled[:, k] = model_scale(field, scaled[:, k])
+            missing[:, numbers] = absent
+            spline_rows = zip(
+                numbers, absent.all(axis=0).tolist(), absent.any(axis=0).tolist(), strict=True
+            )
+            for k, (j, none_measured, some_missing) in enumerate(spline_rows):
+                term, columns = self.terms[j], self.slices[j]
+                if not none_measured:
+                    design[:, columns.start : columns.start + term.n_basis] = term.spline(
+                        scaled[:, k]
+                    )
+                if some_missing:
+                    design[absent[:, k], columns] = term.missing_row
+        for j, term in enumerate(self.terms):
+            if term.is_spline:
+                continue
+            codes = term.codes(clean[term.field])
+            present = np.flatnonzero(codes >= 0)
+            design[present, self.slices[j].start + codes[present]] = 1.0
+            if present.size < n:
+                missing[:, j] = codes < 0
+                design[missing[:, j], self.slices[j]] = term.missing_row
+        return Encoded(design, missing, outside)
 
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
-        """Design matrix for clean records (a frame, or a mapping of field -> array of values).
-
-        Returns
-        -------
-        numpy.ndarray, shape (n, len(columns))
-        """
-        return np.hstack([term.block(clean[term.field]) for term in self.terms])
+        """The design matrix alone, shape (n, len(columns))."""
+        return self.encode(clean).design

@@ -20,6 +20,7 @@ intercept); the 90% interval is ``sigmoid(logit +/- 1.645 se)`` with ``se^2 = x'
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -85,25 +86,28 @@ class AdditiveModel:
     penalty_c: float
     threshold: float = DEFAULT_THRESHOLD
 
-    @property
+    @functools.cached_property
     def fields(self) -> tuple[str, ...]:
         """The model's input fields, one term each, in order."""
         return tuple(term.field for term in self.features.terms)
 
-    @property
+    @functools.cached_property
     def baseline(self) -> float:
         """Log-odds of the average training patient: intercept + sum of the term means."""
         return float(self.intercept + self.term_means.sum())
 
     def score(self, design: np.ndarray) -> Scores:
         """Probabilities, 90% intervals and contributions for rows of the design matrix."""
-        terms = np.column_stack(
-            [design[:, s] @ self.coef[s] for s in self.features.slices]
-        ).reshape(len(design), -1)
+        terms = np.add.reduceat(design * self.coef, self.features.starts, axis=1)
         contributions = terms - self.term_means
         logit = self.baseline + contributions.sum(axis=1)
-        full = np.hstack([np.ones((len(design), 1)), design])
-        se = np.sqrt(np.einsum("ij,ij->i", full @ self.covariance, full))
+        # se^2 = x' V x with x = (1, design row): V's intercept row and column split out.
+        covariance = self.covariance
+        se = np.sqrt(
+            covariance[0, 0]
+            + 2.0 * design @ covariance[0, 1:]
+            + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
+        )
         half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se
         return Scores(
             logit,

@@ -98,12 +98,13 @@ def score_clean(model: AdditiveModel, clean: Mapping[str, Any] | pd.DataFrame) -
 
     The one code path behind :func:`predict` for a record and for a table.
     """
-    scores = model.score(model.features.design(clean))
+    encoded = model.features.encode(clean)
+    scores = model.score(encoded.design)
     return ScoredRecords(
         scores,
         model.labels(scores.probability),
         reason_notes(model, clean, scores.contributions),
-        warning_notes(model, clean),
+        warning_notes(model, clean, encoded),
     )
 
 
@@ -221,8 +222,5 @@ def predict(
     if not isinstance(patients, Mapping):
         raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
     record = validate_record(patients)
-    columns = {
-        name: np.array([record[name]], dtype=object if isinstance(record[name], str) else None)
-        for name in (*resolved.fields, *SAFETY_FIELDS)
-    }
+    columns = {name: [record[name]] for name in (*resolved.fields, *SAFETY_FIELDS)}
     return _prediction(resolved, score_clean(resolved, columns), 0)

@@ -17,6 +17,7 @@ from predictor.features import (
     MODEL_FIELDS,
     SPLINE_DEGREE,
     FeatureMap,
+    model_scale,
     smoothness_transform,
 )
 from predictor.model import fit_additive_model
@@ -48,7 +49,7 @@ def test_feature_map_spline_basis_matches_scipy_design_matrix(cohort, name: str)
     term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index(name)]
     values = cohort[name].dropna().to_numpy()
     ours = term.block(values)[:, : term.n_basis] @ np.linalg.inv(term.transform)
-    x = term.to_model_scale(values)
+    x = model_scale(name, values)
     reference = BSpline.design_matrix(x, term.knots, SPLINE_DEGREE).toarray()
     assert np.allclose(ours, reference, atol=1e-12)
 
