@@ -63,6 +63,21 @@ def test_train_other_seed_gives_another_model(trained: list[Path], tmp_path: Pat
     assert (tmp_path / "model.json").read_bytes() != (trained[0] / "model.json").read_bytes()
 
 
+def test_train_py_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    """`python train.py` (defaults) gives the shipped model's metrics; with the same library
+    versions, the same files byte for byte (other versions may move the last digits of a
+    float, and the comparison models more)."""
+    assert main(["train", "--out", str(tmp_path)]) == 0
+    shipped, again = read_manifest(), read_manifest(tmp_path)
+    assert again["training_data"] == shipped["training_data"]
+    for data, sets in shipped["metrics"].items():
+        additive = sets["additive model"]
+        assert again["metrics"][data]["additive model"] == pytest.approx(additive, abs=1e-6)
+    if (again["libraries"], again["python"]) == (shipped["libraries"], shipped["python"]):
+        for name in ("model.json", "manifest.json", "MODEL_CARD.md"):
+            assert (tmp_path / name).read_bytes() == (ROOT / "models" / name).read_bytes(), name
+
+
 def test_shipped_model_card_and_manifest_agree() -> None:
     manifest = read_manifest()
     card = (ROOT / "models" / "MODEL_CARD.md").read_text()
