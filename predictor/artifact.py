@@ -129,6 +129,17 @@ def _term_from_json(entry: dict[str, Any]) -> Term:
     )
 
 
+def _our_document(data: str | bytes, source: str, what: str) -> dict[str, Any]:
+    """Parse JSON text and check that it is this package's ``what`` (model file or manifest)."""
+    try:
+        document = json.loads(data)
+    except ValueError as exc:  # also bytes that are not UTF-8 text
+        raise ModelFileError(f"{source} is not a {what}: it is not JSON ({exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(f"{source} is not a ketamine-predictor {what}")
+    return document
+
+
 def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> AdditiveModel:
     """Rebuild a model from :func:`model_to_json` text, checking every part of it.
 
@@ -138,12 +149,7 @@ def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> AdditiveModel:
         If the text is not this format, is from another format or schema version, or has
         missing, misshapen or non-finite numbers.
     """
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ModelFileError(f"{source} is not a model file: it is not JSON ({exc})") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(f"{source} is not a ketamine-predictor model file")
+    document = _our_document(text, source, "model file")
     for key, expected in (("format_version", FORMAT_VERSION), ("schema_version", SCHEMA_VERSION)):
         if document.get(key) != expected:
             raise ModelFileError(
@@ -217,13 +223,7 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     the shipped model)."""
     files = ModelFiles.at(path)
     data = _read(files.manifest, "model manifest")
-    try:
-        manifest = json.loads(data)
-    except ValueError as exc:
-        raise ModelFileError(f"{files.manifest} is not a model manifest (not JSON)") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFileError(f"{files.manifest} is not a ketamine-predictor model manifest")
-    return manifest
+    return _our_document(data, str(files.manifest), "model manifest")
 
 
 @functools.lru_cache(maxsize=8)

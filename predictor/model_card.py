@@ -146,6 +146,11 @@ the best any model of these fields can do.
 
 {performance_table(manifest["metrics"])}
 
+Interval coverage (of the simulator's true probability) is one draw per fitted model: all test
+patients share the same fitted coefficients, so it varies with the training sample more than
+the other figures do. `python bench/model_quality.py --seeds 20` fits the model on 20 training
+cohorts and prints the spread.
+
 ## Calibration
 
 {calibration}

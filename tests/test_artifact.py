@@ -189,7 +189,7 @@ def test_payload_runs_when_unpickled(pickler: str, tmp_path: Path) -> None:
 PICKLE_PLACES = {  # id: (file the pickle replaces, forge the manifest's sha256, message)
     "model-original-manifest": (ARTIFACT_NAME, False, "does not match its manifest"),
     "model-forged-manifest": (ARTIFACT_NAME, True, "is not a model file: it is not (text|JSON)"),
-    "manifest": (MANIFEST_NAME, False, r"is not a model manifest \(not JSON\)"),
+    "manifest": (MANIFEST_NAME, False, "is not a model manifest: it is not JSON"),
 }
 
 
@@ -280,8 +280,8 @@ def test_load_model_refuses_a_missing_file(saved: Path, name: str, message: str)
 
 
 BAD_MANIFESTS = {  # id: (manifest bytes, message)
-    "empty": (b"", r"is not a model manifest \(not JSON\)"),
-    "binary": (b"\x80\x05not json", r"is not a model manifest \(not JSON\)"),
+    "empty": (b"", "is not a model manifest: it is not JSON"),
+    "binary": (b"\x80\x05not json", "is not a model manifest: it is not JSON"),
     "foreign": (b'{"hello": 1}', "is not a ketamine-predictor model manifest"),
     "list": (b"[]", "is not a ketamine-predictor model manifest"),
     "no-sha256": (b'{"format": "ketamine-predictor additive model"}', "does not match its"),
