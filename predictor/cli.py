@@ -157,7 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
         _say(f"simulating the training cohort: {n:,} patients, seed {args.seed}")
         clean = simulate_cohort(n, seed=args.seed)
         source = (
-            f"a synthetic cohort of {n:,} patients simulated from published effect sizes "
+            "a synthetic cohort simulated from published effect sizes "
             f"(`python -m predictor simulate --n {n} --seed {args.seed}`)"
         )
         simulated = True

@@ -127,10 +127,11 @@ average of its term, so it contributes 0, and the prediction says so in its warn
 ## Model
 
 A penalised additive logistic model (a GAM): each field has its own term on the log-odds scale
-(a cubic B-spline for numbers, knots at training quantiles, held constant beyond the training
-range; one coefficient per level for categories). The coefficients are fitted by L2-penalised
-maximum likelihood; the penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by
-cross-validated log-loss. {manifest["model"]["coefficients"]} coefficients in all.
+(for numbers, a cubic B-spline with knots at training quantiles and a second-difference
+smoothness penalty (P-spline), held constant beyond the training range; for categories, one
+coefficient per level). The coefficients are fitted by penalised maximum likelihood; the
+penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by 5-fold cross-validated log-loss.
+{manifest["model"]["coefficients"]} coefficients in all.
 
 - Explanations are exact: each field's contribution is its term minus the term's training mean,
   and baseline + sum of contributions = logit of the probability.
