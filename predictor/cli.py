@@ -156,6 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
         n = DEFAULT_TRAINING_N if args.n is None else args.n
         _say(f"simulating the training cohort: {n:,} patients, seed {args.seed}")
         clean = simulate_cohort(n, seed=args.seed)
+        refused = 0
         source = (
             "a synthetic cohort simulated from published effect sizes "
             f"(`python -m predictor simulate --n {n} --seed {args.seed}`)"
@@ -163,8 +164,16 @@ def run_train(args: argparse.Namespace) -> int:
         simulated = True
     try:
         result = train(
-            clean, seed=args.seed, out=args.out, source=source, simulated=simulated, progress=_say
+            clean,
+            seed=args.seed,
+            out=args.out,
+            source=source,
+            simulated=simulated,
+            n_refused=refused,
+            progress=_say,
         )
+    except TrainingDataError as exc:
+        raise UsageError(f"{args.data or 'the simulated cohort'}: {exc}") from exc
     except OSError as exc:
         raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
     for name, models in result.manifest["metrics"].items():

@@ -126,8 +126,14 @@ class Comparison:
     prepare: Callable[[pd.DataFrame], pd.DataFrame]
 
     def fit(self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int) -> Any:
-        """The fitted estimator."""
-        return self.build(seed).fit(self.prepare(clean), responded)
+        """The fitted estimator.
+
+        A number field no training patient has carries no information; it is given one value
+        (0) so that gradient boosting's binning accepts it, and so is ignored.
+        """
+        inputs = self.prepare(clean)
+        empty = [c for c in inputs if inputs[c].dtype.kind == "f" and inputs[c].isna().all()]
+        return self.build(seed).fit(inputs.assign(**dict.fromkeys(empty, 0.0)), responded)
 
     def probability(self, estimator: Any, clean: pd.DataFrame) -> np.ndarray:
         """A fitted estimator's probabilities of response for clean records."""

@@ -8,9 +8,12 @@ Every predictor field of the schema becomes one *term* of the model, a block of 
   nearest edge;
 * a category or boolean: one column per level (one-hot);
 * a missing value: its own "not measured" column when the training data had enough patients
-  without the field (whether a test was done can carry information), so the model learns the
-  term of a patient without it; otherwise the training average of the term's columns, so that a
-  missing value contributes exactly 0 (the average patient's term).
+  without the field (whether the test was done can carry information, as a marker of the kind
+  of patient or clinic, not as a cause), so the model learns the term of a patient without it;
+  otherwise the training average of the term's columns, so that a missing value contributes
+  exactly 0 (the average patient's term);
+* a number no training patient had, or that had one value only: no columns at all (the term is
+  0 for everyone, and ``Term.unused`` says why), since the data say nothing about its effect.
 
 The same :meth:`FeatureMap.design` builds the rows for training and for prediction, for one
 patient or a million.
@@ -42,7 +45,9 @@ SPLINE_KNOTS = 7
 """Knots per numeric field, at evenly spaced quantiles of the training values (fewer when the
 field has few distinct values): 5 interior knots, a basis of 9 cubic B-splines."""
 NULL_SPACE_SCALE = 1.0
-"""Scale of the level and slope columns of a spline term (their ridge penalty is C / scale^2)."""
+"""Scale of the level and slope columns of a spline term: scaling a column by ``s`` divides its
+coefficient by ``s``, so the column's effect is penalised as if by an inverse penalty
+``C * s^2``."""
 
 MIN_MISSING_TO_LEARN = 20
 """A field needs this many training patients without it for its own "not measured" column."""
@@ -80,6 +85,9 @@ class Term:
         Lowest and highest training value of a number, in the schema's unit.
     tertiles : tuple of float
         The training values' tertile cut points of a number, in the schema's unit.
+    unused : str
+        Why the field has no columns (its term is 0 for every patient), e.g. "no training
+        patient had a value"; empty for a field the model uses.
     """
 
     field: str
@@ -91,6 +99,7 @@ class Term:
     learned_missing: bool = False
     value_range: tuple[float, float] = (np.nan, np.nan)
     tertiles: tuple[float, float] = (np.nan, np.nan)
+    unused: str = ""
 
     @property
     def is_spline(self) -> bool:
@@ -110,8 +119,12 @@ class Term:
             # The transformed basis functions as one vector-valued spline, built once.
             basis = BSpline(self.knots, self.transform, SPLINE_DEGREE, extrapolate=False)
             object.__setattr__(self, "spline", basis)
+        elif self.unused and (self.columns or self.levels or self.learned_missing):
+            raise ValueError(f"{self.field}: an unused field has no columns")
         elif len(self.columns) != len(self.levels) + self.learned_missing:
             raise ValueError(f"{self.field}: levels and columns do not agree")
+        if not (self.unused or self.columns):
+            raise ValueError(f"{self.field}: a term without columns must say why it is unused")
         object.__setattr__(self, "_level_index", {v: i for i, v in enumerate(self.levels)})
         if self.missing_row.shape != (width,):
             raise ValueError(f"{self.field}: the missing-value row has the wrong length")
@@ -127,6 +140,8 @@ class Term:
             return values.codes.astype(np.intp)
         array = np.asarray(values)
         if self.levels == LEVEL_NAMES_BOOLEAN and array.dtype.kind == "f":
+            if ((array != 0.0) & (array != 1.0) & ~np.isnan(array)).any():
+                raise ValueError(f"{self.field}: a boolean is coded 0 or 1 (or NaN for missing)")
             return np.where(np.isnan(array), -1, array).astype(np.intp)
         index = self._level_index
         return np.array([index.get(v, -1) for v in array.tolist()], dtype=np.intp)
@@ -145,8 +160,6 @@ def model_scale(name: str, values: np.ndarray) -> np.ndarray:
 def _knots(values: np.ndarray) -> np.ndarray:
     """Clamped cubic knot vector with interior knots at quantiles of ``values`` (model scale)."""
     breaks = np.unique(np.quantile(values, np.linspace(0.0, 1.0, SPLINE_KNOTS)))
-    if breaks.size < 2:
-        raise ValueError("a number field needs at least two distinct training values")
     return np.concatenate(
         [np.repeat(breaks[0], SPLINE_DEGREE), breaks, np.repeat(breaks[-1], SPLINE_DEGREE)]
     )
@@ -159,6 +172,11 @@ def smoothness_transform(n_basis: int) -> np.ndarray:
     straight line across the basis); the others are ``D'(DD')^-1`` for the second-difference
     matrix ``D``, so that ``||D beta||^2 = ||wiggles||^2``. A plain ridge penalty on ``theta``
     is then the P-spline smoothness penalty on the wiggles (and a ridge on level and slope).
+
+    One ``C`` serves all columns, so it also shrinks each term's level and slope a little
+    (towards a flat term); with tens of thousands of patients that shrinkage is negligible. The
+    level columns sum to a constant over a term's basis, so they are collinear with the
+    intercept; the ridge makes the fit unique.
     """
     if n_basis < 3:
         return np.eye(n_basis)
@@ -176,7 +194,11 @@ def _fit_term(name: str, values: Any) -> Term:
         present = ~np.isnan(numbers)
         measured = numbers[present]
         if measured.size == 0:
-            raise ValueError(f"{name}: no training patient has a value")
+            return Term(name, (), unused="no training patient had a value")
+        if measured.min() == measured.max():
+            return Term(
+                name, (), unused=f"every training patient with a value had {measured[0]:.6g}"
+            )
         knots = _knots(model_scale(name, measured))
         n_basis = knots.size - SPLINE_DEGREE - 1
         columns = (
@@ -264,6 +286,15 @@ class FeatureMap:
         return tuple(slice(a, b) for a, b in itertools.pairwise(bounds))
 
     @functools.cached_property
+    def membership(self) -> np.ndarray:
+        """shape (len(columns), number of terms): 1 where a design column belongs to a term;
+        ``(design * coef) @ membership`` sums each term's columns (an unused term's to 0)."""
+        out = np.zeros((len(self.columns), len(self.terms)))
+        for j, columns in enumerate(self.slices):
+            out[columns, j] = 1.0
+        return out
+
+    @functools.cached_property
     def _numbers(self) -> tuple[list[int], np.ndarray, np.ndarray]:
         """The spline terms' indices and their training ranges (lows, highs)."""
         indices = [j for j, term in enumerate(self.terms) if term.is_spline]
@@ -307,7 +338,7 @@ class FeatureMap:
                 if some_missing:
                     design[absent[:, k], columns] = term.missing_row
         for j, term in enumerate(self.terms):
-            if term.is_spline:
+            if term.is_spline or term.unused:
                 continue
             codes = term.codes(clean[term.field])
             present = np.flatnonzero(codes >= 0)

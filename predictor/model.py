@@ -98,7 +98,7 @@ class AdditiveModel:
 
     def score(self, design: np.ndarray) -> Scores:
         """Probabilities, 90% intervals and contributions for rows of the design matrix."""
-        terms = np.add.reduceat(design * self.coef, self.features.starts, axis=1)
+        terms = (design * self.coef) @ self.features.membership
         contributions = terms - self.term_means
         logit = self.baseline + contributions.sum(axis=1)
         # se^2 = x' V x with x = (1, design row): V's intercept row and column split out.

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from data_schemas import FIELDS_BY_NAME
-from predictor.model import INTERVAL_LEVEL, AdditiveModel
+from predictor.features import MIN_MISSING_TO_LEARN
+from predictor.model import CV_FOLDS, INTERVAL_LEVEL, AdditiveModel
 
 METRIC_COLUMNS = (
     ("auc", "AUC", "{:.3f}"),
@@ -43,15 +44,20 @@ def _predictors_table(model: AdditiveModel) -> str:
     for term in model.features.terms:
         field = FIELDS_BY_NAME[term.field]
         unit = ", ".join(term.levels) if term.levels else (field.unit or "(ratio)")
-        shape = (
-            f"cubic spline, {term.n_basis} basis functions"
-            + (" on log scale" if term.field == "crp_mg_l" else "")
-            if term.is_spline
-            else "one coefficient per level"
-        )
-        missing = (
-            "its own learned term" if term.learned_missing else "training average (contribution 0)"
-        )
+        if term.unused:
+            shape, missing = f"none: not used ({term.unused})", "(not used)"
+        else:
+            shape = (
+                f"cubic spline, {term.n_basis} basis functions"
+                + (" on log scale" if term.field == "crp_mg_l" else "")
+                if term.is_spline
+                else "one coefficient per level"
+            )
+            missing = (
+                "its own learned term"
+                if term.learned_missing
+                else "training average (contribution 0)"
+            )
         rows.append(f"| `{term.field}` | {unit} | {shape} | {missing} |")
     return "\n".join(rows)
 
@@ -73,6 +79,11 @@ def model_card(model: AdditiveModel, manifest: dict[str, Any]) -> str:
         f"{m['calibration_in_the_large']:+.3f} (observed minus mean predicted response rate), "
         f"Brier {m['brier']:.4f}."
         for name, m in additive.items()
+    )
+    refused = (
+        f"; {data['n_refused']:,} further rows were left out for schema problems"
+        if data.get("n_refused")
+        else ""
     )
     evaluated_on = f"a held-out {data['n_held_out']:,} patients of the same cohort" + (
         f", and a fresh simulated cohort of {fresh['n']:,} patients (seed {fresh['seed']}) "
@@ -103,9 +114,9 @@ not what will happen to a patient.
 
 ## Data
 
-- Source: {data["source"]}; {data["n"]:,} patients (response rate {data["response_rate"]:.3f}),
-  split at random (seed {data["seed"]}, stratified by outcome) into {data["n_fit"]:,} to fit and
-  {data["n_held_out"]:,} held out.
+- Source: {data["source"]}; {data["n"]:,} patients
+  (response rate {data["response_rate"]:.3f}){refused}, split at random (seed {data["seed"]},
+  stratified by outcome) into {data["n_fit"]:,} to fit and {data["n_held_out"]:,} held out.
 - Training data sha256: `{data["sha256"]}`.
 - Outcome (`responded`): at least 50% reduction in MADRS from baseline at the end of the
   induction course (six IV infusions over 2-3 weeks, or eight intranasal sessions over 4 weeks).
@@ -119,10 +130,13 @@ current naltrexone) are not model inputs; when set they add a warning.
 
 ## Missing data
 
-A missing value is never imputed silently and never rejected. A field that at least some
-training patients lacked has its own learned "not measured" term, since whether a test was done
-can carry information; a field that (almost) all training patients had takes the training
-average of its term, so it contributes 0, and the prediction says so in its warnings.
+A missing value is never imputed silently and never rejected. A field that at least
+{MIN_MISSING_TO_LEARN} training patients lacked has its own learned "not measured" term, since
+whether a test was done can carry information (about the kind of patient or clinic: it is an
+association, not an effect of testing); a field that fewer training patients lacked takes the
+training average of its term, so it contributes 0, and the prediction says so in its warnings.
+A number field that no training patient had, or that had a single value, is not used at all
+(see the table above).
 
 ## Model
 
@@ -130,7 +144,8 @@ A penalised additive logistic model (a GAM): each field has its own term on the 
 (for numbers, a cubic B-spline with knots at training quantiles and a second-difference
 smoothness penalty (P-spline), held constant beyond the training range; for categories, one
 coefficient per level). The coefficients are fitted by penalised maximum likelihood; the
-penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by 5-fold cross-validated log-loss.
+penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by {CV_FOLDS}-fold cross-validated
+log-loss.
 {manifest["model"]["coefficients"]} coefficients in all.
 
 - Explanations are exact: each field's contribution is its term minus the term's training mean,

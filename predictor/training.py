@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from data_schemas import validate
+from data_schemas import match_columns, validate
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
 from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
@@ -62,12 +62,24 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         If ``responded`` is missing, has missing values, or too few usable rows remain.
     """
     clean, problems = validate(frame)
-    if "responded" not in clean or clean["responded"].isna().all():
+    given = {source.field.name for source in match_columns(tuple(frame.columns)).sources}
+    if "responded" not in given:
         raise TrainingDataError(
             "the data has no `responded` column: training needs the outcome, 1 (responded: at "
             "least 50% MADRS reduction) or 0, for every patient"
         )
+    if clean.empty and len(frame):
+        first = "; ".join(problems["message"].head(3))
+        raise TrainingDataError(
+            f"no usable row: all {len(frame):,} rows break the schema "
+            f"({len(problems):,} problems; first: {first})"
+        )
     unknown = clean["responded"].isna()
+    if unknown.all() and len(clean):
+        raise TrainingDataError(
+            "the `responded` column is empty on every row: training needs the outcome, 1 "
+            "(responded: at least 50% MADRS reduction) or 0, for every patient"
+        )
     if unknown.any():
         rows = ", ".join(str(r) for r in clean.index[unknown][:5])
         raise TrainingDataError(
@@ -130,6 +142,7 @@ def train(
     out: str | Path,
     source: str,
     simulated: bool,
+    n_refused: int = 0,
     progress: Callable[[str], None] = print,
 ) -> TrainingResult:
     """Fit the additive model, evaluate it on data it never saw, and write the model files.
@@ -147,8 +160,17 @@ def train(
     simulated : bool
         Whether the cohort was simulated: then the model is also evaluated on a fresh simulated
         cohort (seed ``seed + 1``).
+    n_refused : int
+        Rows of the user's file left out for schema problems (recorded in the manifest).
     progress : callable
         Receives one line per stage.
+
+    Raises
+    ------
+    TrainingDataError
+        If the model cannot be fitted on this data.
+    OSError
+        If the model files cannot be written.
     """
     started = time.perf_counter()
 
@@ -160,7 +182,13 @@ def train(
         clean, test_size=HELD_OUT_SHARE, random_state=seed, stratify=y
     )
     stage(f"split {len(clean):,} patients: {len(fit_rows):,} to fit, {len(held_out):,} held out")
-    model, report = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
+    try:
+        model, report = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
+    except ValueError as exc:
+        raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
+    unused = {term.field: term.unused for term in model.features.terms if term.unused}
+    for field, why in unused.items():
+        stage(f"warning: {field} is not used by the model: {why}")
     stage(
         f"fitted the additive model ({len(model.coef)} coefficients; penalty C = "
         f"{report.penalty_c:g} chosen by {len(report.penalty_grid)}-value cross-validated "
@@ -186,6 +214,7 @@ def train(
             "n": len(clean),
             "n_fit": len(fit_rows),
             "n_held_out": len(held_out),
+            "n_refused": n_refused,
             "response_rate": float(np.mean(y)),
         },
         "evaluation_cohort": (
@@ -198,6 +227,7 @@ def train(
                 zip(map(str, report.penalty_grid), report.cv_log_loss, strict=True)
             ),
             "threshold": model.threshold,
+            "unused_fields": unused,
         },
         "metrics": evaluation,
     }

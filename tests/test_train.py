@@ -105,6 +105,8 @@ def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, ca
     assert "398 valid records, 2 left out" in err
     manifest = read_manifest(tmp_path / "m")
     assert manifest["training_data"]["n"] == 398
+    assert manifest["training_data"]["n_refused"] == 2
+    assert "2 further rows were left out" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert manifest["training_data"]["source"].startswith("mine.csv")
     assert set(manifest["metrics"]) == {"held-out"}  # no simulated truth for user data
 
@@ -150,3 +152,40 @@ def test_train_script_help_runs() -> None:
     )
     assert result.returncode == 0
     assert "--data" in result.stdout and "example:" in result.stdout
+
+
+def test_train_all_rows_refused_says_so_with_the_first_problems(tmp_path, capsys) -> None:
+    data = _write_cohort(tmp_path / "bad.csv", n=5, age_years=["old"] * 5)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "no usable row: all 5 rows break the schema" in err
+    assert "age_years = 'old'" in err and "responded" not in err.split("first:")[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("bdnf_ng_ml", "", "no training patient had a value"),
+        ("slow_wave_sleep_pct", "12", "every training patient with a value had 12"),
+        ("family_history_alcohol_use_disorder", "", None),  # a category: a learned missing term
+    ],
+    ids=["number-all-missing", "number-constant", "boolean-all-missing"],
+)
+def test_train_with_an_empty_or_constant_field_still_trains(
+    tmp_path, capsys, column: str, value: str, why: str | None
+) -> None:
+    data = _write_cohort(tmp_path / "c.csv", n=400, **{column: [value] * 400})
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    manifest = read_manifest(tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    term = model.features.terms[model.fields.index(column)]
+    assert term.unused == (why or "")
+    assert manifest["model"]["unused_fields"] == ({column: why} if why else {})
+    if why:
+        assert f"warning: {column} is not used by the model: {why}" in err
+        assert why in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+        p = predict({column: 20.0, "crp_mg_l": 1.0}, model=model)
+        assert p.contributions[column] == 0.0
+        assert any("is not used by this model" in w for w in p.warnings)
+        assert not any("not measured" in w and column in w for w in p.warnings)
