@@ -10,7 +10,8 @@ message saying what is wrong, a file that:
 * does not match the manifest's sha256 (corrupted, truncated, or replaced by another file,
   a pickle for instance);
 * is not JSON, is another kind of file, or comes from another format or schema version;
-* has numbers of the wrong shape or that are not finite.
+* has numbers of the wrong shape or that are not finite, or terms that do not fit the schema
+  (levels, kinds), or a covariance that is not a covariance.
 """
 
 from __future__ import annotations
@@ -25,9 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from data_schemas import SCHEMA_VERSION
+from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Kind
 from predictor.atomic import atomic_text_output
-from predictor.features import MODEL_FIELDS, SPLINE_DEGREE, FeatureMap, Term
+from predictor.features import (
+    LEVEL_NAMES_BOOLEAN,
+    MODEL_FIELDS,
+    SPLINE_DEGREE,
+    FeatureMap,
+    Term,
+)
 from predictor.model import AdditiveModel
 
 ARTIFACT_NAME = "model.json"
@@ -76,6 +83,7 @@ def _term_to_json(term: Term) -> dict[str, Any]:
         "learned_missing": term.learned_missing,
         "value_range": list(term.value_range) if spline else None,
         "tertiles": list(term.tertiles) if spline else None,
+        "unused": term.unused,
     }
 
 
@@ -105,9 +113,29 @@ def _array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.nd
     return array
 
 
+def _expected_levels(field: str) -> tuple[str, ...]:
+    kind = FIELDS_BY_NAME[field].kind
+    if kind is Kind.BOOLEAN:
+        return LEVEL_NAMES_BOOLEAN
+    return FIELDS_BY_NAME[field].levels if kind is Kind.CATEGORY else ()
+
+
 def _term_from_json(entry: dict[str, Any]) -> Term:
+    field = entry["field"]
+    if field not in FIELDS_BY_NAME:
+        raise ValueError(f"it has a term for {field!r}, which is not a schema field")
     columns = tuple(str(c) for c in entry["columns"])
     knots = _array(entry["knots"], "knots")
+    unused = entry.get("unused", "")
+    levels = tuple(str(level) for level in entry["levels"])
+    if not isinstance(unused, str) or not isinstance(entry["learned_missing"], bool):
+        raise ValueError(f"{field}: 'unused' must be text and 'learned_missing' true or false")
+    expected = () if unused else _expected_levels(field)
+    if levels != expected:
+        raise ValueError(f"{field}: its levels are {levels}, the schema's are {expected}")
+    is_number = FIELDS_BY_NAME[field].kind in (Kind.NUMBER, Kind.INTEGER)
+    if bool(knots.size) != (is_number and not unused):
+        raise ValueError(f"{field}: a spline term must be exactly the schema's used number fields")
     transform = np.empty((0, 0))
     if knots.size:
         n_basis = knots.size - SPLINE_DEGREE - 1
@@ -117,22 +145,42 @@ def _term_from_json(entry: dict[str, Any]) -> Term:
         for key in ("value_range", "tertiles")
         if entry[key] is not None
     }
+    if any(low > high for low, high in ranges.values()):
+        raise ValueError(f"{field}: a range has its low end above its high end")
     return Term(
-        str(entry["field"]),
+        field,
         columns,
-        levels=tuple(str(level) for level in entry["levels"]),
+        levels=levels,
         knots=knots,
         transform=transform,
         missing_row=_array(entry["missing_row"], "missing_row", (len(columns),)),
-        learned_missing=bool(entry["learned_missing"]),
+        learned_missing=entry["learned_missing"],
+        unused=unused,
         **ranges,
     )
+
+
+def _check_parameters(model: AdditiveModel) -> None:
+    """Raise ValueError unless the threshold, penalty and covariance can be what a fit gives."""
+    if not 0.0 < model.threshold < 1.0:
+        raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
+    if not model.penalty_c > 0.0:
+        raise ValueError(f"its penalty C {model.penalty_c!r} is not positive")
+    covariance = model.covariance
+    if not np.array_equal(covariance, covariance.T):
+        raise ValueError("its covariance is not symmetric")
+    try:
+        np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        raise ValueError("its covariance is not positive definite") from None
 
 
 def _our_document(data: str | bytes, source: str, what: str) -> dict[str, Any]:
     """Parse JSON text and check that it is this package's ``what`` (model file or manifest)."""
     try:
         document = json.loads(data)
+    except RecursionError as exc:
+        raise ModelFileError(f"{source} is not a {what}: it is nested too deeply") from exc
     except ValueError as exc:  # also bytes that are not UTF-8 text
         raise ModelFileError(f"{source} is not a {what}: it is not JSON ({exc})") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -171,7 +219,8 @@ def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> AdditiveModel:
             penalty_c=float(_array(document["penalty_c"], "penalty_c", ())),
             threshold=float(_array(document["threshold"], "threshold", ())),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        _check_parameters(model)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
         raise ModelFileError(f"{source} is not a valid model: {detail}") from exc
     return model
@@ -229,6 +278,12 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=8)
 def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
     artifact = files.artifact
+    if not (artifact.exists() or files.manifest.exists()):
+        raise ModelFileError(
+            f"no model at {artifact.parent if artifact.name == ARTIFACT_NAME else artifact}: "
+            f"give a model directory (with {ARTIFACT_NAME} and {MANIFEST_NAME}) or its "
+            f"{ARTIFACT_NAME}"
+        )
     manifest = read_manifest(artifact)
     data = _read(artifact, "model file")
     if sha256_hex(data) != manifest.get("artifact_sha256"):

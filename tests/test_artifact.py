@@ -239,6 +239,26 @@ def _first_spline(document: dict) -> dict:
     return next(term for term in document["terms"] if term["knots"])
 
 
+def _term(document: dict, field: str) -> dict:
+    return next(term for term in document["terms"] if term["field"] == field)
+
+
+def _swap_route_levels(document: dict) -> None:
+    _term(document, "route")["levels"].reverse()
+
+
+def _spline_to_category(document: dict) -> None:
+    _first_spline(document).update(knots=[], transform=[], levels=["a"] * 8)
+
+
+def _asymmetric(document: dict) -> None:
+    document["covariance"][0][1] += 1e-3
+
+
+def _not_positive_definite(document: dict) -> None:
+    document["covariance"][1][1] = -1.0
+
+
 MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     "coef-short": (_edit(lambda d: d["coef"].pop()), "coef has shape"),
     "covariance-not-square": (_edit(lambda d: d["covariance"].pop()), "covariance has shape"),
@@ -255,6 +275,25 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     "terms-missing": (_edit(lambda d: d.pop("terms")), "'terms' is missing"),
     "terms-reordered": (_edit(lambda d: d["terms"].reverse()), "its terms are"),
     "term-not-object": (_edit(lambda d: d["terms"].__setitem__(0, 1)), "not subscriptable"),
+    "levels-reordered": (_edit(_swap_route_levels), "route: its levels are"),
+    "levels-on-a-number": (_edit(_spline_to_category), "age_years: its levels are"),
+    "learned-missing-text": (
+        _edit(lambda d: _first_spline(d).update(learned_missing="yes")),
+        "'learned_missing' true or false",
+    ),
+    "range-reversed": (
+        _edit(lambda d: _first_spline(d)["value_range"].reverse()),
+        "low end above its high end",
+    ),
+    "unknown-field": (_edit(lambda d: d["terms"][0].update(field="shoe_size")), "not a schema"),
+    "covariance-asymmetric": (_edit(_asymmetric), "covariance is not symmetric"),
+    "covariance-not-positive": (_edit(_not_positive_definite), "not positive definite"),
+    "threshold-1": (_edit(lambda d: d.update(threshold=1.0)), "threshold 1.0 is not between"),
+    "penalty-0": (_edit(lambda d: d.update(penalty_c=0.0)), "penalty C 0.0 is not positive"),
+    "huge-integer": (
+        lambda text: re.sub(r'"intercept": [^,]+', '"intercept": ' + "9" * 400, text),
+        "too large",
+    ),
 }
 
 
@@ -276,6 +315,18 @@ def test_load_model_refuses_misshapen_or_non_finite_numbers(
 def test_load_model_refuses_a_missing_file(saved: Path, name: str, message: str) -> None:
     (saved / name).unlink()
     with pytest.raises(ModelFileError, match=message):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("where", ["nowhere", "nowhere/model.json"], ids=["dir", "file"])
+def test_load_model_mistyped_path_says_there_is_no_model(tmp_path: Path, where: str) -> None:
+    with pytest.raises(ModelFileError, match=r"^no model at .*nowhere: give a model directory"):
+        load_model(tmp_path / where)
+
+
+def test_load_model_refuses_deeply_nested_json_as_not_a_model(saved: Path) -> None:
+    _write(saved, b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ModelFileError, match="nested too deeply"):
         load_model(saved)
 
 
