@@ -33,6 +33,9 @@ MIN_REASON_LOG_ODDS = 0.01
 """A contribution smaller than this (in absolute log-odds) is not given as a reason."""
 SAFETY_FIELDS = tuple(f.name for f in FIELDS if f.role is Role.SAFETY)
 RAISES, LOWERS = " raises the chance of response", " lowers the chance of response"
+HIGHER, LOWER = " goes with a higher chance of response", " goes with a lower chance of response"
+"""A field not measured is an association learned from the training data (who gets a test),
+not a cause, and is worded so."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class _Phrases(NamedTuple):
     prefixes: np.ndarray | None = None  # low, typical, high: "Low inflammation (CRP "
     suffix: str = ""  # " mg/L)"
     cuts: tuple[float, float] = (np.nan, np.nan)
+    low_includes_cut: bool = False  # the first cut is the lowest training value: it is "low"
     levels: np.ndarray | None = None
 
 
@@ -181,8 +185,11 @@ def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
     for term in model.features.terms:
         wording = WORDING[term.field]
         missing = f"{wording.label[0].upper()}{wording.label[1:]} not measured"
-        if term.is_spline:
+        if term.unused:  # contributes 0, so never a reason
+            out.append(_Phrases(missing))
+        elif term.is_spline:
             before, after = wording.shown.split("{value}")
+            cuts = wording.cuts or term.tertiles
             prefixes = [
                 f"{word} ({before}" for word in (wording.low, wording.typical, wording.high)
             ]
@@ -191,7 +198,8 @@ def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
                     missing,
                     prefixes=np.array(prefixes, dtype=object),
                     suffix=after.format(unit=FIELDS_BY_NAME[term.field].unit) + ")",
-                    cuts=wording.cuts or term.tertiles,
+                    cuts=cuts,
+                    low_includes_cut=cuts[0] <= term.value_range[0],
                 )
             )
         else:
@@ -209,7 +217,9 @@ def _describe(model: AdditiveModel, j: int, values: Any) -> np.ndarray:
     present = ~np.isnan(numbers)
     out = np.full(numbers.shape, phrases.missing, dtype=object)
     measured = numbers[present]
-    bucket = (measured >= phrases.cuts[0]).astype(np.intp) + (measured > phrases.cuts[1])
+    low, high = phrases.cuts
+    above_low = measured > low if phrases.low_includes_cut else measured >= low
+    bucket = above_low.astype(np.intp) + (measured > high)
     out[present] = phrases.prefixes[bucket] + _format_numbers(measured) + phrases.suffix
     return out
 
@@ -232,14 +242,19 @@ def reason_notes(
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
     texts = np.full((n, top), "", dtype=object)
+    absent = np.zeros((n, top), dtype=bool)
     for j in np.unique(order[shown]).tolist():  # each field once, for every row that needs it
         where = (order == j) & shown
         rows = np.flatnonzero(where.any(axis=1))
         field = model.features.terms[j].field
         column = values[field]
         taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
-        texts[rows, where[rows].argmax(axis=1)] = _describe(model, j, taken)
-    effect = np.where(size > 0, RAISES, LOWERS).astype(object)
+        ranks = where[rows].argmax(axis=1)
+        texts[rows, ranks] = _describe(model, j, taken)
+        absent[rows, ranks] = pd.isna(np.asarray(taken, dtype=object))
+    effect = np.where(
+        absent, np.where(size > 0, HIGHER, LOWER), np.where(size > 0, RAISES, LOWERS)
+    ).astype(object)
     texts[shown] = texts[shown] + effect[shown]
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
@@ -267,6 +282,8 @@ class _MissingGroup(NamedTuple):
 def _missing_groups(model: AdditiveModel) -> tuple[_MissingGroup, ...]:
     groups: dict[str, list[int]] = {}
     for j, term in enumerate(model.features.terms):
+        if term.unused:  # never reported missing: the model ignores it either way
+            continue
         test = FIELDS_BY_NAME[term.field].measured_by
         groups.setdefault(f"{test}/{_instead(term)}" if test else term.field, []).append(j)
     out = []
@@ -323,9 +340,22 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
     return notes
 
 
+def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+    """A note for each value given for a field the model does not use."""
+    return [
+        note
+        for term in model.features.terms
+        if term.unused
+        for note in _constant(
+            ~pd.isna(np.asarray(values[term.field], dtype=object)),
+            f"{WORDING[term.field].label} is not used by this model ({term.unused})",
+        )
+    ]
+
+
 def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
-    values outside the training range.
+    values given for a field the model does not use, values outside the training range.
 
     Parameters
     ----------
@@ -346,6 +376,7 @@ def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Enco
     return (
         safety
         + _not_measured_notes(model, encoded.missing)
+        + _unused_notes(model, values)
         + _outside_range_notes(model, values, encoded.outside)
     )
 

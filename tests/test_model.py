@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.interpolate import BSpline
-from scipy.special import logit
+from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
@@ -99,9 +100,39 @@ def test_contributions_add_up_to_the_logit_for_every_patient(
     model = small_model if which == "small" else shipped
     patients = simulate_cohort(2000, seed=99)  # many with missing biomarkers
     patients.loc[::7, ["age_years", "sex", "route", "substance_use_disorder"]] = np.nan
-    scores = model.score(model.features.design(patients))
-    assert np.allclose(model.baseline + scores.contributions.sum(axis=1), scores.logit, atol=1e-9)
-    assert np.allclose(logit(scores.probability), scores.logit, atol=1e-9)
+    design = model.features.design(patients)
+    scores = model.score(design)
+    # The logit of the linear model itself, computed without the term bookkeeping.
+    direct = model.intercept + design @ model.coef
+    assert np.allclose(model.baseline + scores.contributions.sum(axis=1), direct, atol=1e-9)
+    assert np.allclose(logit(scores.probability), direct, atol=1e-9)
+
+
+def test_model_probability_is_scikit_learns_fit_on_the_same_design(cohort, small_model) -> None:
+    design = small_model.features.design(cohort)
+    reference = LogisticRegression(
+        C=small_model.penalty_c, solver="newton-cholesky", tol=1e-8, max_iter=200
+    ).fit(design, cohort["responded"].to_numpy())
+    patients = simulate_cohort(500, seed=98)
+    ours = small_model.score(small_model.features.design(patients)).probability
+    theirs = reference.predict_proba(small_model.features.design(patients))[:, 1]
+    assert np.allclose(ours, theirs, atol=1e-9)
+
+
+def test_covariance_is_the_inverse_penalised_hessian_at_the_optimum(cohort, small_model) -> None:
+    design = small_model.features.design(cohort)
+    y = cohort["responded"].to_numpy()
+    full = np.hstack([np.ones((len(design), 1)), design])
+    p = expit(full @ np.r_[small_model.intercept, small_model.coef])
+    penalty = np.r_[0.0, np.full(design.shape[1], 1.0 / small_model.penalty_c)]
+    gradient = full.T @ (y - p) - penalty * np.r_[small_model.intercept, small_model.coef]
+    assert np.abs(gradient).max() < 1e-4  # the penalised likelihood's optimum
+    hessian = full.T @ (full * (p * (1 - p))[:, None]) + np.diag(penalty)
+    assert np.allclose(small_model.covariance @ hessian, np.eye(len(hessian)), atol=1e-8)
+    scores = small_model.score(design[:50])
+    se = np.sqrt(np.einsum("ij,jk,ik->i", full[:50], small_model.covariance, full[:50]))
+    assert np.allclose(logit(scores.high) - scores.logit, 1.6448536269514722 * se, atol=1e-9)
+    assert np.allclose(scores.logit - logit(scores.low), 1.6448536269514722 * se, atol=1e-9)
 
 
 def test_contributions_are_centred_on_the_training_data(cohort: pd.DataFrame, small_model) -> None:
@@ -198,3 +229,40 @@ def test_wording_covers_every_model_field_and_level() -> None:
             assert set(wording.levels) == {"yes", "no"}, name
         else:
             assert wording.shown and wording.low and wording.typical and wording.high, name
+
+
+@pytest.mark.parametrize("n_missing", [MIN_MISSING_TO_LEARN - 1, MIN_MISSING_TO_LEARN])
+def test_feature_map_missing_threshold_is_exact(cohort: pd.DataFrame, n_missing: int) -> None:
+    patients = cohort.copy()
+    patients["age_years"] = patients["age_years"].astype(float)
+    patients.loc[patients.index[:n_missing], "age_years"] = np.nan
+    term = FeatureMap.fit(patients).terms[MODEL_FIELDS.index("age_years")]
+    assert term.learned_missing == (n_missing >= MIN_MISSING_TO_LEARN)
+    assert term.columns[-1].endswith("=missing") == term.learned_missing
+
+
+@pytest.mark.parametrize(
+    ("values", "codes"),
+    [
+        (np.array([1.0, 0.0, np.nan]), [1, 0, -1]),
+        (np.array(["yes", "no", None], dtype=object), [1, 0, -1]),
+        (pd.Series([1.0, np.nan]), [1, -1]),
+    ],
+    ids=["float", "text", "series"],
+)
+def test_term_codes_reads_boolean_input_types(cohort, values, codes) -> None:
+    term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index("family_history_alcohol_use_disorder")]
+    assert term.codes(values).tolist() == codes
+
+
+def test_term_codes_refuses_a_boolean_code_other_than_0_or_1(cohort) -> None:
+    term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index("family_history_alcohol_use_disorder")]
+    with pytest.raises(ValueError, match="coded 0 or 1"):
+        term.codes(np.array([0.0, 2.0]))
+
+
+def test_category_codes_read_categorical_and_text_alike(cohort) -> None:
+    term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index("route")]
+    text = np.array(["intranasal_esketamine", "iv_ketamine", None], dtype=object)
+    categorical = pd.Categorical(text, categories=list(term.levels))
+    assert term.codes(text).tolist() == term.codes(categorical).tolist() == [1, 0, -1]

@@ -78,6 +78,8 @@ def test_reasons_follow_the_largest_contributions_in_order() -> None:
     words = {"crp_mg_l": "CRP 0.9 mg/L", "family_history_alcohol_use_disorder": "family history"}
     for field, reason in zip(top, p.reasons, strict=True):
         effect = "raises" if p.contributions[field] > 0 else "lowers"
+        if "not measured" in reason:
+            effect = "goes with a higher" if p.contributions[field] > 0 else "goes with a lower"
         assert reason.endswith(f"{effect} the chance of response")
         if field in words:
             assert words[field] in reason
@@ -88,6 +90,30 @@ def test_reason_names_the_value_and_unit_with_clinical_crp_wording() -> None:
     assert "Low inflammation (CRP 0.9 mg/L) raises the chance of response" in low.reasons
     high = predict({"crp_mg_l": 12, "route": "iv_ketamine"})
     assert "High inflammation (CRP 12 mg/L) lowers the chance of response" in high.reasons
+
+
+@pytest.mark.parametrize(
+    ("trials", "words"),
+    [(2, "Few failed"), (4, "Several failed"), (5, "Many failed")],
+    ids=["lowest-is-low", "middle", "high"],
+)
+def test_reason_buckets_reach_low_when_the_first_cut_is_the_training_minimum(
+    trials: int, words: str
+) -> None:
+    term = load_model().features.terms[load_model().fields.index("failed_antidepressant_trials")]
+    assert term.tertiles[0] == term.value_range[0]  # the case this test is about
+    reasons = predict({"failed_antidepressant_trials": trials}).reasons
+    assert any(r.startswith(f"{words} antidepressants ({trials} failed trials)") for r in reasons)
+
+
+def test_reason_for_a_field_not_measured_is_worded_as_an_association() -> None:
+    p = predict({"crp_mg_l": 0.9})
+    missing = [r for r in p.reasons if "not measured" in r]
+    assert missing, p.reasons
+    for reason in missing:
+        assert reason.endswith(
+            ("goes with a higher chance of response", "goes with a lower chance of response")
+        )
 
 
 def test_missing_fields_are_warned_about_and_never_rejected() -> None:
