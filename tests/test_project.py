@@ -34,7 +34,15 @@ def _data_generating_process() -> str:
 
 
 def _model_quality() -> str:
-    return performance_table(read_manifest()["metrics"]) + "\n"
+    metrics = read_manifest()["metrics"]
+    coverage = ", ".join(
+        f"{m['additive model']['interval_coverage']:.1%} on the {name} data"
+        for name, m in metrics.items()
+        if "interval_coverage" in m["additive model"]
+    )
+    return (
+        performance_table(metrics) + f"\n\nThe shipped model's 90% interval coverage: {coverage}.\n"
+    )
 
 
 SECTIONS = {
