@@ -13,7 +13,9 @@ and whether the targets hold: ``predict(dict)`` median <= 0.5 ms and >= 10x fast
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,23 +35,7 @@ WARM_UP = 200
 TARGET_MS = 0.5
 TARGET_SPEED_UP = 10.0
 
-FULL = {
-    "patient_id": "K-1",
-    "age_years": 45,
-    "sex": "female",
-    "bmi_kg_m2": 31.2,
-    "baseline_madrs": 33,
-    "failed_antidepressant_trials": 4,
-    "route": "iv_ketamine",
-    "crp_mg_l": 0.9,
-    "bdnf_ng_ml": 27.0,
-    "delta_sleep_ratio": 1.3,
-    "slow_wave_sleep_pct": 11.0,
-    "rhythm_relative_amplitude": 0.8,
-    "rhythm_interdaily_stability": 0.55,
-    "substance_use_disorder": "none",
-    "family_history_alcohol_use_disorder": "yes",
-}
+FULL = json.loads((Path(__file__).resolve().parents[1] / "examples" / "patient.json").read_text())
 SPARSE = {"crp_mg_l": 0.9, "route": "iv_ketamine"}
 
 KINDS = {name: FIELDS_BY_NAME[name].kind for name in MODEL_FIELDS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,23 +15,9 @@ from predictor import Prediction, load_model, predict
 from predictor.scoring import OUTPUT_COLUMNS
 from predictor.synthetic import simulate_cohort
 
-PATIENT = {
-    "patient_id": "K-1",
-    "age_years": 45,
-    "sex": "female",
-    "bmi_kg_m2": 31.2,
-    "baseline_madrs": 33,
-    "failed_antidepressant_trials": 4,
-    "route": "iv_ketamine",
-    "crp_mg_l": 0.9,
-    "bdnf_ng_ml": 27.0,
-    "delta_sleep_ratio": 1.3,
-    "slow_wave_sleep_pct": 11.0,
-    "rhythm_relative_amplitude": 0.8,
-    "rhythm_interdaily_stability": 0.55,
-    "substance_use_disorder": "none",
-    "family_history_alcohol_use_disorder": "yes",
-}
+PATIENT = json.loads(
+    (Path(__file__).resolve().parents[1] / "examples" / "patient.json").read_text()
+)
 
 
 def _logit(p: float) -> float:
