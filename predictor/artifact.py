@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +238,8 @@ def save_model(
     directory : path
         Created if needed.
     manifest : dict
-        What produced the model (versions, training data, metrics); the format, schema
-        version and the artifact's sha256 are added here.
+        What produced the model (versions, training data, metrics); the format, schema and
+        package versions and the artifact's sha256 are added here.
     """
     files = ModelFiles.at(Path(directory) / ARTIFACT_NAME)
     files.artifact.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +250,7 @@ def save_model(
         "schema_version": SCHEMA_VERSION,
         "artifact": ARTIFACT_NAME,
         "artifact_sha256": sha256_hex(text.encode()),
+        "package_version": package_version(),
         **manifest,
     }
     with atomic_text_output(files.artifact) as handle:
@@ -275,6 +277,28 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     return _our_document(data, str(files.manifest), "model manifest")
 
 
+def package_version() -> str | None:
+    """This package's installed version (None when run from a source tree never installed)."""
+    try:
+        return version("ketamine-predictor")
+    except PackageNotFoundError:
+        return None
+
+
+def _check_package_version(manifest: dict[str, Any], source: Path) -> None:
+    """Refuse a model written by another major version of the package (when both are known)."""
+    ours = package_version()
+    if ours is None:
+        return
+    theirs = manifest.get("package_version")
+    if not isinstance(theirs, str) or theirs.split(".")[0] != ours.split(".")[0]:
+        raise ModelFileError(
+            f"{source} was written by ketamine-predictor {theirs!r}; this is version {ours!r}, "
+            f"which reads models of major version {ours.split('.')[0]}: retrain it with "
+            f"`python train.py`"
+        )
+
+
 @functools.lru_cache(maxsize=8)
 def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
     artifact = files.artifact
@@ -291,6 +315,7 @@ def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
             f"{artifact} does not match its manifest (sha256 differs): the file is corrupted, "
             f"truncated or was replaced; restore it or retrain with `python train.py`"
         )
+    _check_package_version(manifest, files.manifest)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from data_schemas import match_columns, validate
+from data_schemas import match_columns, validate, without_value
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
 from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
@@ -69,7 +69,10 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "least 50% MADRS reduction) or 0, for every patient"
         )
     if clean.empty and len(frame):
-        first = "; ".join(problems["message"].head(3))
+        first = "; ".join(
+            f"row {row.row}: {without_value(row.message, row.column, row.value)}"
+            for row in problems.head(3).itertuples()
+        )
         raise TrainingDataError(
             f"no usable row: all {len(frame):,} rows break the schema "
             f"({len(problems):,} problems; first: {first})"
@@ -204,7 +207,6 @@ def train(
         + " with logistic regression and gradient boosting for comparison"
     )
     manifest = {
-        "package_version": version("ketamine-predictor"),
         "python": platform.python_version(),
         "libraries": {name: version(name) for name in LIBRARIES},
         "training_data": {

@@ -4,6 +4,7 @@ without running anything from the file first (skops' tampered-model test)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import io
 import json
 import os
@@ -233,6 +234,27 @@ def test_load_model_refuses_another_version_naming_both(
     words = key.replace("_", " ")
     with pytest.raises(ModelFileError, match=rf"{words} {found!r}; .* reads {expected!r}"):
         load_model(saved)
+
+
+@pytest.mark.parametrize("found", ["1.0.0", "10.2", None], ids=["major-1", "major-10", "none"])
+def test_load_model_refuses_another_package_major_version_naming_both(
+    saved: Path, found: object
+) -> None:
+    manifest = json.loads((saved / MANIFEST_NAME).read_text())
+    manifest["package_version"] = found
+    (saved / MANIFEST_NAME).write_text(json.dumps(manifest))
+    ours = importlib.metadata.version("ketamine-predictor")
+    with pytest.raises(ModelFileError, match=rf"ketamine-predictor {found!r}; this is version"):
+        load_model(saved)
+    assert ours.split(".")[0] != str(found).split(".")[0]
+
+
+def test_load_model_accepts_another_minor_version(saved: Path) -> None:
+    manifest = json.loads((saved / MANIFEST_NAME).read_text())
+    major = importlib.metadata.version("ketamine-predictor").split(".")[0]
+    manifest["package_version"] = f"{major}.99.7"
+    (saved / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert load_model(saved).fields
 
 
 def _first_spline(document: dict) -> dict:
