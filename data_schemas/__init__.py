@@ -11,7 +11,7 @@ aliases, unit conversion and the documentation of the input format.
 0
 """
 
-from data_schemas.errors import Problem, Reason, SchemaError
+from data_schemas.errors import Problem, Reason, SchemaError, without_value
 from data_schemas.fields import (
     FIELDS,
     FIELDS_BY_NAME,
@@ -40,4 +40,5 @@ __all__ = [
     "match_columns",
     "validate",
     "validate_record",
+    "without_value",
 ]

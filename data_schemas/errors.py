@@ -146,6 +146,19 @@ def describe(
     raise ValueError(f"describe() has no wording for {reason!r}")
 
 
+def without_value(message: str, column: str, value: str) -> str:
+    """A row problem's message with the offending value left out, for summaries and logs
+    that must not carry patient values ("age_years is not a number; ...").
+
+    >>> without_value("age_years = 'old' is not a number; give a number", "age_years", "old")
+    'age_years is not a number; give a number'
+    """
+    said = f"{column} = {_shown(value)}"
+    if not message.startswith(said):
+        return message
+    return column + re.sub(r"^ \(= [^)]*\)", "", message[len(said) :])
+
+
 def duplicate_field(field: Field, columns: list[str]) -> Problem:
     """The header problem of one field given under several column names."""
     named = ", ".join(repr(c) for c in columns[:-1]) + f" and {columns[-1]!r}"

@@ -89,7 +89,11 @@ def test_cli_validate_reports_problems_and_exits_1(
         [2, "CRP (mg/dL)", "not_a_number"],
         [3, "sex", "unknown_level"],
     ]
-    assert "3 records: 1 valid, 2 with problems (3 problems)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 records: 1 valid, 2 with problems (3 problems)" in err
+    assert "record 3: sex is not a known sex" in err
+    assert "other" not in err and "12" not in err  # summaries carry no patient values
+    assert "other" in problems.read_text()  # the file the user asked for has them
 
 
 def test_cli_validate_reads_bom_and_crlf_from_stdin(
