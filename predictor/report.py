@@ -669,7 +669,8 @@ def report_markdown(report: Mapping[str, Any], figures: Mapping[str, str] | None
     """
     data, m, model = report["data"], report["metrics"], report["model"]
     refused = (
-        f" ({data['n_refused']:,} more rows were left out because they broke the schema)"
+        f" ({data['n_refused']:,} more row{'s were' if data['n_refused'] > 1 else ' was'} left "
+        "out for breaking the schema)"
         if data["n_refused"]
         else ""
     )

@@ -48,11 +48,14 @@ def evaluation_seed(seed: int) -> int:
     return seed + 1
 
 
-def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def training_rows(
+    frame: pd.DataFrame, *, purpose: str = "train"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a user's cohort for training: the clean rows and the problems table.
 
     Rows that break the schema are left out (and listed in the problems); ``responded`` must be
-    present and 0/1 (yes/no, true/false) on every row kept.
+    present and 0/1 (yes/no, true/false) on every row kept. The evaluation report checks its
+    data the same way, with ``purpose="evaluate"`` for the messages.
 
     Raises
     ------
@@ -64,8 +67,8 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     clean, problems = validate(frame)
     if "responded" not in clean or clean["responded"].isna().all():
         raise TrainingDataError(
-            "the data has no `responded` column: training needs the outcome, 1 (responded: at "
-            "least 50% MADRS reduction) or 0, for every patient"
+            f"the data has no `responded` column: to {purpose}, the outcome is needed, 1 "
+            "(responded: at least 50% MADRS reduction) or 0, for every patient"
         )
     unknown = clean["responded"].isna()
     if unknown.any():
@@ -78,7 +81,7 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     fewest = min(counts.get(0.0, 0), counts.get(1.0, 0))
     if len(clean) < MIN_ROWS or fewest < MIN_PER_OUTCOME:
         raise TrainingDataError(
-            f"too few usable rows to train: {len(clean):,} valid ({len(frame) - len(clean):,} "
+            f"too few usable rows to {purpose}: {len(clean):,} valid ({len(frame) - len(clean):,} "
             f"refused), {counts.get(1.0, 0):,} responders and {counts.get(0.0, 0):,} "
             f"non-responders; at least {MIN_ROWS} rows and {MIN_PER_OUTCOME} of each outcome "
             f"are needed"

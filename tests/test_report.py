@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from predictor.artifact import read_manifest
+from predictor.cli import main
 from predictor.evaluation import cross_validate, metrics
 from predictor.model import fit_additive_model
 from predictor.report import (
@@ -236,3 +238,74 @@ def test_write_report_without_matplotlib_writes_tables_and_says_why(
     assert "| calibration slope (ideal 1) |" in text
     assert not stale.exists()
     assert json.loads(files.metrics.read_text()) == report
+
+
+def _cohort_csv(path: Path, n: int, **cells) -> Path:
+    cohort = simulate_cohort(n, seed=31).astype(object)
+    for column, value in cells.items():
+        if value is None:
+            cohort = cohort.drop(columns=[column])
+        else:
+            cohort.loc[cohort.index[0], column] = value
+    cohort.to_csv(path, index=False)
+    return path
+
+
+def test_cli_evaluate_writes_the_report_for_the_shipped_model(tmp_path, capsys) -> None:
+    data = _cohort_csv(tmp_path / "cohort.csv", 600, crp_mg_l="high")
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "599 valid records, 1 left out" in err and f"-> {out / REPORT_NAME}" in err
+    report = json.loads((out / METRICS_NAME).read_text())
+    assert report["data"]["n"] == 599 and report["data"]["n_refused"] == 1
+    assert report["model"]["artifact_sha256"] == read_manifest()["artifact_sha256"]
+    assert report["comparison"] is None
+    assert "(1 more row was left out for breaking the schema)" in (out / REPORT_NAME).read_text()
+    assert all((out / "figures" / name).stat().st_size > 0 for name in FIGURE_NAMES.values())
+
+
+def test_cli_evaluate_compare_cross_validates_on_the_data(tmp_path) -> None:
+    data = _cohort_csv(tmp_path / "cohort.csv", 500)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", str(data), "--out", str(out), "--compare"]) == 0
+    comparison = json.loads((out / METRICS_NAME).read_text())["comparison"]
+    assert comparison["folds"] == 5 and len(comparison["models"]) == 3
+    assert (
+        "### Against simpler models\n\nCross-validated on the 500 patients of cohort.csv"
+        in (out / REPORT_NAME).read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-file", "no such file"),
+        ("no-outcome", "has no `responded` column: to evaluate"),
+        ("too-few-rows", "too few usable rows to evaluate: 150 valid"),
+        ("bad-model", "no model manifest at"),
+        ("out-is-a-file", "cannot write the report to"),
+    ],
+    ids=["no-file", "no-outcome", "too-few-rows", "bad-model", "out-is-a-file"],
+)
+def test_cli_evaluate_unusable_input_exits_2_in_one_line(
+    tmp_path, capsys, case: str, message: str
+) -> None:
+    data = tmp_path / "cohort.csv"
+    out = tmp_path / "report"
+    args = ["evaluate", "--data", str(data), "--out", str(out)]
+    if case == "no-outcome":
+        _cohort_csv(data, 300, responded=None)
+    elif case == "too-few-rows":
+        _cohort_csv(data, 150)
+    elif case != "no-file":
+        _cohort_csv(data, 300)
+    if case == "bad-model":
+        args += ["--model", str(tmp_path / "no-model")]
+    if case == "out-is-a-file":
+        out.write_text("not a directory")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
+    assert case == "out-is-a-file" or not out.exists()
