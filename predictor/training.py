@@ -2,7 +2,9 @@
 
 ``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
 group's own cohort instead. The same data and seed give the same model files, byte for byte
-(with the same library versions), and the same metrics.
+(with the same library versions), and the same metrics. Besides the model files it writes the
+evaluation report on the held-out data (:mod:`predictor.report`), whose key numbers the model
+card repeats.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from sklearn.model_selection import train_test_split
 from data_schemas import validate
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
-from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
+from predictor.evaluation import COMPARISONS, cross_validate, evaluate_additive, metrics
 from predictor.model import AdditiveModel, fit_additive_model
 from predictor.model_card import model_card
+from predictor.report import build_report, training_distribution, write_report
 from predictor.synthetic import simulate_cohort
 
 DEFAULT_TRAINING_N = 50_000
@@ -144,7 +147,8 @@ def train(
     seed : int
         Seed of the held-out split, the cross-validation folds and the comparison models.
     out : path
-        Directory for ``model.json``, ``manifest.json`` and ``MODEL_CARD.md`` (created).
+        Directory for ``model.json``, ``manifest.json``, ``MODEL_CARD.md`` and the evaluation
+        report on the held-out data (``report.md``, ``metrics.json``, ``figures/``), created.
     source : str
         Where the data came from, for the manifest and model card.
     simulated : bool
@@ -204,9 +208,31 @@ def train(
         },
         "metrics": evaluation,
     }
+    manifest["training_distribution"] = training_distribution(model, fit_rows)
     files = save_model(model, out, manifest)
     manifest = read_manifest(files.artifact)
+    comparison = cross_validate(fit_rows, seed=seed, penalty_c=model.penalty_c)
+    stage(
+        f"cross-validated the additive model, logistic regression and gradient boosting on the "
+        f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
+    )
+    report = build_report(
+        model,
+        held_out,
+        manifest=manifest,
+        seed=seed,
+        source=f"the {HELD_OUT_SHARE:.0%} of the cohort held out from fitting",
+        comparison=comparison,
+        comparison_source=f"the {len(fit_rows):,} patients the model was fitted on",
+    )
+    written = write_report(report, out)
+    stage(
+        f"wrote the evaluation report on the held-out data: {written.report.name}, "
+        f"{written.metrics.name}"
+        + (f" and {len(written.figures)} figures" if written.figures is not None else "")
+        + (" (no figures: matplotlib is not installed)" if written.figures is None else "")
+    )
     with atomic_text_output(Path(out) / CARD_NAME) as handle:
-        handle.write(model_card(model, manifest))
+        handle.write(model_card(model, manifest, report=report, figures=written.figures))
     stage(f"wrote {files.artifact}, {files.manifest.name} and {CARD_NAME}")
     return TrainingResult(model, manifest, files)
