@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from scipy.special import ndtri
+
 from data_schemas import FIELDS_BY_NAME
 from predictor.model import INTERVAL_LEVEL, AdditiveModel
 from predictor.report import card_sections
@@ -83,6 +85,7 @@ def model_card(
         if report is not None
         else dict.fromkeys(("predictors", "performance", "calibration", "limitations"), "")
     )
+    z = ndtri(0.5 + INTERVAL_LEVEL / 2)
     data = manifest["training_data"]
     fresh = manifest.get("evaluation_cohort")
     additive = {name: sets["additive model"] for name, sets in manifest["metrics"].items()}
@@ -155,7 +158,7 @@ penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by 5-fold cross-vali
 
 - Explanations are exact: each field's contribution is its term minus the term's training mean,
   and baseline + sum of contributions = logit of the probability.
-- The {INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- 1.645 se), with se from the penalised
+- The {INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), with se from the penalised
   fit's Bayesian posterior covariance (as mgcv computes it).
 - Label: "likely responder" when the probability is at least {model.threshold:g}.
 

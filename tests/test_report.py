@@ -21,6 +21,7 @@ from predictor.report import (
     NO_FIGURES_NOTE,
     REPORT_NAME,
     build_report,
+    card_sections,
     decision_summary,
     subgroup_metrics,
     term_shapes,
@@ -221,6 +222,25 @@ def test_report_markdown_states_the_key_numbers(report, written) -> None:
     for heading in ("## Discrimination", "## Calibration", "## Clinical usefulness"):
         assert f"\n{heading}\n" in text
     assert "## Subgroups" in text and "### Against simpler models" in text
+
+
+def test_build_report_without_a_training_distribution_still_draws_the_terms(
+    fitted, held_out
+) -> None:
+    from predictor.figures import terms_figure
+
+    model, _, _ = fitted
+    report = build_report(model, held_out.iloc[:300], manifest={}, seed=0, source="older model")
+    assert all(term["training"] is None for term in report["terms"])
+    assert report["model"]["artifact_sha256"] is None
+    assert len(terms_figure(report).axes) >= len(report["terms"])
+
+
+def test_card_sections_without_figures_say_why_and_link_none(report) -> None:
+    sections = card_sections(report, None)
+    assert NO_FIGURES_NOTE in sections["performance"]
+    assert "![" not in "".join(sections.values())
+    assert "figures/" not in sections["predictors"]
 
 
 def test_write_report_without_matplotlib_writes_tables_and_says_why(
