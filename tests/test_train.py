@@ -106,7 +106,12 @@ def test_train_py_reproduces_the_shipped_model(tmp_path: Path) -> None:
     # records with the others.
     shipped_report = json.loads((ROOT / "models" / METRICS_NAME).read_text())
     again_report = json.loads((tmp_path / METRICS_NAME).read_text())
-    assert again_report["metrics"] == pytest.approx(shipped_report["metrics"], abs=1e-6)
+    shipped_m, again_m = shipped_report["metrics"], again_report["metrics"]
+    interval = ("auc_low", "auc_high")  # bootstrap: another scipy may resample differently
+    strict = {k: v for k, v in shipped_m.items() if k not in interval}
+    assert {k: again_m[k] for k in strict} == pytest.approx(strict, abs=1e-6)
+    for key in interval:
+        assert again_m[key] == pytest.approx(shipped_m[key], abs=0.01)
     if again_report["software"] == shipped_report["software"]:
         for name in REPORT_FILES:
             assert (tmp_path / name).read_bytes() == (ROOT / "models" / name).read_bytes(), name
