@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 
 @contextlib.contextmanager
@@ -38,12 +38,37 @@ def atomic_text_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
+    with _atomic_output(path, binary=False) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_bytes_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open ``path`` for writing bytes so that it appears only once complete (as
+    :func:`atomic_text_output`, without the ``"-"`` shortcut).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file.
+    """
+    with _atomic_output(path, binary=True) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str | os.PathLike[str], *, binary: bool) -> Iterator[Any]:
     target = Path(path)
     descriptor, temporary = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
     )
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+        opened = (
+            os.fdopen(descriptor, "wb")
+            if binary
+            else os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        )
+        with opened as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -18,7 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from data_schemas import SchemaError, markdown_table, validate, without_value
+from predictor.artifact import ModelFileError, load_model, read_manifest
 from predictor.atomic import atomic_text_output
+from predictor.evaluation import cross_validate
+from predictor.report import NO_FIGURES_NOTE, build_report, write_report
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 from predictor.training import (
     DEFAULT_TRAINING_N,
@@ -201,6 +204,58 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model on a CSV file with outcomes and write the evaluation report."""
+    frame = read_csv_text(args.data)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+    try:
+        clean, problems = training_rows(frame, purpose="evaluate")
+    except (SchemaError, TrainingDataError) as exc:
+        raise UsageError(f"{args.data}: {exc}".replace("\n", " ")) from exc
+    try:
+        model, manifest = load_model(args.model), read_manifest(args.model)
+    except ModelFileError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    try:  # before the work, so that an unusable destination fails fast
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    refused = len(frame) - len(clean)
+    name = "standard input" if args.data == "-" else Path(args.data).name
+    _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
+    for message in problems["message"].head(5):
+        _say(f"  {message}")
+    comparison = None
+    if args.compare:
+        try:
+            comparison = cross_validate(clean, seed=args.seed, penalty_c=model.penalty_c)
+        except ValueError as exc:
+            raise UsageError(f"--compare: cannot refit the models on {args.data}: {exc}") from exc
+    report = build_report(
+        model,
+        clean,
+        manifest=manifest,
+        seed=args.seed,
+        source=name,
+        n_refused=refused,
+        comparison=comparison,
+        comparison_source=f"the {len(clean):,} patients of {name} (every model refitted)",
+    )
+    try:
+        written = write_report(report, args.out)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    m = report["metrics"]
+    _say(
+        f"AUC {m['auc']:.3f} ({m['auc_low']:.3f} to {m['auc_high']:.3f}), calibration slope "
+        f"{m['calibration_slope']:.2f}, intercept {m['calibration_intercept']:+.3f}, Brier "
+        f"{m['brier']:.4f} -> {written.report}"
+    )
+    if written.figures is None:
+        _say(NO_FIGURES_NOTE.removeprefix("> ").replace("**", ""))
+    return EXIT_OK
+
+
 def run_schema(args: argparse.Namespace) -> int:
     """Print the table of accepted input fields (Markdown)."""
     sys.stdout.write(markdown_table())
@@ -274,6 +329,30 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"patients in the simulated cohort (default: {DEFAULT_TRAINING_N:,})",
     )
     fit.set_defaults(run=run_train)
+
+    evaluate = command(
+        "evaluate",
+        "Evaluate a model on a CSV file with outcomes: write report.md, metrics.json and "
+        "figures (discrimination, calibration, decision curve, subgroups, learned terms).",
+        "python -m predictor evaluate --data cohort.csv --out report",
+    )
+    evaluate.add_argument(
+        "--data", required=True, help="CSV with a 0/1 `responded` column, or - for stdin"
+    )
+    evaluate.add_argument(
+        "--model", help="model directory or its model.json (default: the shipped model)"
+    )
+    evaluate.add_argument("--out", required=True, help="directory for the report (created)")
+    evaluate.add_argument(
+        "--seed", type=_whole_number(0), default=0, help="seed of the bootstrap (default: 0)"
+    )
+    evaluate.add_argument(
+        "--compare",
+        action="store_true",
+        help="also cross-validate the additive model, logistic regression and gradient "
+        "boosting on this data (refits all three; slower)",
+    )
+    evaluate.set_defaults(run=run_evaluate)
 
     schema = command(
         "schema",

@@ -1,5 +1,6 @@
 """How well a model predicts on data it never saw: discrimination, calibration, interval coverage,
-and the comparison models (plain logistic regression, gradient boosting) fitted on the same data.
+clinical usefulness (net benefit), and the comparison models (plain logistic regression, gradient
+boosting) fitted on the same data or cross-validated on the same folds.
 """
 
 from __future__ import annotations
@@ -10,25 +11,322 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import logit
+from scipy.optimize import brentq
+from scipy.special import expit, logit
+from scipy.stats import binomtest, bootstrap, rankdata
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, confusion_matrix, log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor.features import MODEL_FIELDS
-from predictor.model import AdditiveModel
+from predictor.model import CV_FOLDS, AdditiveModel, fit_additive_model
 
 
 def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
     """Slope ``b`` of the logistic recalibration ``logit P(y) = a + b logit(p)`` (1 is ideal;
     below 1, predictions are too extreme)."""
     lp = logit(np.clip(probability, 1e-12, 1 - 1e-12))[:, None]
-    return float(LogisticRegression(C=np.inf).fit(lp, responded).coef_[0, 0])
+    # Newton's method to a tight tolerance: lbfgs's default stopped up to 0.002 short of the MLE.
+    fit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10).fit(lp, responded)
+    return float(fit.coef_[0, 0])
+
+
+def calibration_intercept(responded: np.ndarray, probability: np.ndarray) -> float:
+    """Intercept ``a`` of the logistic recalibration ``logit P(y) = a + logit(p)``, the slope held
+    at 1 (the model's log-odds as an offset): 0 is ideal; above 0, the predictions are too low
+    on average. NaN when every outcome is the same.
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+
+    Returns
+    -------
+    float
+        The maximum-likelihood intercept, log-odds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(calibration_intercept(np.array([0, 1, 1, 1]), np.full(4, 0.5)), 4)  # log(3)
+    1.0986
+    """
+    y = np.asarray(responded, dtype=np.float64)
+    if not 0.0 < y.mean() < 1.0:
+        return float("nan")
+    offset = logit(np.clip(np.asarray(probability, dtype=np.float64), 1e-12, 1 - 1e-12))
+    # The score equation sum(expit(a + offset) - y) = 0 rises in a; |offset| < 28, so the root
+    # lies well inside +/-100.
+    return float(brentq(lambda a: np.sum(expit(a + offset) - y), -100.0, 100.0, xtol=1e-12))
+
+
+def calibration_bins(
+    responded: np.ndarray,
+    probability: np.ndarray,
+    *,
+    n_bins: int = 10,
+    strategy: str = "quantile",
+    confidence_level: float = 0.95,
+) -> pd.DataFrame:
+    """Predicted and observed response rates in bins of predicted probability.
+
+    The bins are those of ``sklearn.calibration.calibration_curve`` (same edges, same
+    assignment); this adds each bin's edges, size and a Wilson interval for its observed rate.
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+    n_bins : int
+        Number of bins; empty bins are left out.
+    strategy : {"quantile", "uniform"}
+        Bins of (nearly) equal size, or of equal width on [0, 1].
+    confidence_level : float
+        Of the interval for each bin's observed rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-empty bin: ``low``, ``high`` (edges), ``n``, ``mean_predicted``,
+        ``observed``, ``observed_low``, ``observed_high``.
+    """
+    y = np.asarray(responded, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    if strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0.0, 100.0, n_bins + 1))
+    elif strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', not {strategy!r}")
+    ids = np.searchsorted(edges[1:-1], p)
+    n = np.bincount(ids, minlength=n_bins)
+    responders = np.bincount(ids, weights=y, minlength=n_bins)
+    predicted = np.bincount(ids, weights=p, minlength=n_bins)
+    kept = np.flatnonzero(n)
+    intervals = [
+        binomtest(round(responders[k]), int(n[k])).proportion_ci(confidence_level, "wilson")
+        for k in kept
+    ]
+    return pd.DataFrame(
+        {
+            "low": edges[kept],
+            "high": edges[kept + 1],
+            "n": n[kept],
+            "mean_predicted": predicted[kept] / n[kept],
+            "observed": responders[kept] / n[kept],
+            "observed_low": [ci.low for ci in intervals],
+            "observed_high": [ci.high for ci in intervals],
+        }
+    )
+
+
+def expected_calibration_error(
+    responded: np.ndarray, probability: np.ndarray, *, n_bins: int = 10, strategy: str = "uniform"
+) -> float:
+    """Expected calibration error: the mean over bins of |observed - mean predicted| rate,
+    weighted by the share of patients in the bin (10 equal-width bins by default).
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+    n_bins, strategy
+        As :func:`calibration_bins`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expected_calibration_error(np.array([0, 1, 1, 1]), np.full(4, 0.5))
+    0.25
+    """
+    bins = calibration_bins(responded, probability, n_bins=n_bins, strategy=strategy)
+    gaps = (bins["observed"] - bins["mean_predicted"]).abs()
+    return float((gaps * bins["n"]).sum() / bins["n"].sum())
+
+
+def smoothed_calibration(
+    responded: np.ndarray, probability: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """A smooth calibration curve: the observed response rate as a function of the predicted
+    probability, from a logistic regression of the outcome on a cubic spline of logit(p) (five
+    knots at quantiles, unpenalised); deterministic.
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+    at : numpy.ndarray, shape (m,)
+        Predicted probabilities at which to evaluate the curve.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        Estimated observed response rate at each value of ``at``.
+    """
+
+    def lp(p: np.ndarray) -> np.ndarray:
+        return logit(np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12))[:, None]
+
+    curve = make_pipeline(
+        SplineTransformer(n_knots=5, knots="quantile", extrapolation="linear", include_bias=False),
+        LogisticRegression(C=np.inf, max_iter=1000),
+    ).fit(lp(probability), np.asarray(responded, dtype=np.float64))
+    return curve.predict_proba(lp(at))[:, 1]
+
+
+def _rank_auc(responded: np.ndarray, probability: np.ndarray, axis: int = -1) -> np.ndarray:
+    """AUC as the Mann-Whitney statistic (ties count half), along ``axis``: vectorised over
+    bootstrap resamples. NaN where a resample has one outcome only."""
+    ranks = rankdata(probability, axis=axis)
+    positives = responded.sum(axis=axis)
+    negatives = responded.shape[axis] - positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * responded).sum(axis=axis) - positives * (positives + 1) / 2) / (
+            positives * negatives
+        )
+
+
+def auc_interval(
+    responded: np.ndarray,
+    probability: np.ndarray,
+    *,
+    confidence_level: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for the AUC (patients resampled with replacement).
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes, both present.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+    confidence_level : float
+        Of the interval.
+    n_resamples : int
+        Bootstrap resamples.
+    seed : int
+        The same seed and data give the same interval.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper end.
+    """
+    y = np.asarray(responded, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    result = bootstrap(
+        (y, p),
+        _rank_auc,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        batch=100,
+        confidence_level=confidence_level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def net_benefit(
+    responded: np.ndarray, probability: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """Net benefit of treating the patients whose probability is at or above each threshold
+    (Vickers and Elkin 2006): ``TP / n - FP / n * t / (1 - t)``.
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities.
+    thresholds : numpy.ndarray, shape (m,)
+        Threshold probabilities, each in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray, shape (m,)
+        Net benefit at each threshold: true positives per patient, less false positives per
+        patient weighted by the odds of the threshold. Treat-none is 0; treat-all is
+        ``net_benefit(responded, np.ones(n), thresholds)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y, p = np.array([1, 1, 0, 0]), np.array([0.9, 0.6, 0.7, 0.2])
+    >>> net_benefit(y, p, np.array([0.5]))  # 2 TP, 1 FP, odds 1: (2 - 1) / 4
+    array([0.25])
+    """
+    y = np.asarray(responded, dtype=bool)
+    t = np.asarray(thresholds, dtype=np.float64)
+    flagged = np.asarray(probability, dtype=np.float64)[None, :] >= t[:, None]
+    true_positives = (flagged & y).sum(axis=1)
+    false_positives = (flagged & ~y).sum(axis=1)
+    return (true_positives - false_positives * t / (1.0 - t)) / len(y)
+
+
+def threshold_table(
+    responded: np.ndarray, probability: np.ndarray, thresholds: tuple[float, ...]
+) -> pd.DataFrame:
+    """What flagging "likely responders" at each threshold would do.
+
+    Parameters
+    ----------
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcomes.
+    probability : numpy.ndarray, shape (n,)
+        Predicted probabilities; a patient is flagged when at or above the threshold.
+    thresholds : tuple of float
+        Threshold probabilities, each in (0, 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per threshold: ``threshold``, ``flagged`` (share of patients), ``sensitivity``,
+        ``specificity``, ``ppv``, ``npv`` (NaN when undefined), ``net_benefit`` and
+        ``treat_all`` (the net benefit of treating everyone).
+    """
+    y = np.asarray(responded, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    rows = []
+    for t in thresholds:
+        tn, fp, fn, tp = confusion_matrix(y, p >= t, labels=[0.0, 1.0]).ravel().tolist()
+
+        def share(part: int, whole: int) -> float:
+            return part / whole if whole else float("nan")
+
+        rows.append(
+            {
+                "threshold": t,
+                "flagged": (tp + fp) / len(y),
+                "sensitivity": share(tp, tp + fn),
+                "specificity": share(tn, tn + fp),
+                "ppv": share(tp, tp + fp),
+                "npv": share(tn, tn + fn),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["net_benefit"] = net_benefit(y, p, table["threshold"].to_numpy())
+    table["treat_all"] = net_benefit(y, np.ones_like(p), table["threshold"].to_numpy())
+    return table
 
 
 def metrics(
@@ -55,8 +353,10 @@ def metrics(
     -------
     dict
         ``n``, ``response_rate``, ``auc``, ``log_loss``, ``brier``, ``calibration_slope``,
-        ``calibration_in_the_large`` (observed minus mean predicted rate), and with the truth
-        ``oracle_auc``, ``auc_gap`` (oracle minus model) and ``interval_coverage``.
+        ``calibration_in_the_large`` (observed minus mean predicted rate),
+        ``calibration_intercept`` (:func:`calibration_intercept`), ``ece``
+        (:func:`expected_calibration_error`), and with the truth ``oracle_auc``, ``auc_gap``
+        (oracle minus model) and ``interval_coverage``.
     """
     y = np.asarray(responded, dtype=np.float64)
     p = np.asarray(probability, dtype=np.float64)
@@ -68,6 +368,8 @@ def metrics(
         "brier": float(brier_score_loss(y, p)),
         "calibration_slope": calibration_slope(y, p),
         "calibration_in_the_large": float(y.mean() - p.mean()),
+        "calibration_intercept": calibration_intercept(y, p),
+        "ece": expected_calibration_error(y, p),
     }
     if true_probability is not None:
         truth = np.asarray(true_probability, dtype=np.float64)
@@ -159,3 +461,57 @@ def evaluate_additive(model: AdditiveModel, clean: pd.DataFrame) -> dict[str, fl
         true_probability=truth,
         interval=(scores.low, scores.high),
     )
+
+
+def cross_validate(
+    clean: pd.DataFrame, *, seed: int, penalty_c: float, folds: int = CV_FOLDS
+) -> dict[str, list[dict[str, float]]]:
+    """The additive model and the comparison models, cross-validated on the same folds.
+
+    The folds are those on which :func:`~predictor.model.fit_additive_model` chose the
+    penalty for the same rows and seed (stratified, shuffled with ``seed``). In each fold the
+    additive model is refitted with the penalty ``penalty_c`` chosen on all the rows (choosing
+    it again inside every fold would cost ``folds`` times the penalty search), and the
+    comparison models are fitted as they are for the held-out evaluation. The fits run on one
+    thread (BLAS and OpenMP): these small fits gain little from more, and on a busy machine
+    threads that wait for each other made them many times slower.
+
+    Parameters
+    ----------
+    clean : pandas.DataFrame
+        Training records with ``responded`` (and, when simulated, ``true_probability``).
+    seed : int
+        Seed of the folds and of the comparison models.
+    penalty_c : float
+        The additive model's inverse penalty.
+    folds : int
+        Number of folds.
+
+    Returns
+    -------
+    dict
+        Model name -> one :func:`metrics` dict per fold, measured on the fold's held-out part.
+    """
+    y = clean["responded"].to_numpy()
+    truth = clean["true_probability"]
+    has_truth = bool(truth.notna().all())
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    results: dict[str, list[dict[str, float]]] = {"additive model": []}
+    results.update({comparison.name: [] for comparison in COMPARISONS})
+    with threadpool_limits(1):
+        for fit_index, test_index in splits:
+            fit_rows, test_rows = clean.iloc[fit_index], clean.iloc[test_index]
+            fit_y, test_y = y[fit_index], y[test_index]
+            test_truth = truth.to_numpy()[test_index] if has_truth else None
+            model, _ = fit_additive_model(fit_rows, fit_y, seed=seed, penalty_grid=(penalty_c,))
+            results["additive model"].append(evaluate_additive(model, test_rows))
+            for comparison in COMPARISONS:
+                estimator = comparison.fit(fit_rows, fit_y, seed=seed)
+                results[comparison.name].append(
+                    metrics(
+                        test_y,
+                        comparison.probability(estimator, test_rows),
+                        true_probability=test_truth,
+                    )
+                )
+    return results

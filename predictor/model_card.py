@@ -3,11 +3,15 @@ it is typed by hand."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from scipy.special import ndtri
 
 from data_schemas import FIELDS_BY_NAME
 from predictor.features import MIN_MISSING_TO_LEARN
 from predictor.model import CV_FOLDS, INTERVAL_LEVEL, AdditiveModel
+from predictor.report import card_sections
 
 METRIC_COLUMNS = (
     ("auc", "AUC", "{:.3f}"),
@@ -62,7 +66,13 @@ def _predictors_table(model: AdditiveModel) -> str:
     return "\n".join(rows)
 
 
-def model_card(model: AdditiveModel, manifest: dict[str, Any]) -> str:
+def model_card(
+    model: AdditiveModel,
+    manifest: dict[str, Any],
+    *,
+    report: Mapping[str, Any] | None = None,
+    figures: Mapping[str, str] | None = None,
+) -> str:
     """The model card as Markdown.
 
     Parameters
@@ -70,7 +80,18 @@ def model_card(model: AdditiveModel, manifest: dict[str, Any]) -> str:
     model : AdditiveModel
     manifest : dict
         The model's manifest (as ``read_manifest`` returns it), with its metrics.
+    report : mapping, optional
+        The evaluation report on the held-out data (``predictor.report.build_report``): its
+        key numbers are added to the predictors, performance, calibration and limitations.
+    figures : mapping, optional
+        The report's figures, key -> path relative to the model directory (None: not drawn).
     """
+    extra = (
+        card_sections(report, figures)
+        if report is not None
+        else dict.fromkeys(("predictors", "performance", "calibration", "limitations"), "")
+    )
+    z = ndtri(0.5 + INTERVAL_LEVEL / 2)
     data = manifest["training_data"]
     fresh = manifest.get("evaluation_cohort")
     additive = {name: sets["additive model"] for name, sets in manifest["metrics"].items()}
@@ -125,6 +146,8 @@ not what will happen to a patient.
 
 {_predictors_table(model)}
 
+{extra["predictors"]}
+
 Safety-screen fields (history of psychosis, uncontrolled hypertension, cardiovascular disease,
 current naltrexone) are not model inputs; when set they add a warning.
 
@@ -150,7 +173,7 @@ log-loss.
 
 - Explanations are exact: each field's contribution is its term minus the term's training mean,
   and baseline + sum of contributions = logit of the probability.
-- The {INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- 1.645 se), with se from the penalised
+- The {INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), with se from the penalised
   fit's Bayesian posterior covariance (as mgcv computes it).
 - Label: "likely responder" when the probability is at least {model.threshold:g}.
 
@@ -166,13 +189,15 @@ Interval coverage (of the simulator's true probability) is one draw per fitted m
 patients share the same fitted coefficients, so it varies with the training sample more than
 the other figures do. `python bench/model_quality.py --seeds 20` fits the model on 20 training
 cohorts and prints the spread.
-
+{extra["performance"]}
 ## Calibration
 
 {calibration}
+{extra["calibration"]}
 
 ## Limitations and known biases
 
+{extra["limitations"]}
 - Synthetic data: the effects are assumptions taken from small studies. The evidence for CRP
   is weak and mixed, for the circadian rhythm weak, and the size of the substance-use effect is
   an assumption (no study gives one). Real cohorts will differ.
@@ -191,8 +216,10 @@ python train.py --data my_cohort.csv --out my_model
 
 The CSV needs a 0/1 `responded` column and any of the schema's fields (`python -m predictor
 schema`). Rows that break the schema are left out and counted; the model is evaluated on a
-held-out part of the data, and its files (model.json, manifest.json, MODEL_CARD.md) are written
-to `--out`. Score with `predict(..., model="my_model")`.
+held-out part of the data, and its files (model.json, manifest.json, MODEL_CARD.md, and the
+evaluation report: report.md, metrics.json, figures/) are written to `--out`. Score with
+`predict(..., model="my_model")`; evaluate on other data with `python -m predictor evaluate
+--data other.csv --model my_model --out other_report`.
 
 Package {manifest["package_version"]}, schema {manifest["schema_version"]}, Python
 {manifest["python"]}; {", ".join(f"{k} {v}" for k, v in manifest["libraries"].items())}.

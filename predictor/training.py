@@ -2,7 +2,9 @@
 
 ``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
 group's own cohort instead. The same data and seed give the same model files, byte for byte
-(with the same library versions), and the same metrics.
+(with the same library versions), and the same metrics. Besides the model files it writes the
+evaluation report on the held-out data (:mod:`predictor.report`), whose key numbers the model
+card repeats.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from sklearn.model_selection import train_test_split
 from data_schemas import match_columns, validate, without_value
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
-from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
+from predictor.evaluation import COMPARISONS, cross_validate, evaluate_additive, metrics
 from predictor.model import AdditiveModel, fit_additive_model
 from predictor.model_card import model_card
+from predictor.report import build_report, training_distribution, write_report
 from predictor.synthetic import simulate_cohort
 
 DEFAULT_TRAINING_N = 50_000
@@ -48,11 +51,14 @@ def evaluation_seed(seed: int) -> int:
     return seed + 1
 
 
-def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def training_rows(
+    frame: pd.DataFrame, *, purpose: str = "train"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a user's cohort for training: the clean rows and the problems table.
 
     Rows that break the schema are left out (and listed in the problems); ``responded`` must be
-    present and 0/1 (yes/no, true/false) on every row kept.
+    present and 0/1 (yes/no, true/false) on every row kept. The evaluation report checks its
+    data the same way, with ``purpose="evaluate"`` for the messages.
 
     Raises
     ------
@@ -65,8 +71,8 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     given = {source.field.name for source in match_columns(tuple(frame.columns)).sources}
     if "responded" not in given:
         raise TrainingDataError(
-            "the data has no `responded` column: training needs the outcome, 1 (responded: at "
-            "least 50% MADRS reduction) or 0, for every patient"
+            f"the data has no `responded` column: to {purpose}, the outcome is needed, 1 "
+            "(responded: at least 50% MADRS reduction) or 0, for every patient"
         )
     if clean.empty and len(frame):
         first = "; ".join(
@@ -80,8 +86,8 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     unknown = clean["responded"].isna()
     if unknown.all() and len(clean):
         raise TrainingDataError(
-            "the `responded` column is empty on every row: training needs the outcome, 1 "
-            "(responded: at least 50% MADRS reduction) or 0, for every patient"
+            f"the `responded` column is empty on every row: to {purpose}, the outcome is "
+            "needed, 1 (responded: at least 50% MADRS reduction) or 0, for every patient"
         )
     if unknown.any():
         rows = ", ".join(str(r) for r in clean.index[unknown][:5])
@@ -93,7 +99,7 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     fewest = min(counts.get(0.0, 0), counts.get(1.0, 0))
     if len(clean) < MIN_ROWS or fewest < MIN_PER_OUTCOME:
         raise TrainingDataError(
-            f"too few usable rows to train: {len(clean):,} valid ({len(frame) - len(clean):,} "
+            f"too few usable rows to {purpose}: {len(clean):,} valid ({len(frame) - len(clean):,} "
             f"refused), {counts.get(1.0, 0):,} responders and {counts.get(0.0, 0):,} "
             f"non-responders; at least {MIN_ROWS} rows and {MIN_PER_OUTCOME} of each outcome "
             f"are needed"
@@ -157,7 +163,8 @@ def train(
     seed : int
         Seed of the held-out split, the cross-validation folds and the comparison models.
     out : path
-        Directory for ``model.json``, ``manifest.json`` and ``MODEL_CARD.md`` (created).
+        Directory for ``model.json``, ``manifest.json``, ``MODEL_CARD.md`` and the evaluation
+        report on the held-out data (``report.md``, ``metrics.json``, ``figures/``), created.
     source : str
         Where the data came from, for the manifest and model card.
     simulated : bool
@@ -233,9 +240,31 @@ def train(
         },
         "metrics": evaluation,
     }
+    manifest["training_distribution"] = training_distribution(model, fit_rows)
     files = save_model(model, out, manifest)
     manifest = read_manifest(files.artifact)
+    comparison = cross_validate(fit_rows, seed=seed, penalty_c=model.penalty_c)
+    stage(
+        f"cross-validated the additive model, logistic regression and gradient boosting on the "
+        f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
+    )
+    report = build_report(
+        model,
+        held_out,
+        manifest=manifest,
+        seed=seed,
+        source=f"the {HELD_OUT_SHARE:.0%} of the cohort held out from fitting",
+        comparison=comparison,
+        comparison_source=f"the {len(fit_rows):,} patients the model was fitted on",
+    )
+    written = write_report(report, out)
+    stage(
+        f"wrote the evaluation report on the held-out data: {written.report.name}, "
+        f"{written.metrics.name}"
+        + (f" and {len(written.figures)} figures" if written.figures is not None else "")
+        + (" (no figures: matplotlib is not installed)" if written.figures is None else "")
+    )
     with atomic_text_output(Path(out) / CARD_NAME) as handle:
-        handle.write(model_card(model, manifest))
+        handle.write(model_card(model, manifest, report=report, figures=written.figures))
     stage(f"wrote {files.artifact}, {files.manifest.name} and {CARD_NAME}")
     return TrainingResult(model, manifest, files)

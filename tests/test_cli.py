@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from data_schemas import markdown_table, validate
-from predictor.atomic import atomic_text_output
+from predictor.atomic import atomic_bytes_output, atomic_text_output
 from predictor.cli import main
 from predictor.synthetic import simulate_cohort
 
@@ -130,7 +130,7 @@ def test_python_m_predictor_help_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "predictor", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("simulate", "validate", "schema"):
+    for command in ("simulate", "validate", "train", "evaluate", "schema"):
         assert command in result.stdout
 
 
@@ -150,6 +150,19 @@ def test_atomic_output_replaces_on_success(tmp_path: Path) -> None:
     with atomic_text_output(target) as handle:
         handle.write("new\n")
     assert target.read_text() == "new\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_bytes_output_writes_bytes_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "figure.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_bytes_output(target) as handle:
+        handle.write(b"\x89PNG partial")
+        raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == b"old"
+    with atomic_bytes_output(target) as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+    assert target.read_bytes() == b"\x89PNG\r\n\x1a\n"  # no newline translation
     assert list(tmp_path.iterdir()) == [target]
 
 

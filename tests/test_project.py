@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +18,14 @@ from data_schemas import markdown_table
 from predictor.artifact import read_manifest
 from predictor.cohort_targets import targets_markdown
 from predictor.model_card import performance_table
+from predictor.report import (
+    METRICS_NAME,
+    comparison_intro,
+    comparison_markdown,
+    core_metrics_table,
+    decision_summary,
+    threshold_markdown,
+)
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +54,20 @@ def _model_quality() -> str:
     )
 
 
+def _evaluation_report() -> str:
+    report = json.loads((ROOT / "models" / METRICS_NAME).read_text())
+    return (
+        f"On {report['data']['source']} ({report['data']['n']:,} patients):\n\n"
+        f"{core_metrics_table(report['metrics'])}\n\n{decision_summary(report)}\n\n"
+        f"{threshold_markdown(report)}\n\n{comparison_intro(report)}\n\n"
+        f"{comparison_markdown(report)}\n"
+    )
+
+
 SECTIONS = {
     "schema table": markdown_table,
     "model quality": _model_quality,
+    "evaluation report": _evaluation_report,
     "data-generating process": _data_generating_process,
     "literature targets": _literature_targets,
 }

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from predictor import load_model, predict, read_manifest
 from predictor.cli import main
+from predictor.report import FIGURE_NAMES, METRICS_NAME, REPORT_NAME
 from predictor.synthetic import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_FILES = ("model.json", "manifest.json", "MODEL_CARD.md")
+REPORT_FILES = (REPORT_NAME, METRICS_NAME, *(f"figures/{name}" for name in FIGURE_NAMES.values()))
 CARD_HEADINGS = [
     "## Intended use and users",
     "## Not for clinical decisions",
@@ -36,7 +41,8 @@ def trained(tmp_path_factory) -> list[Path]:
 
 def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
     out = trained[0]
-    assert {p.name for p in out.iterdir()} == {"model.json", "manifest.json", "MODEL_CARD.md"}
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert written == {*MODEL_FILES, *REPORT_FILES}
     manifest = read_manifest(out)
     assert manifest["training_data"]["n"] == 1500
     assert manifest["training_data"]["seed"] == 4
@@ -54,8 +60,28 @@ def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
 
 
 def test_train_same_seed_gives_identical_files(trained: list[Path]) -> None:
-    for name in ("model.json", "manifest.json", "MODEL_CARD.md"):
+    for name in (*MODEL_FILES, *REPORT_FILES):
         assert (trained[0] / name).read_bytes() == (trained[1] / name).read_bytes(), name
+
+
+def test_train_report_is_on_the_held_out_rows_and_the_card_repeats_it(
+    trained: list[Path],
+) -> None:
+    out = trained[0]
+    manifest = read_manifest(out)
+    report = json.loads((out / METRICS_NAME).read_text())
+    held_out = manifest["metrics"]["held-out"]["additive model"]
+    assert report["data"]["n"] == manifest["training_data"]["n_held_out"]
+    for key in ("auc", "brier", "calibration_slope", "interval_coverage"):
+        assert report["metrics"][key] == pytest.approx(held_out[key]), key
+    assert report["comparison"]["folds"] == 5
+    card = (out / "MODEL_CARD.md").read_text()
+    m = report["metrics"]
+    assert f"AUC {m['auc']:.3f} (95% CI {m['auc_low']:.3f} to {m['auc_high']:.3f})" in card
+    assert f"| expected calibration error (10 equal-width bins) | {m['ece']:.3f} |" in card
+    assert "### Cross-validated comparison" in card and "### Subgroups" in card
+    for link in re.findall(r"\]\(([^)]+)\)", card):
+        assert (out / link).is_file(), link  # every figure and file the card links to exists
 
 
 def test_train_other_seed_gives_another_model(trained: list[Path], tmp_path: Path) -> None:
@@ -74,7 +100,20 @@ def test_train_py_reproduces_the_shipped_model(tmp_path: Path) -> None:
         additive = sets["additive model"]
         assert again["metrics"][data]["additive model"] == pytest.approx(additive, abs=1e-6)
     if (again["libraries"], again["python"]) == (shipped["libraries"], shipped["python"]):
-        for name in ("model.json", "manifest.json", "MODEL_CARD.md"):
+        for name in MODEL_FILES:
+            assert (tmp_path / name).read_bytes() == (ROOT / "models" / name).read_bytes(), name
+    # The report and its figures also depend on matplotlib's version, which metrics.json
+    # records with the others.
+    shipped_report = json.loads((ROOT / "models" / METRICS_NAME).read_text())
+    again_report = json.loads((tmp_path / METRICS_NAME).read_text())
+    shipped_m, again_m = shipped_report["metrics"], again_report["metrics"]
+    interval = ("auc_low", "auc_high")  # bootstrap: another scipy may resample differently
+    strict = {k: v for k, v in shipped_m.items() if k not in interval}
+    assert {k: again_m[k] for k in strict} == pytest.approx(strict, abs=1e-6)
+    for key in interval:
+        assert again_m[key] == pytest.approx(shipped_m[key], abs=0.01)
+    if again_report["software"] == shipped_report["software"]:
+        for name in REPORT_FILES:
             assert (tmp_path / name).read_bytes() == (ROOT / "models" / name).read_bytes(), name
 
 
@@ -85,6 +124,10 @@ def test_shipped_model_card_and_manifest_agree() -> None:
     assert f"{fresh['auc']:.3f}" in card
     assert manifest["training_data"]["sha256"] in card
     assert load_model().penalty_c == manifest["model"]["penalty_c"]
+    m = json.loads((ROOT / "models" / METRICS_NAME).read_text())["metrics"]
+    assert f"AUC {m['auc']:.3f} (95% CI {m['auc_low']:.3f} to {m['auc_high']:.3f})" in card
+    for link in re.findall(r"\]\(([^)]+)\)", card):
+        assert (ROOT / "models" / link).is_file(), link
 
 
 def _write_cohort(path: Path, n: int = 400, **changes) -> Path:

@@ -1,0 +1,300 @@
+"""The evaluation report's figures, drawn with matplotlib from the report's numbers alone.
+
+Needs matplotlib (the ``plots`` extra); :mod:`predictor.report` imports this module only when
+it can, and writes tables alone otherwise. Figures are drawn on matplotlib's Agg canvas without
+pyplot, so nothing here touches a user's plotting state, and with matplotlib's default style
+(whatever a local ``matplotlibrc`` says), so the same numbers and versions give the same PNG
+bytes (the PNG carries no software or date metadata).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.style
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from predictor.atomic import atomic_bytes_output
+from predictor.report import FIGURE_NAMES, LEVEL
+
+STYLE = {
+    "font.size": 8.0,
+    "axes.titlesize": 9.0,
+    "axes.labelsize": 8.0,
+    "legend.fontsize": 7.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 100,
+}
+MODEL_COLOUR, REFERENCE_COLOUR, SHADE_COLOUR = "C0", "0.45", "0.86"
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def roc_figure(report: Mapping[str, Any]) -> Figure:
+    """ROC curve of the model (and of the simulator's true probability, when known)."""
+    figure = Figure(figsize=(4.6, 4.4), layout="constrained")
+    ax = figure.add_subplot()
+    m, roc = report["metrics"], report["roc"]
+    ax.plot(
+        roc["model"]["false_positive_rate"],
+        roc["model"]["true_positive_rate"],
+        color=MODEL_COLOUR,
+        label=f"model: AUC {m['auc']:.3f} ({m['auc_low']:.3f} to {m['auc_high']:.3f})",
+    )
+    if roc["oracle"]:
+        ax.plot(
+            roc["oracle"]["false_positive_rate"],
+            roc["oracle"]["true_positive_rate"],
+            color=REFERENCE_COLOUR,
+            linestyle="--",
+            label=f"true probability (oracle): AUC {m['oracle_auc']:.3f}",
+        )
+    ax.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="chance")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        aspect="equal",
+        xlabel="1 - specificity (false-positive rate)",
+        ylabel="sensitivity (true-positive rate)",
+        title=f"ROC curve ({report['data']['n']:,} patients)",
+    )
+    ax.legend(loc="lower right")
+    return figure
+
+
+def calibration_figure(report: Mapping[str, Any]) -> Figure:
+    """Observed against predicted response rate (groups by predicted probability with their
+    intervals, and a smoothed curve), with the distribution of the predictions underneath."""
+    figure = Figure(figsize=(5.2, 5.6), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    calibration, m = report["calibration"], report["metrics"]
+    bins = calibration["bins"]
+    top.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="ideal")
+    top.plot(
+        calibration["smoothed"]["predicted"],
+        calibration["smoothed"]["observed"],
+        color=MODEL_COLOUR,
+        label="smoothed (logistic regression on a spline of logit p)",
+    )
+    top.errorbar(
+        [b["mean_predicted"] for b in bins],
+        [b["observed"] for b in bins],
+        yerr=[
+            [b["observed"] - b["observed_low"] for b in bins],
+            [b["observed_high"] - b["observed"] for b in bins],
+        ],
+        fmt="o",
+        markersize=3.5,
+        color="black",
+        capsize=2,
+        linewidth=1,
+        label=f"{len(bins)} equal-sized groups ({LEVEL} CI)",
+    )
+    top.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        ylabel="observed response rate",
+        title=(
+            f"Calibration: slope {m['calibration_slope']:.2f}, intercept "
+            f"{m['calibration_intercept']:+.3f}, ECE {m['ece']:.3f}"
+        ),
+    )
+    top.legend(loc="upper left")
+    histogram = calibration["histogram"]
+    edges = histogram["edges"]
+    bottom.stairs(histogram["responders"], edges, fill=True, color=MODEL_COLOUR, alpha=0.6)
+    bottom.stairs(
+        [-c for c in histogram["non_responders"]], edges, fill=True, color=REFERENCE_COLOUR
+    )
+    bottom.axhline(0, color="black", linewidth=0.5)
+    bottom.set(xlabel="predicted probability of response", ylabel="patients")
+    bottom.text(0.01, 0.95, "responders", transform=bottom.transAxes, va="top", fontsize=7)
+    bottom.text(0.01, 0.05, "non-responders", transform=bottom.transAxes, va="bottom", fontsize=7)
+    bottom.yaxis.set_major_formatter(lambda value, _: f"{abs(value):g}")
+    return figure
+
+
+def decision_curve_figure(report: Mapping[str, Any]) -> Figure:
+    """Net benefit of the model, of treating everyone and of treating no one, by threshold."""
+    figure = Figure(figsize=(5.6, 3.8), layout="constrained")
+    ax = figure.add_subplot()
+    curve = report["decision_curve"]
+    t = curve["threshold"]
+    ax.plot(t, curve["model"], color=MODEL_COLOUR, label="model")
+    ax.plot(t, curve["treat_all"], color=REFERENCE_COLOUR, linestyle="--", label="treat all")
+    ax.plot(t, [0.0] * len(t), color="black", linewidth=1, label="treat none")
+    ax.axvline(
+        report["model"]["threshold"],
+        color=REFERENCE_COLOUR,
+        linestyle=":",
+        linewidth=1,
+        label="model's threshold",
+    )
+    top = max(max(curve["model"]), max(curve["treat_all"]))
+    ax.set(
+        xlim=(t[0], t[-1]),
+        ylim=(-0.05, top + 0.05),
+        xlabel="threshold probability of response",
+        ylabel="net benefit",
+        title="Decision curve",
+    )
+    ax.legend(loc="upper right")
+    return figure
+
+
+def subgroup_figure(report: Mapping[str, Any]) -> Figure:
+    """AUC with its bootstrap interval in each subgroup, against the AUC overall."""
+    rows = [r for r in report["subgroups"] if "auc" in r]
+    figure = Figure(figsize=(5.6, 1.0 + 0.26 * max(len(rows), 1)), layout="constrained")
+    ax = figure.add_subplot()
+    positions = list(range(len(rows)))[::-1]
+    ax.errorbar(
+        [r["auc"] for r in rows],
+        positions,
+        xerr=[[r["auc"] - r["auc_low"] for r in rows], [r["auc_high"] - r["auc"] for r in rows]],
+        fmt="o",
+        markersize=3.5,
+        color=MODEL_COLOUR,
+        capsize=2,
+        linewidth=1,
+    )
+    ax.axvline(report["metrics"]["auc"], color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
+    ax.set_yticks(positions, [f"{r['subgrouping']}: {r['group']} (n = {r['n']:,})" for r in rows])
+    ax.set(xlabel=f"AUC ({LEVEL} bootstrap CI); dashed: all patients", title="AUC by subgroup")
+    return figure
+
+
+def _term_panel(ax: Any, term: Mapping[str, Any]) -> None:
+    training = term.get("training") or {}
+    shade = ax.twinx()
+    shade.set_zorder(ax.get_zorder() - 1)
+    ax.patch.set_visible(False)
+    shade.set_yticks([])
+    shade.spines[["top", "right"]].set_visible(False)
+    if "values" in term:
+        ax.plot(term["values"], term["contribution"], color=MODEL_COLOUR)
+        if term["log_scale"]:
+            ax.set_xscale("log")
+        if training.get("counts"):
+            shade.stairs(training["counts"], training["edges"], fill=True, color=SHADE_COLOUR)
+            shade.set_ylim(0, 4 * max(training["counts"]))
+            total = sum(training["counts"]) + training["n_missing"]
+            if training["n_missing"]:
+                ax.text(
+                    0.02,
+                    0.97,
+                    f"not measured in training: {training['n_missing'] / total:.0%}",
+                    transform=ax.transAxes,
+                    va="top",
+                    fontsize=6.5,
+                    color=REFERENCE_COLOUR,
+                )
+        if term["learned_missing"]:
+            ax.axhline(term["not_measured"], color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
+            ax.text(
+                0.98,
+                term["not_measured"],
+                "not measured",
+                transform=ax.get_yaxis_transform(),
+                ha="right",
+                va="bottom",
+                fontsize=6.5,
+                color=REFERENCE_COLOUR,
+            )
+        unit = f" ({term['unit']})" if term["unit"] else ""
+        ax.set_xlabel(f"{term['field']}{unit}" + (", log scale" if term["log_scale"] else ""))
+    elif "levels" in term:
+        labels = list(term["levels"])
+        values = list(term["contribution"])
+        if term["learned_missing"]:
+            labels.append("not measured")
+            values.append(term["not_measured"])
+        positions = list(range(len(labels)))
+        ax.plot(positions, values, "o", color=MODEL_COLOUR)
+        ax.set_xticks(positions, labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        if training.get("counts"):
+            counts = [*training["counts"], training["n_missing"]][: len(labels)]
+            shade.bar(positions[: len(counts)], counts, width=0.6, color=SHADE_COLOUR)
+            shade.set_ylim(0, 4 * max(counts))
+        ax.set_xlabel(term["field"])
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel("contribution (log-odds)")
+
+
+def terms_figure(report: Mapping[str, Any]) -> Figure:
+    """Each field's learned term against its value, over the training distribution."""
+    terms = report["terms"]
+    columns = 4
+    rows = math.ceil(len(terms) / columns)
+    figure = Figure(figsize=(12, 2.5 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    for k, (ax, term) in enumerate(zip(axes, terms, strict=False)):
+        _term_panel(ax, term)
+        if k % columns:
+            ax.set_ylabel("")
+    for ax in axes[len(terms) :]:
+        ax.set_visible(False)
+    figure.suptitle(
+        "Learned terms (contribution to the log-odds, centred; one scale for all); "
+        "grey: training distribution"
+    )
+    return figure
+
+
+def contributions_figure(report: Mapping[str, Any]) -> Figure:
+    """Mean absolute contribution of each field on the data evaluated."""
+    terms = sorted(report["terms"], key=lambda t: t["mean_abs_contribution"])
+    figure = Figure(figsize=(5.6, 0.8 + 0.24 * len(terms)), layout="constrained")
+    ax = figure.add_subplot()
+    ax.barh([t["field"] for t in terms], [t["mean_abs_contribution"] for t in terms])
+    ax.set(xlabel="mean |contribution| (log-odds)", title="How much each field moves predictions")
+    return figure
+
+
+DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figure]] = {
+    "roc": roc_figure,
+    "calibration": calibration_figure,
+    "decision_curve": decision_curve_figure,
+    "subgroups": subgroup_figure,
+    "terms": terms_figure,
+    "contributions": contributions_figure,
+}
+
+
+def draw_figures(report: Mapping[str, Any], directory: str | os.PathLike[str]) -> dict[str, Path]:
+    """Draw every figure of the report as a PNG file in ``directory`` (each written
+    atomically).
+
+    Parameters
+    ----------
+    report : mapping
+        As :func:`predictor.report.build_report` returns it.
+    directory : path
+        An existing directory.
+
+    Returns
+    -------
+    dict
+        Figure key -> the file written.
+    """
+    written = {}
+    with matplotlib.style.context(["default", STYLE]):
+        for key, draw in DRAWERS.items():
+            path = Path(directory) / FIGURE_NAMES[key]
+            with atomic_bytes_output(path) as handle:
+                handle.write(_png(draw(report)))
+            written[key] = path
+    return written

@@ -1,0 +1,200 @@
+"""Metric functions of predictor.evaluation against scikit-learn's and direct fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit, logit
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from predictor.evaluation import (
+    COMPARISONS,
+    _rank_auc,
+    auc_interval,
+    calibration_bins,
+    calibration_intercept,
+    calibration_slope,
+    cross_validate,
+    expected_calibration_error,
+    metrics,
+    net_benefit,
+    smoothed_calibration,
+    threshold_table,
+)
+from predictor.synthetic import simulate_cohort
+
+
+def _draw(n: int, *, shift: float = 0.0, scale: float = 1.0, seed: int = 0):
+    """Outcomes drawn from expit(lp), and predictions expit(shift + scale * lp)."""
+    rng = np.random.default_rng(seed)
+    lp = rng.normal(0.0, 1.0, n)
+    y = (rng.random(n) < expit(lp)).astype(np.float64)
+    return y, expit(shift + scale * lp)
+
+
+def _negative_log_likelihood(y: np.ndarray, eta: np.ndarray) -> float:
+    return float(-np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "uniform"], ids=["quantile", "uniform"])
+@pytest.mark.parametrize("n_bins", [5, 10], ids=["5-bins", "10-bins"])
+def test_calibration_bins_match_sklearn_calibration_curve(strategy: str, n_bins: int) -> None:
+    y, p = _draw(3000, scale=0.7, seed=1)
+    p = np.round(p, 2)  # ties on the bin edges
+    observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy=strategy)
+    bins = calibration_bins(y, p, n_bins=n_bins, strategy=strategy)
+    np.testing.assert_allclose(bins["observed"], observed, rtol=1e-12)
+    np.testing.assert_allclose(bins["mean_predicted"], predicted, rtol=1e-12)
+    assert bins["n"].sum() == len(y)
+
+
+def test_calibration_bins_leave_out_empty_bins_and_give_wilson_intervals() -> None:
+    y = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1], dtype=float)
+    p = np.array([0.05, 0.07, 0.15, 0.12, 0.18, 0.93, 0.95, 0.91, 0.97, 0.99])
+    bins = calibration_bins(y, p, n_bins=10, strategy="uniform")
+    assert bins["n"].tolist() == [2, 3, 5]  # [0, 0.1), [0.1, 0.2) and [0.9, 1]; 7 bins empty
+    assert bins["low"].tolist() == pytest.approx([0.0, 0.1, 0.9])
+    last = bins.iloc[-1]
+    assert last["observed"] == 0.8
+    k, n, z = 4, 5, 1.959963984540054  # Wilson's interval for 4 of 5, by hand
+    centre = (k + z**2 / 2) / (n + z**2)
+    half = z / (n + z**2) * np.sqrt(k * (n - k) / n + z**2 / 4)
+    assert last["observed_low"] == pytest.approx(centre - half, abs=1e-9)
+    assert last["observed_high"] == pytest.approx(centre + half, abs=1e-9)
+
+
+def test_expected_calibration_error_is_the_weighted_mean_gap() -> None:
+    # Two equal-width bins: [0, 0.5) holds p = 0.2 (x2), observed 0.5; [0.5, 1] holds p = 0.8
+    # (x2), observed 1.0. ECE = 0.5 * |0.5 - 0.2| + 0.5 * |1.0 - 0.8| = 0.25.
+    y = np.array([0, 1, 1, 1], dtype=float)
+    p = np.array([0.2, 0.2, 0.8, 0.8])
+    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.25)
+
+
+def test_expected_calibration_error_is_zero_when_each_bin_is_right() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 0], dtype=float)
+    p = np.array([0.25] * 4 + [0.75] * 4)
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shift", "scale"), [(0.0, 1.0), (0.4, 0.6), (-0.3, 1.5)], ids=["ideal", "flat", "steep"]
+)
+def test_calibration_slope_matches_a_direct_logistic_fit(shift: float, scale: float) -> None:
+    y, p = _draw(4000, shift=shift, scale=scale, seed=2)
+    lp = logit(p)
+    fit = minimize(
+        lambda ab: _negative_log_likelihood(y, ab[0] + ab[1] * lp), x0=[0.0, 1.0], tol=1e-10
+    )
+    assert calibration_slope(y, p) == pytest.approx(fit.x[1], abs=1e-4)
+    assert calibration_slope(y, p) == pytest.approx(1 / scale, rel=0.15)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, -0.8], ids=["none", "too-high", "too-low"])
+def test_calibration_intercept_matches_a_direct_offset_fit(shift: float) -> None:
+    y, p = _draw(4000, shift=shift, seed=3)
+    lp = logit(p)
+    fit = minimize_scalar(lambda a: _negative_log_likelihood(y, a + lp), bounds=(-5, 5))
+    assert calibration_intercept(y, p) == pytest.approx(fit.x, abs=1e-4)
+    # Predictions shifted by `shift` on the log-odds scale are corrected by about -shift.
+    assert calibration_intercept(y, p) == pytest.approx(-shift, abs=0.1)
+
+
+def test_calibration_intercept_is_nan_with_one_outcome() -> None:
+    assert np.isnan(calibration_intercept(np.ones(10), np.full(10, 0.3)))
+
+
+def test_rank_auc_matches_roc_auc_score_row_by_row_with_ties() -> None:
+    rng = np.random.default_rng(4)
+    y = (rng.random((6, 300)) < 0.4).astype(np.float64)
+    p = np.round(rng.random((6, 300)) * 0.5 + 0.3 * y, 1)  # many ties
+    ours = _rank_auc(y, p)
+    assert ours == pytest.approx([roc_auc_score(a, b) for a, b in zip(y, p, strict=True)])
+
+
+def test_auc_interval_agrees_with_a_plain_bootstrap_of_roc_auc_score() -> None:
+    y, p = _draw(1500, scale=0.8, seed=5)
+    low, high = auc_interval(y, p, n_resamples=1000, seed=1)
+    assert low < roc_auc_score(y, p) < high
+    rng = np.random.default_rng(99)
+    resamples = [rng.integers(0, len(y), len(y)) for _ in range(1000)]
+    plain = np.percentile([roc_auc_score(y[i], p[i]) for i in resamples], [2.5, 97.5])
+    assert (low, high) == pytest.approx(tuple(plain), abs=0.006)  # Monte Carlo error
+    assert auc_interval(y, p, n_resamples=1000, seed=1) == (low, high)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.3, 0.5, 0.7, 0.9], ids=lambda t: f"t={t}")
+def test_net_benefit_matches_the_confusion_matrix(t: float) -> None:
+    y, p = _draw(2000, seed=6)
+    _, fp, _, tp = confusion_matrix(y, p >= t).ravel()
+    expected = tp / len(y) - fp / len(y) * t / (1 - t)
+    assert net_benefit(y, p, np.array([t]))[0] == pytest.approx(expected, abs=1e-12)
+    prevalence = y.mean()
+    treat_all = net_benefit(y, np.ones_like(p), np.array([t]))[0]
+    assert treat_all == pytest.approx(prevalence - (1 - prevalence) * t / (1 - t))
+    assert net_benefit(y, y, np.array([t]))[0] == pytest.approx(prevalence)  # a perfect model
+
+
+def test_threshold_table_matches_sklearn_metrics() -> None:
+    y, p = _draw(2000, seed=7)
+    table = threshold_table(y, p, (0.3, 0.5, 0.7)).set_index("threshold")
+    for t, row in table.iterrows():
+        flagged = (p >= t).astype(int)
+        assert row["sensitivity"] == pytest.approx(recall_score(y, flagged))
+        assert row["specificity"] == pytest.approx(recall_score(y, flagged, pos_label=0))
+        assert row["ppv"] == pytest.approx(precision_score(y, flagged))
+        assert row["npv"] == pytest.approx(precision_score(y, flagged, pos_label=0))
+        assert row["flagged"] == pytest.approx(flagged.mean())
+        assert row["net_benefit"] == pytest.approx(net_benefit(y, p, np.array([t]))[0])
+
+
+def test_threshold_table_says_nan_when_no_one_is_flagged() -> None:
+    y, p = _draw(200, seed=8)
+    row = threshold_table(y, p * 0.5, (0.9,)).iloc[0]
+    assert row["flagged"] == 0.0 and row["sensitivity"] == 0.0 and row["specificity"] == 1.0
+    assert np.isnan(row["ppv"])
+
+
+@pytest.mark.parametrize(
+    ("scale", "at", "expected"),
+    [(1.0, 0.7, 0.7), (0.5, 0.7, float(expit(2 * logit(0.7))))],
+    ids=["calibrated", "too-flat"],
+)
+def test_smoothed_calibration_recovers_a_known_curve(scale, at, expected) -> None:
+    y, p = _draw(20_000, scale=scale, seed=9)
+    assert smoothed_calibration(y, p, np.array([at]))[0] == pytest.approx(expected, abs=0.03)
+
+
+def test_metrics_adds_calibration_intercept_and_ece() -> None:
+    y, p = _draw(1000, shift=0.3, seed=10)
+    m = metrics(y, p)
+    assert m["calibration_intercept"] == calibration_intercept(y, p)
+    assert m["ece"] == expected_calibration_error(y, p)
+
+
+@pytest.fixture(scope="module")
+def folds() -> tuple[pd.DataFrame, dict]:
+    cohort = simulate_cohort(1200, seed=12)
+    return cohort, cross_validate(cohort, seed=3, penalty_c=0.1)
+
+
+def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
+    cohort, results = folds
+    assert set(results) == {"additive model", *(c.name for c in COMPARISONS)}
+    splits = StratifiedKFold(5, shuffle=True, random_state=3).split(cohort, cohort["responded"])
+    tests = [test for _, test in splits]
+    for per_fold in results.values():
+        assert [m["n"] for m in per_fold] == [len(test) for test in tests]
+        rows = [cohort.iloc[test] for test in tests]
+        oracle = [roc_auc_score(r["responded"], r["true_probability"]) for r in rows]
+        assert [m["oracle_auc"] for m in per_fold] == pytest.approx(oracle)  # the same rows
+        assert all(0.5 < m["auc"] < 0.85 for m in per_fold)
+
+
+def test_cross_validate_is_deterministic(folds) -> None:
+    cohort, results = folds
+    assert cross_validate(cohort, seed=3, penalty_c=0.1) == results
