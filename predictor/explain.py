@@ -147,6 +147,18 @@ WORDING: Mapping[str, Wording] = {
 """Words for every model field (a test checks that none is missing)."""
 
 
+def _texts(shape: int | tuple[int, ...], text: str) -> np.ndarray:
+    """An object array of ``shape`` holding ``text`` (``np.full`` is ~30x slower for objects)."""
+    out = np.empty(shape, dtype=object)
+    out.fill(text)
+    return out
+
+
+def _either(condition: np.ndarray, yes: str, no: str) -> np.ndarray:
+    """``yes`` where ``condition``, else ``no``, as an object array (no per-element copies)."""
+    return np.array([no, yes], dtype=object)[condition.astype(np.intp)]
+
+
 class Notes(NamedTuple):
     """One kind of text for ``n`` patients: ``text[i]`` applies to patient ``i`` where
     ``mask[i]``."""
@@ -207,7 +219,7 @@ def _describe(model: AdditiveModel, j: int, values: Any) -> np.ndarray:
         return phrases.levels[model.features.terms[j].codes(values)]
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
-    out = np.full(numbers.shape, phrases.missing, dtype=object)
+    out = _texts(numbers.shape, phrases.missing)
     measured = numbers[present]
     bucket = (measured >= phrases.cuts[0]).astype(np.intp) + (measured > phrases.cuts[1])
     out[present] = phrases.prefixes[bucket] + _format_numbers(measured) + phrases.suffix
@@ -231,7 +243,7 @@ def reason_notes(
     order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
-    texts = np.full((n, top), "", dtype=object)
+    texts = _texts((n, top), "")
     for j in np.unique(order[shown]).tolist():  # each field once, for every row that needs it
         where = (order == j) & shown
         rows = np.flatnonzero(where.any(axis=1))
@@ -239,14 +251,14 @@ def reason_notes(
         column = values[field]
         taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
         texts[rows, where[rows].argmax(axis=1)] = _describe(model, j, taken)
-    effect = np.where(size > 0, RAISES, LOWERS).astype(object)
+    effect = _either(size > 0, RAISES, LOWERS)
     texts[shown] = texts[shown] + effect[shown]
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
     """A text for the patients in ``mask`` (no note at all when there are none)."""
-    return [Notes(mask, np.full(mask.shape, text, dtype=object))] if mask.any() else []
+    return [Notes(mask, _texts(mask.shape, text))] if mask.any() else []
 
 
 def _instead(term: Term) -> str:
@@ -312,7 +324,7 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
             mask = outside[:, j] == sign
             if not mask.any():
                 continue
-            text = np.full(len(numbers), "", dtype=object)
+            text = _texts(len(numbers), "")
             text[mask] = (
                 f"{WORDING[term.field].label} "
                 + _format_numbers(numbers[mask])
@@ -357,10 +369,10 @@ def notes_for(notes: list[Notes], i: int) -> tuple[str, ...]:
 
 def join_notes(notes: list[Notes], n: int, separator: str = "; ") -> np.ndarray:
     """One string per patient: the texts that apply, joined ("" when none)."""
-    out = np.full(n, "", dtype=object)
+    out = _texts(n, "")
     started = np.zeros(n, dtype=bool)
     for note in notes:
-        lead = np.where(started[note.mask], separator, "").astype(object)
+        lead = _either(started[note.mask], separator, "")
         out[note.mask] = out[note.mask] + lead + note.text[note.mask]
         started |= note.mask
     return out
