@@ -62,8 +62,6 @@ REJECT_COLUMNS = ("line", "patient_id", "column", "field", "value", "reason", "m
 _MAX_RECORD_BYTES = 64 * 2**20
 """A record longer than this is not looked for further by the fast reader (an unbalanced quote
 would otherwise swallow the file); the ``csv`` module reads on and reports it."""
-_FIRST_ROW_BYTES = 256
-"""Guessed bytes per record before the header is read (then measured on the next lines)."""
 _HEADER_BYTES = 2**20
 """The header line must end within this many bytes of the start of the file."""
 _QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
@@ -296,7 +294,7 @@ class CsvReader:
             raise ValueError(f"engine must be 'fast' or 'csv', not {engine!r}")
         self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
         self._engine = engine
-        self._pending = stream.read(max(chunk_rows * _FIRST_ROW_BYTES, 1 << 16))
+        self._pending = stream.read(_HEADER_BYTES)
         self._eof = not self._pending
         self.consumed = 0
         if self._pending.startswith(codecs.BOM_UTF8):
@@ -362,21 +360,24 @@ class CsvReader:
         if self._engine == "csv":
             yield from self._chunks_by_csv_module()
             return
+        limit = self._chunk_rows * self._bytes_per_record
         while True:
-            self._fill(self._chunk_rows * self._bytes_per_record)
+            self._fill(limit)
             if not self._pending:
                 return
-            scan = _scan(self._pending, sep, final=self._eof)
-            while scan is not None and scan.end == 0 and not self._eof:
-                if len(self._pending) > _MAX_RECORD_BYTES:
-                    scan = None
-                    break
-                self._fill(2 * len(self._pending))
-                scan = _scan(self._pending, sep, final=self._eof)
+            window = self._pending[:limit]
+            final = self._eof and len(window) == len(self._pending)
+            scan = _scan(window, sep, final=final)
+            if scan is not None and scan.end == 0 and not final:  # a record longer than that
+                if limit > _MAX_RECORD_BYTES:
+                    scan = None  # perhaps a quote never closed: the csv module will say
+                else:
+                    limit *= 2
+                    continue
             if scan is None:
                 yield from self._chunks_by_csv_module()
                 return
-            data = self._pending[: scan.end]
+            data = window[: scan.end]
             _decode_check(data, self.name, self.line)
             parsed = self._parse(data, scan.starts + self.line)
             if parsed is None:  # pyarrow and the scan disagree: let the csv module decide
@@ -385,6 +386,7 @@ class CsvReader:
             self._take(scan.end, scan.lines)
             if scan.starts.size:
                 self._bytes_per_record = max(1, scan.end // scan.starts.size)
+            limit = self._chunk_rows * self._bytes_per_record
             yield _Chunk(*parsed, consumed=self.consumed)
 
     def _parse(self, data: bytes, lines: np.ndarray) -> tuple[pd.DataFrame, list[Problem]] | None:
