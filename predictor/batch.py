@@ -29,6 +29,7 @@ import csv
 import io
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -112,6 +113,9 @@ class BatchSummary:
         How the input was read.
     first_problems : tuple of str
         The messages of the first few problems, for a summary.
+    csv_module_from : int or None
+        The line from which the input was read by Python's ``csv`` module, because of quoting
+        that is not RFC 4180 or bare carriage returns (None: the fast reader read it all).
     """
 
     rows_scored: int
@@ -120,6 +124,7 @@ class BatchSummary:
     seconds: float
     dialect: Dialect
     first_problems: tuple[str, ...] = field(default=())
+    csv_module_from: int | None = None
 
 
 # --------------------------------------------------------------------------- reading
@@ -143,7 +148,8 @@ def _scan(buffer: bytes, separator: int, final: bool) -> _Scan | None:
     (a quote that opens inside a field or closes before text), or uses bare carriage returns
     as line ends; the caller then reads it with the ``csv`` module.
     """
-    if buffer.count(b"\r") != buffer.count(b"\r\n"):
+    cut_pair = not final and buffer.endswith(b"\r")  # its line feed is in the next read
+    if buffer.count(b"\r") - cut_pair != buffer.count(b"\r\n"):
         return None
     if b'"' not in buffer:  # the common case: one line, one record
         end = len(buffer) if final else buffer.rfind(b"\n") + 1
@@ -294,6 +300,9 @@ class CsvReader:
             raise ValueError(f"engine must be 'fast' or 'csv', not {engine!r}")
         self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
         self._engine = engine
+        self.csv_module_from: int | None = None
+        """The line from which the ``csv`` module read the file (None: the fast reader read it
+        all)."""
         self._pending = stream.read(_HEADER_BYTES)
         self._eof = not self._pending
         self.consumed = 0
@@ -453,6 +462,7 @@ class CsvReader:
 
     def _chunks_by_csv_module(self) -> Iterator[_Chunk]:
         """Read the rest of the input with Python's ``csv`` module (slower, any quoting)."""
+        self.csv_module_from = self.line
         blocks = _Blocks(self._pending, self._stream)
         stream = io.TextIOWrapper(io.BufferedReader(blocks), encoding="utf-8", newline="")
         start = self.consumed
@@ -605,7 +615,8 @@ def _opened(
     except OSError as exc:
         raise BatchError(f"{source}: cannot read it ({exc.strerror or exc})") from None
     with stream:
-        yield stream, str(source), os.fstat(stream.fileno()).st_size
+        status = os.fstat(stream.fileno())
+        yield stream, str(source), status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def _check_writable(target: str | os.PathLike[str] | None) -> None:
@@ -706,6 +717,7 @@ def score_csv(
         time.perf_counter() - started,
         reader.dialect,
         summary.first_problems,
+        reader.csv_module_from,
     )
 
 

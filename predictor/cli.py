@@ -236,6 +236,11 @@ def run_score(args: argparse.Namespace) -> int:
             f"({_count(summary.problems, 'problem')}) in {summary.seconds:.2f} s "
             f"({rate:,.0f} rows/s); {read}"
         )
+        if summary.csv_module_from is not None:
+            _say(
+                f"  note: from line {summary.csv_module_from:,} on, the file was read by the "
+                f"slower csv module (quotes inside unquoted fields, or bare CR line ends)"
+            )
         if summary.rows_rejected and not args.rejects:
             for message in summary.first_problems:
                 _say(f"  {message}")
