@@ -703,10 +703,18 @@ def score_csv(
         reader = CsvReader(
             stream, name, separator=separator, decimal=decimal, chunk_rows=chunk_rows
         )
-        header_problems = match_columns(tuple(reader.header)).problems
-        if header_problems:
-            message = str(SchemaError(header_problems)).replace("\n", " ")
+        match = match_columns(tuple(reader.header))
+        if match.problems:
+            message = str(SchemaError(match.problems)).replace("\n", " ")
             raise BatchError(f"{name}, line {reader.header_line}: {message}")
+        if not match.sources:  # scoring it would give every row the average patient's score
+            shown = reader.dialect.separator.join(reader.header)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise BatchError(
+                f"{name}: no column of the header ({shown!r}, read as "
+                f"{reader.dialect.describe()}) is an input field; check --sep, or the column "
+                f"names (python -m predictor schema lists them)"
+            )
         summary = _score_chunks(
             reader, resolved, out, rejects, explain=explain, progress=progress, size=size
         )

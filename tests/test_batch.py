@@ -298,8 +298,19 @@ def test_score_header_only_file_gives_an_output_with_only_the_header(tmp_path: P
         ("patient_id,crp_mg_l\nA,1\nB,caf\xe9\n".encode("latin-1"), "line 3 is not UTF-8"),
         (b"crp_mg_l,CRP (mg/dL)\n1,0.1\n", "both give crp_mg_l"),
         (b"patient_id,CRP\nA,1\n", "does not say its unit"),
+        (b"patient_id,crp_mg_l\nA,1\n", "read as ';'-separated"),
+        (b"Name,Ward\nA,1\n", "no column of the header ('Name,Ward'"),
     ],
-    ids=["empty", "only-blank-lines", "binary", "latin-1", "field-twice", "unit-unclear"],
+    ids=[
+        "empty",
+        "only-blank-lines",
+        "binary",
+        "latin-1",
+        "field-twice",
+        "unit-unclear",
+        "wrong-separator",
+        "no-schema-column",
+    ],
 )
 def test_score_unusable_input_exits_2_in_one_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, said: str
@@ -307,7 +318,10 @@ def test_score_unusable_input_exits_2_in_one_line_and_writes_nothing(
     source = tmp_path / "in.csv"
     source.write_bytes(content)
     out = tmp_path / "out.csv"
-    assert main(["score", str(source), "--out", str(out), "--rejects", str(tmp_path / "r")]) == 2
+    sep = ["--sep", ";"] if b"patient_id,crp_mg_l\n" in content else []
+    assert (
+        main(["score", str(source), "--out", str(out), "--rejects", str(tmp_path / "r"), *sep]) == 2
+    )
     err = capsys.readouterr().err
     assert said in err
     assert len(err.strip().splitlines()) == 1
