@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, summary: str, example: str, notes: str = "") -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
-            help=summary,
+            help=summary.replace("%", "%%"),  # argparse %-formats help, not descriptions
             description=summary,
             epilog=f"example:\n  {example}" + (f"\n\n{notes}" if notes else ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
