@@ -563,14 +563,6 @@ def _write_header(sink: BinaryIO, names: list[str]) -> None:
     sink.write(text.getvalue().encode("utf-8"))
 
 
-def _write_rows(sink: BinaryIO, frame: pd.DataFrame) -> None:
-    if frame.empty:
-        return
-    arrays = [_arrow_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
-    table = pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
-    pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
-
-
 # --------------------------------------------------------------------------- scoring
 
 
@@ -716,7 +708,13 @@ def score_csv(
                 f"names (python -m predictor schema lists them)"
             )
         summary = _score_chunks(
-            reader, resolved, out, rejects, explain=explain, progress=progress, size=size
+            reader,
+            resolved,
+            out,
+            rejects,
+            explain=explain,
+            progress=progress,
+            size=size,
         )
     return BatchSummary(
         summary.rows_scored,
@@ -732,9 +730,69 @@ def score_csv(
 _SHOWN_PROBLEMS = 5
 
 
+def _csv_rows(frame: pd.DataFrame) -> bytes:
+    """The rows of ``frame`` as CSV (no header), written by pyarrow."""
+    if frame.empty:
+        return b""
+    arrays = [_arrow_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
+    table = pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
+    return sink.getvalue().to_pybytes()
+
+
+class _Scored(NamedTuple):
+    """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
+
+    output: bytes
+    rejects: bytes
+    scored: int
+    rejected: int
+    problems: int
+    messages: list[str]
+
+
+@dataclass(frozen=True)
+class _ChunkScorer:
+    """Validates and scores one chunk at a time."""
+
+    model: AdditiveModel
+    decimal: str
+    explain: bool
+
+    def table(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        clean, problems = validate(frame, decimal=self.decimal)
+        table = scored_table(
+            self.model,
+            clean,
+            columns=tuple(frame.columns),
+            row_numbers=clean.index.to_numpy(),
+            explain=self.explain,
+        )
+        return table, problems
+
+    def columns(self, header: list[str]) -> list[str]:
+        """The output's columns, from an empty table with the input's header."""
+        empty = pd.DataFrame({k: pd.Series([], dtype="str") for k in range(len(header))})
+        empty.columns = header
+        return [str(c) for c in self.table(empty)[0].columns]
+
+    def __call__(self, frame: pd.DataFrame, ragged: list[Problem]) -> _Scored:
+        table, problems = self.table(frame)
+        bad = _rejects(problems, ragged, frame)
+        return _Scored(
+            _csv_rows(table),
+            _csv_rows(bad),
+            len(table),
+            len(frame) - len(table) + len(ragged),
+            len(bad),
+            bad["message"].head(_SHOWN_PROBLEMS).tolist(),
+        )
+
+
 def _score_chunks(
     reader: CsvReader,
-    model: Any,
+    model: AdditiveModel,
     out: str | os.PathLike[str],
     rejects: str | os.PathLike[str] | None,
     *,
@@ -744,53 +802,35 @@ def _score_chunks(
 ) -> BatchSummary:
     from tqdm import tqdm
 
-    scored = rejected = problems = 0
+    scorer = _ChunkScorer(model, reader.dialect.decimal, explain)
+    totals = [0, 0, 0]  # scored, rejected, problems
     first: list[str] = []
-    decimal = reader.dialect.decimal
-    with (
-        atomic_binary_output(out) as sink,
-        atomic_binary_output(rejects) if rejects else contextlib.nullcontext() as reject_sink,
-        tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            disable=not progress,
-            file=sys.stderr,
-            desc="scoring",
-        ) as bar,
-    ):
-        header_written = False
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(atomic_binary_output(out))
+        reject_sink = stack.enter_context(atomic_binary_output(rejects)) if rejects else None
+        bar = stack.enter_context(
+            tqdm(
+                total=size,
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                file=sys.stderr,
+                desc="scoring",
+            )
+        )
+        _write_header(sink, scorer.columns(reader.header))
         if reject_sink is not None:
             _write_header(reject_sink, list(REJECT_COLUMNS))
+
         for chunk in reader.chunks():
-            frame = chunk.frame
-            clean, found = validate(frame, decimal=decimal)
-            table = scored_table(
-                model,
-                clean,
-                columns=tuple(frame.columns),
-                row_numbers=clean.index.to_numpy(),
-                explain=explain,
-            )
-            if not header_written:
-                _write_header(sink, [str(c) for c in table.columns])
-                header_written = True
-            _write_rows(sink, table)
-            bad = _rejects(found, chunk.ragged, frame)
+            scored = scorer(chunk.frame, chunk.ragged)
+            sink.write(scored.output)
             if reject_sink is not None:
-                _write_rows(reject_sink, bad)
-            scored += len(table)
-            rejected += len(frame) - len(clean) + len(chunk.ragged)
-            problems += len(bad)
-            first += bad["message"].head(_SHOWN_PROBLEMS - len(first)).tolist()
+                reject_sink.write(scored.rejects)
+            totals[0] += scored.scored
+            totals[1] += scored.rejected
+            totals[2] += scored.problems
+            first.extend(scored.messages[: _SHOWN_PROBLEMS - len(first)])
             bar.update(chunk.consumed - bar.n)
-            bar.set_postfix(rows=f"{scored:,}", rejected=f"{rejected:,}", refresh=False)
-        if not header_written:  # a header and no rows: an empty table with the right columns
-            empty = pd.DataFrame({k: pd.Series([], dtype="str") for k in range(len(reader.header))})
-            empty.columns = reader.header
-            clean, _ = validate(empty, decimal=decimal)
-            table = scored_table(
-                model, clean, columns=tuple(reader.header), row_numbers=np.empty(0), explain=explain
-            )
-            _write_header(sink, [str(c) for c in table.columns])
-    return BatchSummary(scored, rejected, problems, 0.0, reader.dialect, tuple(first))
+            bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
+    return BatchSummary(*totals, 0.0, reader.dialect, tuple(first))
