@@ -46,7 +46,12 @@ CHILD = """\
 import resource, sys
 from predictor.cli import main
 code = main(sys.argv[1:])
-print(f"peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+try:  # this process's own peak: Linux's ru_maxrss also counts the parent's at fork time
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"peak_rss_kb={peak}", file=sys.stderr)
 sys.exit(code)
 """
 
