@@ -87,7 +87,9 @@ def _as_number_or_text(value: Any) -> float | str:
     return (value if isinstance(value, str) else str(value)).strip()
 
 
-def parse_value(field: Field, value: Any, factor: float = 1.0) -> tuple[Any, Reason | None]:
+def parse_value(
+    field: Field, value: Any, factor: float = 1.0, *, decimal: str = "."
+) -> tuple[Any, Reason | None]:
     """Parse one cell of ``field``.
 
     Parameters
@@ -98,6 +100,9 @@ def parse_value(field: Field, value: Any, factor: float = 1.0) -> tuple[Any, Rea
         The cell as given (str, int, float, bool, None, numpy scalar...).
     factor : float
         Unit conversion to the canonical unit (from the column's alias).
+    decimal : str
+        The decimal mark of a number given as text, ``"."`` or ``","`` (as for
+        :func:`parse_column`).
 
     Returns
     -------
@@ -131,6 +136,10 @@ def parse_value(field: Field, value: Any, factor: float = 1.0) -> tuple[Any, Rea
             flag = cell
         return (flag, None) if flag is not None else (None, Reason.NOT_A_BOOLEAN)
     if isinstance(cell, str):
+        if decimal == ",":  # "1,5" is 1.5; "1.5" is refused (a thousands separator, perhaps)
+            if "." in cell:
+                return None, Reason.NOT_A_NUMBER
+            cell = cell.replace(",", ".")
         if _INFINITY.fullmatch(cell):
             return None, Reason.NOT_FINITE
         if not _NUMBER.fullmatch(cell):
@@ -227,9 +236,31 @@ def parse_column(
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if _is_string_storage(series) and len(series) > 1:
         codes, distinct = pd.factorize(series)  # missing cells get code -1
-        parsed = _parse_column(field, pd.Series(distinct, dtype=series.dtype), factor, decimal)
+        if len(distinct) <= _FEW_DISTINCT:
+            parsed = _parse_each(field, distinct.tolist(), factor, decimal)
+        else:
+            parsed = _parse_column(field, pd.Series(distinct, dtype=series.dtype), factor, decimal)
         return parsed.take(codes)
     return _parse_column(field, series, factor, decimal)
+
+
+_FEW_DISTINCT = 256
+"""Up to this many distinct values, :func:`parse_value` on each is faster than the vector path
+(whose fixed cost is a few milliseconds); a property test holds the two to the same verdicts."""
+
+
+def _parse_each(field: Field, values: list[Any], factor: float, decimal: str) -> ParsedColumn:
+    """:func:`parse_value` on each value, as a :class:`ParsedColumn`."""
+    parsed = [parse_value(field, value, factor, decimal=decimal) for value in values]
+    codes = np.array([0 if r is None else _CODE[r] for _, r in parsed], dtype=np.int8)
+    if field.kind is Kind.CATEGORY:
+        levels = [level if reason is None else None for level, reason in parsed]
+        return ParsedColumn(
+            pd.Categorical(levels, categories=field.levels), codes, np.full(len(values), np.nan)
+        )
+    numbers = np.array([np.nan if v is None else v for v, _ in parsed], dtype=np.float64)
+    converted = numbers if field.kind is not Kind.BOOLEAN else np.full(len(values), np.nan)
+    return ParsedColumn(np.where(codes > 0, np.nan, numbers), codes, converted)
 
 
 def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) -> ParsedColumn:
