@@ -730,22 +730,22 @@ def score_csv(
 _SHOWN_PROBLEMS = 5
 
 
-def _csv_rows(frame: pd.DataFrame) -> bytes:
+def _csv_rows(frame: pd.DataFrame) -> pa.Buffer:
     """The rows of ``frame`` as CSV (no header), written by pyarrow."""
     if frame.empty:
-        return b""
+        return pa.py_buffer(b"")
     arrays = [_arrow_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
     table = pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
     sink = pa.BufferOutputStream()
     pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 class _Scored(NamedTuple):
     """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
 
-    output: bytes
-    rejects: bytes
+    output: pa.Buffer
+    rejects: pa.Buffer
     scored: int
     rejected: int
     problems: int
