@@ -230,11 +230,9 @@ def run_score(args: argparse.Namespace) -> int:
     if not args.quiet:
         dialect = summary.dialect
         read = f"read as {dialect.describe()}" + (" (detected)" if dialect.detected else "")
-        rate = (summary.rows_scored + summary.rows_rejected) / max(summary.seconds, 1e-9)
         _say(
             f"{_count(summary.rows_scored, 'row')} scored, {summary.rows_rejected:,} rejected "
-            f"({_count(summary.problems, 'problem')}) in {summary.seconds:.2f} s "
-            f"({rate:,.0f} rows/s); {read}"
+            f"({_count(summary.problems, 'problem')}) in {summary.seconds:.2f} s; {read}"
         )
         if summary.csv_module_from is not None:
             _say(
