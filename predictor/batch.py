@@ -54,8 +54,10 @@ DEFAULT_CHUNK_ROWS = 50_000
 """Records per chunk: large enough for vectorised code to pay off, small enough that a chunk's
 design matrix (about 100 columns of float64) stays near 40 MB."""
 
-SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+SEPARATORS = (",", ";", "\t", "|")
+"""Field separators the reader accepts."""
 DECIMALS = (".", ",")
+"""Decimal marks the reader accepts."""
 
 REJECT_COLUMNS = ("line", "patient_id", "column", "field", "value", "reason", "message")
 """Columns of the rejects file: one row per problem, so a row with two bad cells has two."""
@@ -298,6 +300,10 @@ class CsvReader:
     ) -> None:
         if engine not in ("fast", "csv"):
             raise ValueError(f"engine must be 'fast' or 'csv', not {engine!r}")
+        if separator is not None and separator not in SEPARATORS:
+            raise ValueError(f"separator must be one of {SEPARATORS}, not {separator!r}")
+        if decimal is not None and decimal not in DECIMALS:
+            raise ValueError(f"decimal must be one of {DECIMALS}, not {decimal!r}")
         self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
         self._engine = engine
         self.csv_module_from: int | None = None

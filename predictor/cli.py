@@ -21,7 +21,14 @@ import pandas as pd
 from data_schemas import SchemaError, markdown_table, validate
 from predictor.artifact import ModelFileError
 from predictor.atomic import atomic_text_output
-from predictor.batch import DEFAULT_CHUNK_ROWS, REJECT_COLUMNS, SEPARATORS, BatchError, score_csv
+from predictor.batch import (
+    DECIMALS,
+    DEFAULT_CHUNK_ROWS,
+    REJECT_COLUMNS,
+    SEPARATORS,
+    BatchError,
+    score_csv,
+)
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 from predictor.training import (
     DEFAULT_TRAINING_N,
@@ -195,7 +202,7 @@ def _separator(text: str) -> str:
 
 
 def _decimal(text: str) -> str:
-    if text not in (".", ","):
+    if text not in DECIMALS:
         raise argparse.ArgumentTypeError(f"{text!r} is not a decimal mark; use '.' or ','")
     return text
 
