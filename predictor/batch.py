@@ -114,7 +114,8 @@ class BatchSummary:
     dialect : Dialect
         How the input was read.
     first_problems : tuple of str
-        The messages of the first few problems, for a summary.
+        The first few problems for a summary: line, column and rule, never the patient's value
+        (values go only to the rejects file).
     csv_module_from : int or None
         The line from which the input was read by Python's ``csv`` module, because of quoting
         that is not RFC 4180 or bare carriage returns (None: the fast reader read it all).
@@ -736,6 +737,16 @@ def score_csv(
 _SHOWN_PROBLEMS = 5
 
 
+def _without_value(message: str, column: str, value: str) -> str:
+    """A problem's message without the patient's value, for the summary on stderr
+    (``"age_years = 'old' is not a number; ..."`` -> ``"age_years is not a number; ..."``)."""
+    for shown in (value, repr(value)):
+        said = f"{column} = {shown}"
+        if message.startswith(said):
+            return column + re.sub(r"^ \(= [^)]*\)", "", message[len(said) :])
+    return message
+
+
 def _csv_rows(frame: pd.DataFrame) -> pa.Buffer:
     """The rows of ``frame`` as CSV (no header), written by pyarrow."""
     if frame.empty:
@@ -792,7 +803,10 @@ class _ChunkScorer:
             len(table),
             len(frame) - len(table) + len(ragged),
             len(bad),
-            bad["message"].head(_SHOWN_PROBLEMS).tolist(),
+            [
+                f"line {row.line}: {_without_value(row.message, row.column, row.value)}"
+                for row in bad.head(_SHOWN_PROBLEMS).itertuples()
+            ],
         )
 
 

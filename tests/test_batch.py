@@ -377,10 +377,14 @@ def test_score_summary_on_stderr_and_no_progress_bar_when_not_a_terminal(
     source = tmp_path / "in.csv"
     source.write_text(_csv([HEADER, ROWS[0], ["K-2", "x", *ROWS[1][2:]], ROWS[2]]))
     assert main(["score", str(source), "--out", str(tmp_path / "out.csv")]) == 1
+    # The summary names line, column and rule, never the value ('x') nor the patient ('K-2').
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("2 rows scored, 1 rejected (1 problem) in ")
     assert "read as ','-separated, decimal '.' (detected)" in err[0]
-    assert "age_years = 'x' is not a number" in err[1]
+    assert (
+        err[1] == "  line 3: age_years is not a number; give the value in years, or leave "
+        "it empty if not measured"
+    )
     assert "--rejects FILE" in err[-1]
     assert main(["score", str(source), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 1
     assert capsys.readouterr().err == ""
@@ -521,3 +525,16 @@ def test_reader_reads_any_text_or_refuses_it_clearly(text):
         assert "line" in str(exc)
         return
     assert fast == _read_all(content, "csv", 3)
+
+
+def test_score_summary_never_shows_a_patients_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("patient_id,CRP (mg/dL),sex\nK-7,100,F\nK-8,0.1,robot\n")
+    assert main(["score", str(source), "--out", str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: CRP (mg/dL) is outside the plausible range 0 to 500 mg/L" in err
+    assert "line 3: sex is not a known sex" in err
+    for value in ("100", "1000", "robot", "K-7", "K-8"):
+        assert value not in err
