@@ -263,6 +263,16 @@ def test_score_and_predict_give_the_same_numbers_on_the_same_rows(tmp_path: Path
     for column in ("patient_id", "predicted_label", "top_reasons", "warnings"):
         assert batch[column].tolist() == single[column].tolist()
     assert batch["responded"].tolist() == patients["responded"].astype(int).tolist()
+    raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+    for i in range(0, len(raw), 250):  # and one patient at a time, as predict(dict) scores them
+        one = predict(raw.iloc[i].to_dict())
+        row = batch.iloc[i]
+        got = [row["response_probability"], row["probability_low"], row["probability_high"]]
+        assert np.abs(np.array(got) - [one.probability, *one.interval]).max() <= 1e-12
+        assert row["top_reasons"] == "; ".join(one.reasons)
+        assert row["warnings"] == "; ".join(one.warnings)
+        for field, value in one.contributions.items():
+            assert abs(row[f"contribution_{field}"] - value) <= 1e-12
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 7], ids=["1", "2", "7"])
