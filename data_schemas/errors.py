@@ -24,6 +24,7 @@ class Reason(StrEnum):
     NOT_A_BOOLEAN = "not_a_boolean"
     DUPLICATE_FIELD = "duplicate_field"
     UNIT_UNCLEAR = "unit_unclear"
+    WRONG_FIELD_COUNT = "wrong_field_count"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def describe(
     *,
     alias: Alias | None = None,
     converted: float | None = None,
+    decimal: str = ".",
 ) -> str:
     """Word the message for one problem: what is wrong, why, and how to fix it.
 
@@ -120,11 +122,18 @@ def describe(
         The alias the column matched, if it was not the canonical name.
     converted : float, optional
         For ``OUT_OF_RANGE`` from an alias column: the value in the canonical unit.
+    decimal : str
+        The decimal mark numbers were read with; a message about a number names it when it is
+        not ``"."``.
     """
     said = f"{column} = {_shown(value)}"
     if reason is Reason.NOT_A_NUMBER:
+        mark = (
+            "" if decimal == "." else f" (with {decimal!r} as the decimal mark, as in 1{decimal}5)"
+        )
         return (
-            f"{said} is not a number; {_unit_hint(field, alias)}, or leave it empty if not measured"
+            f"{said} is not a number{mark}; {_unit_hint(field, alias)}, or leave it empty if not "
+            f"measured"
         )
     if reason is Reason.NOT_FINITE:
         return f"{said} is not a finite number; leave the cell empty if it was not measured"
@@ -197,3 +206,27 @@ def unit_unclear(column: str, field: Field, said: str, named: str) -> Problem:
         f"column {column!r} {what}; name it {options}, so that no value is read in the wrong unit"
     )
     return Problem(None, column, field.name, column, Reason.UNIT_UNCLEAR, message)
+
+
+def wrong_field_count(line: int, fields: int, expected: int, text: str, separator: str) -> Problem:
+    """The problem of a line of a CSV file with more or fewer fields than its header.
+
+    Parameters
+    ----------
+    line : int
+        The line number in the file (the header is line 1).
+    fields, expected : int
+        The fields on the line and in the header.
+    text : str
+        The line as read (shortened to 200 characters).
+    separator : str
+        The field separator the file was read with.
+    """
+    shown = text if len(text) <= 200 else text[:197] + "..."
+    more = "more" if fields > expected else "fewer"
+    message = (
+        f"line {line} has {fields} field{'s' if fields != 1 else ''}, {more} than the header's "
+        f"{expected}; check it for a missing or extra {separator!r}, and quote any value that "
+        f"contains one"
+    )
+    return Problem(line, "", "", shown, Reason.WRONG_FIELD_COUNT, message)

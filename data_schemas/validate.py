@@ -56,12 +56,20 @@ class ColumnSource:
         """Multiply a value in this column by this to get the field's canonical unit."""
         return 1.0 if self.alias is None else self.alias.factor
 
-    def problem(self, row: Any, raw: Any, reason: Reason, value: Any) -> Problem:
+    def problem(
+        self, row: Any, raw: Any, reason: Reason, value: Any, *, decimal: str = "."
+    ) -> Problem:
         """The Problem for one bad cell of this column (``value``: the parsed value, if any)."""
         text = raw if isinstance(raw, str) else str(raw)
         converted = value if reason is Reason.OUT_OF_RANGE and self.alias is not None else None
         message = describe(
-            self.field, str(self.column), text, reason, alias=self.alias, converted=converted
+            self.field,
+            str(self.column),
+            text,
+            reason,
+            alias=self.alias,
+            converted=converted,
+            decimal=decimal,
         )
         return Problem(row, str(self.column), self.field.name, text, reason, message)
 
@@ -237,6 +245,8 @@ def _empty_column(field: Field, n: int) -> Any:
 
 def validate(
     records: Mapping[str, Any] | Iterable[Mapping[str, Any]] | pd.DataFrame,
+    *,
+    decimal: str = ".",
 ) -> ValidationResult:
     """Validate patient records against schema v1, collecting every problem.
 
@@ -247,6 +257,9 @@ def validate(
     ----------
     records : dict, list of dicts, or pandas.DataFrame
         Patient records with any of the schema's column names or aliases, in any order.
+    decimal : str
+        The decimal mark of numbers given as text: ``"."`` or ``","`` (then ``"1,5"`` is 1.5
+        and ``"1.5"`` is refused as not a number: the dot may be a thousands separator).
 
     Returns
     -------
@@ -286,14 +299,16 @@ def validate(
         if field.kind is Kind.TEXT:
             columns[field.name] = series.to_numpy(dtype=object)
             continue
-        parsed = parse_column(field, series, source.factor)
+        parsed = parse_column(field, series, source.factor, decimal=decimal)
         columns[field.name] = parsed.values
         bad = np.flatnonzero(parsed.bad)
         bad_rows[bad] = True
         for i in bad:
             row = frame.index[i]
             row = row.item() if isinstance(row, np.generic) else row
-            problem = source.problem(row, series.iloc[i], parsed.reason(i), parsed.converted[i])
+            problem = source.problem(
+                row, series.iloc[i], parsed.reason(i), parsed.converted[i], decimal=decimal
+            )
             found.append((i, source.position, problem))
     clean = pd.DataFrame(columns, index=frame.index)
     if match.unknown:

@@ -8,6 +8,7 @@ True
 
 from data_schemas import SchemaError
 from predictor.artifact import ModelFileError, load_model, read_manifest
+from predictor.batch import BatchError, score_csv
 from predictor.model import AdditiveModel
 from predictor.scoring import Prediction, predict
 from predictor.synthetic import simulate_cohort
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdditiveModel",
+    "BatchError",
     "ModelFileError",
     "Prediction",
     "SchemaError",
@@ -25,6 +27,7 @@ __all__ = [
     "load_model",
     "predict",
     "read_manifest",
+    "score_csv",
     "simulate_cohort",
     "train",
 ]

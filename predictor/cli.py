@@ -3,13 +3,14 @@
 A thin layer: each sub-command parses its arguments and delegates to an importable function.
 A human-readable summary goes to stderr; data goes to files or stdout.
 
-Exit codes: 0 success; 1 the input has invalid rows (``validate``); 2 unusable input or
-arguments, with a one-line reason.
+Exit codes: 0 success; 1 the input has invalid rows (``validate``, ``score``); 2 unusable input
+or arguments, with a one-line reason; 130 interrupted (Ctrl-C or SIGTERM; no output is left).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +21,14 @@ import pandas as pd
 from data_schemas import SchemaError, markdown_table, validate, without_value
 from predictor.artifact import ModelFileError, load_model, read_manifest
 from predictor.atomic import atomic_text_output
+from predictor.batch import (
+    DECIMALS,
+    DEFAULT_CHUNK_ROWS,
+    REJECT_COLUMNS,
+    SEPARATORS,
+    BatchError,
+    score_csv,
+)
 from predictor.evaluation import cross_validate
 from predictor.report import NO_FIGURES_NOTE, build_report, write_report
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
@@ -31,7 +40,7 @@ from predictor.training import (
     training_rows,
 )
 
-EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -223,8 +232,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     refused = len(frame) - len(clean)
     name = "standard input" if args.data == "-" else Path(args.data).name
     _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
-    for message in problems["message"].head(5):
-        _say(f"  {message}")
+    for line in problem_lines(problems, 5):
+        _say(f"  {line}")
     comparison = None
     if args.compare:
         try:
@@ -256,10 +265,90 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _separator(text: str) -> str:
+    value = {"tab": "\t", "\\t": "\t"}.get(text.casefold(), text)
+    if value not in SEPARATORS:
+        shown = ", ".join(repr(s) if s != "\t" else "tab" for s in SEPARATORS)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a separator; use one of {shown}")
+    return value
+
+
+def _decimal(text: str) -> str:
+    if text not in DECIMALS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a decimal mark; use '.' or ','")
+    return text
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score a CSV file: scored rows to --out, rejected rows to --rejects, a summary on stderr."""
+    if args.out == "-" and args.rejects == "-":
+        raise UsageError("--out and --rejects cannot both be standard output")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up as for Ctrl-C
+    try:
+        summary = score_csv(
+            args.input,
+            args.out,
+            rejects=args.rejects,
+            model=args.model,
+            explain=args.explain,
+            separator=args.sep,
+            decimal=args.decimal,
+            chunk_rows=args.chunk_rows,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except (BatchError, ModelFileError) as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the output: {exc.strerror or exc}") from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.quiet:
+        dialect = summary.dialect
+        read = f"read as {dialect.describe()}" + (" (detected)" if dialect.detected else "")
+        _say(
+            f"{_count(summary.rows_scored, 'row')} scored, {summary.rows_rejected:,} rejected "
+            f"({_count(summary.problems, 'problem')}) in {summary.seconds:.2f} s; {read}"
+        )
+        if summary.csv_module_from is not None:
+            _say(
+                f"  note: from line {summary.csv_module_from:,} on, the file was read by the "
+                f"slower csv module (quotes inside unquoted fields, or bare CR line ends)"
+            )
+        if summary.rows_rejected and not args.rejects:
+            for message in summary.first_problems:
+                _say(f"  {message}")
+            _say("  (--rejects FILE keeps every rejected row with its line number)")
+    return EXIT_OK if summary.rows_rejected == 0 else EXIT_INVALID_ROWS
+
+
 def run_schema(args: argparse.Namespace) -> int:
     """Print the table of accepted input fields (Markdown)."""
     sys.stdout.write(markdown_table())
     return EXIT_OK
+
+
+SCORE_NOTES = """\
+output: one row per valid input row, in input order: patient_id (the input's, or the line
+  number when it has no patient_id column), response_probability, probability_low and
+  probability_high (90% interval), predicted_label, top_reasons, warnings; with --explain one
+  contribution_<field> column per model input; then responded and any unknown input columns,
+  untouched.
+rejects: one row per problem: line (in the input; the header is line 1), patient_id, column,
+  field, value, reason (not_a_number, not_finite, not_an_integer, out_of_range, unknown_level,
+  not_a_boolean, wrong_field_count) and message. Every other row is still scored.
+reads without options: UTF-8 with or without a byte-order mark, LF or CRLF line ends, quoted
+  fields, NA and the other missing-value spellings, headers in any case with units in
+  brackets, columns in any order, blank lines. A header line with semicolons and no commas is
+  read as ;-separated with decimal commas (European spreadsheets); otherwise give --sep and
+  --decimal.
+files: --out and --rejects appear only when complete; an interrupted run leaves neither (a
+  killed one may leave a hidden .NAME.*.partial file, removed by the next run).
+exit codes: 0 every row scored; 1 some rows rejected; 2 unusable input or arguments (one-line
+  reason); 130 interrupted."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,18 +358,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ketamine treatment-response predictor (a demonstration on synthetic data, "
         "not a clinical tool).",
         epilog="Exit codes: 0 success; 1 some input rows are invalid; 2 unusable input or "
-        "arguments.",
+        "arguments; 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, example: str, notes: str = "") -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
-            help=summary,
+            help=summary.replace("%", "%%"),  # argparse %-formats help, not descriptions
             description=summary,
-            epilog=f"example:\n  {example}",
+            epilog=f"example:\n  {example}" + (f"\n\n{notes}" if notes else ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+
+    score = command(
+        "score",
+        "Score a CSV file of patients: every valid row gets a probability of response with its "
+        "90% interval, label, top reasons and warnings; invalid rows go to a rejects file.",
+        "python -m predictor score examples/patients.csv --out scored.csv --rejects rejects.csv",
+        SCORE_NOTES,
+    )
+    score.add_argument("input", help="input CSV file, or - for stdin")
+    score.add_argument("--out", required=True, help="scored CSV file to write, or - for stdout")
+    score.add_argument(
+        "--rejects", help="write the rejected rows here (CSV: " + ", ".join(REJECT_COLUMNS) + ")"
+    )
+    score.add_argument(
+        "--explain",
+        action="store_true",
+        help="add one contribution_<field> column (log-odds) per model input",
+    )
+    score.add_argument("--model", help="model directory or model.json (default: the shipped model)")
+    score.add_argument(
+        "--sep",
+        type=_separator,
+        help="field separator: , ; tab or | (default: detected from the header line)",
+    )
+    score.add_argument(
+        "--decimal",
+        type=_decimal,
+        help="decimal mark, . or , (default: , for ;-separated files, else .)",
+    )
+    score.add_argument(
+        "--chunk-rows",
+        type=_whole_number(1),
+        default=DEFAULT_CHUNK_ROWS,
+        help=f"rows read, scored and written at a time (default: {DEFAULT_CHUNK_ROWS:,})",
+    )
+    score.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no summary (errors still show)"
+    )
+    score.set_defaults(run=run_score)
 
     simulate = command(
         "simulate",
@@ -371,3 +499,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        _say("interrupted: no output file was written (an existing one is unchanged)")
+        return EXIT_INTERRUPTED

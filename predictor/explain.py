@@ -150,6 +150,18 @@ WORDING: Mapping[str, Wording] = {
 """Words for every model field (a test checks that none is missing)."""
 
 
+def _texts(shape: int | tuple[int, ...], text: str) -> np.ndarray:
+    """An object array of ``shape`` holding ``text`` (``np.full`` is ~30x slower for objects)."""
+    out = np.empty(shape, dtype=object)
+    out.fill(text)
+    return out
+
+
+def _either(condition: np.ndarray, yes: str, no: str) -> np.ndarray:
+    """``yes`` where ``condition``, else ``no``, as an object array (no per-element copies)."""
+    return np.array([no, yes], dtype=object)[condition.astype(np.intp)]
+
+
 class Notes(NamedTuple):
     """One kind of text for ``n`` patients: ``text[i]`` applies to patient ``i`` where
     ``mask[i]``."""
@@ -215,7 +227,7 @@ def _describe(model: AdditiveModel, j: int, values: Any) -> np.ndarray:
         return phrases.levels[model.features.terms[j].codes(values)]
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
-    out = np.full(numbers.shape, phrases.missing, dtype=object)
+    out = _texts(numbers.shape, phrases.missing)
     measured = numbers[present]
     low, high = phrases.cuts
     above_low = measured > low if phrases.low_includes_cut else measured >= low
@@ -241,7 +253,7 @@ def reason_notes(
     order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
-    texts = np.full((n, top), "", dtype=object)
+    texts = _texts((n, top), "")
     absent = np.zeros((n, top), dtype=bool)
     for j in np.unique(order[shown]).tolist():  # each field once, for every row that needs it
         where = (order == j) & shown
@@ -252,16 +264,17 @@ def reason_notes(
         ranks = where[rows].argmax(axis=1)
         texts[rows, ranks] = _describe(model, j, taken)
         absent[rows, ranks] = pd.isna(np.asarray(taken, dtype=object))
-    effect = np.where(
-        absent, np.where(size > 0, HIGHER, LOWER), np.where(size > 0, RAISES, LOWERS)
-    ).astype(object)
+    # effect[i, r]: RAISES, LOWERS, HIGHER or LOWER, picked from one small array of four
+    effect = np.array([LOWERS, RAISES, LOWER, HIGHER], dtype=object)[
+        (size > 0).astype(np.intp) + 2 * absent
+    ]
     texts[shown] = texts[shown] + effect[shown]
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
     """A text for the patients in ``mask`` (no note at all when there are none)."""
-    return [Notes(mask, np.full(mask.shape, text, dtype=object))] if mask.any() else []
+    return [Notes(mask, _texts(mask.shape, text))] if mask.any() else []
 
 
 def _instead(term: Term) -> str:
@@ -329,7 +342,7 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
             mask = outside[:, j] == sign
             if not mask.any():
                 continue
-            text = np.full(len(numbers), "", dtype=object)
+            text = _texts(len(numbers), "")
             text[mask] = (
                 f"{WORDING[term.field].label} "
                 + _format_numbers(numbers[mask])
@@ -388,10 +401,10 @@ def notes_for(notes: list[Notes], i: int) -> tuple[str, ...]:
 
 def join_notes(notes: list[Notes], n: int, separator: str = "; ") -> np.ndarray:
     """One string per patient: the texts that apply, joined ("" when none)."""
-    out = np.full(n, "", dtype=object)
+    out = _texts(n, "")
     started = np.zeros(n, dtype=bool)
     for note in notes:
-        lead = np.where(started[note.mask], separator, "").astype(object)
+        lead = _either(started[note.mask], separator, "")
         out[note.mask] = out[note.mask] + lead + note.text[note.mask]
         started |= note.mask
     return out

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
-from data_schemas import FIELDS_BY_NAME, SchemaError, validate, validate_record
+from data_schemas import FIELDS_BY_NAME, SchemaError, match_columns, validate, validate_record
 from predictor.artifact import load_model
 from predictor.explain import (
     SAFETY_FIELDS,
@@ -35,6 +35,11 @@ OUTPUT_COLUMNS = (
     "warnings",
 )
 """Columns of a scored table, before the optional ``contribution_<field>`` columns."""
+
+CARRIED_FIELDS = ("responded",)
+"""Schema fields that are no model input but are carried to a scored table when the input has
+them (after the scores, before the unknown columns): the outcome, so that scores can be checked
+against it."""
 
 ModelLike = AdditiveModel | str | os.PathLike[str] | None
 
@@ -155,6 +160,53 @@ def scored_frame(
     return frame if carried is None else pd.concat([frame, carried], axis=1)
 
 
+def scored_table(
+    model: AdditiveModel,
+    clean: pd.DataFrame,
+    *,
+    columns: tuple[Any, ...],
+    row_numbers: np.ndarray,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """Score clean records into a scored table: the one path of ``predict(DataFrame)`` and of
+    batch scoring (:mod:`predictor.batch`).
+
+    Parameters
+    ----------
+    model : AdditiveModel
+    clean : pandas.DataFrame, shape (n, ...)
+        Valid records as ``data_schemas.validate`` returns them; the table keeps their index.
+    columns : tuple
+        The input's column names, which say whether it has a ``patient_id`` and a
+        :data:`CARRIED_FIELDS` column.
+    row_numbers : numpy.ndarray, shape (n,)
+        A number for each record, given as its ``patient_id`` when the input has none.
+    explain : bool
+        Add one ``contribution_<field>`` column per model field.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`OUTPUT_COLUMNS`, the contributions with ``explain``, the carried fields, then the
+        input's unknown columns, untouched.
+    """
+    given = {source.field.name for source in match_columns(tuple(columns)).sources}
+    patient_id = clean["patient_id"] if "patient_id" in given else row_numbers
+    carried = [
+        position
+        for position, name in enumerate(clean.columns)
+        if name not in FIELDS_BY_NAME or (name in CARRIED_FIELDS and name in given)
+    ]
+    return scored_frame(
+        model,
+        score_clean(model, clean),
+        clean.index,
+        patient_id,
+        carried=clean.iloc[:, carried],
+        explain=explain,
+    )
+
+
 @overload
 def predict(
     patients: Mapping[str, Any], *, model: ModelLike = None, explain: bool = False
@@ -186,9 +238,11 @@ def predict(
     -------
     Prediction or pandas.DataFrame
         A :class:`Prediction` for a dict; for a table, one row per patient with the input's
-        index and the columns ``patient_id``, ``response_probability``, ``probability_low``,
-        ``probability_high``, ``predicted_label``, ``top_reasons``, ``warnings`` (then the
-        contributions with ``explain``, then the input's unknown columns, untouched).
+        index and the columns ``patient_id`` (the row's 1-based position when the table has no
+        ``patient_id`` column), ``response_probability``, ``probability_low``,
+        ``probability_high``, ``predicted_label``, ``top_reasons``, ``warnings``, then the
+        contributions with ``explain``, then ``responded`` if the table has it, then the
+        table's unknown columns, untouched.
 
     Raises
     ------
@@ -214,10 +268,12 @@ def predict(
         clean, problems = validate(patients)
         if not problems.empty:
             raise SchemaError.from_table(problems)
-        scored = score_clean(resolved, clean)
-        carried = clean[[c for c in clean.columns if c not in FIELDS_BY_NAME]]
-        return scored_frame(
-            resolved, scored, clean.index, clean["patient_id"], carried=carried, explain=explain
+        return scored_table(
+            resolved,
+            clean,
+            columns=tuple(patients.columns),
+            row_numbers=np.arange(1, len(clean) + 1),
+            explain=explain,
         )
     if not isinstance(patients, Mapping):
         raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")

@@ -130,7 +130,7 @@ def test_python_m_predictor_help_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "predictor", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("simulate", "validate", "train", "evaluate", "schema"):
+    for command in ("score", "simulate", "validate", "train", "evaluate", "schema"):
         assert command in result.stdout
 
 

@@ -219,3 +219,31 @@ def test_predict_frame_carries_unknown_columns_through(patients: pd.DataFrame) -
     table = predict(patients.assign(Site="Leeds", note=range(len(patients))), explain=True)
     assert list(table.columns[-2:]) == ["Site", "note"]
     assert table["note"].tolist() == list(range(len(patients)))
+
+
+def test_predict_frame_without_patient_id_numbers_the_rows_from_1(patients) -> None:
+    unnamed = patients.drop(columns=["patient_id"])
+    unnamed.index = [f"r{i}" for i in range(len(unnamed))]
+    table = predict(unnamed)
+    assert table["patient_id"].tolist() == list(range(1, len(patients) + 1))
+    assert list(table.index) == list(unnamed.index)
+
+
+def test_predict_frame_keeps_responded_after_the_scores_and_before_unknown_columns() -> None:
+    cohort = simulate_cohort(50, seed=5).drop(columns=["true_probability"])
+    table = predict(cohort.assign(Site="York"))
+    assert list(table.columns[len(OUTPUT_COLUMNS) :]) == ["responded", "Site"]
+    assert table["responded"].tolist() == cohort["responded"].tolist()
+
+
+def test_predict_frame_without_responded_does_not_add_one(patients) -> None:
+    assert "responded" not in predict(patients).columns
+
+
+def test_predict_frame_carries_a_repeated_unknown_column_once_per_column() -> None:
+    frame = pd.DataFrame(
+        [["K-1", "a", "0.9", "b"]], columns=["patient_id", "note", "crp_mg_l", "note"]
+    )
+    table = predict(frame)
+    assert list(table.columns[len(OUTPUT_COLUMNS) :]) == ["note", "note"]
+    assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]

@@ -9,13 +9,16 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import predictor.synthetic
 from data_schemas import markdown_table
 from predictor.artifact import read_manifest
+from predictor.batch import score_csv
 from predictor.cohort_targets import targets_markdown
 from predictor.model_card import performance_table
 from predictor.report import (
@@ -64,7 +67,46 @@ def _evaluation_report() -> str:
     )
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    rows = [
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * frame.shape[1],
+        *("| " + " | ".join(row) + " |" for row in frame.astype(str).to_numpy().tolist()),
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def _scoring_example() -> str:
+    """The README's scoring example: its output and rejects files, shortened into tables."""
+    with tempfile.TemporaryDirectory() as folder:
+        out, rejects = Path(folder) / "scored.csv", Path(folder) / "rejects.csv"
+        score_csv(ROOT / "examples" / "clinic_export_eu.csv", out, rejects=rejects)
+        scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+        bad = pd.read_csv(rejects, dtype=str, keep_default_na=False)
+    shown = pd.DataFrame(
+        {
+            "patient_id": scored["patient_id"],
+            "response_probability": scored["response_probability"]
+            .astype(float)
+            .map("{:.3f}".format),
+            "probability_low": scored["probability_low"].astype(float).map("{:.3f}".format),
+            "probability_high": scored["probability_high"].astype(float).map("{:.3f}".format),
+            "predicted_label": scored["predicted_label"],
+            "top_reasons (the first of three)": scored["top_reasons"].str.split("; ").str[0],
+            "Site": scored["Site"],
+        }
+    )
+    return (
+        "`scored.csv` (probabilities rounded here; the file also has every reason and the "
+        "warnings):\n\n"
+        + _markdown(shown)
+        + "\n`rejects.csv`:\n\n"
+        + _markdown(bad.drop(columns=["field"]))
+    )
+
+
 SECTIONS = {
+    "scoring example": _scoring_example,
     "schema table": markdown_table,
     "model quality": _model_quality,
     "evaluation report": _evaluation_report,

@@ -1411,3 +1411,63 @@ def test_without_value_leaves_no_trace_of_the_value(field, value):
         text = without_value(row.message, row.column, row.value)
         assert text.startswith(f"{row.column} ")
         assert " = " not in text and "(= " not in text
+
+
+# --------------------------------------------------------------------------- string columns
+
+
+@given(
+    field=st.sampled_from(PARSED_FIELDS),
+    values=st.lists(st.one_of(TEXT_CELLS, st.none()), min_size=2, max_size=12),
+    data=st.data(),
+)
+def test_parse_column_of_strings_parses_distinct_values_as_each_cell_alone(field, values, data):
+    # A string column is parsed one distinct value at a time; that must not change any verdict.
+    factor = data.draw(st.sampled_from(_FACTORS[field.name]), label="factor")
+    decimal = data.draw(st.sampled_from([".", ","]), label="decimal")
+    cells = values + values[:1]  # at least one value repeated
+    # Few distinct values go through parse_value, one cell alone through the vector path.
+    column = parse_column(field, pd.Series(cells, dtype="str"), factor, decimal=decimal)
+    for i, value in enumerate(cells):
+        alone = parse_column(field, pd.Series([value], dtype="str"), factor, decimal=decimal)
+        assert column.codes[i] == alone.codes[0]
+        if column.bad[i] and column.reason(i) is Reason.OUT_OF_RANGE:  # what converted is for
+            assert _same(float(column.converted[i]), float(alone.converted[0]))
+        if field.kind is Kind.CATEGORY:
+            assert is_missing(column.values[i]) == is_missing(alone.values[0])
+            assert is_missing(alone.values[0]) or column.values[i] == alone.values[0]
+        else:
+            assert _same(float(column.values[i]), float(alone.values[0]))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "reason"),
+    [
+        ("1,5", 1.5, None),
+        ("12", 12.0, None),
+        ("1e1", 10.0, None),
+        ("1.5", None, Reason.NOT_A_NUMBER),
+        ("27.500", None, Reason.NOT_A_NUMBER),
+        ("1,5,0", None, Reason.NOT_A_NUMBER),
+        ("NA", math.nan, None),
+        ("inf", None, Reason.NOT_FINITE),
+    ],
+    ids=["comma", "whole", "exponent", "dot", "thousands-dot", "two-commas", "missing", "inf"],
+)
+def test_validate_with_decimal_comma(value, expected, reason):
+    frame = pd.DataFrame({"crp_mg_l": [value, "30,25"]}, dtype="str")
+    clean, problems = validate(frame, decimal=",")
+    if reason is None:
+        assert problems.empty
+        assert _same(float(clean["crp_mg_l"].iloc[0]), expected)
+        return
+    assert problems["reason"].tolist() == [reason.value]
+    assert problems["value"].tolist() == [value]
+    assert clean["crp_mg_l"].tolist() == [30.25]
+    if reason is Reason.NOT_A_NUMBER:
+        assert "with ',' as the decimal mark, as in 1,5" in problems["message"].iloc[0]
+
+
+def test_validate_refuses_an_unknown_decimal_mark():
+    with pytest.raises(ValueError, match="decimal must be"):
+        validate(pd.DataFrame({"bmi_kg_m2": ["1", "2"]}, dtype="str"), decimal=";")
