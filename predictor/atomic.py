@@ -1,17 +1,24 @@
 """Write files so that they appear complete or not at all.
 
-Writes go to a hidden temporary file beside the destination, ``.NAME.PID.RANDOM.partial``,
-which is flushed, synced and renamed over the destination only when writing ends normally. An
-exception (including ``KeyboardInterrupt``) removes it and leaves an existing destination
-untouched. A process killed outright (``SIGKILL``, a power cut) cannot clean up: its hidden
-file stays, never under the destination's name, and the next write to the same destination
-removes it once the process that wrote it is gone.
+On Linux, writes go to an *unnamed* file in the destination's directory (``O_TMPFILE``): it
+has no name while it is written, so a process killed outright (``SIGKILL``, out of memory)
+leaves nothing behind, since the kernel frees an unnamed file with its last descriptor. Only
+when writing ends normally is it flushed, synced, given a hidden name and renamed over the
+destination. An exception (including ``KeyboardInterrupt``) discards it and leaves an existing
+destination untouched.
+
+Where ``O_TMPFILE`` is not available (another OS, or a file system without it), the file is
+written under a hidden name, ``.NAME.PID.RANDOM.partial``, from the start. A process killed
+outright then leaves that file (never under the destination's name), and the next write to the
+same destination removes it once the process that wrote it is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +26,9 @@ from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 PARTIAL_SUFFIX = ".partial"
+NO_UNNAMED_FILES = "KETAMINE_PREDICTOR_NO_O_TMPFILE"
+"""Set this environment variable to write through named temporary files even where O_TMPFILE
+works (for a file system that mishandles it, and to test that path)."""
 
 
 def _running(pid: int) -> bool:
@@ -52,6 +62,46 @@ def remove_stale_partials(target: Path) -> list[Path]:
     return removed
 
 
+def _unnamed_file(directory: Path) -> int | None:
+    """A descriptor of a new unnamed file in ``directory`` (None where O_TMPFILE is missing)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if (
+        flag is None
+        or not os.path.isdir("/proc/self/fd")  # needed to name the file at the end
+        or os.environ.get(NO_UNNAMED_FILES)
+    ):
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None  # this file system cannot: fall back to a named temporary file
+        raise
+
+
+def _link_unnamed(descriptor: int, name: str) -> None:
+    """Give the unnamed file open as ``descriptor`` the path ``name``.
+
+    linkat(2) with AT_SYMLINK_FOLLOW on the descriptor's /proc entry; os.link takes that path
+    only when given a directory descriptor (else it calls plain link(2), which cannot).
+    """
+    directory = os.open(Path(name).parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(
+            f"/proc/self/fd/{descriptor}",
+            Path(name).name,
+            src_dir_fd=directory,
+            dst_dir_fd=directory,
+            follow_symlinks=True,
+        )
+    finally:
+        os.close(directory)
+
+
+def _hidden_name(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+
+
 @contextlib.contextmanager
 def _atomic(path: str | os.PathLike[str], binary: bool) -> Iterator[IO]:
     if str(path) == "-":
@@ -61,9 +111,12 @@ def _atomic(path: str | os.PathLike[str], binary: bool) -> Iterator[IO]:
         return
     target = Path(path)
     remove_stale_partials(target)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
-    )
+    descriptor = _unnamed_file(target.parent)
+    temporary: str | None = None  # the hidden name, once the file has one
+    if descriptor is None:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
+        )
     try:
         if binary:
             handle = os.fdopen(descriptor, "wb")
@@ -72,14 +125,18 @@ def _atomic(path: str | os.PathLike[str], binary: bool) -> Iterator[IO]:
         with handle:
             yield handle
             handle.flush()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(handle.fileno(), 0o666 & ~umask)
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+            if temporary is None:  # name the complete file, still hidden
+                temporary = str(target.parent / _hidden_name(target))
+                _link_unnamed(handle.fileno(), temporary)
         os.replace(temporary, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        if temporary is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         raise
 
 

@@ -3,6 +3,7 @@ columns, stdin/stdout, atomic output under interruption, and agreement with ``pr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor import predict
+from predictor.atomic import _unnamed_file
 from predictor.batch import REJECT_COLUMNS, BatchError, CsvReader, score_csv
 from predictor.cli import main
 from predictor.scoring import OUTPUT_COLUMNS
@@ -435,13 +437,28 @@ def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source
 
 
-def _start_and_wait_for_partial(source: Path, folder: Path) -> subprocess.Popen[bytes]:
+def _writing_into(pid: int, folder: Path) -> bool:
+    """Whether process ``pid`` has a file open in ``folder`` (named, or unnamed: O_TMPFILE)."""
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}").startswith(f"{folder}/"):
+                return True
+    return False
+
+
+def _start_and_wait_for_partial(
+    source: Path, folder: Path, environment: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "predictor", "score", str(source), "--out",
                str(folder / "out.csv"), "--rejects", str(folder / "rejects.csv"),
                "--chunk-rows", "50"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment)
     deadline = time.monotonic() + 60
-    while not list(folder.glob(".out.csv.*.partial")):
+    while not _writing_into(process.pid, folder):
         assert process.poll() is None, "the scorer ended before it was interrupted"
         assert time.monotonic() < deadline, "no partial output appeared"
         time.sleep(0.02)
@@ -463,15 +480,24 @@ def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
     assert (tmp_path / "out.csv").read_text() == "previous output\n"
 
 
-def test_score_killed_leaves_only_a_hidden_partial_that_the_next_run_removes(
-    tmp_path: Path, big_input: Path
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temporary"])
+def test_score_killed_leaves_no_partial_file_or_one_the_next_run_removes(
+    tmp_path: Path, big_input: Path, unnamed: bool
 ) -> None:
+    """SIGKILL mid-run: with O_TMPFILE (Linux) nothing at all is left; without it, only a
+    hidden partial file, which the next write to the same output removes."""
+    if unnamed and _unnamed_file(tmp_path) is None:
+        pytest.skip("this file system has no O_TMPFILE")
     (tmp_path / "out.csv").write_text("previous output\n")
-    process = _start_and_wait_for_partial(big_input, tmp_path)
+    environment = None if unnamed else {**os.environ, "KETAMINE_PREDICTOR_NO_O_TMPFILE": "1"}
+    process = _start_and_wait_for_partial(big_input, tmp_path, environment)
     process.kill()
     process.wait(timeout=60)
     assert (tmp_path / "out.csv").read_text() == "previous output\n"
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != "out.csv")
+    if unnamed:
+        assert left == []
+        return
     assert left and all(name.startswith(".") and name.endswith(".partial") for name in left)
     source = tmp_path / "small.csv"
     source.write_text(_csv([HEADER, *ROWS]))
