@@ -303,7 +303,8 @@ def run_score(args: argparse.Namespace) -> int:
     except (BatchError, ModelFileError) as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
     except OSError as exc:
-        raise UsageError(f"cannot write the output: {exc.strerror or exc}") from exc
+        files = " and ".join(str(f) for f in (args.out, args.rejects) if f and f != "-")
+        raise UsageError(f"cannot write {files or 'the output'}: {exc.strerror or exc}") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
