@@ -346,8 +346,8 @@ reads without options: UTF-8 with or without a byte-order mark, LF or CRLF line 
   brackets, columns in any order, blank lines. A header line with semicolons and no commas is
   read as ;-separated with decimal commas (European spreadsheets); otherwise give --sep and
   --decimal.
-files: --out and --rejects appear only when complete; an interrupted run leaves neither (a
-  killed one may leave a hidden .NAME.*.partial file, removed by the next run).
+files: --out and --rejects appear only when complete; an interrupted or killed run leaves
+  neither, and an existing file untouched.
 exit codes: 0 every row scored; 1 some rows rejected; 2 unusable input or arguments (one-line
   reason); 130 interrupted."""
 
