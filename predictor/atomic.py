@@ -19,9 +19,10 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
@@ -102,41 +103,109 @@ def _hidden_name(target: Path) -> str:
     return f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
 
 
-@contextlib.contextmanager
-def _atomic(path: str | os.PathLike[str], binary: bool) -> Iterator[IO]:
-    if str(path) == "-":
-        stream = sys.stdout.buffer if binary else sys.stdout
-        yield stream
-        stream.flush()
-        return
-    target = Path(path)
-    remove_stale_partials(target)
-    descriptor = _unnamed_file(target.parent)
-    temporary: str | None = None  # the hidden name, once the file has one
-    if descriptor is None:
-        descriptor, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
-        )
-    try:
-        if binary:
-            handle = os.fdopen(descriptor, "wb")
+class _Pending:
+    """One output file being written: complete it with :meth:`finish` then :meth:`commit`, or
+    :meth:`discard` it.
+
+    A destination that exists but is not a regular file (a device such as ``/dev/null``, a
+    FIFO, a terminal) is written directly: it cannot be replaced atomically, and replacing it
+    would destroy it. A symbolic link is followed: the file it points to is replaced, the link
+    kept. A regular file that is replaced keeps its permission bits.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], binary: bool) -> None:
+        self.temporary: str | None = None  # the hidden name, once the file has one
+        try:
+            existing = os.stat(path)  # through symbolic links
+        except FileNotFoundError:
+            existing = None
+        self.direct = existing is not None and not stat.S_ISREG(existing.st_mode)
+        # A link to a regular file: replace the file it points to.
+        self.target = Path(path) if self.direct else Path(os.path.realpath(path))
+        if existing is not None and not self.direct:
+            self.mode = stat.S_IMODE(existing.st_mode)
         else:
-            handle = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
-        with handle:
-            yield handle
-            handle.flush()
             umask = os.umask(0)
             os.umask(umask)
-            os.fchmod(handle.fileno(), 0o666 & ~umask)
-            os.fsync(handle.fileno())
-            if temporary is None:  # name the complete file, still hidden
-                temporary = str(target.parent / _hidden_name(target))
-                _link_unnamed(handle.fileno(), temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        if temporary is not None:
+            self.mode = 0o666 & ~umask
+        if self.direct:
+            descriptor = os.open(self.target, os.O_WRONLY)
+        else:
+            remove_stale_partials(self.target)
+            descriptor = _unnamed_file(self.target.parent)
+            if descriptor is None:
+                descriptor, self.temporary = tempfile.mkstemp(
+                    dir=self.target.parent,
+                    prefix=f".{self.target.name}.{os.getpid()}.",
+                    suffix=PARTIAL_SUFFIX,
+                )
+        self.handle: IO = (
+            os.fdopen(descriptor, "wb")
+            if binary
+            else os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        )
+
+    def finish(self) -> None:
+        """Flush and sync the complete file and give it its hidden name (nothing visible yet)."""
+        self.handle.flush()
+        if not self.direct:
+            os.fchmod(self.handle.fileno(), self.mode)
+            os.fsync(self.handle.fileno())
+            if self.temporary is None:
+                self.temporary = str(self.target.parent / _hidden_name(self.target))
+                _link_unnamed(self.handle.fileno(), self.temporary)
+        self.handle.close()
+
+    def commit(self) -> None:
+        """Put the finished file in place of the destination."""
+        if self.temporary is not None:
+            os.replace(self.temporary, self.target)
+
+    def discard(self) -> None:
+        """Drop the file: the destination is left as it was."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        if self.temporary is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+                os.unlink(self.temporary)
+
+
+@contextlib.contextmanager
+def atomic_outputs(
+    paths: Sequence[str | os.PathLike[str]], *, binary: bool = False
+) -> Iterator[list[IO]]:
+    """Open several files for writing so that they appear together, once all are complete.
+
+    Every file is finished (flushed, synced, named but still hidden) before any is put in
+    place, so an error, an interrupt or a full disk while writing or syncing any of them
+    leaves every destination as it was. ``"-"`` means standard output (not atomic).
+
+    Parameters
+    ----------
+    paths : sequence of str or path-like
+        Destination files.
+    binary : bool
+        Handles take bytes (else UTF-8 text).
+    """
+    pending: list[_Pending] = []
+    handles: list[IO] = []
+    try:
+        for path in paths:
+            if str(path) == "-":
+                handles.append(sys.stdout.buffer if binary else sys.stdout)
+            else:
+                pending.append(_Pending(path, binary))
+                handles.append(pending[-1].handle)
+        yield handles
+        for output in pending:
+            output.finish()
+        for output in pending:
+            output.commit()
+        if any(str(path) == "-" for path in paths):
+            (sys.stdout.buffer if binary else sys.stdout).flush()
+    except BaseException:
+        for output in pending:
+            output.discard()
         raise
 
 
@@ -161,7 +230,7 @@ def atomic_text_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     >>> target.read_text()
     'a,b\\n1,2\\n'
     """
-    with _atomic(path, binary=False) as handle:
+    with atomic_outputs([path]) as (handle,):
         yield handle
 
 
@@ -175,5 +244,5 @@ def atomic_bytes_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     path : str or path-like
         Destination file, or ``"-"``.
     """
-    with _atomic(path, binary=True) as handle:
+    with atomic_outputs([path], binary=True) as (handle,):
         yield handle
