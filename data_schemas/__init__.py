@@ -11,7 +11,7 @@ aliases, unit conversion and the documentation of the input format.
 0
 """
 
-from data_schemas.errors import Problem, Reason, SchemaError, without_value
+from data_schemas.errors import Problem, Reason, SchemaError, summary_lines, without_value
 from data_schemas.fields import (
     FIELDS,
     FIELDS_BY_NAME,
@@ -38,6 +38,7 @@ __all__ = [
     "ValidationResult",
     "markdown_table",
     "match_columns",
+    "summary_lines",
     "validate",
     "validate_record",
     "without_value",

@@ -155,17 +155,43 @@ def describe(
     raise ValueError(f"describe() has no wording for {reason!r}")
 
 
-def without_value(message: str, column: str, value: str) -> str:
+def without_value(message: str, column: str, value: str, reason: str = "") -> str:
     """A row problem's message with the offending value left out, for summaries and logs
     that must not carry patient values ("age_years is not a number; ...").
 
+    A message not worded as "column = value ..." (a ragged row's, say) is replaced by the
+    column and the reason code, so that no value can slip through.
+
     >>> without_value("age_years = 'old' is not a number; give a number", "age_years", "old")
     'age_years is not a number; give a number'
+    >>> without_value("line 4 has 5 fields, 'a' more than...", "", "a", "wrong_field_count")
+    'wrong_field_count'
     """
     said = f"{column} = {_shown(value)}"
     if not message.startswith(said):
-        return message
+        return f"{column}: {reason}" if column else reason
     return column + re.sub(r"^ \(= [^)]*\)", "", message[len(said) :])
+
+
+def summary_lines(problems: Any, limit: int, *, place: str = "record") -> list[str]:
+    """The first ``limit`` problems of a problems table, for a summary on stderr: where (the
+    ``place`` and its number, from the table's first column) and which rule, never the value.
+
+    Parameters
+    ----------
+    problems : pandas.DataFrame
+        A problems or rejects table: its first column numbers the row (or file line); it has
+        ``column``, ``value``, ``reason`` and ``message`` columns.
+    limit : int
+        How many to give.
+    place : str
+        What the number counts ("record", "row", "line").
+    """
+    return [
+        f"{place} {row[1]}: "
+        f"{without_value(row.message, str(row.column), str(row.value), str(row.reason))}"
+        for row in problems.head(limit).itertuples()
+    ]
 
 
 def duplicate_field(field: Field, columns: list[str]) -> Problem:

@@ -43,10 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.csv as pcsv
 
-from data_schemas import SchemaError, match_columns, validate, without_value
+from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.errors import Problem, wrong_field_count
 from predictor.artifact import load_model
-from predictor.atomic import atomic_bytes_output
+from predictor.atomic import atomic_outputs
 from predictor.model import AdditiveModel
 from predictor.scoring import ModelLike, scored_table
 
@@ -65,6 +65,10 @@ REJECT_COLUMNS = ("line", "patient_id", "column", "field", "value", "reason", "m
 _MAX_RECORD_BYTES = 64 * 2**20
 """A record longer than this is not looked for further by the fast reader (an unbalanced quote
 would otherwise swallow the file); the ``csv`` module reads on and reports it."""
+# Python's csv module refuses a field over 128 KiB by default; let it read what the fast reader
+# reads, so a long field is the row's problem, never the file's (raised once, never lowered).
+csv.field_size_limit(max(csv.field_size_limit(), _MAX_RECORD_BYTES))
+
 _HEADER_BYTES = 2**20
 """The header line must end within this many bytes of the start of the file."""
 _QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
@@ -695,7 +699,10 @@ def score_csv(
     started = time.perf_counter()
     for target in (out, rejects):
         _check_writable(target)
-    if rejects is not None and str(out) == str(rejects):
+    if rejects is not None and (
+        str(out) == str(rejects)
+        or (str(out) != "-" and os.path.realpath(out) == os.path.realpath(rejects))
+    ):
         raise BatchError(f"the output and the rejects file are both {str(out)!r}")
     resolved = model if isinstance(model, AdditiveModel) else load_model(model)
     with _opened(source) as (stream, name, size):
@@ -793,10 +800,7 @@ class _ChunkScorer:
             len(table),
             len(frame) - len(table) + len(ragged),
             len(bad),
-            [
-                f"line {row.line}: {without_value(row.message, row.column, row.value)}"
-                for row in bad.head(_SHOWN_PROBLEMS).itertuples()
-            ],
+            summary_lines(bad, _SHOWN_PROBLEMS, place="line"),
         )
 
 
@@ -816,8 +820,11 @@ def _score_chunks(
     totals = [0, 0, 0]  # scored, rejected, problems
     first: list[str] = []
     with contextlib.ExitStack() as stack:
-        sink = stack.enter_context(atomic_bytes_output(out))
-        reject_sink = stack.enter_context(atomic_bytes_output(rejects)) if rejects else None
+        # Both files appear together, once both are complete (or neither does).
+        sinks = stack.enter_context(
+            atomic_outputs([out, *([rejects] if rejects else [])], binary=True)
+        )
+        sink, reject_sink = sinks[0], (sinks[1] if rejects else None)
         bar = stack.enter_context(
             tqdm(
                 total=size,

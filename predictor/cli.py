@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_schemas import SchemaError, markdown_table, validate, without_value
+from data_schemas import SchemaError, markdown_table, summary_lines, validate
 from predictor.artifact import ModelFileError, load_model, read_manifest
 from predictor.atomic import atomic_text_output
 from predictor.batch import (
@@ -66,15 +66,6 @@ def _count(n: int, noun: str) -> str:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def problem_lines(problems: pd.DataFrame, limit: int, place: str = "record") -> list[str]:
-    """The first ``limit`` problems for a summary on stderr: where and which rule, never the
-    patient's value (the full table, values included, goes only to a file the user asks for)."""
-    return [
-        f"{place} {row.row}: {without_value(row.message, row.column, row.value)}"
-        for row in problems.head(limit).itertuples()
-    ]
 
 
 def _whole_numbers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +143,7 @@ def run_validate(args: argparse.Namespace) -> int:
         f"{_count(len(frame), 'record')}: {len(clean):,} valid, {len(frame) - len(clean):,} "
         f"with problems ({_count(len(problems), 'problem')})"
     )
-    for line in problem_lines(problems, args.show):
+    for line in summary_lines(problems, args.show):
         _say(f"  {line}")
     return EXIT_OK if problems.empty else EXIT_INVALID_ROWS
 
@@ -170,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.data}: {exc}".replace("\n", " ")) from exc
         refused = len(frame) - len(clean)
         _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
-        for line in problem_lines(problems, 5):
+        for line in summary_lines(problems, 5):
             _say(f"  {line}")
         source, simulated = f"{Path(args.data).name} (a user-supplied cohort)", False
     else:
@@ -232,7 +223,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     refused = len(frame) - len(clean)
     name = "standard input" if args.data == "-" else Path(args.data).name
     _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
-    for line in problem_lines(problems, 5):
+    for line in summary_lines(problems, 5):
         _say(f"  {line}")
     comparison = None
     if args.compare:

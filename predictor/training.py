@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from data_schemas import match_columns, validate, without_value
+from data_schemas import match_columns, summary_lines, validate
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
 from predictor.evaluation import COMPARISONS, cross_validate, evaluate_additive, metrics
@@ -75,10 +75,7 @@ def training_rows(
             "(responded: at least 50% MADRS reduction) or 0, for every patient"
         )
     if clean.empty and len(frame):
-        first = "; ".join(
-            f"row {row.row}: {without_value(row.message, row.column, row.value)}"
-            for row in problems.head(3).itertuples()
-        )
+        first = "; ".join(summary_lines(problems, 3, place="row"))
         raise TrainingDataError(
             f"no usable row: all {len(frame):,} rows break the schema "
             f"({len(problems):,} problems; first: {first})"
