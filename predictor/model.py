@@ -28,8 +28,6 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, ndtri
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from predictor.features import FeatureMap
 
@@ -165,6 +163,10 @@ def fit_additive_model(
     -------
     (AdditiveModel, FitReport)
     """
+    # Imported here: scoring needs no scikit-learn, and importing it costs about 1 s of start-up.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
     y = np.asarray(responded, dtype=np.float64)
     features = FeatureMap.fit(clean)
     design = features.design(clean)
