@@ -103,7 +103,7 @@ class AdditiveModel:
         covariance = self.covariance
         se = np.sqrt(
             covariance[0, 0]
-            + 2.0 * design @ covariance[0, 1:]
+            + 2.0 * (design @ covariance[0, 1:])  # exactly the same, without an (n, p) copy
             + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
         )
         half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se

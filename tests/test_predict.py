@@ -250,13 +250,14 @@ def test_predict_frame_carries_a_repeated_unknown_column_once_per_column() -> No
     assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]
 
 
-def test_join_notes_equals_joining_each_patients_notes_one_by_one() -> None:
+@pytest.mark.parametrize("n_notes", [12, 70], ids=["integer keys", "byte keys"])
+def test_join_notes_equals_joining_each_patients_notes_one_by_one(n_notes: int) -> None:
     # join_notes groups patients by which notes apply and joins constant texts once per group;
     # it must give exactly what joining each patient's own texts gives.
     rng = np.random.default_rng(7)
     n = 500
     notes = []
-    for k in range(12):
+    for k in range(n_notes):
         mask = rng.random(n) < 0.3
         if k % 3:  # the same text for everyone
             notes.append(
