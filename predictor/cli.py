@@ -29,8 +29,6 @@ from predictor.batch import (
     BatchError,
     score_csv,
 )
-from predictor.evaluation import cross_validate
-from predictor.report import NO_FIGURES_NOTE, build_report, write_report
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 from predictor.training import (
     DEFAULT_TRAINING_N,
@@ -206,6 +204,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a CSV file with outcomes and write the evaluation report."""
+    # Imported here: scikit-learn, which they import, costs ``score`` about 1 s of start-up.
+    from predictor.evaluation import cross_validate
+    from predictor.report import NO_FIGURES_NOTE, build_report, write_report
+
     frame = read_csv_text(args.data)
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
     try:

@@ -17,6 +17,7 @@ them into one string per patient or the texts of one patient.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -157,17 +158,14 @@ def _texts(shape: int | tuple[int, ...], text: str) -> np.ndarray:
     return out
 
 
-def _either(condition: np.ndarray, yes: str, no: str) -> np.ndarray:
-    """``yes`` where ``condition``, else ``no``, as an object array (no per-element copies)."""
-    return np.array([no, yes], dtype=object)[condition.astype(np.intp)]
-
-
 class Notes(NamedTuple):
     """One kind of text for ``n`` patients: ``text[i]`` applies to patient ``i`` where
-    ``mask[i]``."""
+    ``mask[i]``; ``constant`` is that text when it is the same for every patient (it lets
+    :func:`join_notes` join texts once per combination of notes, not once per patient)."""
 
     mask: np.ndarray
     text: np.ndarray
+    constant: str | None = None
 
 
 def _format_numbers(values: np.ndarray) -> np.ndarray:
@@ -220,20 +218,46 @@ def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
     return tuple(out)
 
 
-def _describe(model: AdditiveModel, j: int, values: Any) -> np.ndarray:
-    """Each value of the model's term ``j`` in words, e.g. "Low inflammation (CRP 0.9 mg/L)"."""
+def _reasons(model: AdditiveModel, j: int, values: Any, raises: np.ndarray) -> np.ndarray:
+    """Reasons from the model's term ``j``, e.g. "Low inflammation (CRP 0.9 mg/L) raises the
+    chance of response", for its ``values`` and whether their contributions are positive.
+
+    Each distinct (value, direction) is put into words once and shared by every patient who
+    has it: values are mostly rounded, so there are far fewer of them than patients.
+    """
     phrases = _phrases(model)[j]
+    direction = raises.astype(np.intp)
+    # Not measured: an association (HIGHER / LOWER), not an effect; last row of the table.
+    missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
     if phrases.levels is not None:
-        return phrases.levels[model.features.terms[j].codes(values)]
+        table = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
+        codes = model.features.terms[j].codes(values)  # -1 (not measured) takes the last row
+        return np.array([*table, missing], dtype=object)[codes, direction]
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
-    out = _texts(numbers.shape, phrases.missing)
-    measured = numbers[present]
+    distinct, inverse = np.unique(numbers[present], return_inverse=True)
     low, high = phrases.cuts
-    above_low = measured > low if phrases.low_includes_cut else measured >= low
-    bucket = above_low.astype(np.intp) + (measured > high)
-    out[present] = phrases.prefixes[bucket] + _format_numbers(measured) + phrases.suffix
-    return out
+    above_low = distinct > low if phrases.low_includes_cut else distinct >= low
+    bucket = above_low.astype(np.intp) + (distinct > high)
+    described = phrases.prefixes[bucket] + _format_numbers(distinct) + phrases.suffix
+    table = np.array(
+        [[text + LOWERS, text + RAISES] for text in described.tolist()] + [missing], dtype=object
+    ).reshape(-1, 2)
+    where = np.full(numbers.shape, len(table) - 1, dtype=np.intp)
+    where[present] = inverse
+    return table[where, direction]
+
+
+def _top_order(contributions: np.ndarray, top: int) -> np.ndarray:
+    """Indices of each row's ``top`` largest absolute contributions, largest first (ties: the
+    lower index first, as a stable sort would give); shape (n, top)."""
+    magnitude = np.abs(contributions)
+    rows = np.arange(len(magnitude))
+    order = np.empty((len(magnitude), top), dtype=np.intp)
+    for rank in range(top):
+        order[:, rank] = largest = magnitude.argmax(axis=1)
+        magnitude[rows, largest] = -1.0  # below every magnitude: not taken again
+    return order
 
 
 def reason_notes(
@@ -250,31 +274,29 @@ def reason_notes(
     """
     n, n_terms = contributions.shape
     top = min(TOP_REASONS, n_terms)
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
+    order = _top_order(contributions, top)
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
     texts = _texts((n, top), "")
-    absent = np.zeros((n, top), dtype=bool)
-    for j in np.unique(order[shown]).tolist():  # each field once, for every row that needs it
-        where = (order == j) & shown
-        rows = np.flatnonzero(where.any(axis=1))
-        field = model.features.terms[j].field
-        column = values[field]
+    # The shown (patient, rank) places, as flat indices, grouped by field.
+    places = np.flatnonzero(shown)
+    fields = order.reshape(-1)[places]
+    by_field = places[np.argsort(fields, kind="stable")]
+    counts = np.bincount(fields, minlength=n_terms)
+    flat_texts, flat_size = texts.reshape(-1), size.reshape(-1)
+    for j, where in enumerate(np.split(by_field, np.cumsum(counts)[:-1])):
+        if where.size == 0:
+            continue
+        column = values[model.features.terms[j].field]
+        rows = where // top
         taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
-        ranks = where[rows].argmax(axis=1)
-        texts[rows, ranks] = _describe(model, j, taken)
-        absent[rows, ranks] = pd.isna(np.asarray(taken, dtype=object))
-    # effect[i, r]: RAISES, LOWERS, HIGHER or LOWER, picked from one small array of four
-    effect = np.array([LOWERS, RAISES, LOWER, HIGHER], dtype=object)[
-        (size > 0).astype(np.intp) + 2 * absent
-    ]
-    texts[shown] = texts[shown] + effect[shown]
+        flat_texts[where] = _reasons(model, j, taken, flat_size[where] > 0)
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
     """A text for the patients in ``mask`` (no note at all when there are none)."""
-    return [Notes(mask, _texts(mask.shape, text))] if mask.any() else []
+    return [Notes(mask, _texts(mask.shape, text), text)] if mask.any() else []
 
 
 def _instead(term: Term) -> str:
@@ -399,12 +421,56 @@ def notes_for(notes: list[Notes], i: int) -> tuple[str, ...]:
     return tuple(note.text[i] for note in notes if note.mask[i])
 
 
+def _groups(masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Patients grouped by which notes apply to them.
+
+    Parameters
+    ----------
+    masks : numpy.ndarray, shape (n, number of notes), bool
+
+    Returns
+    -------
+    (numpy.ndarray, list of numpy.ndarray)
+        One row of ``masks`` per group, and each group's patients (indices, ascending).
+    """
+    packed = np.packbits(masks, axis=1)
+    if packed.shape[1] <= 8:  # up to 64 notes: one integer key per patient sorts fastest
+        wide = np.zeros((len(packed), 8), dtype=np.uint8)
+        wide[:, : packed.shape[1]] = packed
+        keys = wide.view(np.uint64).ravel()
+    else:
+        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return masks[order[starts]], np.split(order, starts[1:])
+
+
 def join_notes(notes: list[Notes], n: int, separator: str = "; ") -> np.ndarray:
-    """One string per patient: the texts that apply, joined ("" when none)."""
+    """One string per patient: the texts that apply, joined ("" when none).
+
+    Patients to whom the same notes apply are joined together: a text that is the same for
+    all of them (:attr:`Notes.constant`) is joined once for the group, the others once per
+    patient, with ``str.join`` (one new string per patient, not one per note).
+    """
     out = _texts(n, "")
-    started = np.zeros(n, dtype=bool)
-    for note in notes:
-        lead = _either(started[note.mask], separator, "")
-        out[note.mask] = out[note.mask] + lead + note.text[note.mask]
-        started |= note.mask
+    if not notes or n == 0:
+        return out
+    patterns, groups = _groups(np.column_stack([note.mask for note in notes]))
+    for pattern, rows in zip(patterns, groups, strict=True):
+        applying = [notes[k] for k in np.flatnonzero(pattern).tolist()]
+        if not applying:
+            continue
+        if all(note.constant is not None for note in applying):
+            out[rows] = separator.join(note.constant for note in applying)
+            continue
+        parts = [
+            itertools.repeat(note.constant) if note.constant is not None else note.text[rows]
+            for note in applying
+        ]
+        out[rows] = np.fromiter(
+            map(separator.join, zip(*parts, strict=False)),  # repeat() never ends
+            dtype=object,
+            count=rows.size,
+        )
     return out

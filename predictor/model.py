@@ -28,8 +28,6 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, ndtri
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from predictor.features import FeatureMap
 
@@ -105,7 +103,7 @@ class AdditiveModel:
         covariance = self.covariance
         se = np.sqrt(
             covariance[0, 0]
-            + 2.0 * design @ covariance[0, 1:]
+            + 2.0 * (design @ covariance[0, 1:])  # exactly the same, without an (n, p) copy
             + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
         )
         half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se
@@ -165,6 +163,10 @@ def fit_additive_model(
     -------
     (AdditiveModel, FitReport)
     """
+    # Imported here: scoring needs no scikit-learn, and importing it costs about 1 s of start-up.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
     y = np.asarray(responded, dtype=np.float64)
     features = FeatureMap.fit(clean)
     design = features.design(clean)

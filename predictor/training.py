@@ -20,15 +20,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from data_schemas import match_columns, summary_lines, validate
 from predictor.artifact import ModelFiles, read_manifest, save_model
 from predictor.atomic import atomic_text_output
-from predictor.evaluation import COMPARISONS, cross_validate, evaluate_additive, metrics
 from predictor.model import AdditiveModel, fit_additive_model
-from predictor.model_card import model_card
-from predictor.report import build_report, training_distribution, write_report
 from predictor.synthetic import simulate_cohort
 
 DEFAULT_TRAINING_N = 50_000
@@ -125,6 +121,8 @@ def _evaluate_all(
     seed: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Metrics of the additive model and the comparison models on each test set."""
+    from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
+
     results = {
         name: {"additive model": evaluate_additive(model, rows)} for name, rows in test_sets.items()
     }
@@ -179,6 +177,14 @@ def train(
     OSError
         If the model files cannot be written.
     """
+    # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
+    # command line's other commands (``score`` above all) need not pay for at start-up.
+    from sklearn.model_selection import train_test_split
+
+    from predictor.evaluation import cross_validate
+    from predictor.model_card import model_card
+    from predictor.report import build_report, training_distribution, write_report
+
     started = time.perf_counter()
 
     def stage(text: str) -> None:

@@ -192,3 +192,16 @@ def test_cli_validate_exit_code_and_summary(
     err = capsys.readouterr().err
     assert summary in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_score_does_not_import_scikit_learn_or_matplotlib() -> None:
+    # Only training and evaluation need them; importing scikit-learn alone costs ``score``
+    # about 0.7 s of start-up.
+    check = (
+        "import sys; from predictor.cli import build_parser; import predictor; "
+        "build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'matplotlib')))"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -12,6 +12,7 @@ import pytest
 
 from data_schemas import Reason, SchemaError
 from predictor import Prediction, load_model, predict
+from predictor.explain import Notes, _top_order, join_notes, notes_for
 from predictor.scoring import OUTPUT_COLUMNS
 from predictor.synthetic import simulate_cohort
 
@@ -247,3 +248,30 @@ def test_predict_frame_carries_a_repeated_unknown_column_once_per_column() -> No
     table = predict(frame)
     assert list(table.columns[len(OUTPUT_COLUMNS) :]) == ["note", "note"]
     assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("n_notes", [12, 70], ids=["integer keys", "byte keys"])
+def test_join_notes_equals_joining_each_patients_notes_one_by_one(n_notes: int) -> None:
+    # join_notes groups patients by which notes apply and joins constant texts once per group;
+    # it must give exactly what joining each patient's own texts gives.
+    rng = np.random.default_rng(7)
+    n = 500
+    notes = []
+    for k in range(n_notes):
+        mask = rng.random(n) < 0.3
+        if k % 3:  # the same text for everyone
+            notes.append(
+                Notes(mask, np.array([f"constant {k}"] * n, dtype=object), f"constant {k}")
+            )
+        else:  # a text of its own for each patient
+            notes.append(Notes(mask, np.array([f"v{k}.{i}" for i in range(n)], dtype=object)))
+    joined = join_notes(notes, n)
+    assert joined.tolist() == ["; ".join(notes_for(notes, i)) for i in range(n)]
+    assert join_notes([], 3).tolist() == ["", "", ""]
+
+
+def test_top_order_breaks_ties_as_a_stable_sort_does() -> None:
+    rng = np.random.default_rng(8)
+    contributions = rng.choice([-0.5, -0.2, 0.0, 0.2, 0.5], size=(1000, 14))  # many ties
+    stable = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :3]
+    assert np.array_equal(_top_order(contributions, 3), stable)
