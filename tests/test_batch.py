@@ -574,3 +574,17 @@ def test_score_summary_never_shows_a_patients_value(
     assert "line 3: sex is not a known sex" in err
     for value in ("100", "1000", "robot", "K-7", "K-8"):
         assert value not in err
+
+
+@pytest.mark.parametrize("slow_reader", [False, True], ids=["fast-reader", "csv-module"])
+def test_score_a_field_over_128_kib_is_the_rows_problem_not_the_files(
+    tmp_path: Path, slow_reader: bool
+) -> None:
+    rows = [["A", "1", "iv"], ["B", "x" * 200_000, "iv", "extra"], ["C", "1", "iv"]]
+    if slow_reader:  # a quote inside an unquoted field sends the file to the csv module
+        rows.insert(0, ["Z", '5"7', "iv"])
+    content = _csv([["patient_id", "crp_mg_l", "route"], *rows])
+    code, out, rejects = _score(tmp_path, content)
+    assert code == 1
+    assert "A" in out["patient_id"].tolist() and "C" in out["patient_id"].tolist()
+    assert "wrong_field_count" in rejects["reason"].tolist()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,63 @@ def test_score_with_the_output_folder_missing_exits_2_before_reading(
     assert code == 2
     assert "there is no folder" in _one_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_score_writes_through_to_a_device_or_fifo_instead_of_replacing_it(
+    source: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with open(tmp_path / "received", "wb") as sink:  # a file: a pipe's buffer would fill up
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=sink)
+        code = main(["score", str(source), "--out", str(fifo), "--rejects", os.devnull, "--quiet"])
+        reader.wait(timeout=60)
+    received = (tmp_path / "received").read_bytes()
+    assert code == 1
+    assert received.startswith(b"patient_id,response_probability,")
+    assert received.count(b"\n") == 3000  # header + 2,999 scored rows
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # still a FIFO
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # /dev/null still a device
+
+
+def test_score_through_a_symlink_replaces_its_target_and_keeps_the_link_and_mode(
+    source: Path, tmp_path: Path
+) -> None:
+    target, link = tmp_path / "target.csv", tmp_path / "link.csv"
+    target.write_text(PREVIOUS)
+    target.chmod(0o600)
+    link.symlink_to(target)
+    assert main(["score", str(source), "--out", str(link), "--quiet"]) == 1
+    assert link.is_symlink() and target.read_text().startswith("patient_id,")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_score_output_and_rejects_appear_together_or_not_at_all(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure syncing the second file (after the first is complete) leaves both old."""
+    folder = tmp_path / "out"
+    _folder_with_previous_outputs(folder)
+    calls = []
+    real_fsync = os.fsync
+
+    def fsync_fails_second_time(descriptor: int) -> None:
+        calls.append(descriptor)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync_fails_second_time)
+    code = main(["score", str(source), "--out", str(folder / "out.csv"),
+                 "--rejects", str(folder / "rejects.csv"), "--quiet"])  # fmt: skip
+    assert code == 2 and len(calls) == 2
+    _assert_untouched(folder)
+
+
+def test_score_refuses_the_same_file_for_output_and_rejects_under_two_spellings(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", str(source), "--out", "./o.csv", "--rejects", "o.csv"]) == 2
+    assert "both" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "o.csv").exists()
