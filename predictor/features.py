@@ -275,14 +275,9 @@ class FeatureMap:
         return tuple(c for term in self.terms for c in term.columns)
 
     @functools.cached_property
-    def starts(self) -> np.ndarray:
-        """Index of each term's first design column."""
-        return np.cumsum([0, *(len(term.columns) for term in self.terms[:-1])])
-
-    @functools.cached_property
     def slices(self) -> tuple[slice, ...]:
         """Each term's columns in the design matrix."""
-        bounds = [*self.starts.tolist(), len(self.columns)]
+        bounds = [0, *itertools.accumulate(len(term.columns) for term in self.terms)]
         return tuple(slice(a, b) for a, b in itertools.pairwise(bounds))
 
     @functools.cached_property

@@ -131,35 +131,6 @@ def _prediction(model: AdditiveModel, scored: ScoredRecords, i: int) -> Predicti
     )
 
 
-def scored_frame(
-    model: AdditiveModel,
-    scored: ScoredRecords,
-    index: pd.Index,
-    patient_id: Any,
-    *,
-    carried: pd.DataFrame | None = None,
-    explain: bool = False,
-) -> pd.DataFrame:
-    """The scored table: :data:`OUTPUT_COLUMNS`, then ``contribution_<field>`` with ``explain``,
-    then the ``carried`` columns (the input's unknown columns, untouched)."""
-    n = len(index)
-    scores = scored.scores
-    columns: dict[str, Any] = {
-        "patient_id": patient_id,
-        "response_probability": scores.probability,
-        "probability_low": scores.low,
-        "probability_high": scores.high,
-        "predicted_label": scored.labels,
-        "top_reasons": join_notes(scored.reasons, n),
-        "warnings": join_notes(scored.warnings, n),
-    }
-    if explain:
-        for j, field in enumerate(model.fields):
-            columns[f"contribution_{field}"] = scores.contributions[:, j]
-    frame = pd.DataFrame(columns, index=index)
-    return frame if carried is None else pd.concat([frame, carried], axis=1)
-
-
 def scored_table(
     model: AdditiveModel,
     clean: pd.DataFrame,
@@ -191,20 +162,26 @@ def scored_table(
         input's unknown columns, untouched.
     """
     given = {source.field.name for source in match_columns(tuple(columns)).sources}
-    patient_id = clean["patient_id"] if "patient_id" in given else row_numbers
     carried = [
         position
         for position, name in enumerate(clean.columns)
         if name not in FIELDS_BY_NAME or (name in CARRIED_FIELDS and name in given)
     ]
-    return scored_frame(
-        model,
-        score_clean(model, clean),
-        clean.index,
-        patient_id,
-        carried=clean.iloc[:, carried],
-        explain=explain,
-    )
+    scored = score_clean(model, clean)
+    scores, n = scored.scores, len(clean)
+    table: dict[str, Any] = {
+        "patient_id": clean["patient_id"] if "patient_id" in given else row_numbers,
+        "response_probability": scores.probability,
+        "probability_low": scores.low,
+        "probability_high": scores.high,
+        "predicted_label": scored.labels,
+        "top_reasons": join_notes(scored.reasons, n),
+        "warnings": join_notes(scored.warnings, n),
+    }
+    if explain:
+        for j, field in enumerate(model.fields):
+            table[f"contribution_{field}"] = scores.contributions[:, j]
+    return pd.concat([pd.DataFrame(table, index=clean.index), clean.iloc[:, carried]], axis=1)
 
 
 @overload
