@@ -146,21 +146,27 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if problems.empty else EXIT_INVALID_ROWS
 
 
+def _labelled_rows(path: str, purpose: str) -> tuple[pd.DataFrame, int, list[str]]:
+    """A CSV file with outcomes, checked by :func:`training_rows`: the clean rows, how many
+    were left out, and a value-free summary for stderr (said by the caller when it goes on)."""
+    frame = read_csv_text(path)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+    try:
+        clean, problems = training_rows(frame, purpose=purpose)
+    except (SchemaError, TrainingDataError) as exc:
+        raise UsageError(f"{path}: {exc}".replace("\n", " ")) from exc
+    refused = len(frame) - len(clean)
+    summary = [f"{path}: {len(clean):,} valid records, {refused:,} left out (schema problems)"]
+    return clean, refused, summary + [f"  {line}" for line in summary_lines(problems, 5)]
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Fit the model on a cohort, evaluate it on data it never saw, write the model files."""
     if args.data:
         if args.n is not None:
             raise UsageError("--n sets the size of a simulated cohort; it cannot go with --data")
-        frame = read_csv_text(args.data)
-        frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
-        try:
-            clean, problems = training_rows(frame)
-        except (SchemaError, TrainingDataError) as exc:
-            raise UsageError(f"{args.data}: {exc}".replace("\n", " ")) from exc
-        refused = len(frame) - len(clean)
-        _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
-        for line in summary_lines(problems, 5):
-            _say(f"  {line}")
+        clean, refused, summary = _labelled_rows(args.data, "train")
+        _say("\n".join(summary))
         source, simulated = f"{Path(args.data).name} (a user-supplied cohort)", False
     else:
         n = DEFAULT_TRAINING_N if args.n is None else args.n
@@ -208,12 +214,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from predictor.evaluation import cross_validate
     from predictor.report import NO_FIGURES_NOTE, build_report, write_report
 
-    frame = read_csv_text(args.data)
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
-    try:
-        clean, problems = training_rows(frame, purpose="evaluate")
-    except (SchemaError, TrainingDataError) as exc:
-        raise UsageError(f"{args.data}: {exc}".replace("\n", " ")) from exc
+    clean, refused, summary = _labelled_rows(args.data, "evaluate")
     try:
         model, manifest = load_model(args.model), read_manifest(args.model)
     except ModelFileError as exc:
@@ -222,11 +223,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
-    refused = len(frame) - len(clean)
+    _say("\n".join(summary))
     name = "standard input" if args.data == "-" else Path(args.data).name
-    _say(f"{args.data}: {len(clean):,} valid records, {refused:,} left out (schema problems)")
-    for line in summary_lines(problems, 5):
-        _say(f"  {line}")
     comparison = None
     if args.compare:
         try:
