@@ -22,17 +22,26 @@ from data_schemas.fields import (
     Role,
     markdown_table,
 )
-from data_schemas.validate import ValidationResult, match_columns, validate, validate_record
+from data_schemas.validate import (
+    ColumnMatch,
+    Resemblance,
+    ValidationResult,
+    match_columns,
+    validate,
+    validate_record,
+)
 
 __all__ = [
     "FIELDS",
     "FIELDS_BY_NAME",
     "SCHEMA_VERSION",
     "Alias",
+    "ColumnMatch",
     "Field",
     "Kind",
     "Problem",
     "Reason",
+    "Resemblance",
     "Role",
     "SchemaError",
     "ValidationResult",

@@ -25,6 +25,9 @@ class Reason(StrEnum):
     DUPLICATE_FIELD = "duplicate_field"
     UNIT_UNCLEAR = "unit_unclear"
     WRONG_FIELD_COUNT = "wrong_field_count"
+    RESEMBLES_FIELD = "resembles_field"
+    UNCLOSED_QUOTE = "unclosed_quote"
+    RECORD_TOO_LONG = "record_too_long"
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,31 @@ def unit_unclear(column: str, field: Field, said: str, named: str) -> Problem:
         f"column {column!r} {what}; name it {options}, so that no value is read in the wrong unit"
     )
     return Problem(None, column, field.name, column, Reason.UNIT_UNCLEAR, message)
+
+
+def resembles_field(column: str, field: Field, why: str) -> Problem:
+    """The header problem of a column that matches no field but resembles one, for callers that
+    refuse such columns (``--strict-columns``); the message names columns only, never a value.
+
+    Parameters
+    ----------
+    column : str
+        The column as the input named it.
+    field : Field
+        The field it resembles; the message names its column for each unit.
+    why : str
+        Why it resembles the field, worded to follow "it" ("contains the name 'crp'").
+    """
+    columns = field.columns_by_unit()
+    if len(columns) == 1:
+        names = next(iter(columns.values()))
+    else:
+        names = " or ".join(f"{name} for {unit}" for unit, name in columns.items())
+    message = (
+        f"column {column!r} matches no field but resembles {field.name} (it {why}); rename it "
+        f"to {names}, or rename it so that it does not resemble a field"
+    )
+    return Problem(None, column, field.name, column, Reason.RESEMBLES_FIELD, message)
 
 
 def wrong_field_count(line: int, fields: int, expected: int, text: str, separator: str) -> Problem:

@@ -162,6 +162,7 @@ FIELDS: tuple[Field, ...] = (
         "Sex.",
         levels=("female", "male"),
         level_aliases={"f": "female", "m": "male"},
+        aliases=(Alias("gender"),),
     ),
     Field(
         "bmi_kg_m2",
@@ -180,7 +181,14 @@ FIELDS: tuple[Field, ...] = (
         unit="MADRS points",
         low=0,
         high=60,
-        aliases=(Alias("madrs"), Alias("madrs_baseline"), Alias("baseline_madrs_score")),
+        aliases=(
+            Alias("madrs"),
+            Alias("madrs_baseline"),
+            Alias("baseline_madrs_score"),
+            Alias("madrs_score"),
+            Alias("madrs_total"),
+            Alias("madrs_total_score"),
+        ),
         unit_synonyms=("points", "score"),
     ),
     Field(
@@ -204,6 +212,7 @@ FIELDS: tuple[Field, ...] = (
             "intranasal": "intranasal_esketamine",
             "esketamine": "intranasal_esketamine",
         },
+        aliases=(Alias("route_of_administration"),),
     ),
     Field(
         "crp_mg_l",
@@ -217,6 +226,8 @@ FIELDS: tuple[Field, ...] = (
             Alias("crp_mg_dl", unit="mg/dL", factor=10.0),
             Alias("hs_crp_mg_l", unit="mg/L"),
             Alias("hs_crp_mg_dl", unit="mg/dL", factor=10.0),
+            Alias("hscrp_mg_l", unit="mg/L"),
+            Alias("hscrp_mg_dl", unit="mg/dL", factor=10.0),
         ),
         measured_by="hs-CRP blood test",
     ),
@@ -252,7 +263,10 @@ FIELDS: tuple[Field, ...] = (
         unit="% of total sleep time",
         low=0,
         high=60,
-        aliases=(Alias("n3_pct", unit="% of total sleep time"),),
+        aliases=(
+            Alias("n3_pct", unit="% of total sleep time"),
+            Alias("sws_pct", unit="% of total sleep time"),
+        ),
         unit_synonyms=("%", "pct", "percent", "% tst"),
         measured_by="polysomnography",
     ),

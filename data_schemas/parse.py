@@ -2,13 +2,14 @@
 
 Both paths read the same token tables below and accept the same language (a property test
 holds them to it): decimal numbers with an optional exponent, ``inf``/``infinity`` (rejected as
-not finite), the missing tokens of design.md, and the boolean spellings.
+not finite), the missing tokens (:data:`MISSING_TOKENS`), and the boolean spellings.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,10 @@ import pandas as pd
 from data_schemas.errors import Reason
 from data_schemas.fields import BOOLEAN_PAIRS, FIELDS, Field, Kind
 
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", ".", "-"})
-"""Cell texts meaning "not recorded" (compared after stripping and case-folding)."""
+MISSING_TOKENS = frozenset({"", "na", "n/a", "#n/a", "nan", "null", "unknown", ".", "-"})
+"""Cell texts meaning "not recorded", compared after stripping and case-folding only (never
+:func:`header_key`): an empty cell, ``NA``, ``N/A``, ``#N/A`` (a spreadsheet's "no value"),
+``NaN``, ``null``, ``unknown``, ``.`` and ``-``, in any case."""
 
 BOOLEAN_TOKENS = {
     **{yes: 1.0 for yes, _ in BOOLEAN_PAIRS},
@@ -34,15 +37,36 @@ BOOLEAN_TOKENS = {
 how the vector path sees a number in a column of mixed objects.
 """
 
+_BOOLEAN_TOKENS_BY_DECIMAL = {
+    ".": BOOLEAN_TOKENS,
+    ",": {**BOOLEAN_TOKENS, "1,0": 1.0, "0,0": 0.0, "-0,0": 0.0},
+}
+"""The boolean spellings for each decimal mark: with a decimal comma, ``1,0`` is 1.0 (as R's
+``write.csv2`` writes a 0/1 column of floats)."""
+
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 
 
+def fold(text: str) -> str:
+    """Unicode NFKC normalisation and case folding: fullwidth ``"\uff23\uff32\uff30"`` and
+    ``"CRP"`` both give ``"crp"``, the micro sign gives Greek mu. Look-alike letters of other
+    scripts (Cyrillic ``"\u0421"``) are left as they are: they are other letters.
+
+    >>> fold("\uff23\uff32\uff30 \uff08mg/L\uff09")  # fullwidth "CRP (mg/L)"
+    'crp (mg/l)'
+    """
+    if text.isascii():
+        return text.casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
 def header_key(name: object) -> str:
-    """Normalise a name: case-folded, with runs of spaces, hyphens, underscores and other
-    punctuation turned into one underscore (``"CRP (mg/L)"`` -> ``"crp_mg_l"``). Column names and
+    """Normalise a name: NFKC-normalised and case-folded (:func:`fold`), with runs of spaces,
+    hyphens, underscores and other punctuation turned into one underscore (``"CRP (mg/L)"``,
+    and fullwidth ``"\uff23\uff32\uff30 (mg/L)"``, -> ``"crp_mg_l"``). Column names and
     category levels are both matched by it (``"IV ketamine"`` -> ``"iv_ketamine"``)."""
-    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().casefold()).strip("_")
+    return re.sub(r"[^0-9a-z]+", "_", fold(str(name).strip())).strip("_")
 
 
 def _level_lookup(field: Field) -> dict[str, str]:
@@ -131,7 +155,8 @@ def parse_value(
         level = level_lookup(field).get(header_key(cell))
         return (level, None) if level is not None else (None, Reason.UNKNOWN_LEVEL)
     if field.kind is Kind.BOOLEAN:
-        flag = BOOLEAN_TOKENS.get(cell.casefold()) if isinstance(cell, str) else None
+        tokens = _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
+        flag = tokens.get(cell.casefold()) if isinstance(cell, str) else None
         if isinstance(cell, float) and cell in (0.0, 1.0):
             flag = cell
         return (flag, None) if flag is not None else (None, Reason.NOT_A_BOOLEAN)
@@ -291,7 +316,8 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
 
     if field.kind is Kind.BOOLEAN:
         if text is not None:
-            flags = text.map(BOOLEAN_TOKENS).to_numpy(dtype=np.float64, na_value=np.nan)
+            tokens = _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
+            flags = text.map(tokens).to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             flags = np.where((number == 0.0) | (number == 1.0), number, np.nan)
         flag(np.isnan(flags) & ~missing, Reason.NOT_A_BOOLEAN)

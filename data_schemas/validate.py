@@ -11,6 +11,7 @@ Two entry points share the header matching, the parsers and the message wording:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -25,9 +26,10 @@ from data_schemas.errors import (
     SchemaError,
     describe,
     duplicate_field,
+    resembles_field,
     unit_unclear,
 )
-from data_schemas.fields import FIELDS, Alias, Field, Kind
+from data_schemas.fields import FIELDS, FIELDS_BY_NAME, Alias, Field, Kind, Role
 from data_schemas.parse import header_key, parse_column, parse_value
 
 PROBLEM_COLUMNS = ("row", "column", "field", "value", "reason", "message")
@@ -39,7 +41,8 @@ def unit_key(unit: str) -> str:
     return re.sub(r"\s+", "", folded.replace("μ", "u"))
 
 
-_TRAILING_UNIT = re.compile(r"\s*[\(\[]([^\(\)\[\]]*)[\)\]]\s*$")
+_TRAILING_UNIT = re.compile(r"\s*(?:[\(\[]([^\(\)\[\]]*)[\)\]]|(%))\s*$")
+"""A unit at the end of a header: in round or square brackets, or a bare ``%`` (``N3 %``)."""
 
 
 @dataclass(frozen=True)
@@ -118,30 +121,242 @@ _STEMS: dict[str, Field] = {
 """A column name without its unit (``crp``, ``bdnf``, ``age``, ``slow_wave_sleep``) -> field."""
 
 
-def _match_one(column: Any) -> _Spelling | Problem | None:
+def _nfkc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _match_one(column: Any, named: str | None = None) -> _Spelling | Problem | None:
     """The spelling a column name gives, a header Problem, or None for an unknown column.
 
-    A bracketed unit must be one the matched name carries; a name that means a measured field
-    but gives no unit it carries is a problem: never a guess in either direction.
+    The name is read after NFKC normalisation (fullwidth letters and brackets are the ASCII
+    ones). A trailing unit must be one the matched name carries; a name that means a measured
+    field but gives no unit it carries is a problem: never a guess in either direction.
+    ``named`` is the column as messages name it (default: ``str(column)``).
     """
-    text = str(column)
+    named = str(column) if named is None else named
+    text = _nfkc(str(column))
     key = header_key(text)
-    if key in _LOOKUP:
-        return _LOOKUP[key]
     bracket = _TRAILING_UNIT.search(text)
+    said = ("%" if bracket.group(2) else bracket.group(1)).strip() if bracket else ""
+    if key in _LOOKUP and (not said or header_key(said)):
+        return _LOOKUP[key]  # a unit of symbols only ("%") has vanished from the key: check it
     if bracket is None:
-        return unit_unclear(text, _STEMS[key], "", "") if key in _STEMS else None
-    bare, said = header_key(text[: bracket.start()]), bracket.group(1).strip()
+        return unit_unclear(named, _STEMS[key], "", "") if key in _STEMS else None
+    bare = header_key(text[: bracket.start()])
     if bare in _LOOKUP:
         spelling = _LOOKUP[bare]
         if not spelling.unit or unit_key(said) in spelling.units:
             return spelling  # a note on a unitless field, or the name's own unit
-        return unit_unclear(text, spelling.field, said, spelling.unit)
+        return unit_unclear(named, spelling.field, said, spelling.unit)
     if bare in _STEMS:
         field = _STEMS[bare]
         fits = [s for s in _SPELLINGS[field.name] if unit_key(said) in s.units]
-        return fits[0] if fits else unit_unclear(text, field, said, "")
+        return fits[0] if fits else unit_unclear(named, field, said, "")
     return None
+
+
+# --------------------------------------------------------------------------- resemblance
+
+
+@dataclass(frozen=True)
+class Resemblance:
+    """A column that matches no field but resembles one (a name the header matching refused
+    to guess at); its values are passed through, unread.
+
+    Parameters
+    ----------
+    position : int
+        The column's position in the input.
+    column : str
+        The column as the input named it.
+    field : str
+        The canonical name of the field it resembles.
+    why : str
+        Why, worded to follow "it": ``"contains a look-alike letter: Cyrillic '\u0421'"``,
+        ``"contains the name 'crp'"``, ``"is one edit away from 'route'"``.
+    """
+
+    position: int
+    column: str
+    field: str
+    why: str
+
+    def problem(self) -> Problem:
+        """This resemblance as a header Problem (reason ``resembles_field``)."""
+        return resembles_field(self.column, FIELDS_BY_NAME[self.field], self.why)
+
+
+_LOOKALIKE_LETTERS: dict[str, str] = {
+    "A": "CYRILLIC CAPITAL LETTER A, GREEK CAPITAL LETTER ALPHA",
+    "B": "CYRILLIC CAPITAL LETTER VE, GREEK CAPITAL LETTER BETA",
+    "C": "CYRILLIC CAPITAL LETTER ES",
+    "E": "CYRILLIC CAPITAL LETTER IE, GREEK CAPITAL LETTER EPSILON",
+    "H": "CYRILLIC CAPITAL LETTER EN, GREEK CAPITAL LETTER ETA",
+    "I": "CYRILLIC CAPITAL LETTER BYELORUSSIAN-UKRAINIAN I, GREEK CAPITAL LETTER IOTA",
+    "J": "CYRILLIC CAPITAL LETTER JE",
+    "K": "CYRILLIC CAPITAL LETTER KA, GREEK CAPITAL LETTER KAPPA",
+    "M": "CYRILLIC CAPITAL LETTER EM, GREEK CAPITAL LETTER MU",
+    "N": "GREEK CAPITAL LETTER NU",
+    "O": "CYRILLIC CAPITAL LETTER O, GREEK CAPITAL LETTER OMICRON",
+    "P": "CYRILLIC CAPITAL LETTER ER, GREEK CAPITAL LETTER RHO",
+    "Q": "CYRILLIC CAPITAL LETTER QA",
+    "S": "CYRILLIC CAPITAL LETTER DZE",
+    "T": "CYRILLIC CAPITAL LETTER TE, GREEK CAPITAL LETTER TAU",
+    "W": "CYRILLIC CAPITAL LETTER WE",
+    "X": "CYRILLIC CAPITAL LETTER HA, GREEK CAPITAL LETTER CHI",
+    "Y": "CYRILLIC CAPITAL LETTER U, GREEK CAPITAL LETTER UPSILON",
+    "Z": "GREEK CAPITAL LETTER ZETA",
+    "a": "CYRILLIC SMALL LETTER A, GREEK SMALL LETTER ALPHA",
+    "c": "CYRILLIC SMALL LETTER ES",
+    "d": "CYRILLIC SMALL LETTER KOMI DE",
+    "e": "CYRILLIC SMALL LETTER IE",
+    "h": "CYRILLIC SMALL LETTER SHHA",
+    "i": "CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I, GREEK SMALL LETTER IOTA",
+    "j": "CYRILLIC SMALL LETTER JE",
+    "k": "GREEK SMALL LETTER KAPPA",
+    "l": "CYRILLIC LETTER PALOCHKA",
+    "o": "CYRILLIC SMALL LETTER O, GREEK SMALL LETTER OMICRON",
+    "p": "CYRILLIC SMALL LETTER ER, GREEK SMALL LETTER RHO",
+    "q": "CYRILLIC SMALL LETTER QA",
+    "s": "CYRILLIC SMALL LETTER DZE",
+    "u": "GREEK SMALL LETTER UPSILON",
+    "v": "GREEK SMALL LETTER NU",
+    "w": "CYRILLIC SMALL LETTER WE",
+    "x": "CYRILLIC SMALL LETTER HA, GREEK SMALL LETTER CHI",
+    "y": "CYRILLIC SMALL LETTER U, GREEK SMALL LETTER GAMMA",
+}
+"""Latin letter -> the Cyrillic and Greek letters (by Unicode name) that look like it."""
+
+_LOOKALIKES = str.maketrans(
+    {
+        unicodedata.lookup(name): latin
+        for latin, names in _LOOKALIKE_LETTERS.items()
+        for name in names.split(", ")
+    }
+)
+"""Look-alike letter -> the Latin letter. Never used to match a column (a look-alike is another
+letter: never a guess), only to say what a column resembles."""
+
+_RESEMBLED = (Role.ID, Role.PREDICTOR, Role.SAFETY)
+"""Roles whose fields a column is checked against. A missed outcome column makes training fail
+loudly, and scoring never reads it (a column ``responded_at`` resembles nothing)."""
+
+_NAMES: tuple[tuple[str, Field], ...] = tuple(
+    sorted(
+        {
+            **{key: s.field for key, s in _LOOKUP.items()},
+            **_STEMS,
+        }.items(),
+        key=lambda item: (-len(item[0]), item[0]),
+    )
+)
+"""Every name, alias and stem (its key) of a field, longest first."""
+
+_UNIT_WORDS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            header_key(form)
+            for spellings in _SPELLINGS.values()
+            for s in spellings
+            for form in s.forms
+            if header_key(form)
+        },
+        key=len,
+        reverse=True,
+    )
+)
+"""Units as a header may end with them (``mg_l``, ``years``, ``pct``), longest first."""
+
+_SPELLED_OUT = ("no", "one", "two")
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """The optimal-string-alignment distance (insertions, deletions, substitutions and swaps of
+    neighbours) between ``a`` and ``b``, or ``limit + 1`` once it is larger than ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            best = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                best = min(best, before[j - 2] + 1)
+            current.append(best)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return min(previous[-1], limit + 1)
+
+
+def _allowed_edits(name: str) -> int:
+    """Edits a name may be away from a column and still resemble it: none for names of three
+    letters or fewer (``sex`` and ``set``, ``age`` and ``page`` are other words), one up to
+    eight letters, two beyond."""
+    return 0 if len(name) <= 3 else 1 if len(name) <= 8 else 2
+
+
+def _name_part(text: str) -> str:
+    """A header's key without its trailing unit, bracketed (``"Cr (mg/dL)"``) or spelled out
+    (``"Cr mg/dL"``): ``"cr"``."""
+    bracket = _TRAILING_UNIT.search(text)
+    key = header_key(text[: bracket.start()] if bracket else text)
+    for unit in _UNIT_WORDS:
+        if key.endswith("_" + unit):
+            return key[: -len(unit) - 1]
+    return key
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"[^0-9]", "", text)
+
+
+def _resemblance(position: int, column: Any, skip: frozenset[str]) -> Resemblance | None:
+    """What an unknown column resembles, if anything: the first of (a) a name that matches
+    once its look-alike letters are read as Latin ones, (b) a field's name, alias or stem as
+    whole words inside it, (c) a field's name, alias or stem a few edits away, with separators
+    left out and the same digits (``N2 pct`` does not resemble ``n3_pct``). Fields in ``skip``
+    (given by another column) and outcome fields are never resembled."""
+    named = str(column)
+    text = _nfkc(named)
+    latin = text.translate(_LOOKALIKES)
+    alike = ""
+    if latin != text:
+        letters = dict.fromkeys(c for c, d in zip(text, latin, strict=True) if c != d)
+        scripts = [f"{unicodedata.name(c).split()[0].title()} {c!r}" for c in letters]
+        alike = f"{'look-alike letters' if len(scripts) > 1 else 'a look-alike letter'}: "
+        alike += ", ".join(scripts)
+        hit = _match_one(latin, named)  # a spelling, or a unit problem that names its field
+        if hit is not None:
+            meant = hit.field if isinstance(hit, _Spelling) else FIELDS_BY_NAME[hit.field]
+            if meant.role in _RESEMBLED and meant.name not in skip:
+                return Resemblance(position, named, meant.name, f"contains {alike}")
+    also = f", and {alike}" if alike else ""
+    fields = [(name, f) for name, f in _NAMES if f.role in _RESEMBLED and f.name not in skip]
+    words = f"_{header_key(latin)}_"
+    for name, field in fields:
+        if f"_{name}_" in words:
+            return Resemblance(position, named, field.name, f"contains the name {name!r}{also}")
+    part = _name_part(latin)
+    squashed, digits = part.replace("_", ""), _digits(part)
+    best: tuple[int, str, Field] | None = None
+    for name, field in fields:
+        limit = _allowed_edits(name.replace("_", ""))
+        if limit == 0 or _digits(name) != digits:
+            continue
+        edits = _edits(squashed, name.replace("_", ""), limit)
+        if edits <= limit and (best is None or edits < best[0]):
+            best = (edits, name, field)
+    if best is None:
+        return None
+    edits, name, field = best
+    why = (
+        f"is {name!r} without separators"
+        if edits == 0
+        else f"is {_SPELLED_OUT[edits]} edit{'s' if edits > 1 else ''} away from {name!r}"
+    )
+    return Resemblance(position, named, field.name, why + also)
 
 
 class ColumnMatch(NamedTuple):
@@ -155,28 +370,64 @@ class ColumnMatch(NamedTuple):
         Positions of the columns that match no field (passed through untouched).
     problems : tuple of Problem
         Header problems (``row`` None): a field given twice, a unit that is unclear.
+    resembling : tuple of Resemblance
+        The unknown columns that resemble a field no other column gives (a look-alike letter,
+        the field's name inside, a few edits away), in column order; they are passed through
+        unread like any unknown column. :meth:`resemblance_problems` turns them into problems.
     """
 
     sources: tuple[ColumnSource, ...]
     unknown: tuple[int, ...]
     problems: tuple[Problem, ...]
+    resembling: tuple[Resemblance, ...] = ()
+
+    def resemblance_problems(self) -> tuple[Problem, ...]:
+        """The resembling columns as header problems (reason ``resembles_field``), for callers
+        that refuse them (``--strict-columns``): raise ``SchemaError(problems)`` with them.
+
+        Examples
+        --------
+        >>> (problem,) = match_columns(("patient_id", "Baseline CRP")).resemblance_problems()
+        >>> print(problem.message)  # doctest: +NORMALIZE_WHITESPACE
+        column 'Baseline CRP' matches no field but resembles crp_mg_l (it contains the name
+        'crp'); rename it to crp_mg_l for mg/L or crp_mg_dl for mg/dL, or rename it so that it
+        does not resemble a field
+        """
+        return tuple(r.problem() for r in self.resembling)
 
 
 @lru_cache(maxsize=256)
 def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
     """Match input column names to schema fields, collecting every header problem.
 
-    A name matches a field's canonical name or alias after :func:`header_key`
-    (``"CRP (mg/L)"`` is ``crp_mg_l``); failing that, a trailing bracketed unit is checked
+    A name matches a field's canonical name or alias after :func:`header_key`, which
+    NFKC-normalises it (``"CRP (mg/L)"`` and fullwidth ``"\uff23\uff32\uff30 (mg/L)"`` are
+    ``crp_mg_l``); failing that, a trailing unit in brackets (or a bare ``%``) is checked
     against the units the rest of the name carries (``"Age (yrs)"`` is ``age_years``,
-    ``"Delta sleep ratio (ratio)"`` is ``delta_sleep_ratio``). A field given under two names
-    is a problem, and so is a name that means a measured field but leaves its unit unclear or
-    contradicts it (``"CRP"``, ``"crp_mg_l (mg/dL)"``, ``"crp_mg_l (nmol/L)"``): never a guess.
+    ``"N3 %"`` is ``slow_wave_sleep_pct``, ``"Delta sleep ratio (ratio)"`` is
+    ``delta_sleep_ratio``). A field given under two names is a problem, and so is a name that
+    means a measured field but leaves its unit unclear or contradicts it (``"CRP"``,
+    ``"crp_mg_l (mg/dL)"``, ``"crp_mg_l (nmol/L)"``, ``"crp_mg_l (%)"``): never a guess.
+
+    A column that matches nothing is passed through; when it resembles a field that no other
+    column gives, it is also listed in ``resembling`` (``"\u0421RP (mg/L)"`` with a Cyrillic
+    ``\u0421``, ``"Baseline CRP"``, ``"Rout"``), never matched.
 
     Parameters
     ----------
     columns : tuple
         The input's column names, in order.
+
+    Examples
+    --------
+    >>> match = match_columns(("hsCRP (mg/dL)", "Gender", "\u0412MI (kg/m2)", "Site"))
+    >>> [(s.field.name, s.factor) for s in match.sources]
+    [('sex', 1.0), ('crp_mg_l', 10.0)]
+    >>> match.unknown
+    (2, 3)
+    >>> match.resembling  # doctest: +NORMALIZE_WHITESPACE
+    (Resemblance(position=2, column='\u0412MI (kg/m2)', field='bmi_kg_m2',
+                 why="contains a look-alike letter: Cyrillic '\u0412'"),)
     """
     by_field: dict[str, list[ColumnSource]] = {}
     unknown = []
@@ -196,7 +447,11 @@ def match_columns(columns: tuple[Any, ...]) -> ColumnMatch:
         if len(sources) > 1
     ]
     sources = tuple(by_field[f.name][0] for f in FIELDS if len(by_field.get(f.name, ())) == 1)
-    return ColumnMatch(sources, tuple(unknown), tuple(problems))
+    given = frozenset(by_field) | {p.field for p in problems}
+    resembling = (_resemblance(i, columns[i], given) for i in unknown)
+    return ColumnMatch(
+        sources, tuple(unknown), tuple(problems), tuple(r for r in resembling if r is not None)
+    )
 
 
 class ValidationResult(NamedTuple):

@@ -414,6 +414,12 @@ MISSING_CELLS = [
     " . ",
     "-",
     "\t-\n",
+    "#N/A",
+    "#n/a",
+    " #N/A ",
+    "unknown",
+    "Unknown",
+    "UNKNOWN ",
     None,
     float("nan"),
     np.nan,
@@ -436,6 +442,12 @@ MISSING_IDS = [
     "dot-padded",
     "dash",
     "dash-tab-newline",
+    "spreadsheet-#N/A",
+    "spreadsheet-#n/a",
+    "spreadsheet-#N/A-padded",
+    "unknown",
+    "Unknown",
+    "UNKNOWN-padded",
     "None",
     "float-nan",
     "np-nan",
@@ -458,7 +470,25 @@ def test_missing_token_is_missing_never_a_problem(check, value, field):
 
 
 def test_missing_tokens_match_design():
-    assert {"", "na", "n/a", "nan", "null", ".", "-"} == MISSING_TOKENS
+    # design.md's tokens, plus a spreadsheet's "#N/A" and "unknown" (issue 12)
+    assert {"", "na", "n/a", "#n/a", "nan", "null", "unknown", ".", "-"} == MISSING_TOKENS
+
+
+@pytest.mark.parametrize(
+    "storage", ["object", "string", "str"], ids=["object", "string-dtype", "str-dtype"]
+)
+@pytest.mark.parametrize(
+    "field", ["crp_mg_l", "sex", "responded"], ids=["number", "category", "boolean"]
+)
+def test_missing_spreadsheet_tokens_on_the_vector_path(storage, field):
+    # 300 other distinct values: a column stored as strings takes the vectorised path, not
+    # parse_value on each distinct value (as up to 256 distinct values do).
+    tokens = ["#N/A", "#n/a", " Unknown ", "UNKNOWN"]
+    series = pd.Series(tokens + [f"x{k}" for k in range(300)], dtype=storage)
+    parsed = parse_column(FIELDS_BY_NAME[field], series)
+    assert not parsed.bad[: len(tokens)].any()
+    assert pd.isna(np.asarray(parsed.values, dtype=object)[: len(tokens)]).all()
+    assert parsed.bad[len(tokens) :].all()  # the rest are bad values, so parsing did happen
 
 
 @ENTRY_POINTS
@@ -1249,6 +1279,12 @@ _TOKENS = st.sampled_from(
             "1,5",
             "1_000",
             "high",
+            "#N/A",
+            "#n/a",
+            "Unknown",
+            "\uff29\uff36",  # fullwidth IV
+            "\uff46",  # fullwidth f
+            "\uff11.\uff15",  # fullwidth 1.5
         }
     )
 )
