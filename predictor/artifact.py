@@ -7,11 +7,16 @@ from a file -- nothing is unpickled, only ``json`` parses text -- and it refuses
 message saying what is wrong, a file that:
 
 * is missing, or has no manifest beside it;
+* is not a regular file (a FIFO, a device, a directory), or is larger than
+  :data:`MAX_ARTIFACT_BYTES` / :data:`MAX_MANIFEST_BYTES`: refused before anything is read;
 * does not match the manifest's sha256 (corrupted, truncated, or replaced by another file,
   a pickle for instance);
 * is not JSON, is another kind of file, or comes from another format or schema version;
 * has numbers of the wrong shape or that are not finite, or terms that do not fit the schema
   (levels, kinds), or a covariance that is not a covariance.
+
+Each category term lists the levels its training patients had (``seen_levels``); a file
+written before that was recorded has no such list, and loads as if every level was seen.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -44,6 +50,11 @@ FORMAT = "ketamine-predictor additive model"
 FORMAT_VERSION = 1
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
 """The model trained by ``python train.py`` and shipped in the repository."""
+MAX_ARTIFACT_BYTES = 64 * 2**20
+"""Largest ``model.json`` read (64 MiB): the shipped one is about 0.3 MB, and one with ten
+times as many coefficients (a covariance a hundred times as big) would still fit."""
+MAX_MANIFEST_BYTES = 16 * 2**20
+"""Largest ``manifest.json`` read (16 MiB): the shipped one is about 14 kB."""
 
 
 class ModelFileError(ValueError):
@@ -85,6 +96,7 @@ def _term_to_json(term: Term) -> dict[str, Any]:
         "value_range": list(term.value_range) if spline else None,
         "tertiles": list(term.tertiles) if spline else None,
         "unused": term.unused,
+        "seen_levels": list(term.seen_levels),
     }
 
 
@@ -134,6 +146,11 @@ def _term_from_json(entry: dict[str, Any]) -> Term:
     expected = () if unused else _expected_levels(field)
     if levels != expected:
         raise ValueError(f"{field}: its levels are {levels}, the schema's are {expected}")
+    seen = entry.get("seen_levels")  # absent from files written before it was recorded: all
+    if seen is not None and not (
+        isinstance(seen, list) and all(isinstance(level, str) for level in seen)
+    ):
+        raise ValueError(f"{field}: 'seen_levels' must be a list of levels")
     is_number = FIELDS_BY_NAME[field].kind in (Kind.NUMBER, Kind.INTEGER)
     if bool(knots.size) != (is_number and not unused):
         raise ValueError(f"{field}: a spline term must be exactly the schema's used number fields")
@@ -157,6 +174,7 @@ def _term_from_json(entry: dict[str, Any]) -> Term:
         missing_row=_array(entry["missing_row"], "missing_row", (len(columns),)),
         learned_missing=entry["learned_missing"],
         unused=unused,
+        seen_levels=None if seen is None else tuple(seen),
         **ranges,
     )
 
@@ -260,21 +278,66 @@ def save_model(
     return files
 
 
-def _read(path: Path, what: str) -> bytes:
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "an unknown kind of file")
+
+
+def _read(path: Path, what: str, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    Opened without blocking (a FIFO with no writer would otherwise hang the open) and checked
+    on the open descriptor (no race with a file replaced in between): anything but a regular
+    file, or a file over ``limit`` bytes, is refused before a byte is read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, flags)
     except FileNotFoundError as exc:
         raise ModelFileError(f"no {what} at {path}") from exc
     except OSError as exc:
         raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelFileError(
+                f"{path} is {_kind(info.st_mode)}, not a regular file: a {what} must be a file"
+            )
+        size = info.st_size
+        chunks, left = [], limit + 1  # one byte more: a file that grew is refused too
+        while size <= limit and left > 0 and (chunk := os.read(descriptor, min(left, 2**20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        if size > limit or left <= 0:
+            raise ModelFileError(
+                f"{path} is larger than the {limit:,} bytes a {what} may have: it is not "
+                f"one (a model's files are far smaller)"
+            )
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(descriptor)
 
 
 def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The manifest of the model at ``path`` (a model directory or its ``model.json``; ``None``:
     the shipped model)."""
-    files = ModelFiles.at(path)
-    data = _read(files.manifest, "model manifest")
-    return _our_document(data, str(files.manifest), "model manifest")
+    return _manifest_at(ModelFiles.at(path).manifest)
+
+
+def _manifest_at(path: Path) -> dict[str, Any]:
+    return _our_document(
+        _read(path, "model manifest", MAX_MANIFEST_BYTES), str(path), "model manifest"
+    )
 
 
 def package_version() -> str | None:
@@ -308,8 +371,8 @@ def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
             f"give a model directory (with {ARTIFACT_NAME} and {MANIFEST_NAME}) or its "
             f"{ARTIFACT_NAME}"
         )
-    manifest = read_manifest(artifact)
-    data = _read(artifact, "model file")
+    manifest = _manifest_at(files.manifest)  # not beside a link's target: beside the link
+    data = _read(artifact, "model file", MAX_ARTIFACT_BYTES)
     if sha256_hex(data) != manifest.get("artifact_sha256"):
         raise ModelFileError(
             f"{artifact} does not match its manifest (sha256 differs): the file is corrupted, "

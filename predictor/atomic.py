@@ -11,22 +11,32 @@ Where ``O_TMPFILE`` is not available (another OS, or a file system without it), 
 written under a hidden name, ``.NAME.PID.RANDOM.partial``, from the start. A process killed
 outright then leaves that file (never under the destination's name), and the next write to the
 same destination removes it once the process that wrote it is gone.
+
+A set of files that belong together (a model and its report) is written into a new hidden
+directory beside the destination, ``.NAME.PID.RANDOM.partial/``, which replaces the destination
+directory in one step once every file in it is complete and synced (:func:`atomic_directory`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import secrets
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
 PARTIAL_SUFFIX = ".partial"
+OLD_SUFFIX = ".old"
+"""Suffix of a replaced directory, ``.NAME.PID.RANDOM.old``, while it is set aside (only where
+directories cannot be swapped in one step; see :func:`atomic_directory`)."""
 NO_UNNAMED_FILES = "KETAMINE_PREDICTOR_NO_O_TMPFILE"
 """Set this environment variable to write through named temporary files even where O_TMPFILE
 works (for a file system that mishandles it, and to test that path)."""
@@ -43,23 +53,35 @@ def _running(pid: int) -> bool:
 
 
 def remove_stale_partials(target: Path) -> list[Path]:
-    """Remove the temporary files that killed writers left beside ``target``; return them.
+    """Remove what killed writers left beside ``target``; return the paths removed.
 
-    Only files named ``.NAME.PID.RANDOM.partial`` for this destination are touched, and only when
-    process PID no longer runs (a concurrent writer's file is left alone).
+    Only hidden entries named for this destination are touched, and only when process PID no
+    longer runs (a concurrent writer's are left alone): temporary files and staging directories
+    ``.NAME.PID.RANDOM.partial`` are removed; a directory set aside while being replaced,
+    ``.NAME.PID.RANDOM.old``, is put back as ``target`` if the writer died before ``target``
+    was in place again, and removed otherwise.
     """
     prefix = f".{target.name}."
     removed = []
     with os.scandir(target.parent) as entries:
-        for entry in entries:
-            name = entry.name
-            if not (name.startswith(prefix) and name.endswith(PARTIAL_SUFFIX)):
-                continue
-            pid = name[len(prefix) :].split(".", 1)[0]
-            if pid.isdigit() and not _running(int(pid)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+        found = [(entry.name, entry.path) for entry in entries if entry.name.startswith(prefix)]
+    for name, path in found:
+        set_aside = name.endswith(OLD_SUFFIX)
+        if not (set_aside or name.endswith(PARTIAL_SUFFIX)):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        if set_aside and not os.path.lexists(target):
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(path, target)  # the writer died between its two renames
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+            removed.append(Path(path))
     return removed
 
 
@@ -246,3 +268,195 @@ def atomic_bytes_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """
     with atomic_outputs([path], binary=True) as (handle,):
         yield handle
+
+
+# ---------------------------------------------------------------------------------------------
+# Directories
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+"""renameat2(2)'s flag: swap two paths in one step (Linux 3.15, glibc 2.28)."""
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """libc's ``renameat2``, or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    path, descriptor = ctypes.c_char_p, ctypes.c_int
+    function.argtypes = [descriptor, path, descriptor, path, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step; False where the system or file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # an old kernel, or a file system without RENAME_EXCHANGE
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def _sync(path: str | os.PathLike[str], directory: bool = False) -> None:
+    descriptor = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_tree(root: Path) -> None:
+    """fsync every regular file and directory under ``root``, ``root`` last."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path) and os.path.isfile(path):
+                _sync(path)
+        _sync(folder, directory=True)
+
+
+def _link_or_copy(source: str, destination: str) -> str:
+    """A hard link of ``source`` at ``destination`` (a copy where links are not possible)."""
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, destination, follow_symlinks=False)
+    return destination
+
+
+def _carry(old: Path, new: Path, owned: Collection[str], *, move: bool = False) -> None:
+    """Give ``new`` the entries of ``old`` that it lacks and the writer does not own: hard
+    links (copies where links fail), or with ``move``, the entries themselves."""
+    with os.scandir(old) as entries:
+        names = [entry.name for entry in entries]
+    for name in names:
+        source, destination = old / name, new / name
+        ours = name.startswith(".") and name.endswith(PARTIAL_SUFFIX)  # a writer's leftover
+        if name in owned or ours or os.path.lexists(destination):
+            continue
+        if move:
+            os.rename(source, destination)
+        elif source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, destination, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(source), str(destination))
+
+
+def _set_aside_name(target: Path) -> Path:
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{OLD_SUFFIX}"
+
+
+def _put_in_place(staging: Path, target: Path) -> Path | None:
+    """Put the directory ``staging`` in place of ``target``; return where the replaced
+    directory now is (None: there was none)."""
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+        return None
+    if _exchange(staging, target):
+        return staging  # the old directory, now under the staging name
+    old = _set_aside_name(target)  # two renames: a window without ``target``
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    return old
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    path: str | os.PathLike[str], *, owned: Collection[str] = ()
+) -> Iterator[Path]:
+    """Write a directory's files so that they appear together, as one set, or not at all.
+
+    Yields a new, empty, hidden staging directory beside the destination (same parent, so the
+    same file system), ``.NAME.PID.RANDOM.partial``. Write every file into it. When the block
+    ends normally, every file and directory in it is synced and it takes the destination's
+    place in one step: a plain rename when the destination does not exist, else the two are
+    swapped (``renameat2(RENAME_EXCHANGE)`` on Linux) and the old directory is removed.
+    Readers see the whole old set or the whole new set, never a mix.
+
+    An exception (including ``KeyboardInterrupt``) removes the staging directory and leaves the
+    destination as it was. A process killed outright leaves its staging directory, which the
+    next ``atomic_directory`` for the same destination removes once that process is gone.
+
+    Entries of an existing destination that the new set lacks and that are not in ``owned``
+    (a user's own files in that folder) are carried into the new directory, as hard links
+    (copies where links fail), before the swap: they are never lost. Entries in ``owned`` that
+    the new set lacks are dropped with the old directory.
+
+    Where directories cannot be swapped in one step (another OS, an old kernel, a file system
+    without it), the old directory is renamed to ``.NAME.PID.RANDOM.old`` and the new one to the
+    destination: a reader may then briefly find no destination, and if the process is killed in
+    between, the next ``atomic_directory`` for that destination puts the old directory back.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination directory; created with the set if it does not exist (its parents
+        too). A symbolic link is followed: the directory it points to is replaced, the link
+        kept.
+    owned : collection of str
+        Names of the entries (directly in the directory) that the writer writes: an old one of
+        these is not carried across.
+
+    Raises
+    ------
+    NotADirectoryError
+        If ``path`` exists and is not a directory.
+    OSError
+        If the staging directory cannot be made, written, synced or put in place (the
+        destination is then as it was).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> with atomic_directory(out) as staging:
+    ...     _ = (staging / "a.txt").write_text("one")
+    ...     _ = (staging / "b.txt").write_text("two")
+    >>> sorted(p.name for p in out.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    target = Path(os.path.realpath(path))
+    if os.path.lexists(target) and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder", str(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(target)
+    staging = Path(
+        tempfile.mkdtemp(
+            dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=PARTIAL_SUFFIX
+        )
+    )
+    old: Path | None = None
+    try:
+        yield staging
+        if target.is_dir():
+            _carry(target, staging, owned)
+            mode = stat.S_IMODE(target.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o777 & ~umask
+        _sync_tree(staging)
+        os.chmod(staging, mode)  # mkdtemp made it private while it was written
+        old = _put_in_place(staging, target)
+    except BaseException:
+        if old is None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _sync(target.parent, directory=True)
+    if old is not None:
+        with contextlib.suppress(OSError):  # files put in the old one since they were carried
+            _carry(old, target, owned, move=True)
+        shutil.rmtree(old, ignore_errors=True)

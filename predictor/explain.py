@@ -10,8 +10,13 @@ them into one string per patient or the texts of one patient.
   typical or high against clinical cut points where there are some (CRP), else against the
   training data's tertiles.
 * Warnings: a model field not measured (and what the model did instead), a value outside the
-  range seen in training (its term is held at the edge), and each safety-screen flag that is set
-  (its text is the schema's ``caution``).
+  range seen in training (its term is held at the edge), a category level that no training
+  patient had (its term is the training average), and each safety-screen flag that is set (its
+  text is the schema's ``caution``).
+
+A scored table joins each patient's reasons, and warnings, into one cell with
+:data:`NOTE_SEPARATOR`, which no text contains (a test builds every text to check it), so a
+cell splits back into the list that ``predict(dict)`` gives.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ RAISES, LOWERS = " raises the chance of response", " lowers the chance of respon
 HIGHER, LOWER = " goes with a higher chance of response", " goes with a lower chance of response"
 """A field not measured is an association learned from the training data (who gets a test),
 not a cause, and is worded so."""
+NOTE_SEPARATOR = " | "
+"""Joins a patient's reasons, or warnings, in one cell of a scored table: no text contains it
+(safety cautions contain "; "), so ``cell.split(NOTE_SEPARATOR)`` gives the list back."""
 
 
 @dataclass(frozen=True)
@@ -375,6 +383,23 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
     return notes
 
 
+def _unseen_level_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+    """A note for each value that is a category level no training patient had."""
+    notes = []
+    for term in model.features.terms:
+        if not term.unseen_levels:
+            continue
+        codes = term.codes(values[term.field])
+        for level in term.unseen_levels:
+            notes += _constant(
+                codes == term.levels.index(level),
+                f"{WORDING[term.field].label} {level} was not seen in training: its term is 0 "
+                f"(the training average), and the prediction is less certain than its interval "
+                f"says",
+            )
+    return notes
+
+
 def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
@@ -390,7 +415,8 @@ def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes
 
 def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
-    values given for a field the model does not use, values outside the training range.
+    values given for a field the model does not use, values outside the training range,
+    category levels that no training patient had.
 
     Parameters
     ----------
@@ -413,6 +439,7 @@ def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Enco
         + _not_measured_notes(model, encoded.missing)
         + _unused_notes(model, values)
         + _outside_range_notes(model, values, encoded.outside)
+        + _unseen_level_notes(model, values)
     )
 
 
@@ -446,8 +473,8 @@ def _groups(masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     return masks[order[starts]], np.split(order, starts[1:])
 
 
-def join_notes(notes: list[Notes], n: int, separator: str = "; ") -> np.ndarray:
-    """One string per patient: the texts that apply, joined ("" when none).
+def join_notes(notes: list[Notes], n: int, separator: str = NOTE_SEPARATOR) -> np.ndarray:
+    """One string per patient: the texts that apply, joined with ``separator`` ("" when none).
 
     Patients to whom the same notes apply are joined together: a text that is the same for
     all of them (:attr:`Notes.constant`) is joined once for the group, the others once per

@@ -6,7 +6,9 @@ Every predictor field of the schema becomes one *term* of the model, a block of 
   the training values, reparametrised as level, slope and "wiggles" so that the model's ridge
   penalty is a P-spline smoothness penalty; a value outside the training range is held at the
   nearest edge;
-* a category or boolean: one column per level (one-hot);
+* a category or boolean: one column per level (one-hot); the levels that training patients had
+  are recorded (``Term.seen_levels``): a level no training patient had has a column of zeros,
+  about which the data say nothing, and a prediction for it is warned about;
 * a missing value: its own "not measured" column when the training data had enough patients
   without the field (whether the test was done can carry information, as a marker of the kind
   of patient or clinic, not as a cause), so the model learns the term of a patient without it;
@@ -88,6 +90,9 @@ class Term:
     unused : str
         Why the field has no columns (its term is 0 for every patient), e.g. "no training
         patient had a value"; empty for a field the model uses.
+    seen_levels : tuple of str
+        The levels of a category or boolean that training patients had, in ``levels`` order
+        (default: all of them, as for a model file written before they were recorded).
     """
 
     field: str
@@ -100,10 +105,16 @@ class Term:
     value_range: tuple[float, float] = (np.nan, np.nan)
     tertiles: tuple[float, float] = (np.nan, np.nan)
     unused: str = ""
+    seen_levels: tuple[str, ...] | None = None
 
     @property
     def is_spline(self) -> bool:
         return self.knots.size > 0
+
+    @property
+    def unseen_levels(self) -> tuple[str, ...]:
+        """The levels no training patient had (empty for a number)."""
+        return tuple(level for level in self.levels if level not in self.seen_levels)
 
     @property
     def n_basis(self) -> int:
@@ -126,6 +137,10 @@ class Term:
         if not (self.unused or self.columns):
             raise ValueError(f"{self.field}: a term without columns must say why it is unused")
         object.__setattr__(self, "_level_index", {v: i for i, v in enumerate(self.levels)})
+        seen = self.levels if self.seen_levels is None else tuple(self.seen_levels)
+        if seen != tuple(level for level in self.levels if level in seen):
+            raise ValueError(f"{self.field}: the levels seen in training are not its levels")
+        object.__setattr__(self, "seen_levels", seen)
         if self.missing_row.shape != (width,):
             raise ValueError(f"{self.field}: the missing-value row has the wrong length")
 
@@ -219,7 +234,11 @@ def _fit_term(name: str, values: Any) -> Term:
         levels = LEVEL_NAMES_BOOLEAN if kind is Kind.BOOLEAN else FIELDS_BY_NAME[name].levels
         columns = tuple(f"{name}={level}" for level in levels)
         term = Term(name, columns, levels=levels, missing_row=np.zeros(len(levels)))
-        present = term.codes(values) >= 0
+        codes = term.codes(values)
+        present = codes >= 0
+        counts = np.bincount(codes[present], minlength=len(levels))
+        seen = tuple(level for level, count in zip(levels, counts, strict=True) if count)
+        term = replace(term, seen_levels=seen)
     if (~present).sum() >= MIN_MISSING_TO_LEARN:
         return replace(
             term,

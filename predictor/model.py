@@ -13,6 +13,12 @@ Explanations are the terms themselves, centred: ``contribution_f = term_f(x_f) -
 over the training data`` and ``baseline = intercept + sum of those means``, so that
 ``baseline + sum(contributions) == logit(probability)`` exactly, for every patient.
 
+A category level that no training patient had has a column of zeros, whose coefficient the
+data cannot tell (the penalty makes it 0). It is set to the term's training mean instead, so a
+patient with that level contributes exactly 0 (the average training patient's term) and it is
+never given as a reason; the prediction warns that the level was not seen in training. The
+fit is the same for every training patient, since the column is 0 for all of them.
+
 Intervals come from the penalised fit's Bayesian posterior covariance, as mgcv computes it:
 ``V = (X' W X + S)^-1`` with ``W`` the fitted binomial weights and ``S`` the penalty (0 for the
 intercept); the 90% interval is ``sigmoid(logit +/- 1.645 se)`` with ``se^2 = x' V x``.
@@ -188,6 +194,9 @@ def fit_additive_model(
     intercept = float(fitted.intercept_[0])
     probability = expit(intercept + design @ coef)
     term_means = np.array([design[:, s].mean(axis=0) @ coef[s] for s in features.slices])
+    for j, (term, columns) in enumerate(zip(features.terms, features.slices, strict=True)):
+        for level in term.unseen_levels:  # a zero column: the mean term, contribution 0
+            coef[columns.start + term.levels.index(level)] = term_means[j]
     model = AdditiveModel(
         features=features,
         intercept=intercept,

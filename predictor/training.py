@@ -1,15 +1,18 @@
 """Training: a cohort -> fit -> evaluation on data the model never saw -> model files and card.
 
 ``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
-group's own cohort instead. The same data and seed give the same model files, byte for byte
-(with the same library versions), and the same metrics. Besides the model files it writes the
-evaluation report on the held-out data (:mod:`predictor.report`), whose key numbers the model
-card repeats.
+group's own cohort instead. The same data and seed give the same model and metrics (with the
+same library versions, the same files byte for byte; on another CPU the last digits of a float
+may differ: BLAS kernels). Besides the model files it writes the evaluation report on the
+held-out data (:mod:`predictor.report`), whose key numbers the model card repeats. The files
+appear together, as one set, or not at all (:func:`predictor.atomic.atomic_directory`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -22,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import match_columns, summary_lines, validate
-from predictor.artifact import ModelFiles, read_manifest, save_model
-from predictor.atomic import atomic_text_output
+from predictor.artifact import ARTIFACT_NAME, MANIFEST_NAME, ModelFiles, read_manifest, save_model
+from predictor.atomic import atomic_directory
 from predictor.model import AdditiveModel, fit_additive_model
 from predictor.synthetic import simulate_cohort
 
@@ -36,6 +39,16 @@ MIN_ROWS = 200
 MIN_PER_OUTCOME = 20
 LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn")
 CARD_NAME = "MODEL_CARD.md"
+MODEL_FOLDER_ENTRIES = (
+    ARTIFACT_NAME,
+    MANIFEST_NAME,
+    CARD_NAME,
+    "report.md",
+    "metrics.json",
+    "figures",
+)
+"""What training writes into its folder (``predictor.report`` names the last three; a test
+checks that they agree). A folder holding one of these is a model (or report) folder."""
 
 
 class TrainingDataError(ValueError):
@@ -48,13 +61,23 @@ def evaluation_seed(seed: int) -> int:
 
 
 def training_rows(
-    frame: pd.DataFrame, *, purpose: str = "train"
+    frame: pd.DataFrame, *, purpose: str = "train", decimal: str = "."
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a user's cohort for training: the clean rows and the problems table.
 
     Rows that break the schema are left out (and listed in the problems); ``responded`` must be
     present and 0/1 (yes/no, true/false) on every row kept. The evaluation report checks its
     data the same way, with ``purpose="evaluate"`` for the messages.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The cohort's cells (text or values); an index named ``"line"`` (as the CSV reader
+        gives) makes messages name file lines.
+    purpose : str
+        ``"train"`` or ``"evaluate"``, for the messages.
+    decimal : str
+        The decimal mark of numbers given as text, ``"."`` or ``","``.
 
     Raises
     ------
@@ -63,7 +86,7 @@ def training_rows(
     TrainingDataError
         If ``responded`` is missing, has missing values, or too few usable rows remain.
     """
-    clean, problems = validate(frame)
+    clean, problems = validate(frame, decimal=decimal)
     given = {source.field.name for source in match_columns(tuple(frame.columns)).sources}
     if "responded" not in given:
         raise TrainingDataError(
@@ -71,7 +94,8 @@ def training_rows(
             "(responded: at least 50% MADRS reduction) or 0, for every patient"
         )
     if clean.empty and len(frame):
-        first = "; ".join(summary_lines(problems, 3, place="row"))
+        place = "line" if frame.index.name == "line" else "row"  # read from a file: its lines
+        first = "; ".join(summary_lines(problems, 3, place=place))
         raise TrainingDataError(
             f"no usable row: all {len(frame):,} rows break the schema "
             f"({len(problems):,} problems; first: {first})"
@@ -139,6 +163,36 @@ def _evaluate_all(
     return results
 
 
+def check_destination(out: str | os.PathLike[str]) -> None:
+    """Refuse a training destination whose files would be lost: do this before the work.
+
+    Training replaces its folder as a whole (:func:`predictor.atomic.atomic_directory`). A
+    folder that does not exist, is empty, or is a model folder (it holds a file training
+    writes: :data:`MODEL_FOLDER_ENTRIES`) may be replaced; a model folder's other files are
+    kept, carried into the new folder. Any other folder with something in it (``--out .`` or
+    ``--out ~`` typed by mistake) is refused, as is a path that is not a folder.
+
+    Raises
+    ------
+    OSError
+        ``ENOTDIR`` or ``ENOTEMPTY``, with a message saying what to do.
+    """
+    where = Path(os.path.realpath(out))
+    if not where.exists():
+        return
+    if not where.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder: give a folder")
+    with os.scandir(where) as entries:
+        names = sorted(entry.name for entry in entries)
+    if names and not set(names) & set(MODEL_FOLDER_ENTRIES):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+        raise OSError(
+            errno.ENOTEMPTY,
+            f"it is a folder with other files ({shown}) and no model; training replaces its "
+            f"folder as a whole: give a new or empty folder, or a model folder",
+        )
+
+
 def train(
     clean: pd.DataFrame,
     *,
@@ -151,6 +205,11 @@ def train(
 ) -> TrainingResult:
     """Fit the additive model, evaluate it on data it never saw, and write the model files.
 
+    Every file is written into a hidden staging folder beside ``out``, which replaces ``out``
+    in one step once all are complete and synced (:func:`predictor.atomic.atomic_directory`):
+    an error, Ctrl-C or a killed process leaves ``out`` as it was, and a killed run's staging
+    folder is removed by the next run into the same ``out``.
+
     Parameters
     ----------
     clean : pandas.DataFrame
@@ -158,8 +217,11 @@ def train(
     seed : int
         Seed of the held-out split, the cross-validation folds and the comparison models.
     out : path
-        Directory for ``model.json``, ``manifest.json``, ``MODEL_CARD.md`` and the evaluation
-        report on the held-out data (``report.md``, ``metrics.json``, ``figures/``), created.
+        Folder for ``model.json``, ``manifest.json``, ``MODEL_CARD.md`` and the evaluation
+        report on the held-out data (``report.md``, ``metrics.json``, ``figures/``): a new
+        folder, an empty one, or a model folder, which is replaced (files in it that training
+        does not write are kept). Any other folder with files in it is refused before the
+        work (:func:`check_destination`).
     source : str
         Where the data came from, for the manifest and model card.
     simulated : bool
@@ -175,7 +237,7 @@ def train(
     TrainingDataError
         If the model cannot be fitted on this data.
     OSError
-        If the model files cannot be written.
+        If ``out`` is refused (:func:`check_destination`) or the files cannot be written.
     """
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up.
@@ -190,6 +252,7 @@ def train(
     def stage(text: str) -> None:
         progress(f"[{time.perf_counter() - started:6.1f} s] {text}")
 
+    check_destination(out)
     y = clean["responded"].to_numpy()
     fit_rows, held_out = train_test_split(
         clean, test_size=HELD_OUT_SHARE, random_state=seed, stratify=y
@@ -215,6 +278,11 @@ def train(
         "evaluated on "
         + " and ".join(f"{name} ({len(rows):,})" for name, rows in test_sets.items())
         + " with logistic regression and gradient boosting for comparison"
+    )
+    comparison = cross_validate(fit_rows, seed=seed, penalty_c=model.penalty_c)
+    stage(
+        f"cross-validated the additive model, logistic regression and gradient boosting on the "
+        f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
     )
     manifest = {
         "python": platform.python_version(),
@@ -244,30 +312,26 @@ def train(
         "metrics": evaluation,
     }
     manifest["training_distribution"] = training_distribution(model, fit_rows)
-    files = save_model(model, out, manifest)
-    manifest = read_manifest(files.artifact)
-    comparison = cross_validate(fit_rows, seed=seed, penalty_c=model.penalty_c)
+    with atomic_directory(out, owned=MODEL_FOLDER_ENTRIES) as staging:
+        manifest = read_manifest(save_model(model, staging, manifest).artifact)
+        report = build_report(
+            model,
+            held_out,
+            manifest=manifest,
+            seed=seed,
+            source=f"the {HELD_OUT_SHARE:.0%} of the cohort held out from fitting",
+            comparison=comparison,
+            comparison_source=f"the {len(fit_rows):,} patients the model was fitted on",
+        )
+        written = write_report(report, staging)
+        card = model_card(model, manifest, report=report, figures=written.figures)
+        (staging / CARD_NAME).write_text(card, encoding="utf-8", newline="")  # synced later
+    files = ModelFiles.at(Path(out) / ARTIFACT_NAME)
     stage(
-        f"cross-validated the additive model, logistic regression and gradient boosting on the "
-        f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
-    )
-    report = build_report(
-        model,
-        held_out,
-        manifest=manifest,
-        seed=seed,
-        source=f"the {HELD_OUT_SHARE:.0%} of the cohort held out from fitting",
-        comparison=comparison,
-        comparison_source=f"the {len(fit_rows):,} patients the model was fitted on",
-    )
-    written = write_report(report, out)
-    stage(
-        f"wrote the evaluation report on the held-out data: {written.report.name}, "
+        f"wrote {files.artifact.parent}: {ARTIFACT_NAME}, {MANIFEST_NAME}, {CARD_NAME} and the "
+        f"evaluation report on the held-out data ({written.report.name}, "
         f"{written.metrics.name}"
-        + (f" and {len(written.figures)} figures" if written.figures is not None else "")
+        + (f" and {len(written.figures)} figures)" if written.figures is not None else ")")
         + (" (no figures: matplotlib is not installed)" if written.figures is None else "")
     )
-    with atomic_text_output(Path(out) / CARD_NAME) as handle:
-        handle.write(model_card(model, manifest, report=report, figures=written.figures))
-    stage(f"wrote {files.artifact}, {files.manifest.name} and {CARD_NAME}")
     return TrainingResult(model, manifest, files)

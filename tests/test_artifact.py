@@ -11,6 +11,8 @@ import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +21,13 @@ import pandas as pd
 import pytest
 
 from data_schemas import SCHEMA_VERSION
+from predictor import artifact
 from predictor.artifact import (
     ARTIFACT_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    MAX_ARTIFACT_BYTES,
+    MAX_MANIFEST_BYTES,
     SHIPPED_MODEL_DIR,
     ModelFileError,
     load_model,
@@ -312,6 +317,18 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     "covariance-not-positive": (_edit(_not_positive_definite), "not positive definite"),
     "threshold-1": (_edit(lambda d: d.update(threshold=1.0)), "threshold 1.0 is not between"),
     "penalty-0": (_edit(lambda d: d.update(penalty_c=0.0)), "penalty C 0.0 is not positive"),
+    "seen-level-foreign": (
+        _edit(lambda d: _term(d, "route").update(seen_levels=["oral"])),
+        "route: the levels seen in training are not its levels",
+    ),
+    "seen-level-on-a-number": (
+        _edit(lambda d: _first_spline(d).update(seen_levels=["a"])),
+        "age_years: the levels seen in training are not its levels",
+    ),
+    "seen-levels-text": (
+        _edit(lambda d: _term(d, "route").update(seen_levels="iv_ketamine")),
+        "'seen_levels' must be a list of levels",
+    ),
     "huge-integer": (
         lambda text: re.sub(r'"intercept": [^,]+', '"intercept": ' + "9" * 400, text),
         "too large",
@@ -376,3 +393,127 @@ def test_predict_with_a_bad_model_raises_model_file_error(tmp_path: Path, patien
     for bad in (tmp_path / "shipped", tmp_path / "nowhere"):
         with pytest.raises(ModelFileError):
             predict(patients, model=bad)
+
+
+def test_load_model_without_seen_levels_treats_every_level_as_seen(
+    model: AdditiveModel, saved: Path
+) -> None:
+    """A model file written before the levels seen in training were recorded still loads."""
+    text = (saved / ARTIFACT_NAME).read_text()
+    assert '"seen_levels"' in text
+    _write(saved, _edit(lambda d: [t.pop("seen_levels") for t in d["terms"]])(text).encode())
+    loaded = load_model(saved)
+    for old, new in zip(loaded.features.terms, model.features.terms, strict=True):
+        assert old.seen_levels == old.levels == new.seen_levels
+        assert old.unseen_levels == ()
+    assert predict(RECORD, model=loaded).to_dict() == predict(RECORD, model=model).to_dict()
+
+
+def test_save_model_round_trip_keeps_the_levels_seen_in_training(
+    model: AdditiveModel, tmp_path: Path
+) -> None:
+    route = model.fields.index("route")
+    terms = list(model.features.terms)
+    terms[route] = dataclasses.replace(terms[route], seen_levels=("iv_ketamine",))
+    narrowed = dataclasses.replace(
+        model, features=dataclasses.replace(model.features, terms=tuple(terms))
+    )
+    save_model(narrowed, tmp_path / "m", {"note": "test"})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.features.terms[route].seen_levels == ("iv_ketamine",)
+    assert loaded.features.terms[route].unseen_levels == ("intranasal_esketamine",)
+
+
+# A model file or manifest that is not a regular file: refused before a byte is read, and
+# without blocking (a FIFO with no writer hangs a plain open). Loaded in a child process with a
+# timeout and a memory limit, so that a regression cannot hang the suite or read /dev/zero
+# until memory runs out.
+_LOAD_EACH = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+from predictor.artifact import ModelFileError, load_model
+out = {}
+for case, path in json.loads(sys.argv[1]).items():
+    try:
+        load_model(path)
+        out[case] = "loaded"
+    except ModelFileError as exc:
+        out[case] = str(exc)
+print(json.dumps(out))
+"""
+NOT_FILES = {  # id: (file replaced, how, what the message calls it)
+    "model-fifo": (ARTIFACT_NAME, "fifo", "a FIFO (named pipe)"),
+    "manifest-fifo": (MANIFEST_NAME, "fifo", "a FIFO (named pipe)"),
+    "model-dev-zero": (ARTIFACT_NAME, "/dev/zero", "a character device"),
+    "manifest-dev-zero": (MANIFEST_NAME, "/dev/zero", "a character device"),
+    "model-directory": (ARTIFACT_NAME, "directory", "a directory"),
+}
+
+
+@pytest.fixture(scope="module")
+def not_files_refused(model: AdditiveModel, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What loading each case of NOT_FILES said (in one child process, for speed)."""
+    paths = {}
+    for case, (name, how, _) in NOT_FILES.items():
+        folder = tmp_path_factory.mktemp(case)
+        save_model(model, folder, {"note": "test"})
+        (folder / name).unlink()
+        if how == "fifo":
+            os.mkfifo(folder / name)
+        elif how == "directory":
+            (folder / name).mkdir()
+        else:
+            (folder / name).symlink_to(how)
+        paths[case] = str(folder)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_EACH, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("case", NOT_FILES, ids=NOT_FILES)
+def test_load_model_refuses_a_file_that_is_not_a_regular_file(
+    not_files_refused: dict, case: str
+) -> None:
+    name, _, kind = NOT_FILES[case]
+    what = "model file" if name == ARTIFACT_NAME else "model manifest"
+    message = not_files_refused[case]  # names the link's target, for /dev/zero
+    assert message.endswith(f" is {kind}, not a regular file: a {what} must be a file"), message
+
+
+@pytest.mark.parametrize(
+    ("name", "cap"),
+    [(ARTIFACT_NAME, MAX_ARTIFACT_BYTES), (MANIFEST_NAME, MAX_MANIFEST_BYTES)],
+    ids=["model", "manifest"],
+)
+def test_load_model_refuses_an_oversized_file_before_reading_it(
+    saved: Path, name: str, cap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    os.truncate(saved / name, cap + 1)  # sparse: nothing is written, nothing need be read
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    with pytest.raises(ModelFileError, match=f"is larger than the {cap:,} bytes a model"):
+        load_model(saved)
+    assert sum(reads) <= (MAX_MANIFEST_BYTES + 1 if name == ARTIFACT_NAME else 0)
+
+
+def test_load_model_reads_a_file_of_exactly_the_cap(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = (saved / MANIFEST_NAME).stat().st_size
+    monkeypatch.setattr(artifact, "MAX_MANIFEST_BYTES", size)
+    assert load_model(saved).fields == MODEL_FIELDS
+    monkeypatch.setattr(artifact, "MAX_MANIFEST_BYTES", size - 1)
+    artifact._load.cache_clear()
+    with pytest.raises(ModelFileError, match=f"larger than the {size - 1:,} bytes"):
+        load_model(saved)
+
+
+def test_shipped_model_files_are_far_below_the_caps() -> None:
+    assert (SHIPPED_MODEL_DIR / ARTIFACT_NAME).stat().st_size < MAX_ARTIFACT_BYTES / 50
+    assert (SHIPPED_MODEL_DIR / MANIFEST_NAME).stat().st_size < MAX_MANIFEST_BYTES / 50

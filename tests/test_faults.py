@@ -1,7 +1,9 @@
 """Fault injection for batch scoring: an output folder that cannot be written, a full disk, a
 writer that fails at the last step. In every case the previous output is untouched, no partial
 file is left, and the exit code and one-line message say what happened. (Ctrl-C, SIGTERM and
-SIGKILL mid-run are in test_batch.py.)"""
+SIGKILL mid-run are in test_batch.py.) The same for a folder written as one set
+(``atomic_directory``, which training uses): an error, Ctrl-C, a failed sync or SIGKILL
+half-way leaves the old folder whole, and nothing is left that the next run does not remove."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from predictor import atomic
+from predictor.atomic import atomic_directory
 from predictor.cli import main
 from predictor.synthetic import simulate_cohort
 
@@ -180,3 +184,177 @@ def test_score_refuses_the_same_file_for_output_and_rejects_under_two_spellings(
     assert main(["score", str(source), "--out", "./o.csv", "--rejects", "o.csv"]) == 2
     assert "both" in _one_line(capsys.readouterr().err)
     assert not (tmp_path / "o.csv").exists()
+
+
+# --------------------------------------------------------------------------- directories as one set
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder``: a file's bytes, None for a directory."""
+    return {
+        str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _previous_model_folder(folder: Path) -> dict[str, bytes | None]:
+    (folder / "figures").mkdir(parents=True)
+    (folder / "model.json").write_text("old model\n")
+    (folder / "report.md").write_text("old report\n")
+    (folder / "figures" / "roc.png").write_bytes(b"old figure")
+    (folder / "notes.txt").write_text("the user's own notes\n")
+    return _tree(folder)
+
+
+@pytest.fixture(params=[True, False], ids=["rename-exchange", "two-renames"])
+def exchange(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test with renameat2(RENAME_EXCHANGE), and with the fallback of two renames."""
+    if request.param and atomic._renameat2() is None:
+        pytest.skip("no renameat2 here")
+    if not request.param:
+        monkeypatch.setattr(atomic, "_exchange", lambda first, second: False)
+    return request.param
+
+
+def test_atomic_directory_replaces_the_set_and_keeps_the_users_other_files(
+    tmp_path: Path, exchange: bool
+) -> None:
+    out = tmp_path / "model"
+    _previous_model_folder(out)
+    with atomic_directory(out, owned=("model.json", "report.md", "figures")) as staging:
+        assert staging.parent == tmp_path and staging.name.startswith(".model.")
+        (staging / "model.json").write_text("new model\n")
+        (staging / "manifest.json").write_text("new manifest\n")
+    # The new set, and the user's file; report.md and figures/ are the writer's: not carried.
+    assert _tree(out) == {
+        "manifest.json": b"new manifest\n",
+        "model.json": b"new model\n",
+        "notes.txt": b"the user's own notes\n",
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # nothing hidden left
+
+
+def test_atomic_directory_creates_a_new_folder_with_the_usual_mode(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    with atomic_directory(out) as staging:
+        (staging / "x").write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0o700
+    assert _tree(out) == {"x": b"x"}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["b"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt], ids=["error", "ctrl-c"])
+def test_atomic_directory_exception_midway_keeps_the_old_folder_and_leaves_no_staging(
+    tmp_path: Path, exchange: bool, error: type[BaseException]
+) -> None:
+    out = tmp_path / "model"
+    before = _previous_model_folder(out)
+    with pytest.raises(error), atomic_directory(out) as staging:
+        (staging / "model.json").write_text("new model\n")
+        raise error("stopped half-way")
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_failing_to_sync_keeps_the_old_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "model"
+    before = _previous_model_folder(out)
+
+    def fsync_fails(descriptor: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(OSError, match="Input/output error"), atomic_directory(out) as staging:
+        (staging / "model.json").write_text("new model\n")
+        monkeypatch.setattr(os, "fsync", fsync_fails)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_refuses_a_file_as_destination(tmp_path: Path) -> None:
+    (tmp_path / "model").write_text("a file")
+    with pytest.raises(NotADirectoryError), atomic_directory(tmp_path / "model"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_through_a_symlink_replaces_its_target_and_keeps_the_link(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with atomic_directory(tmp_path / "link") as staging:
+        (staging / "x").write_text("new")
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "real" / "x").read_text() == "new"
+
+
+def _dead_pid() -> int:
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    return int(process.stdout)
+
+
+def test_atomic_directory_removes_stale_staging_of_dead_writers_only(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    before = _previous_model_folder(out)
+    dead = tmp_path / f".model.{_dead_pid()}.abcd1234.partial"
+    (dead / "figures").mkdir(parents=True)
+    (dead / "figures" / "roc.png").write_bytes(b"half")
+    alive = tmp_path / f".model.{os.getppid()}.abcd1234.partial"  # a running process's
+    alive.mkdir()
+    other = tmp_path / f".other.{_dead_pid()}.abcd1234.partial"  # another destination's
+    other.mkdir()
+    with atomic_directory(out) as staging:
+        assert not dead.exists()
+        (staging / "model.json").write_text("new model\n")
+    assert alive.is_dir() and other.is_dir()
+    assert _tree(out) == {**before, "model.json": b"new model\n"}  # no `owned`: all carried
+
+
+def test_atomic_directory_killed_leaves_the_old_folder_and_the_next_run_cleans_up(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while writing: the old folder is whole, and the staging folder left behind is
+    removed by the next write to the same destination."""
+    out = tmp_path / "model"
+    before = _previous_model_folder(out)
+    child = (
+        "import sys, time\n"
+        "from predictor.atomic import atomic_directory\n"
+        "with atomic_directory(sys.argv[1]) as staging:\n"
+        "    (staging / 'model.json').write_text('new model')\n"
+        "    print(staging, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", child, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        staging = Path(process.stdout.readline().strip())
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+        process.stdout.close()
+    assert staging.name.startswith(".model.") and staging.is_dir()
+    assert _tree(out) == before
+    with atomic_directory(out) as again:
+        (again / "model.json").write_text("newer model\n")
+    assert not staging.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_puts_back_a_folder_set_aside_by_a_writer_killed_between_renames(
+    tmp_path: Path,
+) -> None:
+    """The fallback's window (old folder renamed away, new one not yet in place): the next run
+    restores the old folder before anything else."""
+    out = tmp_path / "model"
+    aside = tmp_path / f".model.{_dead_pid()}.abcd1234.old"
+    before = _previous_model_folder(aside)
+    assert atomic.remove_stale_partials(out) == []
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

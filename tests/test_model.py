@@ -266,3 +266,35 @@ def test_category_codes_read_categorical_and_text_alike(cohort) -> None:
     text = np.array(["intranasal_esketamine", "iv_ketamine", None], dtype=object)
     categorical = pd.Categorical(text, categories=list(term.levels))
     assert term.codes(text).tolist() == term.codes(categorical).tolist() == [1, 0, -1]
+
+
+def test_feature_map_records_the_levels_seen_in_training(cohort: pd.DataFrame) -> None:
+    one_route = cohort[cohort["route"] == "intranasal_esketamine"].copy()
+    one_route["family_history_alcohol_use_disorder"] = 0.0  # a boolean: "no" only
+    features = FeatureMap.fit(one_route)
+    route = features.terms[MODEL_FIELDS.index("route")]
+    family = features.terms[MODEL_FIELDS.index("family_history_alcohol_use_disorder")]
+    assert (route.seen_levels, route.unseen_levels) == (
+        ("intranasal_esketamine",),
+        ("iv_ketamine",),
+    )
+    assert (family.seen_levels, family.unseen_levels) == (("no",), ("yes",))
+    for term in FeatureMap.fit(cohort).terms:  # every level seen; numbers have none
+        assert term.seen_levels == term.levels and term.unseen_levels == ()
+
+
+def test_unseen_level_gets_the_mean_term_and_nothing_else_changes(cohort: pd.DataFrame) -> None:
+    one_route = cohort[cohort["route"] == "iv_ketamine"]
+    y = one_route["responded"].to_numpy()
+    model, _ = fit_additive_model(one_route, y, seed=11, penalty_grid=(0.1,))
+    j = MODEL_FIELDS.index("route")
+    unseen = model.features.slices[j].start + model.features.terms[j].levels.index(
+        "intranasal_esketamine"
+    )
+    assert model.coef[unseen] == model.term_means[j]  # so its contribution is exactly 0
+    design = model.features.design(one_route)
+    reference = LogisticRegression(C=0.1, solver="newton-cholesky", tol=1e-8, max_iter=200).fit(
+        design, y
+    )
+    ours = model.score(design).probability
+    assert np.allclose(ours, reference.predict_proba(design)[:, 1], atol=1e-9)

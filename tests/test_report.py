@@ -276,7 +276,7 @@ def test_cli_evaluate_writes_the_report_for_the_shipped_model(tmp_path, capsys) 
     out = tmp_path / "report"
     assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "599 valid records, 1 left out" in err and f"-> {out / REPORT_NAME}" in err
+    assert "599 valid records, 1 refused" in err and f"-> {out / REPORT_NAME}" in err
     report = json.loads((out / METRICS_NAME).read_text())
     assert report["data"]["n"] == 599 and report["data"]["n_refused"] == 1
     assert report["model"]["artifact_sha256"] == read_manifest()["artifact_sha256"]
