@@ -137,7 +137,7 @@ def naive(source: Path, sink: Path) -> float:
     for row in contributions:  # the naive part: one Python loop iteration per patient
         top = sorted(range(len(fields)), key=lambda j, r=row: -abs(r[j]))[:3]
         reasons.append(
-            "; ".join(
+            " | ".join(
                 f"{fields[j]} {'raises' if row[j] > 0 else 'lowers'} the chance of response"
                 for j in top
             )

@@ -1,105 +1,76 @@
-"""Batch scoring of CSV files: stream the input in chunks, score every valid row on the same path
-as ``predict(DataFrame)``, and send every invalid row to a rejects table with its line number.
+"""Batch work on CSV files of patient records: score them chunk by chunk, validate them, or read
+a labelled one for training and evaluation, all through the one reader of
+:mod:`predictor.csv_reader`, with the same rejects table and the same rules for output files.
 
-The reader takes what spreadsheets, R, EHR reports and lab systems write: UTF-8 with or without
-a byte-order mark, LF or CRLF line ends, quoted fields (also with separators, quotes or line
-breaks inside), blank lines, and ``;``-separated files with decimal commas. It works on raw
-bytes, one chunk of about ``chunk_rows`` records at a time, so memory does not grow with the
-file:
+* :func:`score_csv` scores every valid row on the same path as ``predict(DataFrame)``
+  (:func:`predictor.scoring.scored_table`) and sends every other record to a rejects table with
+  the line it starts on; the two files appear together, once complete.
+* :func:`validate_csv` reports exactly the rows ``score`` would reject.
+* :func:`read_labelled_csv` reads a whole labelled file for ``train --data`` and ``evaluate``.
 
-1. Records are found without parsing: a line end ends a record unless it is inside quotes, and
-   a quote opens or closes a quoted field (RFC 4180). Counting the line ends before each record
-   gives the line number it starts on (the header is line 1, blank lines and line breaks inside
-   quoted fields count).
-2. pyarrow's CSV parser splits the chunk into text cells, and reports every record with too many
-   or too few fields, which is rejected (``wrong_field_count``), never the file.
-3. ``data_schemas.validate`` checks the cells, :func:`predictor.scoring.scored_table` scores the
-   valid rows, and the output and rejects are written with pyarrow's CSV writer.
-
-A chunk whose quoting is not RFC 4180 (a quote inside an unquoted field, ``5"7``) or that uses
-bare carriage returns as line ends is read instead, from that chunk to the end of the file, by
-Python's ``csv`` module, which reads it the same way, line numbers included, only slower.
+Files written here never replace the input (same device and inode, through any link), and text
+cells that a spreadsheet would run as a formula are escaped (:func:`escape_formulas`).
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import csv
+import dataclasses
 import io
 import os
-import re
-import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
-from data_schemas.errors import Problem, wrong_field_count
+from data_schemas.validate import ColumnMatch
 from predictor.artifact import load_model
 from predictor.atomic import atomic_outputs
+from predictor.csv_reader import (
+    DECIMALS,
+    DEFAULT_CHUNK_ROWS,
+    SEPARATORS,
+    BatchError,
+    Chunk,
+    CsvReader,
+    Dialect,
+)
+from predictor.input_stream import InputError, OpenedInput, open_input
 from predictor.model import AdditiveModel
 from predictor.scoring import ModelLike, scored_table
 
-DEFAULT_CHUNK_ROWS = 50_000
-"""Records per chunk: large enough for vectorised code to pay off, small enough that a chunk's
-design matrix (about 100 columns of float64) stays near 40 MB."""
-
-SEPARATORS = (",", ";", "\t", "|")
-"""Field separators the reader accepts."""
-DECIMALS = (".", ",")
-"""Decimal marks the reader accepts."""
+__all__ = [
+    "DECIMALS",
+    "DEFAULT_CHUNK_ROWS",
+    "REJECT_COLUMNS",
+    "SEPARATORS",
+    "BatchError",
+    "BatchSummary",
+    "CsvReader",
+    "Dialect",
+    "LabelledRows",
+    "escape_formulas",
+    "read_labelled_csv",
+    "score_csv",
+    "validate_csv",
+]
 
 REJECT_COLUMNS = ("line", "patient_id", "column", "field", "value", "reason", "message")
 """Columns of the rejects file: one row per problem, so a row with two bad cells has two."""
 
-_MAX_RECORD_BYTES = 64 * 2**20
-"""A record longer than this is not looked for further by the fast reader (an unbalanced quote
-would otherwise swallow the file); the ``csv`` module reads on and reports it."""
-# Python's csv module refuses a field over 128 KiB by default; let it read what the fast reader
-# reads, so a long field is the row's problem, never the file's (raised once, never lowered).
-csv.field_size_limit(max(csv.field_size_limit(), _MAX_RECORD_BYTES))
-
-_HEADER_BYTES = 2**20
-"""The header line must end within this many bytes of the start of the file."""
-_QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
-
-
-class BatchError(ValueError):
-    """A batch run that cannot be done at all: the input is missing, empty or not UTF-8 text,
-    its header breaks the schema, or an output cannot be created. Nothing is written."""
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """How a CSV file is read.
-
-    Attributes
-    ----------
-    separator : str
-        Field separator.
-    decimal : str
-        Decimal mark of numbers.
-    detected : bool
-        Whether the separator was detected from the header (rather than given).
-    """
-
-    separator: str
-    decimal: str
-    detected: bool = False
-
-    def describe(self) -> str:
-        """``"';'-separated, decimal ','"``, for messages."""
-        return f"{self.separator!r}-separated, decimal {self.decimal!r}"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is written with a leading ``'`` (OWASP's advice
+against CSV formula injection), unless it is a plain number such as ``-5``."""
+_PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 
 @dataclass(frozen=True)
@@ -109,8 +80,8 @@ class BatchSummary:
     Attributes
     ----------
     rows_scored, rows_rejected : int
-        Data rows scored, and rows that broke the schema or had the wrong number of fields
-        (blank lines are neither).
+        Data rows scored (or valid, for :func:`validate_csv`), and records rejected: rows that
+        broke the schema, and lines the reader rejected (blank lines are neither).
     problems : int
         Rows of the rejects table (a rejected row may have several problems).
     seconds : float
@@ -121,8 +92,11 @@ class BatchSummary:
         The first few problems for a summary: line, column and rule, never the patient's value
         (values go only to the rejects file).
     csv_module_from : int or None
-        The line from which the input was read by Python's ``csv`` module, because of quoting
-        that is not RFC 4180 or bare carriage returns (None: the fast reader read it all).
+        The first line read by Python's ``csv`` module rather than the fast path (quoting that
+        is not RFC 4180, bare carriage returns, or a line the reader rejected); None: none.
+    notes : tuple of str
+        Notes on the header for the summary: columns that resemble a field but match none,
+        input columns renamed in the output.
     """
 
     rows_scored: int
@@ -132,463 +106,189 @@ class BatchSummary:
     dialect: Dialect
     first_problems: tuple[str, ...] = field(default=())
     csv_module_from: int | None = None
+    notes: tuple[str, ...] = field(default=())
 
 
-# --------------------------------------------------------------------------- reading
+_SHOWN_PROBLEMS = 5
 
 
-class _Scan(NamedTuple):
-    """The complete records at the start of a buffer."""
-
-    end: int
-    """bytes they take, line ends included"""
-    starts: np.ndarray
-    """each record's first line, counted from the buffer's first line (0)"""
-    lines: int
-    """line ends in ``buffer[:end]``"""
+# --------------------------------------------------------------------------- opening
 
 
-def _scan(buffer: bytes, separator: int, final: bool) -> _Scan | None:
-    """Find the complete records of ``buffer`` (which starts at a record boundary).
-
-    Returns None when the buffer is not RFC 4180 in a way that would make a quote count wrong
-    (a quote that opens inside a field or closes before text), or uses bare carriage returns
-    as line ends; the caller then reads it with the ``csv`` module.
-    """
-    cut_pair = not final and buffer.endswith(b"\r")  # its line feed is in the next read
-    if buffer.count(b"\r") - cut_pair != buffer.count(b"\r\n"):
-        return None
-    if b'"' not in buffer:  # the common case: one line, one record
-        end = len(buffer) if final else buffer.rfind(b"\n") + 1
-        lines = buffer.count(b"\n", 0, end)
-        records = lines + (final and end > 0 and not buffer.endswith(b"\n"))
-        return _Scan(end, np.arange(records, dtype=np.int64), lines)
-    data = np.frombuffer(buffer, dtype=np.uint8)
-    quotes = np.flatnonzero(data == _QUOTE)
-    if not _quotes_are_rfc4180(data, quotes, separator):
-        return None
-    newlines = np.flatnonzero(data == _NEWLINE)
-    outside = np.searchsorted(quotes, newlines) % 2 == 0  # an even number of quotes before it
-    ends = np.flatnonzero(outside)  # indices into newlines of the line ends that end a record
-    starts = np.concatenate([[0], ends + 1])  # the line each record starts on
-    if final:
-        if quotes.size % 2:  # a quoted field that never closes
-            return None
-        trailing = ends.size == 0 or newlines[ends[-1]] + 1 < len(buffer)
-        return _Scan(len(buffer), starts[: ends.size + trailing], newlines.size)
-    if ends.size == 0:
-        return _Scan(0, starts[:0], 0)
-    end = int(newlines[ends[-1]]) + 1
-    return _Scan(end, starts[: ends.size], int(ends[-1]) + 1)
-
-
-def _quotes_are_rfc4180(data: np.ndarray, quotes: np.ndarray, separator: int) -> bool:
-    """Whether every quote opens a field, closes one, or is a doubled quote inside one.
-
-    An opening quote (an even number of quotes before it) must start a field: it follows a
-    separator, a line end, the start of the buffer or (a doubled quote) the quote before it. A
-    closing quote must end the field: a separator, a line end or another quote follows it.
-    """
-    opening, closing = quotes[0::2], quotes[1::2]
-    before = data[np.maximum(opening - 1, 0)]
-    starts_field = (
-        (opening == 0) | (before == separator) | (before == _NEWLINE) | (before == _QUOTE)
-    )
-    if not starts_field.all():
-        return False
-    last = len(data) - 1
-    after = data[np.minimum(closing + 1, last)]
-    ends_field = (
-        (after == separator)
-        | (after == _NEWLINE)
-        | (after == _RETURN)
-        | (after == _QUOTE)
-        | (closing == last)  # the end of the buffer: the next byte is not read yet, or EOF
-    )
-    return bool(ends_field.all())
-
-
-def _decode_check(data: bytes, name: str, first_line: int, final: bool = True) -> None:
-    """Raise BatchError unless ``data`` is UTF-8 text without NUL bytes (``final``: it
-    does not stop inside a character)."""
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = first_line + data.count(b"\n", 0, nul)
-        raise BatchError(
-            f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as "
-            f"UTF-8 text"
-        )
+def _identity(source: str | os.PathLike[str] | BinaryIO) -> tuple[int, int] | None:
+    """(device, inode) of the input, to refuse an output that is the input."""
     try:
-        codecs.utf_8_decode(data, "strict", final)
-    except UnicodeDecodeError as exc:
-        line = first_line + data.count(b"\n", 0, exc.start)
-        raise BatchError(
-            f"{name}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); save the "
-            f"file as CSV UTF-8"
-        ) from None
-
-
-class _Chunk(NamedTuple):
-    """Records read from the input: the data rows as text cells and the ragged lines."""
-
-    frame: pd.DataFrame
-    """text cells, columns as the header names them, index: the line each row starts on"""
-    ragged: list[Problem]
-    consumed: int
-    """bytes of the input read up to the end of this chunk"""
-
-
-class _Blocks(io.RawIOBase):
-    """A binary stream: ``head`` (bytes already read), then the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head, self._stream = memoryview(head), stream
-        self.read_bytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
+        if isinstance(source, (str, os.PathLike)):
+            status = os.fstat(0) if str(source) == "-" else os.stat(source)
         else:
-            data = self._stream.read(len(buffer))
-            n = len(data)
-            buffer[:n] = data
-        self.read_bytes += n
-        return n
+            status = os.fstat(source.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    return status.st_dev, status.st_ino
 
 
-def _is_blank(cells: list[str]) -> bool:
-    """A blank line: no cell, or only empty cells (a spreadsheet's ``,,,``), or one cell of
-    spaces."""
-    return all(cell == "" for cell in cells) or (len(cells) == 1 and not cells[0].strip())
-
-
-class CsvReader:
-    """Read a CSV file of patient records in chunks, with the line number of every row.
-
-    Parameters
-    ----------
-    stream : binary file
-        The input, positioned at its start.
-    name : str
-        The input's name, for messages.
-    separator : str, optional
-        Field separator; default: ``";"`` if the header line has semicolons and no commas,
-        a tab if it has tabs and neither, else ``","``.
-    decimal : str, optional
-        Decimal mark; default ``","`` for ``;``-separated files, else ``"."``.
-    chunk_rows : int
-        About how many records each chunk holds.
-    engine : {"fast", "csv"}
-        ``"csv"`` reads every record with Python's ``csv`` module, as the fast reader does for
-        a file it cannot read itself (tests hold the two to the same results).
-
-    Raises
-    ------
-    BatchError
-        If the input is empty, not UTF-8 text, or has no header line.
-    """
-
-    def __init__(
-        self,
-        stream: BinaryIO,
-        name: str,
-        *,
-        separator: str | None = None,
-        decimal: str | None = None,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
-        engine: str = "fast",
-    ) -> None:
-        if engine not in ("fast", "csv"):
-            raise ValueError(f"engine must be 'fast' or 'csv', not {engine!r}")
-        if separator is not None and separator not in SEPARATORS:
-            raise ValueError(f"separator must be one of {SEPARATORS}, not {separator!r}")
-        if decimal is not None and decimal not in DECIMALS:
-            raise ValueError(f"decimal must be one of {DECIMALS}, not {decimal!r}")
-        self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
-        self._engine = engine
-        self.csv_module_from: int | None = None
-        """The line from which the ``csv`` module read the file (None: the fast reader read it
-        all)."""
-        self._pending = stream.read(_HEADER_BYTES)
-        self._eof = not self._pending
-        self.consumed = 0
-        if self._pending.startswith(codecs.BOM_UTF8):
-            self._pending = self._pending[len(codecs.BOM_UTF8) :]
-            self.consumed = len(codecs.BOM_UTF8)
-        self.line = 1  # the line the pending bytes start on
-        self.header, self.header_line, detected = self._read_header(separator)
-        sep = separator or detected
-        self.dialect = Dialect(
-            sep, decimal or ("," if sep == ";" else "."), detected=separator is None
-        )
-        if self.dialect.separator == self.dialect.decimal:
+def _refuse_the_input(
+    source: str | os.PathLike[str] | BinaryIO,
+    outputs: Sequence[tuple[str, str | os.PathLike[str] | None]],
+) -> None:
+    """Raise BatchError if an output file is the input itself (through any link)."""
+    identity = _identity(source)
+    if identity is None:
+        return
+    for option, path in outputs:
+        if path is None or str(path) == "-":
+            continue
+        try:
+            status = os.stat(path)
+        except OSError:
+            continue
+        if (status.st_dev, status.st_ino) == identity:
             raise BatchError(
-                f"the separator and the decimal mark are both {sep!r}; give --decimal or --sep"
+                f"{option} {path} is the input file itself; the input is never overwritten: "
+                f"choose another file"
             )
-        sample = self._pending[: 1 << 16]
-        self._bytes_per_record = len(sample) // max(sample.count(b"\n"), 1) + 1
 
-    def _fill(self, size: int) -> None:
-        """Read until ``size`` bytes are pending or the input ends."""
-        while not self._eof and len(self._pending) < size:
-            more = self._stream.read(max(size - len(self._pending), 1 << 16))
-            self._eof = not more
-            self._pending += more
 
-    def _take(self, end: int, lines: int) -> bytes:
-        data, self._pending = self._pending[:end], self._pending[end:]
-        self.consumed += end
-        self.line += lines
-        return data
+def check_writable(target: str | os.PathLike[str] | None) -> None:
+    """Raise BatchError if ``target``'s folder is missing or ``target`` is a folder."""
+    if target is None or str(target) == "-":
+        return
+    folder = Path(target).parent
+    if not folder.is_dir():
+        raise BatchError(f"cannot write {target}: there is no folder {str(folder)!r}")
+    if Path(target).is_dir():
+        raise BatchError(f"cannot write {target}: it is a folder")
 
-    def _read_header(self, separator: str | None) -> tuple[list[str], int, str]:
-        """Skip blank lines, read the header record and detect the separator from it."""
-        self._fill(_HEADER_BYTES)
-        head = self._pending[:_HEADER_BYTES]
-        _decode_check(head, self.name, self.line, final=len(self._pending) <= _HEADER_BYTES)
-        text = codecs.utf_8_decode(head, "strict", False)[0]
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator or ",")
-        blank_lines = 0
-        try:
-            for cells in reader:
-                if not _is_blank(cells):
-                    break
-                blank_lines = reader.line_num
-            else:
-                if self._eof and len(self._pending) <= _HEADER_BYTES:
-                    raise BatchError(f"{self.name}: the file is empty")
-                raise BatchError(f"{self.name}: no header line in the first 1 MB")
-        except csv.Error as exc:
-            raise BatchError(f"{self.name}: the header line cannot be read ({exc})") from None
-        start, end = _line_end(head, blank_lines), _line_end(head, reader.line_num)
-        self._take(start, blank_lines)
-        header_line = self.line
-        record = self._pending[: end - start].decode("utf-8")
-        self._take(end - start, reader.line_num - blank_lines)
-        detected = separator or _detect_separator(record)
-        cells = next(csv.reader(io.StringIO(record, newline=""), delimiter=detected))
-        return cells, header_line, detected
 
-    def chunks(self) -> Iterator[_Chunk]:
-        """The data records, in chunks of about ``chunk_rows``."""
-        sep = ord(self.dialect.separator)
-        if self._engine == "csv":
-            yield from self._chunks_by_csv_module()
-            return
-        limit = self._chunk_rows * self._bytes_per_record
-        while True:
-            self._fill(limit)
-            if not self._pending:
-                return
-            window = self._pending[:limit]
-            final = self._eof and len(window) == len(self._pending)
-            scan = _scan(window, sep, final=final)
-            if scan is not None and scan.end == 0 and not final:  # a record longer than that
-                if limit > _MAX_RECORD_BYTES:
-                    scan = None  # perhaps a quote never closed: the csv module will say
-                else:
-                    limit *= 2
-                    continue
-            if scan is None:
-                yield from self._chunks_by_csv_module()
-                return
-            data = window[: scan.end]
-            _decode_check(data, self.name, self.line)
-            parsed = self._parse(data, scan.starts + self.line)
-            if parsed is None:  # pyarrow and the scan disagree: let the csv module decide
-                yield from self._chunks_by_csv_module()
-                return
-            self._take(scan.end, scan.lines)
-            if scan.starts.size:
-                self._bytes_per_record = max(1, scan.end // scan.starts.size)
-            limit = self._chunk_rows * self._bytes_per_record
-            yield _Chunk(*parsed, consumed=self.consumed)
+@contextlib.contextmanager
+def _records(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    separator: str | None,
+    decimal: str | None,
+    encoding: str | None,
+    chunk_rows: int,
+    outputs: Sequence[tuple[str, str | os.PathLike[str] | None]] = (),
+) -> Iterator[tuple[CsvReader, OpenedInput]]:
+    """Open the input for the reader, after checking that no output is the input; decoding
+    errors raised while reading become BatchError."""
+    _refuse_the_input(source, outputs)
+    try:
+        with open_input(source, encoding=encoding) as opened:
+            encoding_read = opened.encoding + (
+                f" ({opened.compression})" if opened.compression else ""
+            )
+            reader = CsvReader(
+                opened.stream,
+                opened.name,
+                separator=separator,
+                decimal=decimal,
+                chunk_rows=chunk_rows,
+                encoding=encoding_read,
+            )
+            yield reader, opened
+    except InputError as exc:
+        raise BatchError(str(exc)) from None
 
-    def _parse(self, data: bytes, lines: np.ndarray) -> tuple[pd.DataFrame, list[Problem]] | None:
-        """Cells of the records in ``data`` (starting on ``lines``), and the ragged ones."""
-        width = len(self.header)
-        sep = self.dialect.separator
-        names = [str(k) for k in range(width)]
-        invalid: list[Any] = []
 
-        def keep_aside(row: Any) -> str:
-            invalid.append(row)
-            return "skip"
-
-        table = pcsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pcsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=max(len(data), 1 << 20) + 1
-            ),
-            parse_options=pcsv.ParseOptions(
-                delimiter=self.dialect.separator,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-                invalid_row_handler=keep_aside,
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=False,
-            ),
+def _checked_header(reader: CsvReader, *, strict_columns: bool) -> tuple[ColumnMatch, list[str]]:
+    """The header matched to the schema, and notes for the summary; BatchError for a header
+    that breaks the schema, names no field, or (``strict_columns``) has a column that resembles
+    a field but matches none. Messages name columns, never a patient's value."""
+    match = match_columns(tuple(reader.header))
+    where = f"{reader.name}, line {reader.header_line}"
+    if match.problems:
+        message = str(SchemaError(match.problems)).replace("\n", " ")
+        raise BatchError(f"{where}: {message}")
+    if not match.sources:  # scoring it would give every row the average patient's score
+        raise BatchError(
+            f"{where}: none of the {len(reader.header)} column names is an input field (read as "
+            f"{reader.dialect.describe()}); if the file has no header line, add one; else check "
+            f"--sep or the column names (python -m predictor schema lists them)"
         )
-        if table.num_rows + len(invalid) != lines.size:
-            return None
-        ragged = []
-        keep = np.ones(lines.size, dtype=bool)
-        for row in invalid:
-            if row.number is None:
-                return None
-            k = row.number - 1
-            keep[k] = False
-            cells = next(csv.reader(io.StringIO(row.text, newline=""), delimiter=sep), [])
-            if not _is_blank(cells):
-                ragged.append(
-                    wrong_field_count(
-                        int(lines[k]),
-                        row.actual_columns,
-                        width,
-                        row.text.rstrip("\r\n"),
-                        self.dialect.separator,
-                    )
-                )
-        empty = None
-        for column in table.columns:
-            blank = pac.equal(pac.binary_length(column), 0)
-            empty = blank if empty is None else pac.and_(empty, blank)
-        if empty is not None and pac.any(empty).as_py():
-            table = table.filter(pac.invert(empty))
-            rows = np.flatnonzero(keep)
-            keep[rows[empty.to_numpy()]] = False
-        frame = table.to_pandas()
-        frame.columns = self.header
-        frame.index = pd.Index(lines[keep], name="line")
-        return frame, ragged
-
-    def _chunks_by_csv_module(self) -> Iterator[_Chunk]:
-        """Read the rest of the input with Python's ``csv`` module (slower, any quoting)."""
-        self.csv_module_from = self.line
-        blocks = _Blocks(self._pending, self._stream)
-        stream = io.TextIOWrapper(io.BufferedReader(blocks), encoding="utf-8", newline="")
-        start = self.consumed
-        taken: list[str] = []  # the lines of the record being read, as they are in the file
-
-        def lines() -> Iterator[str]:
-            for line in stream:
-                taken.append(line)
-                yield line
-
-        reader = csv.reader(lines(), delimiter=self.dialect.separator, strict=False)
-        width = len(self.header)
-        rows: list[list[str]] = []
-        numbers: list[int] = []
-        ragged: list[Problem] = []
-        before = 0
-        try:
-            for cells in reader:
-                line = self.line + before
-                before = reader.line_num
-                text = "".join(taken)
-                taken.clear()
-                if _is_blank(cells):
-                    continue
-                if len(cells) != width:
-                    ragged.append(
-                        wrong_field_count(
-                            line, len(cells), width, text.rstrip("\r\n"), self.dialect.separator
-                        )
-                    )
-                    continue
-                rows.append(cells)
-                numbers.append(line)
-                if len(rows) >= self._chunk_rows:
-                    yield self._csv_chunk(rows, numbers, ragged, start + blocks.read_bytes)
-                    rows, numbers, ragged = [], [], []
-        except UnicodeDecodeError:
-            raise BatchError(
-                f"{self.name}: line {self.line + before + 1} or near it is not UTF-8 text; "
-                f"save the file as CSV UTF-8"
-            ) from None
-        except csv.Error as exc:
-            raise BatchError(
-                f"{self.name}: line {self.line + before + 1}: {exc}; is it a CSV text file?"
-            ) from None
-        self._pending, self._eof = b"", True
-        yield self._csv_chunk(rows, numbers, ragged, start + blocks.read_bytes)
-
-    def _csv_chunk(
-        self, rows: list[list[str]], lines: list[int], ragged: list[Problem], consumed: int
-    ) -> _Chunk:
-        frame = pd.DataFrame(rows, columns=range(len(self.header)), dtype="str")
-        frame.columns = self.header
-        frame.index = pd.Index(np.asarray(lines, dtype=np.int64), name="line")
-        self.consumed = consumed
-        return _Chunk(frame, ragged, consumed)
-
-
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-
-
-def _line_end(buffer: bytes, lines: int) -> int:
-    """The byte offset just past the end of the first ``lines`` lines of ``buffer`` (line ends as
-    the ``csv`` module reads them: CRLF, CR or LF; the end of the buffer ends the last line)."""
-    if lines == 0:
-        return 0
-    for k, match in enumerate(_LINE_ENDS.finditer(buffer), start=1):
-        if k == lines:
-            return match.end()
-    return len(buffer)
-
-
-def _detect_separator(header: str) -> str:
-    """``;`` for a header with semicolons and no commas; a tab for one with tabs and neither;
-    otherwise ``,``."""
-    if "," not in header and ";" in header:
-        return ";"
-    if "," not in header and ";" not in header and "\t" in header:
-        return "\t"
-    return ","
+    resembling = match.resemblance_problems()
+    if resembling and strict_columns:
+        message = " ".join(p.message for p in resembling)
+        raise BatchError(f"{where} (--strict-columns): {message}")
+    notes = [f"warning: {p.message}" for p in resembling]
+    return match, notes
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _arrow_column(values: pd.Series) -> pa.Array:
-    """One output column for pyarrow's CSV writer: whole-number flags as integers."""
+def escape_formulas(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text cells that a spreadsheet would run as a formula, with a leading ``'``.
+
+    A cell starting with one of :data:`FORMULA_STARTS` gets the ``'`` unless it is a plain
+    number (``-5``, ``+1.5e3``); other cells, and non-text arrays, are returned as they are.
+
+    >>> escape_formulas(pa.array(["=1+2", "-5", "Leeds", "@SUM(A1)", None])).to_pylist()
+    ["'=1+2", '-5', 'Leeds', "'@SUM(A1)", None]
+    """
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return values
+    first = pac.utf8_slice_codeunits(values, 0, 1)
+    risky = pac.is_in(first, value_set=pa.array(FORMULA_STARTS))
+    if not pac.any(risky).as_py():
+        return values
+    risky = pac.and_(risky, pac.invert(pac.match_substring_regex(values, _PLAIN_NUMBER)))
+    quote, nothing = pa.scalar("'", values.type), pa.scalar("", values.type)
+    return pac.if_else(risky, pac.binary_join_element_wise(quote, values, nothing), values)
+
+
+def _arrow_column(values: pd.Series, escape: bool) -> pa.Array:
+    """One output column for pyarrow's CSV writer: whole-number flags as integers, text
+    escaped against formulas (``escape``)."""
     if values.name == "responded" and pd.api.types.is_float_dtype(values):
         return pa.array(values.to_numpy(), from_pandas=True).cast(pa.int64())
     if values.dtype == object:
-        return pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
-    return pa.array(values, from_pandas=True)
+        array = pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
+    else:
+        array = pa.array(values, from_pandas=True)
+    return escape_formulas(array) if escape else array
 
 
-def _write_header(sink: BinaryIO, names: list[str]) -> None:
+def _write_header(sink: BinaryIO, names: list[str], escape: bool) -> None:
+    if escape:
+        names = escape_formulas(pa.array(names, type=pa.string())).to_pylist()
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerow(names)
     sink.write(text.getvalue().encode("utf-8"))
 
 
-# --------------------------------------------------------------------------- scoring
+def _csv_rows(frame: pd.DataFrame, escape: bool) -> pa.Buffer:
+    """The rows of ``frame`` as CSV (no header), written by pyarrow."""
+    if frame.empty:
+        return pa.py_buffer(b"")
+    arrays = [_arrow_column(frame.iloc[:, j], escape) for j in range(frame.shape[1])]
+    table = pa.Table.from_arrays(arrays, names=[str(k) for k in range(frame.shape[1])])
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
+    return sink.getvalue()
 
 
-def _rejects(problems: pd.DataFrame, ragged: list[Problem], frame: pd.DataFrame) -> pd.DataFrame:
-    """The rejects table of one chunk, in line order."""
+# --------------------------------------------------------------------------- rejects
+
+
+def rejects_table(problems: pd.DataFrame, chunk: Chunk) -> pd.DataFrame:
+    """The rejects table of one chunk, in line order: the schema's ``problems`` (their ``row``
+    is the line) and the lines the reader rejected, with each row's ``patient_id``."""
     table = problems.rename(columns={"row": "line"})
-    if ragged:
+    if chunk.problems:
         extra = pd.DataFrame(
-            [[p.row, p.column, p.field, p.value, str(p.reason), p.message] for p in ragged],
+            [[p.row, p.column, p.field, p.value, str(p.reason), p.message] for p in chunk.problems],
             columns=table.columns,
         )
         table = pd.concat([table, extra], ignore_index=True) if len(table) else extra
     table = table.sort_values("line", kind="stable", ignore_index=True)
+    frame = chunk.frame
     ids = {s.field.name: s.position for s in match_columns(tuple(frame.columns)).sources}
-    patient_id = pd.Series("", index=table.index, dtype=object)
+    patient_id = pd.Series(
+        [chunk.ids.get(line, "") for line in table["line"].tolist()],
+        index=table.index,
+        dtype=object,
+    )
     if "patient_id" in ids and len(table):
         cells = frame.iloc[:, ids["patient_id"]]
         known = table["line"].isin(cells.index)
@@ -597,39 +297,72 @@ def _rejects(problems: pd.DataFrame, ragged: list[Problem], frame: pd.DataFrame)
     return table[list(REJECT_COLUMNS)]
 
 
-@contextlib.contextmanager
-def _opened(
-    source: str | os.PathLike[str] | BinaryIO,
-) -> Iterator[tuple[BinaryIO, str, int | None]]:
-    """The input as a binary stream, its name for messages, and its size if known."""
-    if not isinstance(source, (str, os.PathLike)):
-        yield source, getattr(source, "name", "input"), None
-        return
-    if str(source) == "-":
-        yield sys.stdin.buffer, "standard input", None
-        return
-    path = Path(source)
-    try:
-        stream = path.open("rb")
-    except FileNotFoundError:
-        raise BatchError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise BatchError(f"{source}: is a directory, not a file") from None
-    except OSError as exc:
-        raise BatchError(f"{source}: cannot read it ({exc.strerror or exc})") from None
-    with stream:
-        status = os.fstat(stream.fileno())
-        yield stream, str(source), status.st_size if stat.S_ISREG(status.st_mode) else None
+# --------------------------------------------------------------------------- scoring
 
 
-def _check_writable(target: str | os.PathLike[str] | None) -> None:
-    if target is None or str(target) == "-":
-        return
-    folder = Path(target).parent
-    if not folder.is_dir():
-        raise BatchError(f"cannot write {target}: there is no folder {str(folder)!r}")
-    if Path(target).is_dir():
-        raise BatchError(f"cannot write {target}: it is a folder")
+class _Scored(NamedTuple):
+    """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
+
+    output: pa.Buffer
+    rejects: pa.Buffer
+    scored: int
+    rejected: int
+    problems: int
+    messages: list[str]
+
+
+@dataclass(frozen=True)
+class _ChunkScorer:
+    """Validates and scores one chunk at a time (with no model: validates only)."""
+
+    model: AdditiveModel | None
+    decimal: str
+    explain: bool
+    escape: bool
+
+    def table(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        clean, problems = validate(frame, decimal=self.decimal)
+        if self.model is None:
+            return clean, problems
+        table = scored_table(
+            self.model,
+            clean,
+            columns=tuple(frame.columns),
+            row_numbers=clean.index.to_numpy(),
+            explain=self.explain,
+        )
+        return table, problems
+
+    def columns(self, header: list[str]) -> list[str]:
+        """The output's columns, from an empty table with the input's header."""
+        empty = pd.DataFrame({k: pd.Series([], dtype="str") for k in range(len(header))})
+        empty.columns = header
+        return [str(c) for c in self.table(empty)[0].columns]
+
+    def __call__(self, chunk: Chunk) -> _Scored:
+        table, problems = self.table(chunk.frame)
+        bad = rejects_table(problems, chunk)
+        return _Scored(
+            _csv_rows(table, self.escape) if self.model is not None else pa.py_buffer(b""),
+            _csv_rows(bad, self.escape),
+            len(table),
+            len(chunk.frame) - len(table) + len(chunk.problems),
+            len(bad),
+            summary_lines(bad, _SHOWN_PROBLEMS, place="line"),
+        )
+
+
+def _renamed(header: list[str], match: ColumnMatch, output: list[str]) -> list[str]:
+    """Notes on the input columns renamed in the output (they had an output column's name)."""
+    unknown = [header[k] for k in match.unknown]
+    carried = output[len(output) - len(unknown) :] if unknown else []
+    pairs = [f"{a!r} -> {b!r}" for a, b in zip(unknown, carried, strict=True) if a != b]
+    if not pairs:
+        return []
+    return [
+        "note: input columns that have an output column's name are renamed in the output: "
+        + ", ".join(pairs)
+    ]
 
 
 def score_csv(
@@ -641,20 +374,25 @@ def score_csv(
     explain: bool = False,
     separator: str | None = None,
     decimal: str | None = None,
+    encoding: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    strict_columns: bool = False,
+    escape: bool = True,
     progress: bool = False,
 ) -> BatchSummary:
     """Score a CSV file of patients, chunk by chunk, into a scored CSV file and a rejects file.
 
     Every valid row is scored, in input order, exactly as ``predict(DataFrame)`` scores it; a
-    row that breaks the schema or has the wrong number of fields goes to ``rejects`` instead,
-    with the line it starts on in the input (the header is line 1). Both files appear only
-    when complete: an interrupted run leaves neither behind, and an existing file untouched.
+    row that breaks the schema, or a line the reader rejects (wrong field count, a quote that
+    does not close, too long), goes to ``rejects`` instead, with the line it starts on in the
+    input (the header is line 1). Both files appear only when complete: an interrupted run
+    leaves neither behind, and an existing file untouched. Neither may be the input.
 
     Parameters
     ----------
     source : path, ``"-"`` or binary file
-        The input CSV file; ``"-"`` reads standard input.
+        The input CSV file (plain, gzip, UTF-8, UTF-16 with a byte-order mark, or
+        ``encoding``); ``"-"`` reads standard input.
     out : path or ``"-"``
         The scored CSV file; ``"-"`` writes to standard output.
     rejects : path, optional
@@ -664,10 +402,19 @@ def score_csv(
     explain : bool
         Add one ``contribution_<field>`` column per model field.
     separator, decimal : str, optional
-        The input's field separator and decimal mark; detected from the header by default
-        (see :class:`CsvReader`).
+        The input's field separator and decimal mark; detected by default (see
+        :class:`~predictor.csv_reader.CsvReader`).
+    encoding : str, optional
+        The input's encoding when it has no byte-order mark: ``"utf-8"`` (default),
+        ``"cp1252"`` or ``"latin-1"``.
     chunk_rows : int
         About how many rows to read, score and write at a time.
+    strict_columns : bool
+        Refuse a header with a column that resembles a field but matches none (by default it
+        is only a note in the summary).
+    escape : bool
+        Write text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a CR with a
+        leading ``'``, so that a spreadsheet shows them rather than running them.
     progress : bool
         Show a progress bar on standard error.
 
@@ -678,8 +425,9 @@ def score_csv(
     Raises
     ------
     BatchError
-        If the input cannot be read as CSV text, or its header breaks the schema (a field
-        given twice, a column whose unit is unclear).
+        If the input cannot be read as CSV text, its header breaks the schema (a field given
+        twice, a column whose unit is unclear, no input field at all), or an output is the
+        input.
     ModelFileError
         If the model cannot be loaded.
 
@@ -697,157 +445,246 @@ def score_csv(
     [('3', 'B', 'not_a_number')]
     """
     started = time.perf_counter()
-    for target in (out, rejects):
-        _check_writable(target)
     if rejects is not None and (
         str(out) == str(rejects)
         or (str(out) != "-" and os.path.realpath(out) == os.path.realpath(rejects))
     ):
         raise BatchError(f"the output and the rejects file are both {str(out)!r}")
+    for target in (out, rejects):
+        check_writable(target)
     resolved = model if isinstance(model, AdditiveModel) else load_model(model)
-    with _opened(source) as (stream, name, size):
-        reader = CsvReader(
-            stream, name, separator=separator, decimal=decimal, chunk_rows=chunk_rows
-        )
-        match = match_columns(tuple(reader.header))
-        if match.problems:
-            message = str(SchemaError(match.problems)).replace("\n", " ")
-            raise BatchError(f"{name}, line {reader.header_line}: {message}")
-        if not match.sources:  # scoring it would give every row the average patient's score
-            shown = reader.dialect.separator.join(reader.header)
-            shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            raise BatchError(
-                f"{name}: no column of the header ({shown!r}, read as "
-                f"{reader.dialect.describe()}) is an input field; check --sep, or the column "
-                f"names (python -m predictor schema lists them)"
-            )
-        summary = _score_chunks(
-            reader,
-            resolved,
-            out,
-            rejects,
-            explain=explain,
-            progress=progress,
-            size=size,
-        )
-    return BatchSummary(
-        summary.rows_scored,
-        summary.rows_rejected,
-        summary.problems,
-        time.perf_counter() - started,
-        reader.dialect,
-        summary.first_problems,
-        reader.csv_module_from,
+    return _run(
+        source,
+        [("--rejects", rejects), ("--out", out)],
+        _ChunkScorer(resolved, ".", explain, escape),
+        reading={"separator": separator, "decimal": decimal, "encoding": encoding},
+        chunk_rows=chunk_rows,
+        strict_columns=strict_columns,
+        progress=progress,
+        started=started,
     )
 
 
-_SHOWN_PROBLEMS = 5
-
-
-def _csv_rows(frame: pd.DataFrame) -> pa.Buffer:
-    """The rows of ``frame`` as CSV (no header), written by pyarrow."""
-    if frame.empty:
-        return pa.py_buffer(b"")
-    arrays = [_arrow_column(frame.iloc[:, j]) for j in range(frame.shape[1])]
-    table = pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
-    sink = pa.BufferOutputStream()
-    pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
-    return sink.getvalue()
-
-
-class _Scored(NamedTuple):
-    """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
-
-    output: pa.Buffer
-    rejects: pa.Buffer
-    scored: int
-    rejected: int
-    problems: int
-    messages: list[str]
-
-
-@dataclass(frozen=True)
-class _ChunkScorer:
-    """Validates and scores one chunk at a time."""
-
-    model: AdditiveModel
-    decimal: str
-    explain: bool
-
-    def table(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        clean, problems = validate(frame, decimal=self.decimal)
-        table = scored_table(
-            self.model,
-            clean,
-            columns=tuple(frame.columns),
-            row_numbers=clean.index.to_numpy(),
-            explain=self.explain,
-        )
-        return table, problems
-
-    def columns(self, header: list[str]) -> list[str]:
-        """The output's columns, from an empty table with the input's header."""
-        empty = pd.DataFrame({k: pd.Series([], dtype="str") for k in range(len(header))})
-        empty.columns = header
-        return [str(c) for c in self.table(empty)[0].columns]
-
-    def __call__(self, frame: pd.DataFrame, ragged: list[Problem]) -> _Scored:
-        table, problems = self.table(frame)
-        bad = _rejects(problems, ragged, frame)
-        return _Scored(
-            _csv_rows(table),
-            _csv_rows(bad),
-            len(table),
-            len(frame) - len(table) + len(ragged),
-            len(bad),
-            summary_lines(bad, _SHOWN_PROBLEMS, place="line"),
-        )
-
-
-def _score_chunks(
-    reader: CsvReader,
-    model: AdditiveModel,
-    out: str | os.PathLike[str],
-    rejects: str | os.PathLike[str] | None,
-    *,
-    explain: bool,
-    progress: bool,
-    size: int | None,
-) -> BatchSummary:
+def _progress_bar(opened: OpenedInput, progress: bool, description: str) -> Any:
     from tqdm import tqdm
 
-    scorer = _ChunkScorer(model, reader.dialect.decimal, explain)
-    totals = [0, 0, 0]  # scored, rejected, problems
-    first: list[str] = []
-    with contextlib.ExitStack() as stack:
-        # Both files appear together, once both are complete (or neither does).
-        sinks = stack.enter_context(
-            atomic_outputs([out, *([rejects] if rejects else [])], binary=True)
-        )
-        sink, reject_sink = sinks[0], (sinks[1] if rejects else None)
-        bar = stack.enter_context(
-            tqdm(
-                total=size,
-                unit="B",
-                unit_scale=True,
-                disable=not progress,
-                file=sys.stderr,
-                desc="scoring",
-            )
-        )
-        _write_header(sink, scorer.columns(reader.header))
-        if reject_sink is not None:
-            _write_header(reject_sink, list(REJECT_COLUMNS))
+    return tqdm(
+        total=opened.size,
+        unit="B",
+        unit_scale=True,
+        disable=not progress,
+        file=sys.stderr,
+        desc=description,
+    )
 
+
+def _run(
+    source: str | os.PathLike[str] | BinaryIO,
+    outputs: list[tuple[str, str | os.PathLike[str] | None]],
+    scorer: _ChunkScorer,
+    *,
+    reading: dict[str, str | None],
+    chunk_rows: int,
+    strict_columns: bool,
+    progress: bool,
+    started: float,
+) -> BatchSummary:
+    """Read ``source`` chunk by chunk, validate (and with a model, score) each, and write the
+    rejects and the output (``outputs``: the option and path of each, rejects first; None: not
+    kept) so that they appear together, once complete."""
+    wanted = [(option, path) for option, path in outputs if path is not None]
+    with _records(source, chunk_rows=chunk_rows, outputs=wanted, **reading) as (
+        reader,
+        opened,
+    ):
+        match, notes = _checked_header(reader, strict_columns=strict_columns)
+        scorer = dataclasses.replace(scorer, decimal=reader.dialect.decimal)
+        columns = scorer.columns(reader.header) if scorer.model is not None else []
+        notes += _renamed(reader.header, match, columns) if columns else []
+        totals = [0, 0, 0]  # scored (or valid), rejected, problems
+        first: list[str] = []
+        with contextlib.ExitStack() as stack:
+            # Rejects first: they are put in place first, so an output that appears has its
+            # rejects beside it (both appear once both are complete, or neither does).
+            sinks = dict(
+                zip(
+                    [option for option, _ in wanted],
+                    stack.enter_context(atomic_outputs([path for _, path in wanted], binary=True)),
+                    strict=True,
+                )
+            )
+            bar = stack.enter_context(
+                _progress_bar(opened, progress, "scoring" if columns else "validating")
+            )
+            headers = {"--out": columns}
+            for option, sink in sinks.items():
+                _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
+            for chunk in reader.chunks():
+                scored = scorer(chunk)
+                for option, sink in sinks.items():
+                    sink.write(scored.output if option == "--out" else scored.rejects)
+                totals[0] += scored.scored
+                totals[1] += scored.rejected
+                totals[2] += scored.problems
+                first.extend(scored.messages[: _SHOWN_PROBLEMS - len(first)])
+                bar.update(opened.position() - bar.n)
+                bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
+    return BatchSummary(
+        *totals,
+        time.perf_counter() - started,
+        reader.dialect,
+        tuple(first),
+        reader.csv_module_from,
+        tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- validating
+
+
+def validate_csv(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    problems: str | os.PathLike[str] | None = None,
+    separator: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    strict_columns: bool = False,
+    escape: bool = True,
+    progress: bool = False,
+) -> BatchSummary:
+    """Check a CSV file against the schema as :func:`score_csv` reads it, without scoring.
+
+    The problems are exactly the rejects ``score`` would write for the file (the same
+    :data:`REJECT_COLUMNS`, the same lines); ``rows_scored`` counts the valid rows.
+
+    Parameters
+    ----------
+    source : path, ``"-"`` or binary file
+        The input CSV file.
+    problems : path, optional
+        Where to write the problems table (it appears only when complete).
+    separator, decimal, encoding, chunk_rows, strict_columns, escape, progress
+        As for :func:`score_csv`.
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    BatchError
+        As for :func:`score_csv`.
+    """
+    started = time.perf_counter()
+    check_writable(problems)
+    return _run(
+        source,
+        [("--problems", problems)],
+        _ChunkScorer(None, ".", False, escape),
+        reading={"separator": separator, "decimal": decimal, "encoding": encoding},
+        chunk_rows=chunk_rows,
+        strict_columns=strict_columns,
+        progress=progress,
+        started=started,
+    )
+
+
+# --------------------------------------------------------------------------- labelled data
+
+
+class LabelledRows(NamedTuple):
+    """A labelled CSV file read whole for training or evaluation (before the outcome checks).
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The text cells of every row the reader accepted, index: the line each starts on.
+    rejected : pandas.DataFrame
+        The lines the reader rejected, as a rejects table (:data:`REJECT_COLUMNS`).
+    dialect : Dialect
+        How the file was read.
+    notes : tuple of str
+        Notes on the header for the summary.
+    """
+
+    frame: pd.DataFrame
+    rejected: pd.DataFrame
+    dialect: Dialect
+    notes: tuple[str, ...]
+
+
+def read_labelled_csv(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    separator: str | None = None,
+    decimal: str | None = None,
+    encoding: str | None = None,
+    strict_columns: bool = False,
+    outputs: Sequence[tuple[str, str | os.PathLike[str] | None]] = (),
+) -> LabelledRows:
+    """Read a whole CSV file (a cohort with outcomes) with the reader ``score`` uses.
+
+    Parameters
+    ----------
+    source : path, ``"-"`` or binary file
+        The input CSV file.
+    separator, decimal, encoding, strict_columns
+        As for :func:`score_csv`.
+    outputs : sequence of (option, path)
+        Files the caller will write, refused if one is the input.
+
+    Returns
+    -------
+    LabelledRows
+
+    Raises
+    ------
+    BatchError
+        As for :func:`score_csv`.
+    """
+    with _records(
+        source,
+        separator=separator,
+        decimal=decimal,
+        encoding=encoding,
+        chunk_rows=DEFAULT_CHUNK_ROWS,
+        outputs=outputs,
+    ) as (reader, _):
+        _, notes = _checked_header(reader, strict_columns=strict_columns)
+        frames, rejected = [], []
+        empty = pd.DataFrame(columns=["row", "column", "field", "value", "reason", "message"])
         for chunk in reader.chunks():
-            scored = scorer(chunk.frame, chunk.ragged)
-            sink.write(scored.output)
-            if reject_sink is not None:
-                reject_sink.write(scored.rejects)
-            totals[0] += scored.scored
-            totals[1] += scored.rejected
-            totals[2] += scored.problems
-            first.extend(scored.messages[: _SHOWN_PROBLEMS - len(first)])
-            bar.update(chunk.consumed - bar.n)
-            bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
-    return BatchSummary(*totals, 0.0, reader.dialect, tuple(first))
+            frames.append(chunk.frame)
+            if chunk.problems:
+                rejected.append(rejects_table(empty, chunk))
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=reader.header, dtype="str")
+    frame.columns = reader.header
+    table = (
+        pd.concat(rejected, ignore_index=True)
+        if rejected
+        else pd.DataFrame(columns=list(REJECT_COLUMNS))
+    )
+    return LabelledRows(frame, table, reader.dialect, tuple(notes))
+
+
+def problems_as_rejects(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """A schema problems table of ``frame`` (whose index is the file line) as rejects rows."""
+    chunk = Chunk(frame, [], {}, 0)
+    return rejects_table(problems, chunk)
+
+
+def write_rejects(
+    tables: Sequence[pd.DataFrame], path: str | os.PathLike[str], *, escape: bool = True
+) -> None:
+    """Write rejects tables, in line order, to ``path`` (atomically)."""
+    table = (
+        pd.concat([t for t in tables if len(t)], ignore_index=True)
+        if any(len(t) for t in tables)
+        else pd.DataFrame(columns=list(REJECT_COLUMNS))
+    )
+    table = table.sort_values("line", kind="stable", ignore_index=True)
+    with atomic_outputs([path], binary=True) as (sink,):
+        _write_header(sink, list(REJECT_COLUMNS), escape)
+        sink.write(_csv_rows(table[list(REJECT_COLUMNS)], escape))

@@ -4,21 +4,24 @@ A thin layer: each sub-command parses its arguments and delegates to an importab
 A human-readable summary goes to stderr; data goes to files or stdout.
 
 Exit codes: 0 success; 1 the input has invalid rows (``validate``, ``score``); 2 unusable input
-or arguments, with a one-line reason; 130 interrupted (Ctrl-C or SIGTERM; no output is left).
+or arguments, with a one-line reason; 3 an internal error (a bug: one line, no traceback unless
+``KETAMINE_PREDICTOR_DEBUG`` is set); 130 interrupted (Ctrl-C or SIGTERM; no output is left).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from data_schemas import SchemaError, markdown_table, summary_lines, validate
+from data_schemas import SchemaError, markdown_table, summary_lines
 from predictor.artifact import ModelFileError, load_model, read_manifest
 from predictor.atomic import atomic_text_output
 from predictor.batch import (
@@ -27,8 +30,14 @@ from predictor.batch import (
     REJECT_COLUMNS,
     SEPARATORS,
     BatchError,
+    check_writable,
+    problems_as_rejects,
+    read_labelled_csv,
     score_csv,
+    validate_csv,
+    write_rejects,
 )
+from predictor.input_stream import ENCODINGS
 from predictor.synthetic import DEFAULT_SEED, simulate_cohort
 from predictor.training import (
     DEFAULT_TRAINING_N,
@@ -38,7 +47,9 @@ from predictor.training import (
     training_rows,
 )
 
-EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEBUG = "KETAMINE_PREDICTOR_DEBUG"
+"""Set this environment variable to see the traceback of an internal error."""
 
 
 class UsageError(Exception):
@@ -99,65 +110,92 @@ def run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_csv_text(path: str) -> pd.DataFrame:
-    """Read a CSV file as text cells (nothing converted, nothing treated as missing yet).
+def _reading(args: argparse.Namespace) -> dict[str, object]:
+    """The reader's options, as every command that reads a CSV file takes them."""
+    return {
+        "separator": args.sep,
+        "decimal": args.decimal,
+        "encoding": args.encoding,
+        "strict_columns": args.strict_columns,
+    }
 
-    The header is read as it stands: pandas would rename a repeated name (``crp_mg_l.1``) and so
-    hide a field given twice from validation. ``"-"`` reads standard input. Raises
-    ``UsageError`` for a missing, empty or non-text file.
-    """
-    source = sys.stdin.buffer if path == "-" else path
-    try:
-        rows = pd.read_csv(
-            source,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-            skip_blank_lines=True,
-        )
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: no such file") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise UsageError(f"{path}: the file is empty") from exc
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise UsageError(f"{path}: not a readable CSV text file ({exc})") from exc
-    frame = rows.iloc[1:].reset_index(drop=True)
-    frame.columns = rows.iloc[0].tolist()
-    return frame
+
+def _say_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        _say(f"  {note}")
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Validate a CSV file against the schema; optionally write the problems table."""
-    frame = read_csv_text(args.input)
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+    """Validate a CSV file against the schema, as ``score`` reads it; optionally write the
+    problems table (the rows ``score`` would reject)."""
+    problems = args.problems or args.rejects
     try:
-        clean, problems = validate(frame)
-    except SchemaError as exc:
+        summary = validate_csv(
+            args.input,
+            problems=problems,
+            chunk_rows=args.chunk_rows,
+            escape=not args.no_formula_escape,
+            progress=sys.stderr.isatty(),
+            **_reading(args),
+        )
+    except BatchError as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
-    if args.problems:
-        _write_csv(problems.rename(columns={"row": "record"}), args.problems)
+    except OSError as exc:
+        raise UsageError(f"cannot write {problems}: {exc.strerror or exc}") from exc
+    records = summary.rows_scored + summary.rows_rejected
     _say(
-        f"{_count(len(frame), 'record')}: {len(clean):,} valid, {len(frame) - len(clean):,} "
-        f"with problems ({_count(len(problems), 'problem')})"
+        f"{_count(records, 'record')}: {summary.rows_scored:,} valid, "
+        f"{summary.rows_rejected:,} with problems ({_count(summary.problems, 'problem')}); "
+        f"read as {summary.dialect.describe()}"
     )
-    for line in summary_lines(problems, args.show):
+    _say_notes(summary.notes)
+    for line in summary.first_problems[: args.show]:
         _say(f"  {line}")
-    return EXIT_OK if problems.empty else EXIT_INVALID_ROWS
+    return EXIT_OK if summary.rows_rejected == 0 else EXIT_INVALID_ROWS
 
 
-def _labelled_rows(path: str, purpose: str) -> tuple[pd.DataFrame, int, list[str]]:
-    """A CSV file with outcomes, checked by :func:`training_rows`: the clean rows, how many
-    were left out, and a value-free summary for stderr (said by the caller when it goes on)."""
-    frame = read_csv_text(path)
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name="record")
+def _labelled_rows(
+    args: argparse.Namespace, purpose: str, outputs: Sequence[tuple[str, str | None]]
+) -> tuple[pd.DataFrame, int, list[str]]:
+    """A CSV file with outcomes, read as ``score`` reads it and checked by
+    :func:`training_rows`: the clean rows, how many records were refused, and a value-free
+    summary for stderr (said by the caller when it goes on). ``--rejects`` gets every refused
+    record."""
+    path = args.data
     try:
-        clean, problems = training_rows(frame, purpose=purpose)
-    except (SchemaError, TrainingDataError) as exc:
+        check_writable(args.rejects)
+        read = read_labelled_csv(path, outputs=outputs, **_reading(args))
+        clean, problems = training_rows(read.frame, purpose=purpose, decimal=read.dialect.decimal)
+    except (BatchError, SchemaError, TrainingDataError) as exc:
         raise UsageError(f"{path}: {exc}".replace("\n", " ")) from exc
-    refused = len(frame) - len(clean)
-    summary = [f"{path}: {len(clean):,} valid records, {refused:,} left out (schema problems)"]
-    return clean, refused, summary + [f"  {line}" for line in summary_lines(problems, 5)]
+    schema_rejects = problems_as_rejects(problems, read.frame)
+    if args.rejects:
+        try:
+            write_rejects(
+                [read.rejected, schema_rejects], args.rejects, escape=not args.no_formula_escape
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.rejects}: {exc.strerror or exc}") from exc
+    refused = len(read.frame) - len(clean) + len(read.rejected)
+    summary = [
+        f"{path}: {len(clean):,} valid records, {refused:,} refused (schema or CSV problems); "
+        f"read as {read.dialect.describe()}",
+        *(f"  {note}" for note in read.notes),
+    ]
+    shown = pd.concat([t for t in (read.rejected, schema_rejects) if len(t)] or [schema_rejects])
+    shown = shown.sort_values("line", kind="stable")
+    summary += [f"  {line}" for line in summary_lines(shown, 5, place="line")]
+    if refused and not args.rejects:
+        summary.append("  (--rejects FILE keeps every refused record with its line number)")
+    return clean, refused, summary
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` lies inside ``folder`` (through any link)."""
+    if path == "-":
+        return False
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, base]) == base
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -165,10 +203,27 @@ def run_train(args: argparse.Namespace) -> int:
     if args.data:
         if args.n is not None:
             raise UsageError("--n sets the size of a simulated cohort; it cannot go with --data")
-        clean, refused, summary = _labelled_rows(args.data, "train")
+        if args.out is None:
+            raise UsageError(
+                "give --out DIR: a model trained on your data is never written into the shipped "
+                "model's folder (models/)"
+            )
+        for option, path in (("--data", args.data), ("--rejects", args.rejects)):
+            if path and _inside(path, args.out):
+                raise UsageError(
+                    f"{option} {path} is inside --out {args.out}, which training replaces as a "
+                    f"whole; choose another folder"
+                )
+        check_rejects = [("--rejects", args.rejects)]
+        clean, refused, summary = _labelled_rows(args, "train", check_rejects)
         _say("\n".join(summary))
         source, simulated = f"{Path(args.data).name} (a user-supplied cohort)", False
     else:
+        if args.rejects or args.sep or args.decimal or args.encoding or args.strict_columns:
+            raise UsageError(
+                "--rejects, --sep, --decimal, --encoding and --strict-columns go with --data"
+            )
+        args.out = "models" if args.out is None else args.out
         n = DEFAULT_TRAINING_N if args.n is None else args.n
         _say(f"simulating the training cohort: {n:,} patients, seed {args.seed}")
         clean = simulate_cohort(n, seed=args.seed)
@@ -214,7 +269,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from predictor.evaluation import cross_validate
     from predictor.report import NO_FIGURES_NOTE, build_report, write_report
 
-    clean, refused, summary = _labelled_rows(args.data, "evaluate")
+    if args.rejects and _inside(args.rejects, args.out):
+        raise UsageError(
+            f"--rejects {args.rejects} is inside --out {args.out}; choose another file"
+        )
+    clean, refused, summary = _labelled_rows(args, "evaluate", [("--rejects", args.rejects)])
     try:
         model, manifest = load_model(args.model), read_manifest(args.model)
     except ModelFileError as exc:
@@ -286,10 +345,10 @@ def run_score(args: argparse.Namespace) -> int:
             rejects=args.rejects,
             model=args.model,
             explain=args.explain,
-            separator=args.sep,
-            decimal=args.decimal,
             chunk_rows=args.chunk_rows,
+            escape=not args.no_formula_escape,
             progress=not args.quiet and sys.stderr.isatty(),
+            **_reading(args),
         )
     except (BatchError, ModelFileError) as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
@@ -305,10 +364,12 @@ def run_score(args: argparse.Namespace) -> int:
             f"{_count(summary.rows_scored, 'row')} scored, {summary.rows_rejected:,} rejected "
             f"({_count(summary.problems, 'problem')}) in {summary.seconds:.2f} s; {read}"
         )
+        _say_notes(summary.notes)
         if summary.csv_module_from is not None:
             _say(
-                f"  note: from line {summary.csv_module_from:,} on, the file was read by the "
-                f"slower csv module (quotes inside unquoted fields, or bare CR line ends)"
+                f"  note: some records, the first on line {summary.csv_module_from:,}, were read "
+                f"by the slower csv module (quotes that are not RFC 4180, bare CR line ends, or "
+                f"lines rejected for their quoting or length)"
             )
         if summary.rows_rejected and not args.rejects:
             for message in summary.first_problems:
@@ -343,6 +404,48 @@ exit codes: 0 every row scored; 1 some rows rejected; 2 unusable input or argume
   reason); 130 interrupted."""
 
 
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that reads a CSV file: one reader, one set of options."""
+    parser.add_argument(
+        "--sep",
+        type=_separator,
+        help="field separator: , ; tab or | (default: an Excel sep= first line, else detected "
+        "from the header line)",
+    )
+    parser.add_argument(
+        "--decimal",
+        type=_decimal,
+        help="decimal mark, . or , (default: , for ;-separated files, else .)",
+    )
+    parser.add_argument(
+        "--encoding",
+        help="the file's encoding when it has no byte-order mark: "
+        + ", ".join(ENCODINGS)
+        + " (default utf-8; UTF-16 with a byte-order mark, and gzip, are read without options)",
+    )
+    parser.add_argument(
+        "--strict-columns",
+        action="store_true",
+        help="refuse (exit 2) a column that matches no field but resembles one (by default a "
+        "warning)",
+    )
+    parser.add_argument(
+        "--no-formula-escape",
+        action="store_true",
+        help="write text cells starting with = + - @ tab or CR as they are (by default they get "
+        "a leading ' so that a spreadsheet does not run them as formulas)",
+    )
+
+
+def _chunk_rows_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chunk-rows",
+        type=_whole_number(1),
+        default=DEFAULT_CHUNK_ROWS,
+        help=f"rows read (and scored) at a time (default: {DEFAULT_CHUNK_ROWS:,})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -350,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ketamine treatment-response predictor (a demonstration on synthetic data, "
         "not a clinical tool).",
         epilog="Exit codes: 0 success; 1 some input rows are invalid; 2 unusable input or "
-        "arguments; 130 interrupted.",
+        "arguments; 3 internal error; 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -381,22 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="add one contribution_<field> column (log-odds) per model input",
     )
     score.add_argument("--model", help="model directory or model.json (default: the shipped model)")
-    score.add_argument(
-        "--sep",
-        type=_separator,
-        help="field separator: , ; tab or | (default: detected from the header line)",
-    )
-    score.add_argument(
-        "--decimal",
-        type=_decimal,
-        help="decimal mark, . or , (default: , for ;-separated files, else .)",
-    )
-    score.add_argument(
-        "--chunk-rows",
-        type=_whole_number(1),
-        default=DEFAULT_CHUNK_ROWS,
-        help=f"rows read, scored and written at a time (default: {DEFAULT_CHUNK_ROWS:,})",
-    )
+    _reading_options(score)
+    _chunk_rows_option(score)
     score.add_argument(
         "--quiet", action="store_true", help="no progress bar and no summary (errors still show)"
     )
@@ -420,7 +509,15 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m predictor validate cohort.csv --problems problems.csv",
     )
     check.add_argument("input", help="input CSV file, or - for stdin")
-    check.add_argument("--problems", help="write the problems table to this CSV file")
+    check.add_argument(
+        "--problems",
+        help="write the problems table to this CSV file: the rows score would reject (CSV: "
+        + ", ".join(REJECT_COLUMNS)
+        + ")",
+    )
+    check.add_argument("--rejects", help="the same as --problems")
+    _reading_options(check)
+    _chunk_rows_option(check)
     check.add_argument(
         "--show", type=_whole_number(0), default=10, help="problems to print (default: 10)"
     )
@@ -437,8 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="training CSV with a 0/1 `responded` column (default: simulate the default cohort)",
     )
     fit.add_argument(
-        "--out", default="models", help="directory for the model files (default: models)"
+        "--out",
+        help="directory for the model files, replaced as a whole once they are all written "
+        "(default: models for the simulated cohort; required with --data)",
     )
+    fit.add_argument("--rejects", help="with --data: write the refused records here (CSV)")
+    _reading_options(fit)
     fit.add_argument(
         "--seed", type=_whole_number(0), default=DEFAULT_SEED, help="random seed (default: 0)"
     )
@@ -463,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="model directory or its model.json (default: the shipped model)"
     )
     evaluate.add_argument("--out", required=True, help="directory for the report (created)")
+    evaluate.add_argument("--rejects", help="write the refused records here (CSV)")
+    _reading_options(evaluate)
     evaluate.add_argument(
         "--seed", type=_whole_number(0), default=0, help="seed of the bootstrap (default: 0)"
     )
@@ -484,7 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Every failure is one line on stderr and a documented exit code, never a traceback: 2 for
+    unusable input or arguments, 3 for an internal error (its message is not shown, since it
+    might quote a patient's value; set ``KETAMINE_PREDICTOR_DEBUG=1`` to see the traceback).
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -494,3 +602,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted: no output file was written (an existing one is unchanged)")
         return EXIT_INTERRUPTED
+    except MemoryError:
+        _say("error: out of memory; give a smaller --chunk-rows, or free some memory")
+        return EXIT_INTERNAL
+    except Exception as exc:  # a bug: one line, no patient value, exit 3
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        _say(
+            f"internal error: {type(exc).__name__} in {Path(where.filename).name}, line "
+            f"{where.lineno}; nothing was written. Please report it (set {DEBUG}=1 to see "
+            f"the traceback)"
+        )
+        if os.environ.get(DEBUG):
+            traceback.print_exc()
+        return EXIT_INTERNAL

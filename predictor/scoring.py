@@ -13,7 +13,15 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
-from data_schemas import FIELDS_BY_NAME, SchemaError, match_columns, validate, validate_record
+from data_schemas import (
+    FIELDS_BY_NAME,
+    Problem,
+    Reason,
+    SchemaError,
+    match_columns,
+    validate,
+    validate_record,
+)
 from predictor.artifact import load_model
 from predictor.explain import (
     SAFETY_FIELDS,
@@ -113,6 +121,23 @@ def score_clean(model: AdditiveModel, clean: Mapping[str, Any] | pd.DataFrame) -
     )
 
 
+def _with_patient_ids(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The problems table with a ``patient_id`` column after ``row`` (empty where the frame
+    has no ``patient_id``)."""
+    ids = [
+        s.position
+        for s in match_columns(tuple(frame.columns)).sources
+        if s.field.name == "patient_id"
+    ]
+    patient_id = pd.Series("", index=problems.index, dtype=object)
+    if ids and len(problems):
+        by_row = dict(zip(frame.index, frame.iloc[:, ids[0]], strict=True))
+        patient_id[:] = [str(by_row.get(row, "")) for row in problems["row"]]
+    return problems.assign(patient_id=patient_id)[
+        ["row", "patient_id", "column", "field", "value", "reason", "message"]
+    ]
+
+
 def _resolve(model: ModelLike) -> AdditiveModel:
     return model if isinstance(model, AdditiveModel) else load_model(model)
 
@@ -181,23 +206,71 @@ def scored_table(
     if explain:
         for j, field in enumerate(model.fields):
             table[f"contribution_{field}"] = scores.contributions[:, j]
-    return pd.concat([pd.DataFrame(table, index=clean.index), clean.iloc[:, carried]], axis=1)
+    input_columns = clean.iloc[:, carried]
+    input_columns.columns = carried_names(list(table), list(input_columns.columns))
+    return pd.concat([pd.DataFrame(table, index=clean.index), input_columns], axis=1)
+
+
+def carried_names(taken: list[Any], names: list[Any]) -> list[Any]:
+    """Names for the input columns carried into a scored table, so that every column name of
+    the table is unique: a name that an output column (or an earlier input column) already has
+    gets ``_input`` appended (then ``_input_2``, ``_input_3``...).
+
+    >>> carried_names(["patient_id", "response_probability"], ["Site", "response_probability"])
+    ['Site', 'response_probability_input']
+    """
+    seen = set(taken)
+    result = []
+    for name in names:
+        new, k = name, 1
+        while new in seen:
+            new = f"{name}_input" if k == 1 else f"{name}_input_{k}"
+            k += 1
+        seen.add(new)
+        result.append(new)
+    return result
+
+
+class PredictedTable(NamedTuple):
+    """What ``predict(frame, invalid="collect")`` returns.
+
+    Attributes
+    ----------
+    scored : pandas.DataFrame
+        The valid rows scored, as ``predict(frame)`` gives them.
+    problems : pandas.DataFrame
+        One row per problem of the other rows: ``row`` (the frame's index label),
+        ``patient_id``, ``column``, ``field``, ``value``, ``reason`` and ``message``, as the
+        rejects file of ``score`` has them.
+    """
+
+    scored: pd.DataFrame
+    problems: pd.DataFrame
 
 
 @overload
 def predict(
-    patients: Mapping[str, Any], *, model: ModelLike = None, explain: bool = False
+    patients: Mapping[str, Any],
+    *,
+    model: ModelLike = None,
+    explain: bool = False,
+    invalid: str = "raise",
 ) -> Prediction: ...
 @overload
 def predict(
-    patients: pd.DataFrame, *, model: ModelLike = None, explain: bool = False
-) -> pd.DataFrame: ...
+    patients: pd.DataFrame,
+    *,
+    model: ModelLike = None,
+    explain: bool = False,
+    invalid: str = "raise",
+) -> pd.DataFrame | PredictedTable: ...
 def predict(
     patients: Mapping[str, Any] | pd.DataFrame,
     *,
     model: ModelLike = None,
     explain: bool = False,
-) -> Prediction | pd.DataFrame:
+    invalid: str = "raise",
+) -> Prediction | pd.DataFrame | PredictedTable:
     """Predict response to ketamine, with a 90% interval and an exact explanation.
 
     Parameters
@@ -210,6 +283,10 @@ def predict(
         A loaded model, or a model directory / ``model.json``; default: the shipped model.
     explain : bool
         For a table: add one ``contribution_<field>`` column per model field.
+    invalid : {"raise", "collect"}
+        For a table: ``"raise"`` a ``SchemaError`` if any row is invalid, or ``"collect"``:
+        score the valid rows and return them with the problems of the others, as
+        :class:`PredictedTable` (as ``score`` does with a file).
 
     Returns
     -------
@@ -224,7 +301,8 @@ def predict(
     Raises
     ------
     SchemaError
-        If a value or column breaks the schema (every problem is listed).
+        If a value or column breaks the schema (every problem is listed; for a table each
+        names its row by index label and ``patient_id``).
     ModelFileError
         If the model file is missing or fails its checks.
 
@@ -240,18 +318,40 @@ def predict(
     >>> p.reasons[0]
     'Low inflammation (CRP 0.9 mg/L) raises the chance of response'
     """
+    if invalid not in ("raise", "collect"):
+        raise ValueError(f"invalid must be 'raise' or 'collect', not {invalid!r}")
     resolved = _resolve(model)
     if isinstance(patients, pd.DataFrame):
         clean, problems = validate(patients)
-        if not problems.empty:
-            raise SchemaError.from_table(problems)
-        return scored_table(
+        problems = _with_patient_ids(problems, patients)
+        if not problems.empty and invalid == "raise":
+            raise SchemaError(
+                [
+                    Problem(
+                        row.row,
+                        row.column,
+                        row.field,
+                        row.value,
+                        Reason(row.reason),
+                        f"row {row.row!r} (patient_id {row.patient_id!r}): {row.message}",
+                    )
+                    for row in problems.itertuples(index=False)
+                ]
+            )
+        if problems.empty:
+            positions = np.arange(len(clean))
+        elif patients.index.is_unique:
+            positions = patients.index.get_indexer(clean.index)
+        else:
+            raise ValueError("invalid='collect' needs a table whose index labels are unique")
+        scored = scored_table(
             resolved,
             clean,
             columns=tuple(patients.columns),
-            row_numbers=np.arange(1, len(clean) + 1),
+            row_numbers=positions + 1,
             explain=explain,
         )
+        return PredictedTable(scored, problems) if invalid == "collect" else scored
     if not isinstance(patients, Mapping):
         raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
     record = validate_record(patients)

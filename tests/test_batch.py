@@ -22,6 +22,7 @@ from predictor import predict
 from predictor.atomic import _unnamed_file
 from predictor.batch import REJECT_COLUMNS, BatchError, CsvReader, score_csv
 from predictor.cli import main
+from predictor.explain import NOTE_SEPARATOR
 from predictor.scoring import OUTPUT_COLUMNS
 from predictor.synthetic import simulate_cohort
 
@@ -197,7 +198,7 @@ def test_score_line_numbers_count_blank_lines_and_line_breaks_in_quoted_fields(
     assert rejects[["line", "patient_id", "reason"]].values.tolist() == [
         ["6", "C", "not_a_number"],
         ["11", "E", "out_of_range"],
-        ["12", "", "wrong_field_count"],
+        ["12", "F", "wrong_field_count"],  # a ragged row keeps its patient_id
     ]
 
 
@@ -271,8 +272,9 @@ def test_score_and_predict_give_the_same_numbers_on_the_same_rows(tmp_path: Path
         row = batch.iloc[i]
         got = [row["response_probability"], row["probability_low"], row["probability_high"]]
         assert np.abs(np.array(got) - [one.probability, *one.interval]).max() <= 1e-12
-        assert row["top_reasons"] == "; ".join(one.reasons)
-        assert row["warnings"] == "; ".join(one.warnings)
+        # Cells split back into the lists predict(dict) gives.
+        for column, notes in (("top_reasons", one.reasons), ("warnings", one.warnings)):
+            assert (row[column].split(NOTE_SEPARATOR) if row[column] else []) == list(notes)
         for field, value in one.contributions.items():
             assert abs(row[f"contribution_{field}"] - value) <= 1e-12
 
@@ -306,12 +308,12 @@ def test_score_header_only_file_gives_an_output_with_only_the_header(tmp_path: P
     [
         (b"", "the file is empty"),
         (b"\n\n  \r\n", "the file is empty"),
-        (b"\xff\xfe\x00\x01\x80\x81", "not a text file"),
+        (b"patient_id,crp_mg_l\nA,\x00\x01\x80\x81\n", "not a text file"),
         ("patient_id,crp_mg_l\nA,1\nB,caf\xe9\n".encode("latin-1"), "line 3 is not UTF-8"),
         (b"crp_mg_l,CRP (mg/dL)\n1,0.1\n", "both give crp_mg_l"),
         (b"patient_id,CRP\nA,1\n", "does not say its unit"),
         (b"patient_id,crp_mg_l\nA,1\n", "read as ';'-separated"),
-        (b"Name,Ward\nA,1\n", "no column of the header ('Name,Ward'"),
+        (b"K-101,0.9,iv\nK-102,1.2,in\n", "none of the 3 column names is an input field"),
     ],
     ids=[
         "empty",
@@ -525,7 +527,7 @@ def _read_all(content: bytes, engine: str, chunk_rows: int) -> tuple[list, list,
     for chunk in reader.chunks():
         rows += chunk.frame.to_numpy().tolist()
         lines += chunk.frame.index.tolist()
-        ragged += [(p.row, p.value) for p in chunk.ragged]
+        ragged += [(p.row, p.value, str(p.reason)) for p in chunk.problems]
     return [reader.header, reader.header_line, *rows], lines, ragged
 
 

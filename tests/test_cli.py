@@ -84,14 +84,14 @@ def test_cli_validate_reports_problems_and_exits_1(
     problems = tmp_path / "problems.csv"
     assert main(["validate", str(source), "--problems", str(problems)]) == 1
     table = pd.read_csv(problems)
-    assert table[["record", "column", "reason"]].values.tolist() == [
-        [2, "Age (years)", "out_of_range"],
-        [2, "CRP (mg/dL)", "not_a_number"],
-        [3, "sex", "unknown_level"],
+    assert table[["line", "column", "reason"]].values.tolist() == [
+        [3, "Age (years)", "out_of_range"],
+        [3, "CRP (mg/dL)", "not_a_number"],
+        [4, "sex", "unknown_level"],
     ]
     err = capsys.readouterr().err
     assert "3 records: 1 valid, 2 with problems (3 problems)" in err
-    assert "record 3: sex is not a known sex" in err
+    assert "line 4: sex is not a known sex" in err
     assert "other" not in err and "12" not in err  # summaries carry no patient values
     assert "other" in problems.read_text()  # the file the user asked for has them
 
@@ -107,7 +107,7 @@ def test_cli_validate_reads_bom_and_crlf_from_stdin(
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "empty"), (b"\xff\xfe\x00\x01\x80\x81", "not a readable CSV")],
+    [(b"", "empty"), (b"age_years\n\x00\x01\x80\x81\n", "not a text file")],
     ids=["empty", "binary"],
 )
 def test_cli_validate_unusable_file_exits_2_in_one_line(

@@ -10,9 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_schemas import Reason, SchemaError
+from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Reason, Role, SchemaError
 from predictor import Prediction, load_model, predict
-from predictor.explain import Notes, _top_order, join_notes, notes_for
+from predictor.explain import (
+    NOTE_SEPARATOR,
+    SAFETY_FIELDS,
+    Notes,
+    _reasons,
+    _top_order,
+    join_notes,
+    notes_for,
+    warning_notes,
+)
+from predictor.features import Encoded
+from predictor.model import AdditiveModel, fit_additive_model
 from predictor.scoring import OUTPUT_COLUMNS
 from predictor.synthetic import simulate_cohort
 
@@ -181,8 +192,8 @@ def test_predict_frame_matches_predict_record_row_by_row(patients: pd.DataFrame)
         assert row["response_probability"] == pytest.approx(single.probability, abs=1e-12)
         assert row["probability_low"] == pytest.approx(single.interval[0], abs=1e-12)
         assert row["predicted_label"] == single.label
-        assert row["top_reasons"] == "; ".join(single.reasons)
-        assert row["warnings"] == "; ".join(single.warnings)
+        assert row["top_reasons"] == NOTE_SEPARATOR.join(single.reasons)
+        assert row["warnings"] == NOTE_SEPARATOR.join(single.warnings)
         for field in model.fields:
             assert row[f"contribution_{field}"] == pytest.approx(
                 single.contributions[field], abs=1e-12
@@ -241,12 +252,12 @@ def test_predict_frame_without_responded_does_not_add_one(patients) -> None:
     assert "responded" not in predict(patients).columns
 
 
-def test_predict_frame_carries_a_repeated_unknown_column_once_per_column() -> None:
+def test_predict_frame_carries_a_repeated_unknown_column_once_under_a_unique_name() -> None:
     frame = pd.DataFrame(
         [["K-1", "a", "0.9", "b"]], columns=["patient_id", "note", "crp_mg_l", "note"]
     )
     table = predict(frame)
-    assert list(table.columns[len(OUTPUT_COLUMNS) :]) == ["note", "note"]
+    assert list(table.columns[len(OUTPUT_COLUMNS) :]) == ["note", "note_input"]
     assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]
 
 
@@ -266,7 +277,7 @@ def test_join_notes_equals_joining_each_patients_notes_one_by_one(n_notes: int) 
         else:  # a text of its own for each patient
             notes.append(Notes(mask, np.array([f"v{k}.{i}" for i in range(n)], dtype=object)))
     joined = join_notes(notes, n)
-    assert joined.tolist() == ["; ".join(notes_for(notes, i)) for i in range(n)]
+    assert joined.tolist() == [NOTE_SEPARATOR.join(notes_for(notes, i)) for i in range(n)]
     assert join_notes([], 3).tolist() == ["", "", ""]
 
 
@@ -275,3 +286,141 @@ def test_top_order_breaks_ties_as_a_stable_sort_does() -> None:
     contributions = rng.choice([-0.5, -0.2, 0.0, 0.2, 0.5], size=(1000, 14))  # many ties
     stable = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :3]
     assert np.array_equal(_top_order(contributions, 3), stable)
+
+
+# ------------------------------------------------- levels never seen, and the cells' separator
+
+
+@pytest.fixture(scope="module")
+def narrow_model() -> AdditiveModel:
+    """A model from a cohort with one route only, no current substance-use disorder, no BDNF
+    and one slow-wave-sleep value: unseen levels and unused fields, fitted in about a second."""
+    cohort = simulate_cohort(3000, seed=5)
+    cohort = cohort[cohort["route"] == "iv_ketamine"].copy()
+    use = cohort["substance_use_disorder"].astype(object)
+    cohort["substance_use_disorder"] = use.where(use != "current", "past")
+    cohort["bdnf_ng_ml"] = np.nan
+    cohort["slow_wave_sleep_pct"] = cohort["slow_wave_sleep_pct"].where(
+        cohort["slow_wave_sleep_pct"].isna(), 12.0
+    )
+    model, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=5, penalty_grid=(0.1,)
+    )
+    return model
+
+
+UNSEEN = "was not seen in training: its term is 0 (the training average), and the prediction is "
+
+
+def test_unseen_level_is_warned_after_out_of_range_values_and_contributes_zero(
+    narrow_model: AdditiveModel,
+) -> None:
+    route = narrow_model.features.terms[narrow_model.fields.index("route")]
+    assert route.seen_levels == ("iv_ketamine",)
+    assert route.unseen_levels == ("intranasal_esketamine",)
+    p = predict(
+        {"route": "intranasal_esketamine", "substance_use_disorder": "current", "age_years": 99},
+        model=narrow_model,
+    )
+    expected = [
+        f"route intranasal_esketamine {UNSEEN}less certain than its interval says",
+        f"substance-use disorder current {UNSEEN}less certain than its interval says",
+    ]
+    assert list(p.warnings[-2:]) == expected
+    assert "is above the range seen in training" in p.warnings[-3]  # out of range: before
+    assert p.contributions["route"] == 0.0
+    assert p.contributions["substance_use_disorder"] == 0.0
+    assert not any(r.startswith(("Intranasal", "A current")) for r in p.reasons)
+    seen = predict({"route": "iv_ketamine", "substance_use_disorder": "past"}, model=narrow_model)
+    assert not any(UNSEEN in w for w in seen.warnings)
+
+
+def test_unseen_level_is_warned_in_a_scored_table_too(narrow_model: AdditiveModel) -> None:
+    frame = pd.DataFrame({"route": ["iv_ketamine", "intranasal_esketamine", None]})
+    warned = predict(frame, model=narrow_model)["warnings"].str.contains(UNSEEN, regex=False)
+    assert warned.tolist() == [False, True, False]
+
+
+def _every_message(model: AdditiveModel) -> set[str]:
+    """Every reason and warning text ``model`` can give: each field's reasons for each level or
+    value bucket and not measured, both directions; each warning template's every case."""
+    texts = set()
+    for j, term in enumerate(model.features.terms):
+        if term.unused:
+            continue
+        if term.levels:
+            values = np.array([*term.levels, None], dtype=object)
+        else:
+            low, high = term.value_range
+            values = np.r_[np.linspace(low, high, 25), np.nan]
+        for raises in (False, True):
+            texts.update(_reasons(model, j, values, np.full(len(values), raises)).tolist())
+    terms, n_terms = model.features.terms, len(model.features.terms)
+    # Rows: all missing; each field alone missing; each number below, then above its range.
+    missing = np.vstack([np.ones(n_terms, bool), np.eye(n_terms, dtype=bool)])
+    outside = np.zeros((len(missing), n_terms), np.int8)
+    spline = np.array([term.is_spline for term in terms])
+    below, above = np.diag(-spline.astype(np.int8)), np.diag(spline.astype(np.int8))
+    missing = np.vstack([missing, np.zeros((2 * n_terms, n_terms), bool)])
+    outside = np.vstack([outside, below, above])
+    n = len(missing)
+    values: dict[str, np.ndarray] = {name: np.ones(n) for name in SAFETY_FIELDS}
+    for j, term in enumerate(terms):
+        if term.levels:  # every level, seen or not, in turn
+            values[term.field] = np.resize(np.array(term.levels, dtype=object), n)
+        elif term.is_spline:
+            low, high = term.value_range
+            column = np.full(n, (low + high) / 2)
+            column[outside[:, j] < 0], column[outside[:, j] > 0] = low - 1.5, high + 2.5
+            values[term.field] = column
+        else:  # unused: a value given for it
+            values[term.field] = np.full(n, 7.0)
+    encoded = Encoded(np.zeros((n, 0)), missing, outside)
+    for note in warning_notes(model, values, encoded):
+        texts.update(note.text[note.mask].tolist())
+    return texts
+
+
+def test_no_message_contains_the_note_separator(narrow_model: AdditiveModel) -> None:
+    shipped, narrow = _every_message(load_model()), _every_message(narrow_model)
+    texts = shipped | narrow
+    cautions = {f"safety screen: {f.caution}" for f in FIELDS if f.role is Role.SAFETY}
+    assert cautions <= texts and any("; " in c for c in cautions)  # why "; " cannot serve
+    kinds = ("not measured", "not recorded", "is not used by this model", "below the range",
+             "above the range", "was not seen in training", " the chance of response")  # fmt: skip
+    for kind in kinds:
+        assert any(kind in text for text in texts), kind
+    levels = sum(len(t.levels) for t in load_model().features.terms)
+    assert len(shipped) > 2 * levels  # every level, both ways, and much more
+    assert [text for text in texts if NOTE_SEPARATOR in text or not text] == []
+    for field in FIELDS_BY_NAME.values():  # what the schema could put into a text
+        if field.kind in (Kind.CATEGORY, Kind.BOOLEAN):
+            assert not any(NOTE_SEPARATOR.strip() in level for level in field.levels)
+
+
+def _with_every_warning(patients: pd.DataFrame) -> pd.DataFrame:
+    """Patients with safety flags, missing fields, out-of-range values and every route."""
+    frame = patients.iloc[:40].copy()
+    for k, name in enumerate(SAFETY_FIELDS):
+        frame[name] = np.where(np.arange(len(frame)) % (k + 2) == 0, "yes", "no")
+    frame["route"] = np.resize(["iv_ketamine", "intranasal_esketamine"], len(frame))
+    frame["age_years"] = frame["age_years"].astype(float)
+    frame.iloc[::3, frame.columns.get_loc("age_years")] = 99.0
+    frame.iloc[::4, frame.columns.get_loc("crp_mg_l")] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize("which", ["shipped", "narrow"])
+def test_scored_cells_split_back_into_the_lists_of_predict_record(
+    patients: pd.DataFrame, narrow_model: AdditiveModel, which: str
+) -> None:
+    model = load_model() if which == "shipped" else narrow_model
+    frame = _with_every_warning(patients)
+    table = predict(frame, model=model)
+    assert table["warnings"].str.contains("; ").any()  # safety cautions are in cells
+    for i in range(len(frame)):
+        record = {k: v for k, v in frame.iloc[i].to_dict().items() if not pd.isna(v)}
+        single = predict(record, model=model)
+        for column, texts in (("warnings", single.warnings), ("top_reasons", single.reasons)):
+            cell = table.iloc[i][column]
+            assert (cell.split(NOTE_SEPARATOR) if cell else []) == list(texts), (i, column)

@@ -20,6 +20,7 @@ from data_schemas import markdown_table
 from predictor.artifact import read_manifest
 from predictor.batch import score_csv
 from predictor.cohort_targets import targets_markdown
+from predictor.explain import NOTE_SEPARATOR
 from predictor.model_card import performance_table
 from predictor.report import (
     METRICS_NAME,
@@ -92,7 +93,9 @@ def _scoring_example() -> str:
             "probability_low": scored["probability_low"].astype(float).map("{:.3f}".format),
             "probability_high": scored["probability_high"].astype(float).map("{:.3f}".format),
             "predicted_label": scored["predicted_label"],
-            "top_reasons (the first of three)": scored["top_reasons"].str.split("; ").str[0],
+            "top_reasons (the first of three)": scored["top_reasons"]
+            .str.split(NOTE_SEPARATOR)
+            .str[0],
             "Site": scored["Site"],
         }
     )

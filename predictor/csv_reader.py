@@ -1,0 +1,721 @@
+"""The one CSV reader of every command that reads a file of patient records (``score``,
+``validate``, ``train --data``, ``evaluate --data``).
+
+It takes what spreadsheets, R, EHR reports and lab systems write: UTF-8 with or without a
+byte-order mark (other encodings are turned into UTF-8 by :mod:`predictor.input_stream`), LF,
+CRLF or bare CR line ends, quoted fields (also with separators, quotes or line breaks inside),
+blank lines (also a spreadsheet's ``,,,,`` rows), Excel's ``sep=;`` first line, trailing empty
+header cells, and ``;``-separated files with decimal commas. It works on raw bytes, one chunk of
+about ``chunk_rows`` records (and at most :data:`MAX_CHUNK_BYTES`) at a time, so memory does not
+grow with the file, whatever its row lengths.
+
+Every record of the input ends up in exactly one place: a chunk's rows (text cells, indexed by
+the line the record starts on; the header is line 1, blank lines and line breaks inside quoted
+fields count), or a chunk's problems (a line the reader rejects), or nowhere for a blank line:
+
+* ``wrong_field_count``: more or fewer fields than the header;
+* ``unclosed_quote``: a quoted field that does not close as RFC 4180 says (a closing quote
+  followed by anything but a separator, a quote or the line end; a quote still open at the end
+  of the file; a record that spans several lines and runs past
+  :data:`MAX_MULTILINE_RECORD_BYTES`, or has more or fewer fields than the header). The line
+  where the quote opened is rejected, and reading resumes on the next line, so one bad cell
+  never costs the rest of the file. (Quoting that RFC 4180 allows is read as it says: a stray
+  quote that a later quote happens to close, into a record of the header's width, joins those
+  lines into one record);
+* ``record_too_long``: a line longer than :data:`MAX_RECORD_BYTES` (skipped without being held
+  in memory).
+
+How: records are found without parsing (numpy over the bytes: a line end ends a record unless
+it is inside quotes), pyarrow's CSV parser splits them into cells, and a record that the fast
+path cannot vouch for (one of the problems above, a quote inside an unquoted field such as
+``5"7``, a bare CR line end) is read with Python's ``csv`` module in strict mode, one record at
+a time, with the same results and line numbers, before the fast path takes over again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pac
+import pyarrow.csv as pcsv
+
+from data_schemas import match_columns
+from data_schemas.errors import Problem, Reason, wrong_field_count
+
+DEFAULT_CHUNK_ROWS = 50_000
+"""Records per chunk: large enough for vectorised code to pay off, small enough that a chunk's
+design matrix (about 100 columns of float64) stays near 40 MB."""
+SEPARATORS = (",", ";", "\t", "|")
+"""Field separators the reader accepts."""
+DECIMALS = (".", ",")
+"""Decimal marks the reader accepts."""
+
+MAX_RECORD_BYTES = 1 << 20
+"""A line longer than this (1 MiB) is rejected as ``record_too_long`` and skipped unread."""
+MAX_MULTILINE_RECORD_BYTES = 64 << 10
+"""A record that spans several lines (line breaks inside a quoted field) may be at most this long
+(64 KiB); past that, its quote is taken as never closed (``unclosed_quote``)."""
+MAX_CHUNK_BYTES = 32 << 20
+"""At most this many bytes (32 MiB) are read and parsed at a time, whatever ``chunk_rows`` says."""
+_HEADER_BYTES = 1 << 20
+"""The header line must end within this many bytes of the start of the file."""
+_SLOW_RECORDS = 1_000
+"""Records read one by one with the ``csv`` module before the fast path is tried again."""
+_QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BLANK = re.compile(r"[,;\t| ]*")
+"""A blank line: nothing but separators and spaces (a spreadsheet's ``,,,,`` row)."""
+_EXCEL_SEPARATOR = re.compile(r"sep=(.)(?:\r\n|\r|\n|$)")
+
+# The csv module refuses a field over 128 KiB by default; a record is bounded by
+# MAX_RECORD_BYTES here, so let it read up to that (raised once, never lowered).
+csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
+
+
+class BatchError(ValueError):
+    """Input that cannot be read at all: missing, empty, not text, a header that cannot be read
+    or that breaks the schema, or an output that cannot be created. Nothing is written."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a CSV file is read.
+
+    Attributes
+    ----------
+    separator : str
+        Field separator.
+    decimal : str
+        Decimal mark of numbers.
+    detected : bool
+        Whether the separator was detected from the file (rather than given).
+    encoding : str
+        The file's encoding as read (``"utf-8"``, ``"cp1252"``, ``"utf-16-le"``, with
+        ``" (gzip)"`` for a compressed file).
+    """
+
+    separator: str
+    decimal: str
+    detected: bool = False
+    encoding: str = "utf-8"
+
+    def describe(self) -> str:
+        """``"';'-separated, decimal ','"``, for messages (with the encoding unless UTF-8)."""
+        text = f"{self.separator!r}-separated, decimal {self.decimal!r}"
+        return text if self.encoding == "utf-8" else f"{text}, {self.encoding}"
+
+
+def decode_check(data: bytes, name: str, first_line: int, final: bool = True) -> None:
+    """Raise :class:`BatchError` unless ``data`` is UTF-8 text without NUL bytes (``final``: it
+    does not stop inside a character). The message names the line, never its text."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = first_line + data.count(b"\n", 0, nul)
+        raise BatchError(
+            f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as text"
+        )
+    try:
+        codecs.utf_8_decode(data, "strict", final)
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(b"\n", 0, exc.start)
+        raise BatchError(
+            f"{name}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); give "
+            f"--encoding cp1252 (or latin-1) for a file saved by Excel on Windows, or save it "
+            f"as CSV UTF-8"
+        ) from None
+
+
+# --------------------------------------------------------------------------- finding records
+
+
+class _Scan(NamedTuple):
+    """The records at the start of a buffer that the fast path can read."""
+
+    end: int
+    """bytes they take, line ends included"""
+    starts: np.ndarray
+    """each record's first line, counted from the buffer's first line (0)"""
+    lines: int
+    """line ends in ``buffer[:end]``"""
+    stop: bool
+    """the record at ``end`` must be read by the ``csv`` module"""
+    bounds: np.ndarray
+    """the byte each record ends at (past its line end)"""
+
+    def first(self, count: int) -> _Scan:
+        """The scan of the first ``count`` records only (the rest are read later)."""
+        if self.starts.size <= count:
+            return self
+        return _Scan(
+            int(self.bounds[count - 1]),
+            self.starts[:count],
+            int(self.starts[count]),
+            False,
+            self.bounds[:count],
+        )
+
+
+def _first_quote_violation(
+    data: np.ndarray, quotes: np.ndarray, separator: int, final: bool
+) -> int:
+    """The position of the first quote that is not RFC 4180 (an opening quote that does not
+    start a field, or whose closing quote is followed by text, or that never closes in a final
+    buffer), or ``len(data)`` when there is none.
+
+    An opening quote (an even number of quotes before it) must follow a separator, a line end,
+    the start of the buffer or (a doubled quote) the quote before it; its closing quote must be
+    followed by a separator, a line end, another quote or the end of the buffer.
+    """
+    n = len(data)
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = data[np.maximum(opening - 1, 0)]
+    starts_field = (
+        (opening == 0) | (before == separator) | (before == _NEWLINE) | (before == _QUOTE)
+    )
+    after = data[np.minimum(closing + 1, n - 1)]
+    ends_field = (
+        (after == separator)
+        | (after == _NEWLINE)
+        | (after == _RETURN)
+        | (after == _QUOTE)
+        | (closing == n - 1)
+    )
+    found = [n + 1]
+    if not starts_field.all():
+        found.append(int(opening[np.argmin(starts_field)]))
+    if not ends_field.all():
+        found.append(int(opening[np.argmin(ends_field)]))
+    if final and quotes.size % 2:
+        found.append(int(opening[-1]))
+    return min(found)
+
+
+def _scan(buffer: bytes, separator: int, final: bool) -> _Scan:
+    """Find the records of ``buffer`` (which starts at a record boundary) that the fast path can
+    read: complete, RFC 4180 quoting, no bare CR, within the length bounds.
+
+    ``final``: the buffer ends the input (else its last, incomplete record is left for the next
+    read).
+    """
+    n = len(buffer)
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    violation = n + 1  # the first byte the fast path cannot vouch for
+    if b"\r" in buffer:
+        returns = np.flatnonzero(data == _RETURN)
+        following = data[np.minimum(returns + 1, n - 1)]
+        bare = returns[(following != _NEWLINE) | (returns == n - 1)]
+        if not final:
+            bare = bare[bare != n - 1]  # its line feed may be in the next read
+        if bare.size:
+            violation = int(bare[0])
+    quotes = np.flatnonzero(data == _QUOTE) if b'"' in buffer else np.empty(0, dtype=np.intp)
+    if quotes.size:
+        violation = min(violation, _first_quote_violation(data, quotes, separator, final))
+    newlines = np.flatnonzero(data == _NEWLINE)
+    # Indices (into newlines) of the line feeds that end a record: those outside quotes.
+    if quotes.size:
+        ends = np.flatnonzero(np.searchsorted(quotes, newlines) % 2 == 0)
+    else:
+        ends = np.arange(newlines.size)
+    stops = newlines[ends]  # their positions
+    violation = min(violation, _first_overlong(n, newlines.size, ends, stops))
+    if violation <= n:
+        k = int(np.searchsorted(stops, violation))  # records that end before it
+        end = int(stops[k - 1]) + 1 if k else 0
+        lines = int(ends[k - 1]) + 1 if k else 0
+        return _Scan(end, _record_lines(ends[:k]), lines, True, stops[:k] + 1)
+    trailing = (int(stops[-1]) + 1 if ends.size else 0) < n
+    if final:
+        records, bounds = _record_lines(ends), stops + 1
+        if trailing:
+            records = np.append(records, int(ends[-1]) + 1 if ends.size else 0)
+            bounds = np.append(bounds, n)
+        return _Scan(n, records, newlines.size, False, bounds)
+    if not ends.size:
+        return _Scan(0, _record_lines(ends), 0, False, stops + 1)
+    return _Scan(int(stops[-1]) + 1, _record_lines(ends), int(ends[-1]) + 1, False, stops + 1)
+
+
+def _first_overlong(n: int, line_ends: int, ends: np.ndarray, stops: np.ndarray) -> int:
+    """The start of the first record over the length bounds (:data:`MAX_RECORD_BYTES`, and
+    :data:`MAX_MULTILINE_RECORD_BYTES` for one that spans several lines), the trailing
+    incomplete one included, or ``n + 1`` when there is none.
+
+    ``ends`` are the indices of the record-ending line feeds among the buffer's ``line_ends``
+    line feeds, and ``stops`` their positions.
+    """
+    starts = np.concatenate([[0], stops + 1])
+    extents = np.concatenate([stops + 1, [n]]) - starts  # the last: the trailing record
+    spans = np.diff(np.concatenate([[-1], ends, [line_ends]]))  # line feeds in each record
+    if extents[-1] == 0:
+        extents, spans, starts = extents[:-1], spans[:-1], starts[:-1]
+    over = (extents > MAX_RECORD_BYTES) | ((spans > 1) & (extents > MAX_MULTILINE_RECORD_BYTES))
+    return int(starts[np.argmax(over)]) if over.any() else n + 1
+
+
+def _record_lines(ends: np.ndarray) -> np.ndarray:
+    """The line each record starts on, from the indices of the line ends that end records."""
+    return (
+        np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+        if ends.size
+        else np.zeros(0, np.int64)
+    )
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+class Chunk(NamedTuple):
+    """Records read from the input."""
+
+    frame: pd.DataFrame
+    """text cells of the data rows, columns as the header names them, index: the line each row
+    starts on"""
+    problems: list[Problem]
+    """lines rejected by the reader (wrong field count, unclosed quote, too long)"""
+    ids: dict[int, str]
+    """line -> the patient_id read from a rejected line, where it has one"""
+    consumed: int
+    """bytes of the input read up to the end of this chunk"""
+
+
+class _Overlong(Exception):
+    """A record spanning several lines ran past MAX_MULTILINE_RECORD_BYTES."""
+
+
+def _is_blank(cells: list[str]) -> bool:
+    """A blank record: no cell, or only empty cells (a spreadsheet's ``,,,``), or one cell of
+    spaces."""
+    return all(cell == "" for cell in cells) or (len(cells) == 1 and not cells[0].strip())
+
+
+def _detect_separator(header: str) -> str:
+    """``;`` for a header with semicolons and no commas; a tab for one with tabs and neither;
+    otherwise ``,``."""
+    if "," not in header and ";" in header:
+        return ";"
+    if "," not in header and ";" not in header and "\t" in header:
+        return "\t"
+    return ","
+
+
+class CsvReader:
+    """Read a CSV file of patient records in chunks, with the line number of every row.
+
+    Parameters
+    ----------
+    stream : binary file
+        The input as UTF-8 bytes, positioned at its start (a UTF-8 byte-order mark is skipped).
+    name : str
+        The input's name, for messages.
+    separator : str, optional
+        Field separator; default: the one an Excel ``sep=`` first line gives, else ``";"`` if
+        the header line has semicolons and no commas, a tab if it has tabs and neither, else
+        ``","``.
+    decimal : str, optional
+        Decimal mark; default ``","`` for ``;``-separated files, else ``"."``.
+    chunk_rows : int
+        About how many records each chunk holds (at most :data:`MAX_CHUNK_BYTES` of them).
+    engine : {"fast", "csv"}
+        ``"csv"`` reads every record with Python's ``csv`` module, as the fast path does for a
+        record it cannot read itself (tests hold the two to the same results).
+    encoding : str
+        The file's encoding, for :attr:`dialect` (the stream is UTF-8 whatever it is).
+
+    Raises
+    ------
+    BatchError
+        If the input is empty, not UTF-8 text, or has no readable header line (a quote that
+        does not close, a line break inside a quoted name).
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        name: str,
+        *,
+        separator: str | None = None,
+        decimal: str | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        engine: str = "fast",
+        encoding: str = "utf-8",
+    ) -> None:
+        if engine not in ("fast", "csv"):
+            raise ValueError(f"engine must be 'fast' or 'csv', not {engine!r}")
+        if separator is not None and separator not in SEPARATORS:
+            raise ValueError(f"separator must be one of {SEPARATORS}, not {separator!r}")
+        if decimal is not None and decimal not in DECIMALS:
+            raise ValueError(f"decimal must be one of {DECIMALS}, not {decimal!r}")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
+        self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
+        self._engine = engine
+        self.csv_module_from: int | None = None
+        """The first line the ``csv`` module read (None: the fast path read every record)."""
+        self._pending = b""
+        self._eof = False
+        self.consumed = 0
+        self.line = 1  # the line the pending bytes start on
+        self._fill(_HEADER_BYTES)
+        if self._pending.startswith(codecs.BOM_UTF8):
+            self._take(len(codecs.BOM_UTF8), 0)
+        header, self.header_line, sep, detected = self._read_header(separator)
+        self.width = len(header)
+        """Fields of the header, trailing empty ones included (every row must have as many)."""
+        while len(header) > 1 and not header[-1].strip():
+            header.pop()  # a spreadsheet's trailing empty header cells: their columns go
+        self.header = header
+        """The header's column names, without trailing empty ones."""
+        self.dialect = Dialect(
+            sep, decimal or ("," if sep == ";" else "."), detected=detected, encoding=encoding
+        )
+        if self.dialect.separator == self.dialect.decimal:
+            raise BatchError(
+                f"the separator and the decimal mark are both {sep!r}; give --decimal or --sep"
+            )
+        sample = self._pending[: 1 << 16]
+        self._bytes_per_record = len(sample) // max(sample.count(b"\n"), 1) + 1
+        ids = [
+            s.position for s in match_columns(tuple(header)).sources if s.field.name == "patient_id"
+        ]
+        self._id_position = ids[0] if ids else None
+
+    # ----------------------------------------------------------------------- buffer
+
+    def _fill(self, size: int) -> None:
+        """Read until ``size`` bytes are pending or the input ends."""
+        while not self._eof and len(self._pending) < size:
+            try:
+                more = self._stream.read(max(size - len(self._pending), 1 << 16))
+            except OSError as exc:
+                raise BatchError(f"{self.name}: cannot read it ({exc.strerror or exc})") from None
+            self._eof = not more
+            self._pending += more
+
+    def _take(self, end: int, lines: int) -> bytes:
+        data, self._pending = self._pending[:end], self._pending[end:]
+        self.consumed += end
+        self.line += lines
+        return data
+
+    def _line_end_at(self, pos: int) -> int | None:
+        """The end (past its line end) of the line that starts at ``pos`` of the pending bytes;
+        None at the end of the input; -1 for a line longer than :data:`MAX_RECORD_BYTES`."""
+        while True:
+            bound = pos + MAX_RECORD_BYTES + 2
+            match = _LINE_END.search(self._pending, pos, bound)
+            if match is not None and not (
+                match.group() == b"\r" and match.end() == len(self._pending) and not self._eof
+            ):  # a CR at the end of what was read may be the first half of a CRLF
+                return match.end() if match.start() - pos <= MAX_RECORD_BYTES else -1
+            if len(self._pending) - pos > MAX_RECORD_BYTES:
+                return -1
+            if self._eof:
+                return len(self._pending) if len(self._pending) > pos else None
+            self._fill(len(self._pending) + (1 << 16))
+
+    def _skip_line(self) -> bytes:
+        """Drop the (too long) line the pending bytes start with, without holding it; return
+        its first bytes."""
+        head = self._pending[:1024]
+        while True:
+            match = _LINE_END.search(self._pending)
+            if match is not None and (
+                match.group() != b"\r" or match.end() < len(self._pending) or self._eof
+            ):
+                self._take(match.end(), 1)
+                return head
+            self._take(len(self._pending), 0)
+            self._fill(1 << 20)
+            if not self._pending:
+                self.line += 1
+                return head
+
+    # ----------------------------------------------------------------------- header
+
+    def _read_header(self, separator: str | None) -> tuple[list[str], int, str, bool]:
+        """Skip an Excel ``sep=`` line and blank lines, and read the header record; the
+        separator is the one given, else the ``sep=`` line's, else detected from the header."""
+        head = self._pending[:_HEADER_BYTES]
+        decode_check(head, self.name, self.line, final=len(self._pending) <= _HEADER_BYTES)
+        detected = separator is None
+        excel = _EXCEL_SEPARATOR.match(codecs.utf_8_decode(head[:8], "replace")[0])
+        if excel is not None and excel.group(1) in SEPARATORS:
+            separator = separator or excel.group(1)
+            self._take(len(excel.group(0)), 1 if excel.group(0)[-1:] in "\r\n" else 0)
+        while True:
+            end = self._line_end_at(0)
+            if end is None:
+                raise BatchError(f"{self.name}: the file is empty (it has no header line)")
+            if end < 0:
+                raise BatchError(f"{self.name}: no header line in the first 1 MB")
+            decode_check(self._pending[:end], self.name, self.line)
+            line = self._pending[:end].decode("utf-8")
+            if not _BLANK.fullmatch(line.rstrip("\r\n")):
+                break
+            self._take(end, 1)
+        sep = separator or _detect_separator(line)
+        reader = csv.reader([line], delimiter=sep, strict=True)
+        try:
+            cells = next(reader)
+        except csv.Error:
+            raise BatchError(
+                f"{self.name}, line {self.line}: the header's quotes do not close on its line "
+                f"(a quote left open, text after a closing quote, or a line break inside a "
+                f"quoted column name); fix the quoting of the column names"
+            ) from None
+        header_line = self.line
+        self._take(end, 1)
+        return cells, header_line, sep, detected
+
+    # ----------------------------------------------------------------------- records
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The data records, in chunks of about ``chunk_rows`` (at most
+        :data:`MAX_CHUNK_BYTES`); each record is in a chunk's rows or its problems, blank lines
+        in neither."""
+        sep = ord(self.dialect.separator)
+        limit = self._limit()
+        while True:
+            self._fill(limit)
+            if not self._pending:
+                return
+            window = self._pending[:limit]
+            final = self._eof and len(window) == len(self._pending)
+            scan = None if self._engine == "csv" else _scan(window, sep, final)
+            if scan is not None and scan.starts.size:
+                scan = scan.first(self._chunk_rows)  # rows bounded as well as bytes
+                data = window[: scan.end]
+                decode_check(data, self.name, self.line)
+                parsed = self._parse(data, scan.starts + self.line)
+                if parsed is not None:
+                    self._take(scan.end, scan.lines)
+                    self._bytes_per_record = max(1, scan.end // scan.starts.size)
+                    limit = self._limit()
+                    yield self._chunk(*parsed)
+                    continue
+                if self.csv_module_from is None:
+                    self.csv_module_from = self.line
+                yield self._chunk(*self._read_slowly(scan.starts.size))
+                continue
+            elif scan is not None and not scan.stop and not final:
+                limit *= 2  # no record ends in the window: a long one (bounded by the scan)
+                continue
+            if self.csv_module_from is None:
+                self.csv_module_from = self.line
+            size = self._chunk_rows if self._engine == "csv" else _SLOW_RECORDS
+            yield self._chunk(*self._read_slowly(min(size, self._chunk_rows)))
+
+    def _limit(self) -> int:
+        return max(1, min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES))
+
+    def _parse(
+        self, data: bytes, lines: np.ndarray
+    ) -> tuple[pd.DataFrame, list[Problem], dict[int, str]] | None:
+        """Cells of the records in ``data`` (starting on ``lines``) by pyarrow, and the ragged
+        ones; None if pyarrow and the scan disagree on the records, or a ragged record spans
+        several lines (the ``csv`` module then reads them: see :meth:`_read_slowly`)."""
+        names = [str(k) for k in range(self.width)]
+        invalid: list[Any] = []
+
+        def keep_aside(row: Any) -> str:
+            invalid.append(row)
+            return "skip"
+
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=max(len(data), 1 << 20) + 1
+            ),
+            parse_options=pcsv.ParseOptions(
+                delimiter=self.dialect.separator,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=keep_aside,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=False,
+            ),
+        )
+        if table.num_rows + len(invalid) != lines.size:
+            return None
+        problems: list[Problem] = []
+        ids: dict[int, str] = {}
+        keep = np.ones(lines.size, dtype=bool)
+        for row in invalid:
+            if row.number is None or any(c in row.text.rstrip("\r\n") for c in "\r\n"):
+                return None
+            k = row.number - 1
+            keep[k] = False
+            cells = next(csv.reader([row.text], delimiter=self.dialect.separator), [])
+            if not _is_blank(cells):
+                self._reject_ragged(int(lines[k]), cells, row.text, problems, ids)
+        empty = None
+        for column in table.columns:
+            blank = pac.equal(pac.binary_length(column), 0)
+            empty = blank if empty is None else pac.and_(empty, blank)
+        if empty is not None and pac.any(empty).as_py():
+            table = table.filter(pac.invert(empty))
+            rows = np.flatnonzero(keep)
+            keep[rows[empty.to_numpy()]] = False
+        frame = table.to_pandas()
+        frame.index = pd.Index(lines[keep], name="line")
+        return frame, problems, ids
+
+    def _read_slowly(self, count: int) -> tuple[pd.DataFrame, list[Problem], dict[int, str]]:
+        """Read up to ``count`` records one at a time with the ``csv`` module (strict RFC 4180
+        quoting; a quote inside an unquoted field is text), rejecting a line whose quote does
+        not close (or that quotes join to the next lines into a record of the wrong width), or
+        that is too long, and going on from the next line."""
+        sep = self.dialect.separator
+        rows: list[list[str]] = []
+        numbers: list[int] = []
+        problems: list[Problem] = []
+        ids: dict[int, str] = {}
+        pos, line = 0, self.line
+        while len(rows) + len(problems) < count:
+            first = self._line_end_at(pos)
+            if first is None:
+                break
+            if first < 0:  # a line over MAX_RECORD_BYTES: skipped without being held
+                self._take(pos, line - self.line)
+                head = self._skip_line().decode("utf-8", "replace")
+                self._reject_line(line, Reason.RECORD_TOO_LONG, head, problems, ids)
+                pos, line = 0, self.line
+                continue
+            ends: list[int] = []
+            reader = csv.reader(self._lines(pos, line, ends), delimiter=sep, strict=True)
+            try:
+                cells = next(reader)
+            except (csv.Error, _Overlong):
+                text = self._pending[pos:first].decode("utf-8")
+                self._reject_line(line, Reason.UNCLOSED_QUOTE, text, problems, ids)
+                pos, line = first, line + 1
+                continue
+            text = self._pending[pos : ends[-1]].decode("utf-8")
+            if len(ends) > 1 and len(cells) != self.width:
+                # Several lines joined by quotes into a record of the wrong width: a stray quote
+                # on the first line, most likely. Reject that line alone and read on from the next.
+                text = self._pending[pos:first].decode("utf-8")
+                self._reject_line(line, Reason.UNCLOSED_QUOTE, text, problems, ids)
+                pos, line = first, line + 1
+                continue
+            if not _is_blank(cells):
+                if len(cells) != self.width:
+                    self._reject_ragged(line, cells, text, problems, ids)
+                else:
+                    rows.append(cells)
+                    numbers.append(line)
+            pos, line = ends[-1], line + len(ends)
+        self._take(pos, line - self.line)
+        frame = pd.DataFrame(rows, columns=range(self.width), dtype="str")
+        frame.index = pd.Index(np.asarray(numbers, dtype=np.int64), name="line")
+        return frame, problems, ids
+
+    def _lines(self, pos: int, line: int, ends: list[int]) -> Iterator[str]:
+        """The lines of the pending bytes from ``pos`` (the line numbered ``line``) as text,
+        recording where each ends; raises _Overlong once a record of several lines runs past
+        :data:`MAX_MULTILINE_RECORD_BYTES` (the caller reads one record from it)."""
+        start = pos
+        while True:
+            end = self._line_end_at(pos)
+            if end is None:
+                return
+            if ends and (end < 0 or end - start > MAX_MULTILINE_RECORD_BYTES):
+                raise _Overlong
+            data = self._pending[pos:end]
+            decode_check(data, self.name, line + len(ends))
+            ends.append(end)
+            yield data.decode("utf-8")
+            pos = end
+
+    def _patient_id(self, cells: list[str]) -> str | None:
+        k = self._id_position
+        return cells[k] if k is not None and k < len(cells) else None
+
+    def _reject_ragged(
+        self, line: int, cells: list[str], text: str, problems: list[Problem], ids: dict[int, str]
+    ) -> None:
+        problems.append(
+            wrong_field_count(
+                line, len(cells), self.width, text.rstrip("\r\n"), self.dialect.separator
+            )
+        )
+        patient = self._patient_id(cells)
+        if patient:
+            ids[line] = patient
+
+    def _reject_line(
+        self, line: int, reason: Reason, text: str, problems: list[Problem], ids: dict[int, str]
+    ) -> None:
+        problems.append(rejected_line(line, reason, text.rstrip("\r\n")))
+        cells = next(csv.reader([text.rstrip("\r\n")], delimiter=self.dialect.separator), [])
+        patient = self._patient_id(cells)
+        if patient:
+            ids[line] = patient
+
+    def _chunk(self, frame: pd.DataFrame, problems: list[Problem], ids: dict[int, str]) -> Chunk:
+        """Name the columns; a row with a value under a trailing unnamed header cell is
+        rejected, and those columns are dropped."""
+        named = len(self.header)
+        if self.width > named:
+            extra = frame.iloc[:, named:]
+            stray = (extra.apply(lambda column: column.str.strip() != "")).any(axis=1)
+            for line in frame.index[stray.to_numpy()].tolist():
+                cells = frame.loc[line].tolist()
+                text = self.dialect.separator.join(cells)
+                problems.append(rejected_line(line, Reason.WRONG_FIELD_COUNT, text, named=named))
+                patient = self._patient_id(cells)
+                if patient:
+                    ids[line] = patient
+            frame = frame.loc[~stray.to_numpy()].iloc[:, :named]
+        frame.columns = self.header
+        problems.sort(key=lambda p: p.row)
+        return Chunk(frame, problems, ids, self.consumed)
+
+
+def rejected_line(line: int, reason: Reason, text: str, *, named: int = 0) -> Problem:
+    """The problem of a line the reader rejects whole (``unclosed_quote``,
+    ``record_too_long``, or a value under a header's trailing unnamed cells).
+
+    Parameters
+    ----------
+    line : int
+        The line number in the file (the header is line 1).
+    reason : Reason
+        Why.
+    text : str
+        The line as read (shortened to 200 characters for the rejects file).
+    named : int
+        For a value under an unnamed header cell: how many header cells have names.
+    """
+    shown = text if len(text) <= 200 else text[:197] + "..."
+    if reason is Reason.UNCLOSED_QUOTE:
+        message = (
+            f"line {line} opens a quoted field that does not close as CSV requires (a closing "
+            f"quote must be followed by the separator or the line end, within "
+            f"{MAX_MULTILINE_RECORD_BYTES // 1024} KiB); the line is rejected and reading goes "
+            f"on at line {line + 1}: check its quotes"
+        )
+    elif reason is Reason.RECORD_TOO_LONG:
+        message = (
+            f"line {line} is longer than {MAX_RECORD_BYTES // 2**20} MiB; it is skipped: check "
+            f"that the file is a CSV file of patient records"
+        )
+    else:
+        message = (
+            f"line {line} has a value after the header's last named column ({named}); name "
+            f"that column in the header, or remove the value"
+        )
+    return Problem(line, "", "", shown, reason, message)
