@@ -136,10 +136,10 @@ def _refuse_the_input(
     if identity is None:
         return
     for option, path in outputs:
-        if path is None or str(path) == "-":
+        if path is None:
             continue
         try:
-            status = os.stat(path)
+            status = os.fstat(1) if str(path) == "-" else os.stat(path)
         except OSError:
             continue
         if (status.st_dev, status.st_ino) == identity:
@@ -150,7 +150,10 @@ def _refuse_the_input(
 
 
 def check_writable(target: str | os.PathLike[str] | None) -> None:
-    """Raise BatchError if ``target``'s folder is missing or ``target`` is a folder."""
+    """Raise BatchError if ``target``'s folder is missing or ``target`` is a folder (``"-"``:
+    if standard output is closed)."""
+    if target is not None and str(target) == "-" and sys.stdout is None:
+        raise BatchError("standard output is closed; give --out FILE")
     if target is None or str(target) == "-":
         return
     folder = Path(target).parent

@@ -267,12 +267,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a CSV file with outcomes and write the evaluation report."""
     # Imported here: scikit-learn, which they import, costs ``score`` about 1 s of start-up.
     from predictor.evaluation import cross_validate
-    from predictor.report import NO_FIGURES_NOTE, build_report, write_report
+    from predictor.report import (
+        FIGURES_DIR,
+        METRICS_NAME,
+        NO_FIGURES_NOTE,
+        REPORT_NAME,
+        build_report,
+        write_report,
+    )
 
-    if args.rejects and _inside(args.rejects, args.out):
-        raise UsageError(
-            f"--rejects {args.rejects} is inside --out {args.out}; choose another file"
-        )
+    written = [Path(args.out) / REPORT_NAME, Path(args.out) / METRICS_NAME]
+    for option, path in (("--data", args.data), ("--rejects", args.rejects)):
+        if (
+            path
+            and path != "-"
+            and (
+                _inside(path, str(Path(args.out) / FIGURES_DIR))
+                or any(os.path.realpath(path) == os.path.realpath(f) for f in written)
+            )
+        ):
+            raise UsageError(
+                f"{option} {path} is a file the report in --out {args.out} replaces; choose "
+                f"another file or folder"
+            )
     clean, refused, summary = _labelled_rows(args, "evaluate", [("--rejects", args.rejects)])
     try:
         model, manifest = load_model(args.model), read_manifest(args.model)

@@ -245,9 +245,9 @@ def _scan(buffer: bytes, separator: int, final: bool) -> _Scan:
 
 
 def _first_overlong(n: int, line_ends: int, ends: np.ndarray, stops: np.ndarray) -> int:
-    """The start of the first record over the length bounds (:data:`MAX_RECORD_BYTES`, and
-    :data:`MAX_MULTILINE_RECORD_BYTES` for one that spans several lines), the trailing
-    incomplete one included, or ``n + 1`` when there is none.
+    """The start of the first record over :data:`MAX_RECORD_BYTES` or that spans several lines
+    (the ``csv`` module reads those: it checks them for lines a stray quote swallowed), the
+    trailing incomplete one included, or ``n + 1`` when there is none.
 
     ``ends`` are the indices of the record-ending line feeds among the buffer's ``line_ends``
     line feeds, and ``stops`` their positions.
@@ -257,7 +257,7 @@ def _first_overlong(n: int, line_ends: int, ends: np.ndarray, stops: np.ndarray)
     spans = np.diff(np.concatenate([[-1], ends, [line_ends]]))  # line feeds in each record
     if extents[-1] == 0:
         extents, spans, starts = extents[:-1], spans[:-1], starts[:-1]
-    over = (extents > MAX_RECORD_BYTES) | ((spans > 1) & (extents > MAX_MULTILINE_RECORD_BYTES))
+    over = (extents > MAX_RECORD_BYTES) | (spans > 1)
     return int(starts[np.argmax(over)]) if over.any() else n + 1
 
 
@@ -294,7 +294,18 @@ class _Overlong(Exception):
 def _is_blank(cells: list[str]) -> bool:
     """A blank record: no cell, or only empty cells (a spreadsheet's ``,,,``), or one cell of
     spaces."""
-    return all(cell == "" for cell in cells) or (len(cells) == 1 and not cells[0].strip())
+    return all(cell == "" for cell in cells) or (len(cells) == 1 and not cells[0].strip(" \t"))
+
+
+def _before_closing_quote(text: str) -> str:
+    """The text of a quoted field's last line up to its closing quote (the first quote that is
+    not doubled)."""
+    k = 0
+    while (k := text.find('"', k)) >= 0:
+        if text[k + 1 : k + 2] != '"':
+            return text[:k]
+        k += 2
+    return text
 
 
 def _detect_separator(header: str) -> str:
@@ -409,9 +420,10 @@ class CsvReader:
     def _line_end_at(self, pos: int) -> int | None:
         """The end (past its line end) of the line that starts at ``pos`` of the pending bytes;
         None at the end of the input; -1 for a line longer than :data:`MAX_RECORD_BYTES`."""
+        searched = pos
         while True:
             bound = pos + MAX_RECORD_BYTES + 2
-            match = _LINE_END.search(self._pending, pos, bound)
+            match = _LINE_END.search(self._pending, searched, bound)
             if match is not None and not (
                 match.group() == b"\r" and match.end() == len(self._pending) and not self._eof
             ):  # a CR at the end of what was read may be the first half of a CRLF
@@ -420,14 +432,27 @@ class CsvReader:
                 return -1
             if self._eof:
                 return len(self._pending) if len(self._pending) > pos else None
-            self._fill(len(self._pending) + (1 << 16))
+            searched = max(pos, len(self._pending) - 1)  # a CR there may start a CRLF
+            # Grow geometrically: each fill copies the pending bytes once.
+            self._fill(len(self._pending) + max(1 << 16, min(len(self._pending), 1 << 24)))
 
     def _skip_line(self) -> bytes:
         """Drop the (too long) line the pending bytes start with, without holding it; return
         its first bytes."""
-        head = self._pending[:1024]
+        head = self._pending[: 64 << 10]
+        checker = codecs.getincrementaldecoder("utf-8")()
         while True:
             match = _LINE_END.search(self._pending)
+            end = match.end() if match is not None else len(self._pending)
+            if b"\x00" in self._pending[:end]:
+                raise BatchError(
+                    f"{self.name}: not a text file (a NUL byte on line {self.line}); give a CSV "
+                    f"file saved as text"
+                )
+            try:
+                checker.decode(self._pending[:end], match is not None)
+            except UnicodeDecodeError:
+                decode_check(self._pending[:end], self.name, self.line)
             if match is not None and (
                 match.group() != b"\r" or match.end() < len(self._pending) or self._eof
             ):
@@ -484,6 +509,7 @@ class CsvReader:
         in neither."""
         sep = ord(self.dialect.separator)
         limit = self._limit()
+        slow = _SLOW_RECORDS  # grows while the fast path keeps stopping at once
         while True:
             self._fill(limit)
             if not self._pending:
@@ -499,7 +525,7 @@ class CsvReader:
                 if parsed is not None:
                     self._take(scan.end, scan.lines)
                     self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                    limit = self._limit()
+                    limit, slow = self._limit(), _SLOW_RECORDS
                     yield self._chunk(*parsed)
                     continue
                 if self.csv_module_from is None:
@@ -511,8 +537,9 @@ class CsvReader:
                 continue
             if self.csv_module_from is None:
                 self.csv_module_from = self.line
-            size = self._chunk_rows if self._engine == "csv" else _SLOW_RECORDS
+            size = self._chunk_rows if self._engine == "csv" else slow
             yield self._chunk(*self._read_slowly(min(size, self._chunk_rows)))
+            slow *= 4  # a file the fast path cannot read (bare CR, 5"7 everywhere): big chunks
 
     def _limit(self) -> int:
         return max(1, min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES))
@@ -563,6 +590,8 @@ class CsvReader:
                 self._reject_ragged(int(lines[k]), cells, row.text, problems, ids)
         empty = None
         for column in table.columns:
+            if self.width == 1:  # one cell of spaces is a blank line (as _is_blank says)
+                column = pac.utf8_trim(column, characters=" \t")
             blank = pac.equal(pac.binary_length(column), 0)
             empty = blank if empty is None else pac.and_(empty, blank)
         if empty is not None and pac.any(empty).as_py():
@@ -584,7 +613,7 @@ class CsvReader:
         problems: list[Problem] = []
         ids: dict[int, str] = {}
         pos, line = 0, self.line
-        while len(rows) + len(problems) < count:
+        while len(rows) + len(problems) < count and pos < MAX_CHUNK_BYTES:
             first = self._line_end_at(pos)
             if first is None:
                 break
@@ -604,9 +633,10 @@ class CsvReader:
                 pos, line = first, line + 1
                 continue
             text = self._pending[pos : ends[-1]].decode("utf-8")
-            if len(ends) > 1 and len(cells) != self.width:
-                # Several lines joined by quotes into a record of the wrong width: a stray quote
-                # on the first line, most likely. Reject that line alone and read on from the next.
+            if len(ends) > 1 and (len(cells) != self.width or self._swallows(pos, ends)):
+                # Several lines joined by quotes into a record of the wrong width, or holding a
+                # line that is a whole record by itself: a stray quote on the first line, most
+                # likely. Reject that line alone and read on from the next.
                 text = self._pending[pos:first].decode("utf-8")
                 self._reject_line(line, Reason.UNCLOSED_QUOTE, text, problems, ids)
                 pos, line = first, line + 1
@@ -622,6 +652,21 @@ class CsvReader:
         frame = pd.DataFrame(rows, columns=range(self.width), dtype="str")
         frame.index = pd.Index(np.asarray(numbers, dtype=np.int64), name="line")
         return frame, problems, ids
+
+    def _swallows(self, pos: int, ends: list[int]) -> bool:
+        """Whether a record of several lines (from ``pos``, its lines ending at ``ends``) holds
+        a whole record of the file inside a quoted field: a line between its first and last
+        that has the header's width on its own, or a last line whose text up to the closing
+        quote has it. That is patients a stray quote joined into one cell."""
+        sep = self.dialect.separator
+        starts = [pos, *ends[:-1]]
+        for k in range(1, len(ends)):
+            text = self._pending[starts[k] : ends[k]].decode("utf-8").rstrip("\r\n")
+            if k == len(ends) - 1:
+                text = _before_closing_quote(text)
+            if len(next(csv.reader([text], delimiter=sep), [])) == self.width:
+                return True
+        return False
 
     def _lines(self, pos: int, line: int, ends: list[int]) -> Iterator[str]:
         """The lines of the pending bytes from ``pos`` (the line numbered ``line``) as text,
@@ -659,8 +704,11 @@ class CsvReader:
     def _reject_line(
         self, line: int, reason: Reason, text: str, problems: list[Problem], ids: dict[int, str]
     ) -> None:
-        problems.append(rejected_line(line, reason, text.rstrip("\r\n")))
-        cells = next(csv.reader([text.rstrip("\r\n")], delimiter=self.dialect.separator), [])
+        text = text.rstrip("\r\n")
+        problems.append(rejected_line(line, reason, text))
+        cells = next(csv.reader([text], delimiter=self.dialect.separator), [])
+        if self._id_position is not None and len(cells) <= self._id_position:
+            cells = text.split(self.dialect.separator)  # a quote that never closed took them
         patient = self._patient_id(cells)
         if patient:
             ids[line] = patient
@@ -705,8 +753,9 @@ def rejected_line(line: int, reason: Reason, text: str, *, named: int = 0) -> Pr
         message = (
             f"line {line} opens a quoted field that does not close as CSV requires (a closing "
             f"quote must be followed by the separator or the line end, within "
-            f"{MAX_MULTILINE_RECORD_BYTES // 1024} KiB); the line is rejected and reading goes "
-            f"on at line {line + 1}: check its quotes"
+            f"{MAX_MULTILINE_RECORD_BYTES // 1024} KiB, and a quoted field may not hold whole "
+            f"records of the file); the line is rejected and reading goes on at line "
+            f"{line + 1}: check its quotes"
         )
     elif reason is Reason.RECORD_TOO_LONG:
         message = (

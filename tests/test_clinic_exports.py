@@ -453,3 +453,114 @@ def test_the_shipped_example_still_scores(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "patients.csv"
     shutil.copy(example, tmp_path / "patients.csv")
     assert main(["score", str(tmp_path / "patients.csv"), "--out", str(tmp_path / "o.csv")]) == 0
+
+
+# --------------------------------------------------------------------------- second review
+
+
+@pytest.mark.parametrize("rows_between", [0, 1, 300], ids=["next-line", "one-between", "many"])
+def test_a_stray_quote_closed_by_a_later_one_still_costs_its_line_only(
+    tmp_path: Path, rows_between: int
+) -> None:
+    # A later quote closes the stray one into a record of the header's width: RFC 4180 would
+    # join every line between into P0's note. The lines are whole records, so P0's line is
+    # rejected instead and every other patient is scored.
+    middle = [f"P{k},1.0,iv,York" for k in range(1, rows_between + 1)]
+    last = f'P{rows_between + 1},1.1,iv,scar 5"'
+    lines = ["patient_id,crp_mg_l,route,note", 'P0,0.9,iv,"Leeds', *middle, last, "PZ,1,iv,x"]
+    code, scored, rejected = _run(tmp_path, "\n".join(lines) + "\n")
+    assert code == 1
+    assert scored["patient_id"].tolist() == [f"P{k}" for k in range(1, rows_between + 2)] + ["PZ"]
+    assert rejected[["line", "patient_id", "reason"]].values.tolist() == [
+        ["2", "P0", "unclosed_quote"]
+    ]
+
+
+def test_a_legitimate_note_over_several_lines_is_kept(tmp_path: Path) -> None:
+    content = 'patient_id,crp_mg_l,note\nA,1,"seen twice\nby the team, on Monday\nok"\nB,2,x\n'
+    code, scored, _ = _run(tmp_path, content)
+    assert code == 0
+    assert scored["note"].tolist() == ["seen twice\nby the team, on Monday\nok", "x"]
+
+
+def test_the_patient_id_of_a_line_whose_quote_never_closes_is_kept(tmp_path: Path) -> None:
+    content = 'note,patient_id,crp_mg_l,route\n"' + "x" * 250 + ",P1,0.9,iv\nn,P2,1,iv\n"
+    code, _, rejected = _run(tmp_path, content)
+    assert code == 1
+    assert rejected[["patient_id", "reason"]].values.tolist() == [["P1", "unclosed_quote"]]
+
+
+def test_slow_chunks_are_bounded_by_bytes_and_grow_for_a_file_read_slowly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import predictor.csv_reader as reader_module
+
+    row = b"P,1," + b"x" * 5_000
+    content = b"patient_id,crp_mg_l,note\r" + b"\r".join([row] * 400) + b"\r"  # bare CR
+    monkeypatch.setattr(reader_module, "MAX_CHUNK_BYTES", 100_000)
+    chunks = list(CsvReader(io.BytesIO(content), "t").chunks())
+    assert sum(len(c.frame) for c in chunks) == 400
+    assert max(len(c.frame) for c in chunks) * len(row) <= 100_000 + len(row)
+    # A file the fast path cannot read at all gets ever bigger slow chunks, not 1,000 at a time.
+    small = b"patient_id,crp_mg_l\r" + b"P,1\r" * 30_000
+    sizes = [len(c.frame) for c in CsvReader(io.BytesIO(small), "t").chunks()]
+    assert sum(sizes) == 30_000 and len(sizes) <= 4
+
+
+@pytest.mark.parametrize("engine", ["fast", "csv"])
+def test_a_line_of_spaces_in_a_one_column_file_is_blank(engine: str) -> None:
+    reader = CsvReader(io.BytesIO(b"crp_mg_l\n0.9\n   \n1.2\n"), "t", engine=engine)
+    frames = [c.frame for c in reader.chunks()]
+    assert pd.concat(frames)["crp_mg_l"].tolist() == ["0.9", "1.2"]
+
+
+def test_a_nul_inside_a_line_over_the_bound_refuses_the_file(tmp_path: Path) -> None:
+    long = b"B,1," + b"x" * (MAX_RECORD_BYTES + 10) + b"\x00\n"
+    code, scored, _ = _run(tmp_path, b"patient_id,crp_mg_l,route\nA,1,iv\n" + long + b"C,1,iv\n")
+    assert code == 2 and scored is None
+
+
+@pytest.mark.parametrize("redirect", ["1<>in.csv", ">>in.csv"], ids=["read-write", "append"])
+def test_standard_output_that_is_the_input_is_refused(tmp_path: Path, redirect: str) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"patient_id,crp_mg_l\nA,1\n")
+    command = f"{sys.executable} -m predictor score in.csv --out - {redirect}"
+    result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "is the input file itself" in result.stderr
+    assert source.read_bytes() == b"patient_id,crp_mg_l\nA,1\n"
+
+
+def test_a_closed_standard_output_is_unusable_not_an_internal_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "in.csv").write_bytes(b"patient_id,crp_mg_l\nA,1\n")
+    command = f"{sys.executable} -m predictor score in.csv --out - >&-"
+    result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "standard output is closed" in result.stderr
+
+
+def test_evaluate_refuses_data_that_its_report_would_replace(tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    data = tmp_path / "report" / "metrics.json"
+    data.write_text("crp_mg_l,responded\n1,1\n")
+    assert main(["evaluate", "--data", str(data), "--out", str(tmp_path / "report")]) == 2
+    assert data.read_text() == "crp_mg_l,responded\n1,1\n"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ['"\nK-9"', '"first\nsecond"', '"a\nb\nc"', '"x,y\nz"'],
+    ids=["id", "two", "three", "comma"],
+)
+def test_a_multiline_first_column_is_one_record(tmp_path: Path, cell: str) -> None:
+    # The rest of the record follows the closing quote on the last line: not a stray quote.
+    content = f"note,patient_id,crp_mg_l,route\n{cell},K-1,0.9,iv\nn,K-2,1,iv\n"
+    code, scored, _ = _run(tmp_path, content)
+    assert code == 0
+    assert scored["patient_id"].tolist() == ["K-1", "K-2"]
