@@ -674,7 +674,7 @@ def read_labelled_csv(
 
 def problems_as_rejects(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """A schema problems table of ``frame`` (whose index is the file line) as rejects rows."""
-    chunk = Chunk(frame, [], {}, 0)
+    chunk = Chunk(frame, [], {})
     return rejects_table(problems, chunk)
 
 

@@ -283,8 +283,6 @@ class Chunk(NamedTuple):
     """lines rejected by the reader (wrong field count, unclosed quote, too long)"""
     ids: dict[int, str]
     """line -> the patient_id read from a rejected line, where it has one"""
-    consumed: int
-    """bytes of the input read up to the end of this chunk"""
 
 
 class _Overlong(Exception):
@@ -373,7 +371,6 @@ class CsvReader:
         """The first line the ``csv`` module read (None: the fast path read every record)."""
         self._pending = b""
         self._eof = False
-        self.consumed = 0
         self.line = 1  # the line the pending bytes start on
         self._fill(_HEADER_BYTES)
         if self._pending.startswith(codecs.BOM_UTF8):
@@ -413,7 +410,6 @@ class CsvReader:
 
     def _take(self, end: int, lines: int) -> bytes:
         data, self._pending = self._pending[:end], self._pending[end:]
-        self.consumed += end
         self.line += lines
         return data
 
@@ -452,7 +448,10 @@ class CsvReader:
             try:
                 checker.decode(self._pending[:end], match is not None)
             except UnicodeDecodeError:
-                decode_check(self._pending[:end], self.name, self.line)
+                raise BatchError(
+                    f"{self.name}: line {self.line} is not UTF-8 text; give --encoding cp1252 "
+                    f"(or latin-1) for a file saved by Excel on Windows, or save it as CSV UTF-8"
+                ) from None
             if match is not None and (
                 match.group() != b"\r" or match.end() < len(self._pending) or self._eof
             ):
@@ -730,7 +729,7 @@ class CsvReader:
             frame = frame.loc[~stray.to_numpy()].iloc[:, :named]
         frame.columns = self.header
         problems.sort(key=lambda p: p.row)
-        return Chunk(frame, problems, ids, self.consumed)
+        return Chunk(frame, problems, ids)
 
 
 def rejected_line(line: int, reason: Reason, text: str, *, named: int = 0) -> Problem:
