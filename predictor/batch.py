@@ -32,7 +32,7 @@ import pyarrow.compute as pac
 import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
-from data_schemas.validate import ColumnMatch
+from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
 from predictor.artifact import load_model
 from predictor.atomic import atomic_outputs
 from predictor.csv_reader import (
@@ -59,6 +59,7 @@ __all__ = [
     "Dialect",
     "LabelledRows",
     "escape_formulas",
+    "merged_rejects",
     "read_labelled_csv",
     "score_csv",
     "validate_csv",
@@ -657,19 +658,14 @@ def read_labelled_csv(
     ) as (reader, _):
         _, notes = _checked_header(reader, strict_columns=strict_columns)
         frames, rejected = [], []
-        empty = pd.DataFrame(columns=["row", "column", "field", "value", "reason", "message"])
+        empty = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
         for chunk in reader.chunks():
             frames.append(chunk.frame)
             if chunk.problems:
                 rejected.append(rejects_table(empty, chunk))
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=reader.header, dtype="str")
     frame.columns = reader.header
-    table = (
-        pd.concat(rejected, ignore_index=True)
-        if rejected
-        else pd.DataFrame(columns=list(REJECT_COLUMNS))
-    )
-    return LabelledRows(frame, table, reader.dialect, tuple(notes))
+    return LabelledRows(frame, merged_rejects(rejected), reader.dialect, tuple(notes))
 
 
 def problems_as_rejects(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -678,16 +674,20 @@ def problems_as_rejects(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataF
     return rejects_table(problems, chunk)
 
 
+def merged_rejects(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Rejects tables as one, in line order (an empty table with the rejects columns for
+    none)."""
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return pd.DataFrame(columns=list(REJECT_COLUMNS))
+    table = pd.concat(tables, ignore_index=True)
+    return table.sort_values("line", kind="stable", ignore_index=True)[list(REJECT_COLUMNS)]
+
+
 def write_rejects(
-    tables: Sequence[pd.DataFrame], path: str | os.PathLike[str], *, escape: bool = True
+    table: pd.DataFrame, path: str | os.PathLike[str], *, escape: bool = True
 ) -> None:
-    """Write rejects tables, in line order, to ``path`` (atomically)."""
-    table = (
-        pd.concat([t for t in tables if len(t)], ignore_index=True)
-        if any(len(t) for t in tables)
-        else pd.DataFrame(columns=list(REJECT_COLUMNS))
-    )
-    table = table.sort_values("line", kind="stable", ignore_index=True)
+    """Write a rejects table (:data:`REJECT_COLUMNS`) to ``path`` (atomically)."""
     with atomic_outputs([path], binary=True) as (sink,):
         _write_header(sink, list(REJECT_COLUMNS), escape)
         sink.write(_csv_rows(table[list(REJECT_COLUMNS)], escape))

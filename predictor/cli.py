@@ -31,6 +31,7 @@ from predictor.batch import (
     SEPARATORS,
     BatchError,
     check_writable,
+    merged_rejects,
     problems_as_rejects,
     read_labelled_csv,
     score_csv,
@@ -168,12 +169,10 @@ def _labelled_rows(
         clean, problems = training_rows(read.frame, purpose=purpose, decimal=read.dialect.decimal)
     except (BatchError, SchemaError, TrainingDataError) as exc:
         raise UsageError(f"{path}: {exc}".replace("\n", " ")) from exc
-    schema_rejects = problems_as_rejects(problems, read.frame)
+    rejected = merged_rejects([read.rejected, problems_as_rejects(problems, read.frame)])
     if args.rejects:
         try:
-            write_rejects(
-                [read.rejected, schema_rejects], args.rejects, escape=not args.no_formula_escape
-            )
+            write_rejects(rejected, args.rejects, escape=not args.no_formula_escape)
         except OSError as exc:
             raise UsageError(f"cannot write {args.rejects}: {exc.strerror or exc}") from exc
     refused = len(read.frame) - len(clean) + len(read.rejected)
@@ -182,9 +181,7 @@ def _labelled_rows(
         f"read as {read.dialect.describe()}",
         *(f"  {note}" for note in read.notes),
     ]
-    shown = pd.concat([t for t in (read.rejected, schema_rejects) if len(t)] or [schema_rejects])
-    shown = shown.sort_values("line", kind="stable")
-    summary += [f"  {line}" for line in summary_lines(shown, 5, place="line")]
+    summary += [f"  {line}" for line in summary_lines(rejected, 5, place="line")]
     if refused and not args.rejects:
         summary.append("  (--rejects FILE keeps every refused record with its line number)")
     return clean, refused, summary

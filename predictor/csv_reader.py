@@ -684,9 +684,11 @@ class CsvReader:
             yield data.decode("utf-8")
             pos = end
 
-    def _patient_id(self, cells: list[str]) -> str | None:
+    def _keep_id(self, line: int, cells: list[str], ids: dict[int, str]) -> None:
+        """Record the patient_id that a rejected line's ``cells`` hold, if any."""
         k = self._id_position
-        return cells[k] if k is not None and k < len(cells) else None
+        if k is not None and k < len(cells) and cells[k]:
+            ids[line] = cells[k]
 
     def _reject_ragged(
         self, line: int, cells: list[str], text: str, problems: list[Problem], ids: dict[int, str]
@@ -696,9 +698,7 @@ class CsvReader:
                 line, len(cells), self.width, text.rstrip("\r\n"), self.dialect.separator
             )
         )
-        patient = self._patient_id(cells)
-        if patient:
-            ids[line] = patient
+        self._keep_id(line, cells, ids)
 
     def _reject_line(
         self, line: int, reason: Reason, text: str, problems: list[Problem], ids: dict[int, str]
@@ -708,9 +708,7 @@ class CsvReader:
         cells = next(csv.reader([text], delimiter=self.dialect.separator), [])
         if self._id_position is not None and len(cells) <= self._id_position:
             cells = text.split(self.dialect.separator)  # a quote that never closed took them
-        patient = self._patient_id(cells)
-        if patient:
-            ids[line] = patient
+        self._keep_id(line, cells, ids)
 
     def _chunk(self, frame: pd.DataFrame, problems: list[Problem], ids: dict[int, str]) -> Chunk:
         """Name the columns; a row with a value under a trailing unnamed header cell is
@@ -723,9 +721,7 @@ class CsvReader:
                 cells = frame.loc[line].tolist()
                 text = self.dialect.separator.join(cells)
                 problems.append(rejected_line(line, Reason.WRONG_FIELD_COUNT, text, named=named))
-                patient = self._patient_id(cells)
-                if patient:
-                    ids[line] = patient
+                self._keep_id(line, cells, ids)
             frame = frame.loc[~stray.to_numpy()].iloc[:, :named]
         frame.columns = self.header
         problems.sort(key=lambda p: p.row)
