@@ -7,7 +7,7 @@ never saw and writes ``models/`` (model.json, manifest.json, MODEL_CARD.md). The
 
 import sys
 
-from predictor.cli import main
+from predictor._cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

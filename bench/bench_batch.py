@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from predictor import load_model, simulate_cohort
-from predictor.batch import score_csv
+from predictor.io._batch import score_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import as_frame, pipeline
@@ -44,7 +44,7 @@ TARGET_SECONDS = 10.0
 TARGET_RATIO = 2.0
 CHILD = """\
 import resource, sys
-from predictor.cli import main
+from predictor._cli import main
 code = main(sys.argv[1:])
 try:  # this process's own peak: Linux's ru_maxrss also counts the parent's at fork time
     with open("/proc/self/status") as status:

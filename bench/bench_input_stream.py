@@ -1,4 +1,4 @@
-"""How fast :func:`predictor.input_stream.open_input` gives UTF-8 bytes, per encoding.
+"""How fast :func:`predictor.io._input_stream.open_input` gives UTF-8 bytes, per encoding.
 
     python bench/bench_input_stream.py [--mb 100]
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from predictor.input_stream import open_input
+from predictor.io._input_stream import open_input
 
 READ = 1 << 20
 SITES = ("Leeds", "York", "Malmö", "Zürich", "Besançon", "Łódź")

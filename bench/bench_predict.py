@@ -27,7 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTran
 
 from data_schemas import FIELDS_BY_NAME, Kind, validate_record
 from predictor import load_model, predict, simulate_cohort
-from predictor.features import MODEL_FIELDS
+from predictor.model._features import MODEL_FIELDS
 
 REPEATS = 2_000
 ROUNDS = 10

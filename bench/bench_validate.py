@@ -13,7 +13,7 @@ import statistics
 import time
 
 from data_schemas import validate, validate_record
-from predictor.synthetic import simulate_cohort
+from predictor.simulation._synthetic import simulate_cohort
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.special import expit
 
-from predictor.cohort_targets import TARGETS
-from predictor.synthetic import RESPONSE_MODEL, draw_patients, response_logit
+from predictor.simulation._synthetic import RESPONSE_MODEL, draw_patients, response_logit
+from predictor.simulation._targets import TARGETS
 
 FREE = {  # effect -> the target it mainly drives
     "intercept": "T1",

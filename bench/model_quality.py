@@ -17,9 +17,9 @@ import time
 import numpy as np
 from joblib import Parallel, delayed
 
-from predictor.evaluation import evaluate_additive
-from predictor.model import fit_additive_model
-from predictor.synthetic import simulate_cohort
+from predictor.evaluation._metrics import evaluate_additive
+from predictor.model._additive import fit_additive_model
+from predictor.simulation._synthetic import simulate_cohort
 
 EVALUATION_SEED = 10_000
 TARGETS = {

@@ -13,8 +13,8 @@ import time
 
 import pandas as pd
 
-from predictor.cohort_targets import measure_targets, targets_markdown
-from predictor.synthetic import DEFAULT_SEED, simulate_cohort
+from predictor.simulation._synthetic import DEFAULT_SEED, simulate_cohort
+from predictor.simulation._targets import measure_targets, targets_markdown
 
 
 def sweep(seeds: int, n: int) -> None:

@@ -7,12 +7,11 @@ True
 """
 
 from data_schemas import SchemaError
-from predictor.artifact import ModelFileError, load_model, read_manifest
-from predictor.batch import BatchError, score_csv
-from predictor.model import AdditiveModel
-from predictor.scoring import Prediction, predict
-from predictor.synthetic import simulate_cohort
-from predictor.training import TrainingDataError, train
+from predictor._scoring import Prediction, predict
+from predictor._training import TrainingDataError, train
+from predictor.io import BatchError, score_csv
+from predictor.model import AdditiveModel, ModelFileError, load_model, read_manifest
+from predictor.simulation import simulate_cohort
 
 __version__ = "0.1.0"
 

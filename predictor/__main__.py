@@ -1,5 +1,5 @@
-"""``python -m predictor``: the command line (see ``predictor.cli``)."""
+"""``python -m predictor``: the command line (see ``predictor._cli``)."""
 
-from predictor.cli import main
+from predictor._cli import main
 
 raise SystemExit(main())

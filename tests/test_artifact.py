@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 
 from data_schemas import SCHEMA_VERSION
-from predictor import artifact
-from predictor.artifact import (
+from predictor._scoring import predict
+from predictor.model import _artifact as artifact
+from predictor.model._additive import AdditiveModel, fit_additive_model
+from predictor.model._artifact import (
     ARTIFACT_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -35,10 +37,8 @@ from predictor.artifact import (
     save_model,
     sha256_hex,
 )
-from predictor.features import MODEL_FIELDS
-from predictor.model import AdditiveModel, fit_additive_model
-from predictor.scoring import predict
-from predictor.synthetic import simulate_cohort
+from predictor.model._features import MODEL_FIELDS
+from predictor.simulation._synthetic import simulate_cohort
 
 RECORD = {"crp_mg_l": 0.9, "route": "iv_ketamine", "substance_use_disorder": "none"}
 
@@ -431,7 +431,7 @@ def test_save_model_round_trip_keeps_the_levels_seen_in_training(
 _LOAD_EACH = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-from predictor.artifact import ModelFileError, load_model
+from predictor.model._artifact import ModelFileError, load_model
 out = {}
 for case, path in json.loads(sys.argv[1]).items():
     try:

@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor import predict
-from predictor.atomic import _unnamed_file
-from predictor.batch import REJECT_COLUMNS, BatchError, CsvReader, score_csv
-from predictor.cli import main
-from predictor.explain import NOTE_SEPARATOR
-from predictor.scoring import OUTPUT_COLUMNS
-from predictor.synthetic import simulate_cohort
+from predictor._atomic import _unnamed_file
+from predictor._cli import main
+from predictor._explain import NOTE_SEPARATOR
+from predictor._scoring import OUTPUT_COLUMNS
+from predictor.io._batch import REJECT_COLUMNS, BatchError, CsvReader, score_csv
+from predictor.simulation._synthetic import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -508,7 +508,7 @@ def test_score_killed_leaves_no_partial_file_or_one_the_next_run_removes(
 
 
 def test_stale_partial_of_a_running_writer_is_kept(tmp_path: Path) -> None:
-    from predictor.atomic import remove_stale_partials
+    from predictor._atomic import remove_stale_partials
 
     mine = tmp_path / f".out.csv.{os.getpid()}.abc.partial"
     mine.write_text("being written")

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor import predict
-from predictor.batch import score_csv
-from predictor.cli import main
+from predictor._cli import main
+from predictor.io._batch import score_csv
 
 # A property that runs the scorer three times per example gets a quarter of the profile's examples.
 FEWER = settings(max_examples=max(10, settings.default.max_examples // 4))

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from data_schemas import markdown_table, validate
-from predictor.atomic import atomic_bytes_output, atomic_text_output
-from predictor.cli import main
-from predictor.synthetic import simulate_cohort
+from predictor._atomic import atomic_bytes_output, atomic_text_output
+from predictor._cli import main
+from predictor.simulation._synthetic import simulate_cohort
 
 
 def test_cli_simulate_writes_a_cohort_that_validates_without_problems(tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_cli_score_does_not_import_scikit_learn_or_matplotlib() -> None:
     # Only training and evaluation need them; importing scikit-learn alone costs ``score``
     # about 0.7 s of start-up.
     check = (
-        "import sys; from predictor.cli import build_parser; import predictor; "
+        "import sys; from predictor._cli import build_parser; import predictor; "
         "build_parser(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'matplotlib')))"
     )

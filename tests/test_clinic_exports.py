@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from data_schemas import SchemaError
 from predictor import predict
-from predictor.batch import REJECT_COLUMNS, CsvReader, escape_formulas, score_csv
-from predictor.cli import EXIT_INTERNAL, main
-from predictor.csv_reader import MAX_CHUNK_BYTES, MAX_RECORD_BYTES
-from predictor.explain import NOTE_SEPARATOR
+from predictor._cli import EXIT_INTERNAL, main
+from predictor._explain import NOTE_SEPARATOR
+from predictor.io._batch import REJECT_COLUMNS, CsvReader, escape_formulas, score_csv
+from predictor.io._csv_reader import MAX_CHUNK_BYTES, MAX_RECORD_BYTES
 
 READ = {"dtype": str, "keep_default_na": False}
 
@@ -257,7 +257,7 @@ def test_validate_reports_exactly_the_rows_score_rejects(tmp_path: Path) -> None
 def test_train_and_evaluate_refuse_bad_rows_and_keep_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from predictor.synthetic import simulate_cohort
+    from predictor.simulation._synthetic import simulate_cohort
 
     cohort = simulate_cohort(400, seed=3)
     source = tmp_path / "cohort.csv"
@@ -399,12 +399,12 @@ def test_chunks_are_bounded_by_rows_and_bytes_whatever_the_first_row() -> None:
 def test_an_internal_error_is_one_line_with_exit_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import predictor.batch
+    import predictor.io._batch
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret patient value K-999")
 
-    monkeypatch.setattr(predictor.batch, "scored_table", broken)
+    monkeypatch.setattr(predictor.io._batch, "scored_table", broken)
     monkeypatch.delenv("KETAMINE_PREDICTOR_DEBUG", raising=False)
     code, _, _ = _run(tmp_path, "patient_id,crp_mg_l\nK-999,1\n")
     assert code == EXIT_INTERNAL == 3
@@ -493,7 +493,7 @@ def test_the_patient_id_of_a_line_whose_quote_never_closes_is_kept(tmp_path: Pat
 def test_slow_chunks_are_bounded_by_bytes_and_grow_for_a_file_read_slowly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import predictor.csv_reader as reader_module
+    import predictor.io._csv_reader as reader_module
 
     row = b"P,1," + b"x" * 5_000
     content = b"patient_id,crp_mg_l,note\r" + b"\r".join([row] * 400) + b"\r"  # bare CR

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from predictor import load_model, predict
-from predictor.synthetic import simulate_cohort
+from predictor.simulation._synthetic import simulate_cohort
 
 THREADS = 8
 

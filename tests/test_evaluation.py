@@ -1,4 +1,4 @@
-"""Metric functions of predictor.evaluation against scikit-learn's and direct fits."""
+"""Metric functions of predictor.evaluation._metrics against scikit-learn's and direct fits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from predictor.evaluation import (
+from predictor.evaluation._metrics import (
     COMPARISONS,
     _rank_auc,
     auc_interval,
@@ -25,7 +25,7 @@ from predictor.evaluation import (
     smoothed_calibration,
     threshold_table,
 )
-from predictor.synthetic import simulate_cohort
+from predictor.simulation._synthetic import simulate_cohort
 
 
 def _draw(n: int, *, shift: float = 0.0, scale: float = 1.0, seed: int = 0):

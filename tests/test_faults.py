@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from predictor import atomic
-from predictor.atomic import atomic_directory
-from predictor.cli import main
-from predictor.synthetic import simulate_cohort
+from predictor import _atomic as atomic
+from predictor._atomic import atomic_directory
+from predictor._cli import main
+from predictor.simulation._synthetic import simulate_cohort
 
 PREVIOUS = "previous output\n"
 
@@ -324,7 +324,7 @@ def test_atomic_directory_killed_leaves_the_old_folder_and_the_next_run_cleans_u
     before = _previous_model_folder(out)
     child = (
         "import sys, time\n"
-        "from predictor.atomic import atomic_directory\n"
+        "from predictor._atomic import atomic_directory\n"
         "with atomic_directory(sys.argv[1]) as staging:\n"
         "    (staging / 'model.json').write_text('new model')\n"
         "    print(staging, flush=True)\n"

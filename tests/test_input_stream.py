@@ -1,5 +1,6 @@
-"""Opening an input as UTF-8 bytes (``predictor.input_stream``): encodings, byte-order marks, gzip,
-standard input, pipes and FIFOs, bounded memory, and clear one-line errors with line numbers."""
+"""Opening an input as UTF-8 bytes (``predictor.io._input_stream``): encodings, byte-order
+marks, gzip, standard input, pipes and FIFOs, bounded memory, and clear one-line errors with
+line numbers."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from predictor import input_stream
-from predictor.input_stream import (
+from predictor.io import _input_stream as input_stream
+from predictor.io._input_stream import (
     BLOCK_BYTES,
     ENCODINGS,
     InputError,
@@ -674,7 +675,7 @@ def test_open_input_reads_a_fifo(tmp_path: Path) -> None:
 
 CHILD = """\
 import sys
-from predictor.input_stream import open_input
+from predictor.io._input_stream import open_input
 with open_input("-", encoding=sys.argv[1] or None) as opened:
     sys.stdout.buffer.write(opened.stream.read())
     print(f"|{opened.name}|{opened.size}|{opened.encoding}|{opened.position()}", file=sys.stderr)

@@ -11,9 +11,10 @@ from sklearn.linear_model import LogisticRegression
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
-from predictor.artifact import model_to_json
-from predictor.explain import WORDING
-from predictor.features import (
+from predictor._explain import WORDING
+from predictor.model._additive import fit_additive_model
+from predictor.model._artifact import model_to_json
+from predictor.model._features import (
     MIN_MISSING_TO_LEARN,
     MODEL_FIELDS,
     SPLINE_DEGREE,
@@ -21,8 +22,7 @@ from predictor.features import (
     model_scale,
     smoothness_transform,
 )
-from predictor.model import fit_additive_model
-from predictor.synthetic import simulate_cohort
+from predictor.simulation._synthetic import simulate_cohort
 
 GRID = (0.01, 0.1, 1.0)
 

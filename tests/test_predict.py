@@ -12,7 +12,7 @@ import pytest
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Reason, Role, SchemaError
 from predictor import Prediction, load_model, predict
-from predictor.explain import (
+from predictor._explain import (
     NOTE_SEPARATOR,
     SAFETY_FIELDS,
     Notes,
@@ -22,10 +22,10 @@ from predictor.explain import (
     notes_for,
     warning_notes,
 )
-from predictor.features import Encoded
-from predictor.model import AdditiveModel, fit_additive_model
-from predictor.scoring import OUTPUT_COLUMNS
-from predictor.synthetic import simulate_cohort
+from predictor._scoring import OUTPUT_COLUMNS
+from predictor.model._additive import AdditiveModel, fit_additive_model
+from predictor.model._features import Encoded
+from predictor.simulation._synthetic import simulate_cohort
 
 PATIENT = json.loads(
     (Path(__file__).resolve().parents[1] / "examples" / "patient.json").read_text()

@@ -15,14 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import predictor.synthetic
+import predictor.simulation._synthetic
 from data_schemas import markdown_table
-from predictor.artifact import read_manifest
-from predictor.batch import score_csv
-from predictor.cohort_targets import targets_markdown
-from predictor.explain import NOTE_SEPARATOR
-from predictor.model_card import performance_table
-from predictor.report import (
+from predictor._explain import NOTE_SEPARATOR
+from predictor.evaluation._card import performance_table
+from predictor.evaluation._report import (
     METRICS_NAME,
     comparison_intro,
     comparison_markdown,
@@ -30,7 +27,10 @@ from predictor.report import (
     decision_summary,
     threshold_markdown,
 )
-from predictor.synthetic import DEFAULT_SEED, simulate_cohort
+from predictor.io._batch import score_csv
+from predictor.model._artifact import read_manifest
+from predictor.simulation._synthetic import DEFAULT_SEED, simulate_cohort
+from predictor.simulation._targets import targets_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -42,7 +42,7 @@ def _literature_targets() -> str:
 
 
 def _data_generating_process() -> str:
-    doc = predictor.synthetic.__doc__
+    doc = predictor.simulation._synthetic.__doc__
     return doc[doc.index("Data-generating process") :].strip() + "\n"
 
 

@@ -11,11 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from predictor.artifact import read_manifest
-from predictor.cli import main
-from predictor.evaluation import cross_validate, metrics
-from predictor.model import fit_additive_model
-from predictor.report import (
+from predictor._cli import main
+from predictor.evaluation._metrics import cross_validate, metrics
+from predictor.evaluation._report import (
     FIGURE_NAMES,
     METRICS_NAME,
     NO_FIGURES_NOTE,
@@ -28,7 +26,9 @@ from predictor.report import (
     training_distribution,
     write_report,
 )
-from predictor.synthetic import simulate_cohort
+from predictor.model._additive import fit_additive_model
+from predictor.model._artifact import read_manifest
+from predictor.simulation._synthetic import simulate_cohort
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -227,7 +227,7 @@ def test_report_markdown_states_the_key_numbers(report, written) -> None:
 def test_build_report_without_a_training_distribution_still_draws_the_terms(
     fitted, held_out
 ) -> None:
-    from predictor.figures import terms_figure
+    from predictor.evaluation._figures import terms_figure
 
     model, _, _ = fitted
     report = build_report(model, held_out.iloc[:300], manifest={}, seed=0, source="older model")
@@ -250,7 +250,7 @@ def test_write_report_without_matplotlib_writes_tables_and_says_why(
     stale.parent.mkdir()
     stale.write_bytes(b"an old figure")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    monkeypatch.delitem(sys.modules, "predictor.figures", raising=False)
+    monkeypatch.delitem(sys.modules, "predictor.evaluation._figures", raising=False)
     files = write_report(report, tmp_path)
     assert files.figures is None
     text = files.report.read_text()

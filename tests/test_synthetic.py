@@ -8,8 +8,8 @@ import pytest
 from scipy.special import expit
 
 from data_schemas import FIELDS, Kind, validate
-from predictor.cohort_targets import TARGETS, measure_targets
-from predictor.synthetic import DEFAULT_SEED, response_logit, simulate_cohort
+from predictor.simulation._synthetic import DEFAULT_SEED, response_logit, simulate_cohort
+from predictor.simulation._targets import TARGETS, measure_targets
 
 TARGET_N = 50_000
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import predictor.report
+import predictor.evaluation
 from predictor import load_model, predict, read_manifest
-from predictor.cli import main
-from predictor.report import FIGURE_NAMES, FIGURES_DIR, METRICS_NAME, REPORT_NAME
-from predictor.synthetic import simulate_cohort
-from predictor.training import MODEL_FOLDER_ENTRIES, train
+from predictor._cli import main
+from predictor._training import MODEL_FOLDER_ENTRIES, train
+from predictor.evaluation._report import FIGURE_NAMES, FIGURES_DIR, METRICS_NAME, REPORT_NAME
+from predictor.simulation._synthetic import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILES = ("model.json", "manifest.json", "MODEL_CARD.md")
@@ -103,7 +103,7 @@ def test_train_failing_half_way_leaves_the_previous_model_folder_whole(
     def report_fails(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the report failed")
 
-    monkeypatch.setattr(predictor.report, "build_report", report_fails)
+    monkeypatch.setattr(predictor.evaluation, "build_report", report_fails)
     cohort = simulate_cohort(400, seed=8)
     with pytest.raises(RuntimeError, match="the report failed"):
         train(cohort, seed=1, out=out, source="test", simulated=False, progress=lambda _: None)

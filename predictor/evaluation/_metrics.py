@@ -25,8 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScal
 from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
-from predictor.features import MODEL_FIELDS
-from predictor.model import CV_FOLDS, AdditiveModel, fit_additive_model
+from predictor.model import CV_FOLDS, MODEL_FIELDS, AdditiveModel, fit_additive_model
 
 
 def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
@@ -468,7 +467,7 @@ def cross_validate(
 ) -> dict[str, list[dict[str, float]]]:
     """The additive model and the comparison models, cross-validated on the same folds.
 
-    The folds are those on which :func:`~predictor.model.fit_additive_model` chose the
+    The folds are those on which :func:`~predictor.model._additive.fit_additive_model` chose the
     penalty for the same rows and seed (stratified, shuffled with ``seed``). In each fold the
     additive model is refitted with the penalty ``penalty_c`` chosen on all the rows (choosing
     it again inside every fold would cost ``folds`` times the penalty search), and the

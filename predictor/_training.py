@@ -4,8 +4,8 @@
 group's own cohort instead. The same data and seed give the same model and metrics (with the
 same library versions, the same files byte for byte; on another CPU the last digits of a float
 may differ: BLAS kernels). Besides the model files it writes the evaluation report on the
-held-out data (:mod:`predictor.report`), whose key numbers the model card repeats. The files
-appear together, as one set, or not at all (:func:`predictor.atomic.atomic_directory`).
+held-out data (:mod:`predictor.evaluation`), whose key numbers the model card repeats. The
+files appear together, as one set, or not at all (:func:`predictor._atomic.atomic_directory`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,17 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import match_columns, summary_lines, validate
-from predictor.artifact import ARTIFACT_NAME, MANIFEST_NAME, ModelFiles, read_manifest, save_model
-from predictor.atomic import atomic_directory
-from predictor.model import AdditiveModel, fit_additive_model
-from predictor.synthetic import simulate_cohort
+from predictor._atomic import atomic_directory
+from predictor.model import (
+    ARTIFACT_NAME,
+    MANIFEST_NAME,
+    AdditiveModel,
+    ModelFiles,
+    fit_additive_model,
+    read_manifest,
+    save_model,
+)
+from predictor.simulation import simulate_cohort
 
 DEFAULT_TRAINING_N = 50_000
 """Patients in the default simulated training cohort."""
@@ -47,8 +54,8 @@ MODEL_FOLDER_ENTRIES = (
     "metrics.json",
     "figures",
 )
-"""What training writes into its folder (``predictor.report`` names the last three; a test
-checks that they agree). A folder holding one of these is a model (or report) folder."""
+"""What training writes into its folder (``predictor.evaluation`` names the last three; a
+test checks that they agree). A folder holding one of these is a model (or report) folder."""
 
 
 class TrainingDataError(ValueError):
@@ -166,7 +173,7 @@ def _evaluate_all(
 def check_destination(out: str | os.PathLike[str]) -> None:
     """Refuse a training destination whose files would be lost: do this before the work.
 
-    Training replaces its folder as a whole (:func:`predictor.atomic.atomic_directory`). A
+    Training replaces its folder as a whole (:func:`predictor._atomic.atomic_directory`). A
     folder that does not exist, is empty, or is a model folder (it holds a file training
     writes: :data:`MODEL_FOLDER_ENTRIES`) may be replaced; a model folder's other files are
     kept, carried into the new folder. Any other folder with something in it (``--out .`` or
@@ -206,7 +213,7 @@ def train(
     """Fit the additive model, evaluate it on data it never saw, and write the model files.
 
     Every file is written into a hidden staging folder beside ``out``, which replaces ``out``
-    in one step once all are complete and synced (:func:`predictor.atomic.atomic_directory`):
+    in one step once all are complete and synced (:func:`predictor._atomic.atomic_directory`):
     an error, Ctrl-C or a killed process leaves ``out`` as it was, and a killed run's staging
     folder is removed by the next run into the same ``out``.
 
@@ -243,9 +250,13 @@ def train(
     # command line's other commands (``score`` above all) need not pay for at start-up.
     from sklearn.model_selection import train_test_split
 
-    from predictor.evaluation import cross_validate
-    from predictor.model_card import model_card
-    from predictor.report import build_report, training_distribution, write_report
+    from predictor.evaluation import (
+        build_report,
+        cross_validate,
+        model_card,
+        training_distribution,
+        write_report,
+    )
 
     started = time.perf_counter()
 

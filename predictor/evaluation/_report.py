@@ -4,10 +4,10 @@ subgroup, against simpler models, and the shape of what the model learned.
 
 :func:`build_report` computes every number (a JSON-ready dict, written as ``metrics.json``);
 :func:`write_report` writes ``metrics.json``, ``report.md`` and the figures (``figures/*.png``,
-drawn by :mod:`predictor.figures` when matplotlib is installed; without it the report has its
-tables and says why the figures are missing). ``python -m predictor evaluate`` runs both on a
-CSV file; ``python train.py`` runs them on the data it held out and puts the key numbers in the
-model card (:func:`card_sections`). No number in the report is typed by hand.
+drawn by :mod:`predictor.evaluation._figures` when matplotlib is installed; without it the
+report has its tables and says why the figures are missing). ``python -m predictor evaluate``
+runs both on a CSV file; ``python train.py`` runs them on the data it held out and puts the key
+numbers in the model card (:func:`card_sections`). No number in the report is typed by hand.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from data_schemas import FIELDS_BY_NAME
-from predictor.atomic import atomic_text_output
-from predictor.evaluation import (
+from predictor._atomic import atomic_text_output
+from predictor.evaluation._metrics import (
     auc_interval,
     calibration_bins,
     metrics,
@@ -37,8 +37,7 @@ from predictor.evaluation import (
     smoothed_calibration,
     threshold_table,
 )
-from predictor.features import LOG_SCALE_FLOORS, model_scale
-from predictor.model import INTERVAL_LEVEL, AdditiveModel
+from predictor.model import INTERVAL_LEVEL, LOG_SCALE_FLOORS, AdditiveModel, model_scale
 
 REPORT_NAME = "report.md"
 METRICS_NAME = "metrics.json"
@@ -126,7 +125,7 @@ def training_distribution(model: AdditiveModel, clean: pd.DataFrame) -> dict[str
 
 
 def _from_model_scale(name: str, values: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`predictor.features.model_scale`."""
+    """Inverse of :func:`predictor.model._features.model_scale`."""
     return np.exp(values) if name in LOG_SCALE_FLOORS else values
 
 
@@ -216,7 +215,7 @@ def _subgroup_order(clean: pd.DataFrame, field: str, present: set[str]) -> list[
 def subgroup_metrics(
     clean: pd.DataFrame, probability: np.ndarray, *, seed: int
 ) -> list[dict[str, Any]]:
-    """:func:`~predictor.evaluation.metrics` (with an AUC interval) by sex, age band, route
+    """:func:`~predictor.evaluation._metrics.metrics` (with an AUC interval) by sex, age band, route
     and substance-use status.
 
     Parameters
@@ -261,7 +260,7 @@ def _metrics_with_interval(
     true_probability: np.ndarray | None = None,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """:func:`~predictor.evaluation.metrics`, the mean prediction and the AUC's bootstrap
+    """:func:`~predictor.evaluation._metrics.metrics`, the mean prediction and the AUC's bootstrap
     interval."""
     out = metrics(y, p, true_probability=true_probability, interval=interval)
     out["mean_predicted"] = float(np.mean(p))
@@ -336,7 +335,7 @@ def build_report(
     n_refused : int, optional
         Rows of the input left out because they broke the schema.
     comparison : dict, optional
-        Per-fold metrics from :func:`predictor.evaluation.cross_validate`.
+        Per-fold metrics from :func:`predictor.evaluation._metrics.cross_validate`.
     comparison_source : str
         What the comparison was cross-validated on, in words.
 
@@ -795,9 +794,9 @@ class ReportFiles:
 
 
 def _figures_module() -> Any | None:
-    """:mod:`predictor.figures`, or None when matplotlib is not installed."""
+    """:mod:`predictor.evaluation._figures`, or None when matplotlib is not installed."""
     try:
-        return importlib.import_module("predictor.figures")
+        return importlib.import_module("predictor.evaluation._figures")
     except ImportError:
         return None
 

@@ -1,9 +1,9 @@
 """Batch work on CSV files of patient records: score them chunk by chunk, validate them, or read
 a labelled one for training and evaluation, all through the one reader of
-:mod:`predictor.csv_reader`, with the same rejects table and the same rules for output files.
+:mod:`predictor.io._csv_reader`, with the same rejects table and the same rules for output files.
 
 * :func:`score_csv` scores every valid row on the same path as ``predict(DataFrame)``
-  (:func:`predictor.scoring.scored_table`) and sends every other record to a rejects table with
+  (:func:`predictor._scoring.scored_table`) and sends every other record to a rejects table with
   the line it starts on; the two files appear together, once complete.
 * :func:`validate_csv` reports exactly the rows ``score`` would reject.
 * :func:`read_labelled_csv` reads a whole labelled file for ``train --data`` and ``evaluate``.
@@ -33,9 +33,9 @@ import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
-from predictor.artifact import load_model
-from predictor.atomic import atomic_outputs
-from predictor.csv_reader import (
+from predictor._atomic import atomic_outputs
+from predictor._scoring import ModelLike, scored_table
+from predictor.io._csv_reader import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
     SEPARATORS,
@@ -44,9 +44,8 @@ from predictor.csv_reader import (
     CsvReader,
     Dialect,
 )
-from predictor.input_stream import InputError, OpenedInput, open_input
-from predictor.model import AdditiveModel
-from predictor.scoring import ModelLike, scored_table
+from predictor.io._input_stream import InputError, OpenedInput, open_input
+from predictor.model import AdditiveModel, load_model
 
 __all__ = [
     "DECIMALS",
@@ -407,7 +406,7 @@ def score_csv(
         Add one ``contribution_<field>`` column per model field.
     separator, decimal : str, optional
         The input's field separator and decimal mark; detected by default (see
-        :class:`~predictor.csv_reader.CsvReader`).
+        :class:`~predictor.io._csv_reader.CsvReader`).
     encoding : str, optional
         The input's encoding when it has no byte-order mark: ``"utf-8"`` (default),
         ``"cp1252"`` or ``"latin-1"``.

@@ -22,8 +22,7 @@ from data_schemas import (
     validate,
     validate_record,
 )
-from predictor.artifact import load_model
-from predictor.explain import (
+from predictor._explain import (
     SAFETY_FIELDS,
     Notes,
     join_notes,
@@ -31,7 +30,7 @@ from predictor.explain import (
     reason_notes,
     warning_notes,
 )
-from predictor.model import AdditiveModel, Scores
+from predictor.model import AdditiveModel, Scores, load_model
 
 OUTPUT_COLUMNS = (
     "patient_id",
@@ -165,7 +164,7 @@ def scored_table(
     explain: bool = False,
 ) -> pd.DataFrame:
     """Score clean records into a scored table: the one path of ``predict(DataFrame)`` and of
-    batch scoring (:mod:`predictor.batch`).
+    batch scoring (:mod:`predictor.io._batch`).
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """The additive logistic model (a penalised GAM): fit, exact contributions and 90% intervals.
 
 Each model field has its own term on the log-odds scale (a block of design columns from
-:mod:`predictor.features`)::
+:mod:`predictor.model._features`)::
 
     logit P(response) = intercept + sum over fields of term_f(x_f),   term_f = X_f @ coef_f
 
@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, ndtri
 
-from predictor.features import FeatureMap
+from predictor.model._features import FeatureMap
 
 INTERVAL_LEVEL = 0.90
 PENALTY_GRID: tuple[float, ...] = tuple(np.logspace(-3, 2, 11).tolist())
@@ -62,7 +62,7 @@ class Scores(NamedTuple):
 @dataclass(frozen=True, eq=False)
 class AdditiveModel:
     """A fitted additive model. Build with :func:`fit_additive_model`; save with
-    :mod:`predictor.artifact`.
+    :mod:`predictor.model._artifact`.
 
     Attributes
     ----------

@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.features import Encoded, Term
-from predictor.model import AdditiveModel
+from predictor.model import AdditiveModel, Encoded, Term
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01

@@ -9,9 +9,8 @@ from typing import Any
 from scipy.special import ndtri
 
 from data_schemas import FIELDS_BY_NAME
-from predictor.features import MIN_MISSING_TO_LEARN
-from predictor.model import CV_FOLDS, INTERVAL_LEVEL, AdditiveModel
-from predictor.report import card_sections
+from predictor.evaluation._report import card_sections
+from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, AdditiveModel
 
 METRIC_COLUMNS = (
     ("auc", "AUC", "{:.3f}"),
@@ -81,8 +80,8 @@ def model_card(
     manifest : dict
         The model's manifest (as ``read_manifest`` returns it), with its metrics.
     report : mapping, optional
-        The evaluation report on the held-out data (``predictor.report.build_report``): its
-        key numbers are added to the predictors, performance, calibration and limitations.
+        The evaluation report on the held-out data (:func:`build_report`): its key
+        numbers are added to the predictors, performance, calibration and limitations.
     figures : mapping, optional
         The report's figures, key -> path relative to the model directory (None: not drawn).
     """

@@ -34,21 +34,21 @@ from typing import Any
 import numpy as np
 
 from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Kind
-from predictor.atomic import atomic_text_output
-from predictor.features import (
+from predictor._atomic import atomic_text_output
+from predictor.model._additive import AdditiveModel
+from predictor.model._features import (
     LEVEL_NAMES_BOOLEAN,
     MODEL_FIELDS,
     SPLINE_DEGREE,
     FeatureMap,
     Term,
 )
-from predictor.model import AdditiveModel
 
 ARTIFACT_NAME = "model.json"
 MANIFEST_NAME = "manifest.json"
 FORMAT = "ketamine-predictor additive model"
 FORMAT_VERSION = 1
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 """The model trained by ``python train.py`` and shipped in the repository."""
 MAX_ARTIFACT_BYTES = 64 * 2**20
 """Largest ``model.json`` read (64 MiB): the shipped one is about 0.3 MB, and one with ten

@@ -2,7 +2,7 @@
 ``validate``, ``train --data``, ``evaluate --data``).
 
 It takes what spreadsheets, R, EHR reports and lab systems write: UTF-8 with or without a
-byte-order mark (other encodings are turned into UTF-8 by :mod:`predictor.input_stream`), LF,
+byte-order mark (other encodings are turned into UTF-8 by :mod:`predictor.io._input_stream`), LF,
 CRLF or bare CR line ends, quoted fields (also with separators, quotes or line breaks inside),
 blank lines (also a spreadsheet's ``,,,,`` rows), Excel's ``sep=;`` first line, trailing empty
 header cells, and ``;``-separated files with decimal commas. It works on raw bytes, one chunk of

@@ -1,7 +1,7 @@
 """The evaluation report's figures, drawn with matplotlib from the report's numbers alone.
 
-Needs matplotlib (the ``plots`` extra); :mod:`predictor.report` imports this module only when
-it can, and writes tables alone otherwise. Figures are drawn on matplotlib's Agg canvas without
+Needs matplotlib (the ``plots`` extra); the report imports this module only when it
+can, and writes tables alone otherwise. Figures are drawn on matplotlib's Agg canvas without
 pyplot, so nothing here touches a user's plotting state, and with matplotlib's default style
 (whatever a local ``matplotlibrc`` says), so the same numbers and versions give the same PNG
 bytes (the PNG carries no software or date metadata).
@@ -20,8 +20,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from predictor.atomic import atomic_bytes_output
-from predictor.report import FIGURE_NAMES, LEVEL
+from predictor._atomic import atomic_bytes_output
+from predictor.evaluation._report import FIGURE_NAMES, LEVEL
 
 STYLE = {
     "font.size": 8.0,
@@ -281,7 +281,7 @@ def draw_figures(report: Mapping[str, Any], directory: str | os.PathLike[str]) -
     Parameters
     ----------
     report : mapping
-        As :func:`predictor.report.build_report` returns it.
+        As :func:`predictor.evaluation._report.build_report` returns it.
     directory : path
         An existing directory.
 

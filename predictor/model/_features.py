@@ -267,7 +267,7 @@ class FeatureMap:
 
     Examples
     --------
-    >>> from predictor.synthetic import simulate_cohort
+    >>> from predictor.simulation._synthetic import simulate_cohort
     >>> cohort = simulate_cohort(2000, seed=3)
     >>> features = FeatureMap.fit(cohort)
     >>> X = features.design(cohort)

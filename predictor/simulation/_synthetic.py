@@ -3,7 +3,8 @@
 No public patient-level data links these biomarkers to ketamine response, so the shipped model is
 trained on a simulated cohort. The project's literature review is the specification: the
 published sources, and a table of targets (response rates, contrasts, marginals, missingness,
-oracle AUC) that the tests hold this simulator to, kept here as :mod:`predictor.cohort_targets`.
+oracle AUC) that the tests hold this simulator to, kept here as
+:mod:`predictor.simulation._targets`.
 The evidence for several predictors is thin; the simulator encodes the direction the sources
 report, at a modest size.
 

@@ -22,11 +22,18 @@ from pathlib import Path
 import pandas as pd
 
 from data_schemas import SchemaError, markdown_table, summary_lines
-from predictor.artifact import ModelFileError, load_model, read_manifest
-from predictor.atomic import atomic_text_output
-from predictor.batch import (
+from predictor._atomic import atomic_text_output
+from predictor._training import (
+    DEFAULT_TRAINING_N,
+    MIN_ROWS,
+    TrainingDataError,
+    train,
+    training_rows,
+)
+from predictor.io import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
+    ENCODINGS,
     REJECT_COLUMNS,
     SEPARATORS,
     BatchError,
@@ -38,15 +45,8 @@ from predictor.batch import (
     validate_csv,
     write_rejects,
 )
-from predictor.input_stream import ENCODINGS
-from predictor.synthetic import DEFAULT_SEED, simulate_cohort
-from predictor.training import (
-    DEFAULT_TRAINING_N,
-    MIN_ROWS,
-    TrainingDataError,
-    train,
-    training_rows,
-)
+from predictor.model import ModelFileError, load_model, read_manifest
+from predictor.simulation import DEFAULT_SEED, simulate_cohort
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEBUG = "KETAMINE_PREDICTOR_DEBUG"
@@ -263,13 +263,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a CSV file with outcomes and write the evaluation report."""
     # Imported here: scikit-learn, which they import, costs ``score`` about 1 s of start-up.
-    from predictor.evaluation import cross_validate
-    from predictor.report import (
+    from predictor.evaluation import (
         FIGURES_DIR,
         METRICS_NAME,
         NO_FIGURES_NOTE,
         REPORT_NAME,
         build_report,
+        cross_validate,
         write_report,
     )
 

@@ -1,0 +1,52 @@
+"""The model layer: clean records -> design matrix (features) -> fitted model -> scores; model
+files.
+
+Reads the schema (``data_schemas``) and nothing above it. Explanations, scoring, files and
+reports use the names below and nothing else of this package.
+"""
+
+from predictor.model._additive import (
+    CV_FOLDS,
+    INTERVAL_LEVEL,
+    AdditiveModel,
+    Scores,
+    fit_additive_model,
+)
+from predictor.model._artifact import (
+    ARTIFACT_NAME,
+    MANIFEST_NAME,
+    ModelFileError,
+    ModelFiles,
+    load_model,
+    read_manifest,
+    save_model,
+)
+from predictor.model._features import (
+    LOG_SCALE_FLOORS,
+    MIN_MISSING_TO_LEARN,
+    MODEL_FIELDS,
+    Encoded,
+    Term,
+    model_scale,
+)
+
+__all__ = [
+    "ARTIFACT_NAME",
+    "CV_FOLDS",
+    "INTERVAL_LEVEL",
+    "LOG_SCALE_FLOORS",
+    "MANIFEST_NAME",
+    "MIN_MISSING_TO_LEARN",
+    "MODEL_FIELDS",
+    "AdditiveModel",
+    "Encoded",
+    "ModelFileError",
+    "ModelFiles",
+    "Scores",
+    "Term",
+    "fit_additive_model",
+    "load_model",
+    "model_scale",
+    "read_manifest",
+    "save_model",
+]
