@@ -7,6 +7,7 @@ warnings and the model card. A field is described once, here, and nowhere else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -118,6 +119,14 @@ class Field:
         for name, unit in [(self.name, self.unit), *((a.name, a.unit) for a in self.aliases)]:
             columns.setdefault(unit or self.unit, name)
         return columns
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The hard range as (low, high), infinite where the field has no bound."""
+        return (
+            -math.inf if self.low is None else self.low,
+            math.inf if self.high is None else self.high,
+        )
 
     @property
     def range_text(self) -> str:

@@ -175,7 +175,8 @@ def parse_value(
     if field.kind is Kind.INTEGER and not cell.is_integer():
         return None, Reason.NOT_AN_INTEGER
     number = cell * factor
-    if number < field.low or number > field.high:
+    low, high = field.bounds
+    if number < low or number > high:
         return number, Reason.OUT_OF_RANGE
     return number, None
 
@@ -297,20 +298,22 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
 
     nothing = np.full(n, np.nan)
     is_bool = pd.api.types.is_bool_dtype(series)
+    text: pd.Series | None = None  # the cells as text, unless the column holds numbers
+    number: np.ndarray | None = None
     if pd.api.types.is_numeric_dtype(series) and not is_bool and field.kind is not Kind.CATEGORY:
         number = series.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(number)
-        text = None
     else:
         text, missing = _text(series)
-        number = None
 
     if field.kind is Kind.CATEGORY:
+        assert text is not None  # a category's cells are always read as text
         lookup = level_lookup(field)
         spelled = {value: lookup.get(header_key(value)) for value in text.dropna().unique()}
-        levels = text.map(spelled).to_numpy(dtype=object, na_value=None, copy=True)
+        mapped: Any = text.map(spelled)  # pandas-stubs reject na_value=None for object arrays
+        levels = mapped.to_numpy(dtype=object, na_value=None, copy=True)
         levels[missing] = None
-        known = np.not_equal(levels, None)
+        known = pd.notna(levels)
         flag(~known & ~missing, Reason.UNKNOWN_LEVEL)
         return ParsedColumn(pd.Categorical(levels, categories=field.levels), codes, nothing)
 
@@ -319,6 +322,7 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
             tokens = _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
             flags = text.map(tokens).to_numpy(dtype=np.float64, na_value=np.nan)
         else:
+            assert number is not None
             flags = np.where((number == 0.0) | (number == 1.0), number, np.nan)
         flag(np.isnan(flags) & ~missing, Reason.NOT_A_BOOLEAN)
         return ParsedColumn(flags, codes, nothing)
@@ -335,11 +339,13 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
             dtype=np.float64, na_value=np.nan
         )
         flag(np.isnan(number) & ~missing, Reason.NOT_A_NUMBER)
+    assert number is not None
     with np.errstate(invalid="ignore", over="ignore"):  # inf * factor; huge * factor -> inf
         infinite = np.isinf(number)
         flag(infinite, Reason.NOT_FINITE)
         if field.kind is Kind.INTEGER:
             flag(~infinite & ~missing & (number != np.floor(number)), Reason.NOT_AN_INTEGER)
         converted = number * factor
-        flag(~infinite & ((converted < field.low) | (converted > field.high)), Reason.OUT_OF_RANGE)
+        low, high = field.bounds
+        flag(~infinite & ((converted < low) | (converted > high)), Reason.OUT_OF_RANGE)
     return ParsedColumn(np.where(codes > 0, np.nan, converted), codes, converted)

@@ -558,7 +558,7 @@ def validate(
         columns[field.name] = parsed.values
         bad = np.flatnonzero(parsed.bad)
         bad_rows[bad] = True
-        for i in bad:
+        for i in bad.tolist():
             row = frame.index[i]
             row = row.item() if isinstance(row, np.generic) else row
             problem = source.problem(

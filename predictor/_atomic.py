@@ -31,7 +31,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import IO, BinaryIO, TextIO
+from typing import IO, BinaryIO, TextIO, cast
 
 PARTIAL_SUFFIX = ".partial"
 OLD_SUFFIX = ".old"
@@ -154,8 +154,10 @@ class _Pending:
             descriptor = os.open(self.target, os.O_WRONLY)
         else:
             remove_stale_partials(self.target)
-            descriptor = _unnamed_file(self.target.parent)
-            if descriptor is None:
+            unnamed = _unnamed_file(self.target.parent)
+            if unnamed is not None:
+                descriptor = unnamed
+            else:
                 descriptor, self.temporary = tempfile.mkstemp(
                     dir=self.target.parent,
                     prefix=f".{self.target.name}.{os.getpid()}.",
@@ -253,7 +255,7 @@ def atomic_text_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     'a,b\\n1,2\\n'
     """
     with atomic_outputs([path]) as (handle,):
-        yield handle
+        yield cast(TextIO, handle)
 
 
 @contextlib.contextmanager
@@ -267,7 +269,7 @@ def atomic_bytes_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         Destination file, or ``"-"``.
     """
     with atomic_outputs([path], binary=True) as (handle,):
-        yield handle
+        yield cast(BinaryIO, handle)
 
 
 # ---------------------------------------------------------------------------------------------
