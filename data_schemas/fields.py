@@ -277,8 +277,12 @@ class Field:
             edges = self.subgroups.edges
             if self.is_number and not (edges and all(a < b for a, b in itertools.pairwise(edges))):
                 problems.append("a number's subgroups need increasing band edges")
-            elif not self.is_number and (edges or self.kind is Kind.TEXT):
-                problems.append("only a number's subgroups have band edges (text has none)")
+            elif self.kind is Kind.TEXT:
+                problems.append("a text field forms no subgroups")
+            elif not self.is_number and edges:
+                problems.append(
+                    "only a number's subgroups have band edges (a category's are its levels)"
+                )
         return problems
 
     def columns_by_unit(self) -> dict[str, str]:
