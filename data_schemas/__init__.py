@@ -20,6 +20,8 @@ from data_schemas.fields import (
     Field,
     Kind,
     Role,
+    Subgroups,
+    Wording,
     markdown_table,
 )
 from data_schemas.validate import (
@@ -44,7 +46,9 @@ __all__ = [
     "Resemblance",
     "Role",
     "SchemaError",
+    "Subgroups",
     "ValidationResult",
+    "Wording",
     "markdown_table",
     "match_columns",
     "summary_lines",

@@ -1,13 +1,35 @@
 """Input schema v1: one declarative table of field definitions.
 
 Everything that knows about input columns reads :data:`FIELDS`: validation, column-name
-matching and aliases, unit conversion, the README's table of input fields and (later) the
-warnings and the model card. A field is described once, here, and nowhere else.
+matching and aliases, unit conversion, the README's table of input fields, the model's scale
+for each number, the reasons and warnings in words, the evaluation report's subgroups and the
+model card. A field is described once, here, and nowhere else.
+
+A :class:`Field` entry holds:
+
+* what the column is: name, kind, role, a one-line description, unit, hard range, levels;
+* how it may be spelled: column aliases (possibly in another unit), level aliases, unit
+  synonyms;
+* how it goes missing: the test that measures it (``measured_by``);
+* for a predictor, how it is put into words: a short ``label`` ("CRP") and a :class:`Wording`
+  (a number's value as text and as low / typical / high; a category's levels);
+* for a number the model should see on the log scale, the ``log_floor`` values are raised to
+  first;
+* how it splits patients into subgroups in the evaluation report, if it does
+  (:class:`Subgroups`);
+* for a safety-screen flag, the warning shown when it is set (``caution``).
+
+:meth:`Field.__post_init__` checks that an entry has what the code relies on (a predictor's
+wording fits its kind, a log floor is for a number...), so that a forgotten or mistyped part
+fails when the schema is imported, with a message that says what to add. Adding a predictor is
+one entry here (plus, for a simulated cohort, its effect in the simulator).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,6 +78,77 @@ class Alias:
 
 
 @dataclass(frozen=True)
+class Wording:
+    """How a predictor's reasons put it into words.
+
+    A number's reason reads ``"{low|typical|high} ({shown}) raises the chance of response"``,
+    e.g. "Low inflammation (CRP 0.9 mg/L) raises the chance of response"; a category's reads
+    ``"{levels[level]} raises the chance of response"``.
+
+    Parameters
+    ----------
+    shown : str
+        A number's value as text; ``{value}`` (once) and ``{unit}`` (the field's unit) are filled
+        in: ``"CRP {value} {unit}"``.
+    low, typical, high : str
+        A number's value in words, below / between / above ``cuts``.
+    cuts : tuple of float, optional
+        Fixed cut points in the field's unit (clinical categories); default: the training
+        data's tertiles.
+    levels : mapping of str to str
+        A category's or boolean's levels (``"yes"`` and ``"no"`` for a boolean) in words.
+    """
+
+    shown: str = ""
+    low: str = ""
+    typical: str = ""
+    high: str = ""
+    cuts: tuple[float, float] | None = None
+    levels: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.levels is not None:
+            object.__setattr__(self, "levels", MappingProxyType(dict(self.levels)))
+
+
+@dataclass(frozen=True)
+class Subgroups:
+    """How a field splits patients into subgroups in the evaluation report.
+
+    Parameters
+    ----------
+    name : str
+        The subgrouping's name in the report ("age band").
+    edges : tuple of float
+        For a number: the lower edges of its bands, increasing, in the field's unit; the last
+        band is open, and values below the first edge form a band of their own. Empty for a
+        category or boolean, whose subgroups are its levels.
+
+    Examples
+    --------
+    >>> Subgroups("age band", edges=(18, 35, 50, 65)).band_labels
+    ('under 18', '18-34', '35-49', '50-64', '65+')
+    """
+
+    name: str
+    edges: tuple[float, ...] = ()
+
+    @property
+    def band_labels(self) -> tuple[str, ...]:
+        """A number's bands in order, each as text: ``"18-34"`` between whole-number edges
+        (the upper edge is not in the band), ``"1 to <3"`` otherwise, and the bands below the
+        first edge and from the last one on."""
+        if not self.edges:
+            return ()
+        whole = all(float(edge).is_integer() for edge in self.edges)
+        between = [
+            f"{a:g}-{b - 1:g}" if whole else f"{a:g} to <{b:g}"
+            for a, b in itertools.pairwise(self.edges)
+        ]
+        return (f"under {self.edges[0]:g}", *between, f"{self.edges[-1]:g}+")
+
+
+@dataclass(frozen=True)
 class Field:
     """One input column: its name, type, unit, accepted spellings and plausible range.
 
@@ -86,6 +179,22 @@ class Field:
         measured by the same test go missing together.
     caution : str
         For a safety-screen flag: the warning shown when it is set.
+    label : str
+        For a predictor: its short name in reasons and warnings ("CRP", "delta sleep ratio").
+    wording : Wording or None
+        For a predictor: how its reasons put it into words (required for a predictor, and only
+        for one).
+    log_floor : float or None
+        For a number: model it on the log scale, raising values to this floor (in the field's
+        unit, > 0) first; None models it as it is.
+    subgroups : Subgroups or None
+        How the evaluation report splits patients by this field; None: it does not.
+
+    Raises
+    ------
+    ValueError
+        If the entry lacks something the code relies on for its kind and role, or has
+        something that does not apply to it (every problem is listed).
     """
 
     name: str
@@ -101,15 +210,81 @@ class Field:
     unit_synonyms: tuple[str, ...] = ()
     measured_by: str = ""
     caution: str = ""
+    label: str = ""
+    wording: Wording | None = None
+    log_floor: float | None = None
+    subgroups: Subgroups | None = None
 
     def __post_init__(self) -> None:
+        problems = []
         if (self.kind is Kind.CATEGORY) != bool(self.levels):
-            raise ValueError(f"{self.name}: levels are given for categories and only for them")
+            problems.append("levels are given for categories and only for them")
         if not set(self.level_aliases.values()) <= set(self.levels):
-            raise ValueError(f"{self.name}: a level alias points to an unknown level")
+            problems.append("a level alias points to an unknown level")
         if (self.role is Role.SAFETY) != bool(self.caution):
-            raise ValueError(f"{self.name}: a caution is given for safety flags and only for them")
+            problems.append("a caution is given for safety flags and only for them")
+        problems += self._wording_problems() + self._scale_problems()
+        if problems:
+            raise ValueError(
+                f"field {self.name!r} in data_schemas/fields.py: " + "; ".join(problems)
+            )
         object.__setattr__(self, "level_aliases", MappingProxyType(dict(self.level_aliases)))
+
+    @property
+    def is_number(self) -> bool:
+        """Whether the field is a number (an integer is one too)."""
+        return self.kind in (Kind.NUMBER, Kind.INTEGER)
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        """The levels a category's or boolean's wording names: its levels, or yes and no."""
+        return ("yes", "no") if self.kind is Kind.BOOLEAN else self.levels
+
+    def _wording_problems(self) -> list[str]:
+        """What the reasons and warnings need of a predictor (and that only it has)."""
+        wording = self.wording
+        if self.role is not Role.PREDICTOR:
+            return ["a wording is given for predictors only"] if wording is not None else []
+        problems = [] if self.label else ["a predictor needs a label (its short name, 'CRP')"]
+        if wording is None:
+            return [*problems, "a predictor needs a wording (Wording(...): its reasons in words)"]
+        if self.is_number:
+            if not (wording.low and wording.typical and wording.high):
+                problems.append("a number's wording needs low, typical and high words")
+            problems += _shown_problems(wording.shown, self.unit)
+            if wording.cuts is not None and not (
+                len(wording.cuts) == 2 and wording.cuts[0] < wording.cuts[1]
+            ):
+                problems.append("a number's wording cuts are two increasing numbers")
+            if wording.levels is not None:
+                problems.append("a number's wording has no levels")
+        elif self.kind is not Kind.TEXT:
+            named = set(wording.levels or {})
+            if named != set(self.level_names):
+                problems.append(
+                    f"the wording's levels are {sorted(named)}; give words for each of "
+                    f"{list(self.level_names)} and nothing else"
+                )
+            if wording.shown or wording.low or wording.typical or wording.high or wording.cuts:
+                problems.append("a category's or boolean's wording has levels only")
+        return problems
+
+    def _scale_problems(self) -> list[str]:
+        """What the model's scale and the report's subgroups need."""
+        problems = []
+        if self.log_floor is not None and not (self.is_number and self.log_floor > 0):
+            problems.append("a log floor is a positive number, given for number fields only")
+        if self.subgroups is not None:
+            edges = self.subgroups.edges
+            if self.is_number and not (edges and all(a < b for a, b in itertools.pairwise(edges))):
+                problems.append("a number's subgroups need increasing band edges")
+            elif self.kind is Kind.TEXT:
+                problems.append("a text field forms no subgroups")
+            elif not self.is_number and edges:
+                problems.append(
+                    "only a number's subgroups have band edges (a category's are its levels)"
+                )
+        return problems
 
     def columns_by_unit(self) -> dict[str, str]:
         """Unit -> the first column name that carries it, canonical name first
@@ -135,6 +310,19 @@ class Field:
             return ""
         unit = f" {self.unit}" if self.unit and self.kind is Kind.NUMBER else ""
         return f"{self.low:g} to {self.high:g}{unit}"
+
+
+def _shown_problems(shown: str, unit: str) -> list[str]:
+    """What is wrong with a number's ``shown`` text (``"CRP {value} {unit}"``)."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(shown) if name is not None]
+    except ValueError as exc:
+        return [f"the wording's shown text {shown!r} is not a format string ({exc})"]
+    if shown.count("{value}") != 1 or names.count("value") != 1 or set(names) - {"value", "unit"}:
+        return [f"the wording's shown text {shown!r} needs {{value}} once (and maybe {{unit}})"]
+    if "unit" in names and not unit:
+        return [f"the wording's shown text {shown!r} has {{unit}}, but the field has no unit"]
+    return []
 
 
 BOOLEAN_PAIRS: tuple[tuple[str, str], ...] = (
@@ -163,6 +351,9 @@ FIELDS: tuple[Field, ...] = (
         low=18,
         high=100,
         unit_synonyms=("y", "yr", "yrs", "year"),
+        label="age",
+        wording=Wording("{value} {unit}", "Younger age", "Middle age", "Older age"),
+        subgroups=Subgroups("age band", edges=(18, 35, 50, 65)),
     ),
     Field(
         "sex",
@@ -172,6 +363,9 @@ FIELDS: tuple[Field, ...] = (
         levels=("female", "male"),
         level_aliases={"f": "female", "m": "male"},
         aliases=(Alias("gender"),),
+        label="sex",
+        wording=Wording(levels={"female": "Female sex", "male": "Male sex"}),
+        subgroups=Subgroups("sex"),
     ),
     Field(
         "bmi_kg_m2",
@@ -181,6 +375,13 @@ FIELDS: tuple[Field, ...] = (
         unit="kg/m2",
         low=12,
         high=80,
+        label="BMI",
+        wording=Wording(
+            "BMI {value} {unit}",
+            "Lower body-mass index",
+            "Mid-range body-mass index",
+            "Higher body-mass index",
+        ),
     ),
     Field(
         "baseline_madrs",
@@ -199,6 +400,10 @@ FIELDS: tuple[Field, ...] = (
             Alias("madrs_total_score"),
         ),
         unit_synonyms=("points", "score"),
+        label="baseline MADRS",
+        wording=Wording(
+            "MADRS {value}", "Less severe depression", "Typical severity", "More severe depression"
+        ),
     ),
     Field(
         "failed_antidepressant_trials",
@@ -209,6 +414,13 @@ FIELDS: tuple[Field, ...] = (
         low=0,
         high=30,
         unit_synonyms=("count", "n"),
+        label="failed antidepressant trials",
+        wording=Wording(
+            "{value} failed trials",
+            "Few failed antidepressants",
+            "Several failed antidepressants",
+            "Many failed antidepressants",
+        ),
     ),
     Field(
         "route",
@@ -222,6 +434,11 @@ FIELDS: tuple[Field, ...] = (
             "esketamine": "intranasal_esketamine",
         },
         aliases=(Alias("route_of_administration"),),
+        label="route",
+        wording=Wording(
+            levels={"iv_ketamine": "IV ketamine", "intranasal_esketamine": "Intranasal esketamine"}
+        ),
+        subgroups=Subgroups("route"),
     ),
     Field(
         "crp_mg_l",
@@ -239,6 +456,15 @@ FIELDS: tuple[Field, ...] = (
             Alias("hscrp_mg_dl", unit="mg/dL", factor=10.0),
         ),
         measured_by="hs-CRP blood test",
+        label="CRP",
+        wording=Wording(
+            "CRP {value} {unit}",
+            "Low inflammation",
+            "Average inflammation",
+            "High inflammation",
+            cuts=(1.0, 3.0),  # the usual hs-CRP risk categories: < 1, 1 to 3, > 3 mg/L
+        ),
+        log_floor=0.05,  # below the high-sensitivity assay's usual detection limit
     ),
     Field(
         "bdnf_ng_ml",
@@ -254,6 +480,8 @@ FIELDS: tuple[Field, ...] = (
             Alias("serum_bdnf_pg_ml", unit="pg/mL", factor=0.001),
         ),
         measured_by="serum BDNF blood test",
+        label="BDNF",
+        wording=Wording("BDNF {value} {unit}", "Low BDNF", "Mid-range BDNF", "High BDNF"),
     ),
     Field(
         "delta_sleep_ratio",
@@ -263,6 +491,13 @@ FIELDS: tuple[Field, ...] = (
         low=0,
         high=10,
         measured_by="polysomnography",
+        label="delta sleep ratio",
+        wording=Wording(
+            "delta sleep ratio {value}",
+            "Little early slow-wave sleep",
+            "Typical early slow-wave sleep",
+            "Much early slow-wave sleep",
+        ),
     ),
     Field(
         "slow_wave_sleep_pct",
@@ -278,6 +513,13 @@ FIELDS: tuple[Field, ...] = (
         ),
         unit_synonyms=("%", "pct", "percent", "% tst"),
         measured_by="polysomnography",
+        label="slow-wave sleep",
+        wording=Wording(
+            "N3 {value}% of sleep",
+            "Little slow-wave sleep",
+            "Typical slow-wave sleep",
+            "Much slow-wave sleep",
+        ),
     ),
     Field(
         "rhythm_relative_amplitude",
@@ -287,6 +529,13 @@ FIELDS: tuple[Field, ...] = (
         low=0,
         high=1,
         measured_by="actigraphy",
+        label="rest-activity amplitude",
+        wording=Wording(
+            "relative amplitude {value}",
+            "Weak daily rhythm",
+            "Typical daily rhythm",
+            "Strong daily rhythm",
+        ),
     ),
     Field(
         "rhythm_interdaily_stability",
@@ -296,6 +545,13 @@ FIELDS: tuple[Field, ...] = (
         low=0,
         high=1,
         measured_by="actigraphy",
+        label="rest-activity stability",
+        wording=Wording(
+            "interdaily stability {value}",
+            "Irregular daily rhythm",
+            "Typically regular daily rhythm",
+            "Very regular daily rhythm",
+        ),
     ),
     Field(
         "substance_use_disorder",
@@ -303,6 +559,15 @@ FIELDS: tuple[Field, ...] = (
         Role.PREDICTOR,
         "Personal substance-use disorder: never, in the past, or current.",
         levels=("none", "past", "current"),
+        label="substance-use disorder",
+        wording=Wording(
+            levels={
+                "none": "No substance-use disorder",
+                "past": "A past substance-use disorder",
+                "current": "A current substance-use disorder",
+            }
+        ),
+        subgroups=Subgroups("substance use"),
     ),
     Field(
         "family_history_alcohol_use_disorder",
@@ -310,6 +575,13 @@ FIELDS: tuple[Field, ...] = (
         Role.PREDICTOR,
         "Alcohol use disorder in a first-degree relative.",
         aliases=(Alias("family_history_of_alcohol_use_disorder"), Alias("family_history_aud")),
+        label="family history of alcohol use disorder",
+        wording=Wording(
+            levels={
+                "yes": "A family history of alcohol use disorder",
+                "no": "No family history of alcohol use disorder",
+            }
+        ),
     ),
     Field(
         "history_of_psychosis",

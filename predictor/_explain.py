@@ -8,7 +8,8 @@ them into one string per patient or the texts of one patient.
 * Reasons: the fields with the largest absolute contributions, most important first, each as
   "Low inflammation (CRP 0.9 mg/L) raises the chance of response". A value is described as low,
   typical or high against clinical cut points where there are some (CRP), else against the
-  training data's tertiles.
+  training data's tertiles. The words are the schema's: each field's ``label`` and
+  ``wording`` in ``data_schemas/fields.py``.
 * Warnings: a model field not measured (and what the model did instead), a value outside the
   range seen in training (its term is held at the edge), a category level that no training
   patient had (its term is the training average), and each safety-screen flag that is set (its
@@ -24,7 +25,6 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,118 +44,6 @@ not a cause, and is worded so."""
 NOTE_SEPARATOR = " | "
 """Joins a patient's reasons, or warnings, in one cell of a scored table: no text contains it
 (safety cautions contain "; "), so ``cell.split(NOTE_SEPARATOR)`` gives the list back."""
-
-
-@dataclass(frozen=True)
-class Wording:
-    """How a model field is put into words.
-
-    Attributes
-    ----------
-    label : str
-        Short name ("CRP", "delta sleep ratio").
-    shown : str
-        A number's value as text; ``{value}`` and ``{unit}`` (the schema's unit) are filled in.
-    low, typical, high : str
-        A number's value in words, below / between / above ``cuts``.
-    cuts : tuple of float, optional
-        Fixed cut points in the schema's unit (clinical categories); default: the training
-        data's tertiles.
-    levels : mapping of str to str
-        A category's levels in words.
-    """
-
-    label: str
-    shown: str = ""
-    low: str = ""
-    typical: str = ""
-    high: str = ""
-    cuts: tuple[float, float] | None = None
-    levels: Mapping[str, str] | None = None
-
-
-WORDING: Mapping[str, Wording] = {
-    "age_years": Wording("age", "{value} {unit}", "Younger age", "Middle age", "Older age"),
-    "sex": Wording("sex", levels={"female": "Female sex", "male": "Male sex"}),
-    "bmi_kg_m2": Wording(
-        "BMI",
-        "BMI {value} {unit}",
-        "Lower body-mass index",
-        "Mid-range body-mass index",
-        "Higher body-mass index",
-    ),
-    "baseline_madrs": Wording(
-        "baseline MADRS",
-        "MADRS {value}",
-        "Less severe depression",
-        "Typical severity",
-        "More severe depression",
-    ),
-    "failed_antidepressant_trials": Wording(
-        "failed antidepressant trials",
-        "{value} failed trials",
-        "Few failed antidepressants",
-        "Several failed antidepressants",
-        "Many failed antidepressants",
-    ),
-    "route": Wording(
-        "route",
-        levels={"iv_ketamine": "IV ketamine", "intranasal_esketamine": "Intranasal esketamine"},
-    ),
-    "crp_mg_l": Wording(
-        "CRP",
-        "CRP {value} {unit}",
-        "Low inflammation",
-        "Average inflammation",
-        "High inflammation",
-        cuts=(1.0, 3.0),  # the usual hs-CRP risk categories: < 1, 1 to 3, > 3 mg/L
-    ),
-    "bdnf_ng_ml": Wording("BDNF", "BDNF {value} {unit}", "Low BDNF", "Mid-range BDNF", "High BDNF"),
-    "delta_sleep_ratio": Wording(
-        "delta sleep ratio",
-        "delta sleep ratio {value}",
-        "Little early slow-wave sleep",
-        "Typical early slow-wave sleep",
-        "Much early slow-wave sleep",
-    ),
-    "slow_wave_sleep_pct": Wording(
-        "slow-wave sleep",
-        "N3 {value}% of sleep",
-        "Little slow-wave sleep",
-        "Typical slow-wave sleep",
-        "Much slow-wave sleep",
-    ),
-    "rhythm_relative_amplitude": Wording(
-        "rest-activity amplitude",
-        "relative amplitude {value}",
-        "Weak daily rhythm",
-        "Typical daily rhythm",
-        "Strong daily rhythm",
-    ),
-    "rhythm_interdaily_stability": Wording(
-        "rest-activity stability",
-        "interdaily stability {value}",
-        "Irregular daily rhythm",
-        "Typically regular daily rhythm",
-        "Very regular daily rhythm",
-    ),
-    "substance_use_disorder": Wording(
-        "substance-use disorder",
-        levels={
-            "none": "No substance-use disorder",
-            "past": "A past substance-use disorder",
-            "current": "A current substance-use disorder",
-        },
-    ),
-    "family_history_alcohol_use_disorder": Wording(
-        "family history of alcohol use disorder",
-        levels={
-            "yes": "A family history of alcohol use disorder",
-            "no": "No family history of alcohol use disorder",
-        },
-    ),
-}
-"""Words for every model field (a test checks that none is missing)."""
 
 
 def _texts(shape: int | tuple[int, ...], text: str) -> np.ndarray:
@@ -200,12 +88,14 @@ class _Phrases(NamedTuple):
 def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
     out = []
     for term in model.features.terms:
-        wording = WORDING[term.field]
-        missing = f"{wording.label[0].upper()}{wording.label[1:]} not measured"
+        field = FIELDS_BY_NAME[term.field]
+        wording, label = field.wording, field.label
+        missing = f"{label[0].upper()}{label[1:]} not measured"
         if term.unused:  # contributes 0, so never a reason
             out.append(_Phrases(missing))
         elif term.is_spline:
             before, after = wording.shown.split("{value}")
+            before = before.format(unit=field.unit)
             cuts = wording.cuts or term.tertiles
             prefixes = [
                 f"{word} ({before}" for word in (wording.low, wording.typical, wording.high)
@@ -214,7 +104,7 @@ def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
                 _Phrases(
                     missing,
                     prefixes=np.array(prefixes, dtype=object),
-                    suffix=after.format(unit=FIELDS_BY_NAME[term.field].unit) + ")",
+                    suffix=after.format(unit=field.unit) + ")",
                     cuts=cuts,
                     low_includes_cut=cuts[0] <= term.value_range[0],
                 )
@@ -306,6 +196,11 @@ def _constant(mask: np.ndarray, text: str) -> list[Notes]:
     return [Notes(mask, _texts(mask.shape, text), text)] if mask.any() else []
 
 
+def _label(term: Term) -> str:
+    """The term's field's short name in the schema ("CRP")."""
+    return FIELDS_BY_NAME[term.field].label
+
+
 def _instead(term: Term) -> str:
     if term.learned_missing:
         return "the model used what it learned from patients without it"
@@ -332,10 +227,9 @@ def _missing_groups(model: AdditiveModel) -> tuple[_MissingGroup, ...]:
     for indices in groups.values():
         terms = [model.features.terms[j] for j in indices]
         test = FIELDS_BY_NAME[terms[0].field].measured_by
-        labels = " and ".join(WORDING[term.field].label for term in terms)
+        labels = " and ".join(_label(term) for term in terms)
         alone = tuple(
-            f"{WORDING[term.field].label} not measured{f' ({test})' if test else ''}: "
-            f"{_instead(term)}"
+            f"{_label(term)} not measured{f' ({test})' if test else ''}: {_instead(term)}"
             for term in terms
         )
         together = f"{test} not recorded ({labels} not measured): {_instead(terms[0])}"
@@ -373,7 +267,7 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
                 continue
             text = _texts(len(numbers), "")
             text[mask] = (
-                f"{WORDING[term.field].label} "
+                f"{_label(term)} "
                 + _format_numbers(numbers[mask])
                 + f" is {side} the range seen in training ({low:.6g} to {high:.6g}): its "
                 f"effect is held at {edge:.6g}"
@@ -392,7 +286,7 @@ def _unseen_level_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list
         for level in term.unseen_levels:
             notes += _constant(
                 codes == term.levels.index(level),
-                f"{WORDING[term.field].label} {level} was not seen in training: its term is 0 "
+                f"{_label(term)} {level} was not seen in training: its term is 0 "
                 f"(the training average), and the prediction is less certain than its interval "
                 f"says",
             )
@@ -407,7 +301,7 @@ def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes
         if term.unused
         for note in _constant(
             ~pd.isna(np.asarray(values[term.field], dtype=object)),
-            f"{WORDING[term.field].label} is not used by this model ({term.unused})",
+            f"{_label(term)} is not used by this model ({term.unused})",
         )
     ]
 

@@ -9,9 +9,7 @@ from scipy.interpolate import BSpline
 from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
-from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
-from predictor._explain import WORDING
 from predictor.model._additive import fit_additive_model
 from predictor.model._artifact import model_to_json
 from predictor.model._features import (
@@ -217,18 +215,6 @@ def test_penalty_is_chosen_by_cross_validated_log_loss(cohort: pd.DataFrame) -> 
     )
     assert len(report.cv_log_loss) == len(GRID)
     assert report.penalty_c == report.penalty_grid[int(np.argmin(report.cv_log_loss))]
-
-
-def test_wording_covers_every_model_field_and_level() -> None:
-    assert set(WORDING) == set(MODEL_FIELDS)
-    for name in MODEL_FIELDS:
-        field, wording = FIELDS_BY_NAME[name], WORDING[name]
-        if field.kind is Kind.CATEGORY:
-            assert set(wording.levels) == set(field.levels), name
-        elif field.kind is Kind.BOOLEAN:
-            assert set(wording.levels) == {"yes", "no"}, name
-        else:
-            assert wording.shown and wording.low and wording.typical and wording.high, name
 
 
 @pytest.mark.parametrize("n_missing", [MIN_MISSING_TO_LEARN - 1, MIN_MISSING_TO_LEARN])

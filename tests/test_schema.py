@@ -26,10 +26,14 @@ from hypothesis import strategies as st
 from data_schemas import (
     FIELDS,
     FIELDS_BY_NAME,
+    Field,
     Kind,
     Problem,
     Reason,
+    Role,
     SchemaError,
+    Subgroups,
+    Wording,
     match_columns,
     validate,
     validate_record,
@@ -1507,3 +1511,115 @@ def test_validate_with_decimal_comma(value, expected, reason):
 def test_validate_refuses_an_unknown_decimal_mark():
     with pytest.raises(ValueError, match="decimal must be"):
         validate(pd.DataFrame({"bmi_kg_m2": ["1", "2"]}, dtype="str"), decimal=";")
+
+
+# ---------------------------------------------------------------------------------------------
+# Field entries: everything the code reads about a field, checked when the table is built
+
+NUMBER_WORDS = Wording("IL-6 {value} {unit}", "Low IL-6", "Mid-range IL-6", "High IL-6")
+LEVEL_WORDS = Wording(levels={"a": "Level a", "b": "Level b"})
+
+
+def _number(**changes: Any) -> Field:
+    entry = {"label": "IL-6", "wording": NUMBER_WORDS, "unit": "pg/mL", "low": 0, "high": 1000}
+    return Field("il6_pg_ml", Kind.NUMBER, Role.PREDICTOR, "Interleukin-6.", **entry | changes)
+
+
+def _category(kind: Kind = Kind.CATEGORY, **changes: Any) -> Field:
+    levels = ("a", "b") if kind is Kind.CATEGORY else ()
+    entry = {"label": "thing", "wording": LEVEL_WORDS, "levels": levels}
+    return Field("thing", kind, Role.PREDICTOR, "A thing.", **entry | changes)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: _number(label=""), "a predictor needs a label"),
+        (lambda: _number(wording=None), r"a predictor needs a wording \(Wording"),
+        (lambda: _number(wording=Wording("IL-6 {value}")), "needs low, typical and high words"),
+        (
+            lambda: _number(wording=Wording("IL-6", "l", "t", "h")),
+            r"needs \{value\} once",
+        ),
+        (lambda: _number(wording=Wording("{value:.1f}", "l", "t", "h")), r"\{value\} once"),
+        (lambda: _number(wording=Wording("{value} {units}", "l", "t", "h")), r"\{value\} once"),
+        (lambda: _number(unit=""), r"has \{unit\}, but the field has no unit"),
+        (
+            lambda: _number(wording=Wording("{value}", "l", "t", "h", cuts=(3.0, 1.0))),
+            "cuts are two increasing numbers",
+        ),
+        (lambda: _category(wording=Wording(levels={"a": "A"})), r"give words for each of \['a'"),
+        (
+            lambda: _category(Kind.BOOLEAN),
+            r"wording's levels are \['a', 'b'\]; give words for each of \['yes', 'no'\]",
+        ),
+        (
+            lambda: _category(wording=Wording("x {value}", levels=LEVEL_WORDS.levels)),
+            "wording has levels only",
+        ),
+        (
+            lambda: Field("note", Kind.TEXT, Role.ID, "A note.", wording=NUMBER_WORDS),
+            "a wording is given for predictors only",
+        ),
+        (lambda: _number(log_floor=0.0), "a log floor is a positive number"),
+        (lambda: _category(log_floor=0.05), "given for number fields only"),
+        (lambda: _number(subgroups=Subgroups("IL-6 band")), "need increasing band edges"),
+        (lambda: _number(subgroups=Subgroups("IL-6 band", (5, 2))), "increasing band edges"),
+        (lambda: _category(subgroups=Subgroups("thing", (1,))), "only a number's subgroups"),
+    ],
+    ids=[
+        "no-label",
+        "no-wording",
+        "number-without-words",
+        "shown-without-value",
+        "shown-with-format-spec",
+        "shown-unknown-name",
+        "unit-without-unit",
+        "cuts-decreasing",
+        "category-level-without-words",
+        "boolean-words-not-yes-no",
+        "category-with-number-words",
+        "wording-not-predictor",
+        "log-floor-zero",
+        "log-floor-category",
+        "number-subgroups-without-edges",
+        "edges-decreasing",
+        "category-subgroups-with-edges",
+    ],
+)
+def test_field_entry_missing_what_the_code_reads_fails_when_built(build, message):
+    with pytest.raises(ValueError, match=rf"^field '\w+' in data_schemas/fields.py: .*{message}"):
+        build()
+
+
+def test_field_entry_lists_every_problem_at_once():
+    with pytest.raises(ValueError, match=r"needs a label.*; .*needs a wording.*; a log floor"):
+        _number(label="", wording=None, log_floor=-1.0)
+
+
+def test_field_entries_that_fit_their_kind_are_accepted():
+    assert _number(log_floor=0.1, subgroups=Subgroups("IL-6 band", (2, 7))).log_floor == 0.1
+    assert _category().wording.levels["a"] == "Level a"
+    yes_no = Wording(levels={"yes": "Yes thing", "no": "No thing"})
+    assert _category(Kind.BOOLEAN, wording=yes_no, subgroups=Subgroups("thing")).label == "thing"
+
+
+def test_every_predictor_has_words_and_only_numbers_have_a_log_scale():
+    for f in FIELDS:
+        assert (f.wording is not None) == (f.role is Role.PREDICTOR), f.name
+        assert f.log_floor is None or f.is_number, f.name
+    assert FIELDS_BY_NAME["crp_mg_l"].log_floor == 0.05
+
+
+@pytest.mark.parametrize(
+    ("edges", "labels"),
+    [
+        ((18, 35, 50, 65), ("under 18", "18-34", "35-49", "50-64", "65+")),
+        ((1.0, 3.0), ("under 1", "1-2", "3+")),
+        ((0.5, 3), ("under 0.5", "0.5 to <3", "3+")),
+        ((), ()),
+    ],
+    ids=["age", "whole-floats", "fractional", "levels"],
+)
+def test_subgroup_band_labels(edges, labels):
+    assert Subgroups("bands", edges).band_labels == labels

@@ -2,10 +2,10 @@
 
 Every predictor field of the schema becomes one *term* of the model, a block of design columns:
 
-* a number: a cubic B-spline basis on a sensible scale (log for CRP), with knots at quantiles of
-  the training values, reparametrised as level, slope and "wiggles" so that the model's ridge
-  penalty is a P-spline smoothness penalty; a value outside the training range is held at the
-  nearest edge;
+* a number: a cubic B-spline basis on the scale its schema entry gives (log where it has a
+  ``log_floor``, as CRP does), with knots at quantiles of the training values, reparametrised
+  as level, slope and "wiggles" so that the model's ridge penalty is a P-spline smoothness
+  penalty; a value outside the training range is held at the nearest edge;
 * a category or boolean: one column per level (one-hot); the levels that training patients had
   are recorded (``Term.seen_levels``): a level no training patient had has a column of zeros,
   about which the data say nothing, and a prediction for it is warned about;
@@ -27,6 +27,7 @@ import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,9 +39,11 @@ from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Role
 MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.role is Role.PREDICTOR)
 """The schema's predictor fields, in schema order: one model term each."""
 
-LOG_SCALE_FLOORS: Mapping[str, float] = {"crp_mg_l": 0.05}
-"""Fields modelled on the log scale, with the floor a value is raised to before the log (mg/L:
-below the high-sensitivity assay's usual detection limit)."""
+LOG_SCALE_FLOORS: Mapping[str, float] = MappingProxyType(
+    {f.name: f.log_floor for f in FIELDS if f.log_floor is not None}
+)
+"""Fields modelled on the log scale -> the floor a value is raised to before the log: derived
+from the schema's ``Field.log_floor`` (read that; this view is kept for older importers)."""
 
 SPLINE_DEGREE = 3
 SPLINE_KNOTS = 7
@@ -167,8 +170,9 @@ class Term:
 
 
 def model_scale(name: str, values: np.ndarray) -> np.ndarray:
-    """Values of field ``name`` (schema unit) on the scale its spline is built on."""
-    floor = LOG_SCALE_FLOORS.get(name)
+    """Values of field ``name`` (schema unit) on the scale its spline is built on: the log of
+    the values raised to the field's ``log_floor`` when it has one, else the values."""
+    floor = FIELDS_BY_NAME[name].log_floor
     return np.log(np.maximum(values, floor)) if floor is not None else values
 
 
@@ -337,7 +341,7 @@ class FeatureMap:
             scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
             for k, j in enumerate(numbers):
                 field = self.terms[j].field
-                if field in LOG_SCALE_FLOORS:
+                if FIELDS_BY_NAME[field].log_floor is not None:
                     scaled[:, k] = model_scale(field, scaled[:, k])
             missing[:, numbers] = absent
             spline_rows = zip(
