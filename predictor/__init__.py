@@ -10,7 +10,7 @@ from data_schemas import SchemaError
 from predictor._scoring import Prediction, predict
 from predictor._training import TrainingDataError, train
 from predictor.io import BatchError, score_csv
-from predictor.model import AdditiveModel, ModelFileError, load_model, read_manifest
+from predictor.model import AdditiveModel, Model, ModelFileError, load_model, read_manifest
 from predictor.simulation import simulate_cohort
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdditiveModel",
     "BatchError",
+    "Model",
     "ModelFileError",
     "Prediction",
     "SchemaError",

@@ -300,8 +300,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     name = "standard input" if args.data == "-" else Path(args.data).name
     comparison = None
     if args.compare:
+        # Refitted with the model's own penalty (cross_validate refits the additive model).
+        penalty_c = model.summary().settings.get("penalty_c")
+        if penalty_c is None:
+            raise UsageError(
+                f"--compare: a model of kind {model.kind!r} has no penalty to refit with; "
+                f"leave out --compare"
+            )
         try:
-            comparison = cross_validate(clean, seed=args.seed, penalty_c=model.penalty_c)
+            comparison = cross_validate(clean, seed=args.seed, penalty_c=penalty_c)
         except ValueError as exc:
             raise UsageError(f"--compare: cannot refit the models on {args.data}: {exc}") from exc
     report = build_report(

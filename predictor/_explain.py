@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.model import AdditiveModel, Encoded, Term
+from predictor.model import Encoded, Model, Term
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01
@@ -85,7 +85,7 @@ class _Phrases(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
+def _phrases(model: Model) -> tuple[_Phrases, ...]:
     out = []
     for term in model.features.terms:
         field = FIELDS_BY_NAME[term.field]
@@ -115,7 +115,7 @@ def _phrases(model: AdditiveModel) -> tuple[_Phrases, ...]:
     return tuple(out)
 
 
-def _reasons(model: AdditiveModel, j: int, values: Any, raises: np.ndarray) -> np.ndarray:
+def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarray:
     """Reasons from the model's term ``j``, e.g. "Low inflammation (CRP 0.9 mg/L) raises the
     chance of response", for its ``values`` and whether their contributions are positive.
 
@@ -157,14 +157,12 @@ def _top_order(contributions: np.ndarray, top: int) -> np.ndarray:
     return order
 
 
-def reason_notes(
-    model: AdditiveModel, values: Mapping[str, Any], contributions: np.ndarray
-) -> list[Notes]:
+def reason_notes(model: Model, values: Mapping[str, Any], contributions: np.ndarray) -> list[Notes]:
     """The top reasons of each patient, most important first (one :class:`Notes` per rank).
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     values : mapping of field -> array of shape (n,)
         Clean values of the model fields.
     contributions : numpy.ndarray, shape (n, number of terms)
@@ -216,7 +214,7 @@ class _MissingGroup(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _missing_groups(model: AdditiveModel) -> tuple[_MissingGroup, ...]:
+def _missing_groups(model: Model) -> tuple[_MissingGroup, ...]:
     groups: dict[str, list[int]] = {}
     for j, term in enumerate(model.features.terms):
         if term.unused:  # never reported missing: the model ignores it either way
@@ -237,7 +235,7 @@ def _missing_groups(model: AdditiveModel) -> tuple[_MissingGroup, ...]:
     return tuple(out)
 
 
-def _not_measured_notes(model: AdditiveModel, missing: np.ndarray) -> list[Notes]:
+def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
     notes = []
@@ -255,7 +253,7 @@ def _not_measured_notes(model: AdditiveModel, missing: np.ndarray) -> list[Notes
     return notes
 
 
-def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outside) -> list[Notes]:
+def _outside_range_notes(model: Model, values: Mapping[str, Any], outside) -> list[Notes]:
     notes = []
     for j in np.flatnonzero(outside.any(axis=0)).tolist():
         term = model.features.terms[j]
@@ -276,7 +274,7 @@ def _outside_range_notes(model: AdditiveModel, values: Mapping[str, Any], outsid
     return notes
 
 
-def _unseen_level_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+def _unseen_level_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     """A note for each value that is a category level no training patient had."""
     notes = []
     for term in model.features.terms:
@@ -293,7 +291,7 @@ def _unseen_level_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list
     return notes
 
 
-def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes]:
+def _unused_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
         note
@@ -306,14 +304,14 @@ def _unused_notes(model: AdditiveModel, values: Mapping[str, Any]) -> list[Notes
     ]
 
 
-def warning_notes(model: AdditiveModel, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
+def warning_notes(model: Model, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
     category levels that no training patient had.
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     values : mapping of field -> array of shape (n,)
         Clean values of the model fields and the safety-screen fields.
     encoded : Encoded

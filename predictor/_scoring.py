@@ -30,7 +30,7 @@ from predictor._explain import (
     reason_notes,
     warning_notes,
 )
-from predictor.model import AdditiveModel, Scores, load_model
+from predictor.model import Model, Scores, load_model
 
 OUTPUT_COLUMNS = (
     "patient_id",
@@ -48,7 +48,7 @@ CARRIED_FIELDS = ("responded",)
 them (after the scores, before the unknown columns): the outcome, so that scores can be checked
 against it."""
 
-ModelLike = AdditiveModel | str | os.PathLike[str] | None
+ModelLike = Model | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class ScoredRecords(NamedTuple):
     warnings: list[Notes]
 
 
-def score_clean(model: AdditiveModel, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
+def score_clean(model: Model, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
     """Score clean records (a frame from ``validate``, or field -> array of shape (n,)).
 
     The one code path behind :func:`predict` for a record and for a table.
@@ -137,11 +137,12 @@ def _with_patient_ids(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFra
     ]
 
 
-def _resolve(model: ModelLike) -> AdditiveModel:
-    return model if isinstance(model, AdditiveModel) else load_model(model)
+def _resolve(model: ModelLike) -> Model:
+    """A loaded model as it is; a path (or None: the shipped model) loaded."""
+    return load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
 
 
-def _prediction(model: AdditiveModel, scored: ScoredRecords, i: int) -> Prediction:
+def _prediction(model: Model, scored: ScoredRecords, i: int) -> Prediction:
     scores = scored.scores
     contributions = dict(zip(model.fields, scores.contributions[i].tolist(), strict=True))
     return Prediction(
@@ -156,7 +157,7 @@ def _prediction(model: AdditiveModel, scored: ScoredRecords, i: int) -> Predicti
 
 
 def scored_table(
-    model: AdditiveModel,
+    model: Model,
     clean: pd.DataFrame,
     *,
     columns: tuple[Any, ...],
@@ -168,7 +169,7 @@ def scored_table(
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     clean : pandas.DataFrame, shape (n, ...)
         Valid records as ``data_schemas.validate`` returns them; the table keeps their index.
     columns : tuple
@@ -278,7 +279,7 @@ def predict(
         One patient as field -> value, or a table with one patient per row. Field names,
         aliases, units and missing values as the input schema accepts them (``python -m
         predictor schema``); every field is optional.
-    model : AdditiveModel or path, optional
+    model : Model or path, optional
         A loaded model, or a model directory / ``model.json``; default: the shipped model.
     explain : bool
         For a table: add one ``contribution_<field>`` column per model field.

@@ -29,7 +29,7 @@ from predictor._atomic import atomic_directory
 from predictor.model import (
     ARTIFACT_NAME,
     MANIFEST_NAME,
-    AdditiveModel,
+    Model,
     ModelFiles,
     fit_additive_model,
     read_manifest,
@@ -140,13 +140,13 @@ def fingerprint(clean: pd.DataFrame) -> str:
 class TrainingResult:
     """What :func:`train` produced."""
 
-    model: AdditiveModel
+    model: Model
     manifest: dict[str, Any]
     files: ModelFiles
 
 
 def _evaluate_all(
-    model: AdditiveModel,
+    model: Model,
     fit_rows: pd.DataFrame,
     test_sets: dict[str, pd.DataFrame],
     seed: int,
@@ -276,8 +276,9 @@ def train(
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
+    summary = model.summary()
     stage(
-        f"fitted the additive model ({len(model.coef)} coefficients; penalty C = "
+        f"fitted the additive model ({summary.coefficients} coefficients; penalty C = "
         f"{report.penalty_c:g} chosen by {len(report.penalty_grid)}-value cross-validated "
         f"log-loss)"
     )
@@ -290,7 +291,7 @@ def train(
         + " and ".join(f"{name} ({len(rows):,})" for name, rows in test_sets.items())
         + " with logistic regression and gradient boosting for comparison"
     )
-    comparison = cross_validate(fit_rows, seed=seed, penalty_c=model.penalty_c)
+    comparison = cross_validate(fit_rows, seed=seed, penalty_c=report.penalty_c)
     stage(
         f"cross-validated the additive model, logistic regression and gradient boosting on the "
         f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
@@ -312,7 +313,8 @@ def train(
             {"seed": evaluation_seed(seed), "n": EVALUATION_N} if simulated else None
         ),
         "model": {
-            "coefficients": len(model.coef),
+            "kind": model.kind,
+            "coefficients": summary.coefficients,
             "penalty_c": report.penalty_c,
             "cv_log_loss": dict(
                 zip(map(str, report.penalty_grid), report.cv_log_loss, strict=True)

@@ -15,12 +15,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 
 import joblib
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from data_schemas import SCHEMA_VERSION
+from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Kind, Role
 from predictor._scoring import predict
 from predictor.model import _artifact as artifact
 from predictor.model._additive import AdditiveModel, fit_additive_model
@@ -32,11 +36,13 @@ from predictor.model._artifact import (
     MAX_MANIFEST_BYTES,
     SHIPPED_MODEL_DIR,
     ModelFileError,
+    check_fields,
     load_model,
     model_to_json,
     save_model,
     sha256_hex,
 )
+from predictor.model._document import FieldDefinition
 from predictor.model._features import MODEL_FIELDS
 from predictor.simulation._synthetic import simulate_cohort
 
@@ -143,7 +149,6 @@ def test_load_model_shipped_model_loads_and_is_cached() -> None:
     assert shipped.fields == MODEL_FIELDS
     assert load_model() is shipped
     assert load_model(SHIPPED_MODEL_DIR) is shipped
-    assert model_to_json(shipped).encode() == (SHIPPED_MODEL_DIR / ARTIFACT_NAME).read_bytes()
 
 
 def test_load_model_rereads_a_changed_file(model: AdditiveModel, saved: Path) -> None:
@@ -270,6 +275,14 @@ def _term(document: dict, field: str) -> dict:
     return next(term for term in document["terms"] if term["field"] == field)
 
 
+def _field(document: dict, name: str) -> dict:
+    return next(entry for entry in document["fields"] if entry["name"] == name)
+
+
+def _rename_first_field(document: dict) -> None:
+    document["fields"][0]["name"] = document["terms"][0]["field"] = "shoe_size"
+
+
 def _swap_route_levels(document: dict) -> None:
     _term(document, "route")["levels"].reverse()
 
@@ -312,7 +325,38 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
         _edit(lambda d: _first_spline(d)["value_range"].reverse()),
         "low end above its high end",
     ),
-    "unknown-field": (_edit(lambda d: d["terms"][0].update(field="shoe_size")), "not a schema"),
+    "unknown-field": (_edit(_rename_first_field), "'shoe_size' is not a predictor field"),
+    "term-not-its-field": (_edit(lambda d: d["terms"][0].update(field="sex")), "its terms are"),
+    "kind-unknown": (_edit(lambda d: d.update(kind="forest")), "its kind 'forest' is not one"),
+    "field-unit-changed": (
+        _edit(lambda d: _field(d, "crp_mg_l").update(unit="mg/dL")),
+        "crp_mg_l has unit 'mg/dL', the schema's is 'mg/L'",
+    ),
+    "field-kind-changed": (
+        _edit(lambda d: _field(d, "age_years").update(kind="integer")),
+        "age_years has kind 'integer'",
+    ),
+    "field-level-foreign": (
+        _edit(lambda d: _field(d, "route").update(levels=["iv_ketamine", "oral"])),
+        r"route's levels \['oral'\] are not the schema's",
+    ),
+    "knots-decreasing": (
+        _edit(lambda d: _first_spline(d)["knots"].reverse()),
+        "knots must be non-decreasing",
+    ),
+    "range-beyond-knots": (
+        _edit(lambda d: _first_spline(d)["value_range"].__setitem__(1, 1e5)),
+        "is not an interval inside its knots",
+    ),
+    "tertiles-outside-range": (
+        _edit(lambda d: _first_spline(d)["tertiles"].__setitem__(1, 1e5)),
+        "tertiles are not inside its value range",
+    ),
+    "columns-renamed": (
+        _edit(lambda d: _term(d, "route")["columns"].reverse()),
+        "route: its columns are",
+    ),
+    "coef-huge": (_edit(lambda d: d["coef"].__setitem__(0, 1e300)), "coef has a value larger"),
     "covariance-asymmetric": (_edit(_asymmetric), "covariance is not symmetric"),
     "covariance-not-positive": (_edit(_not_positive_definite), "not positive definite"),
     "threshold-1": (_edit(lambda d: d.update(threshold=1.0)), "threshold 1.0 is not between"),
@@ -517,3 +561,180 @@ def test_load_model_reads_a_file_of_exactly_the_cap(
 def test_shipped_model_files_are_far_below_the_caps() -> None:
     assert (SHIPPED_MODEL_DIR / ARTIFACT_NAME).stat().st_size < MAX_ARTIFACT_BYTES / 50
     assert (SHIPPED_MODEL_DIR / MANIFEST_NAME).stat().st_size < MAX_MANIFEST_BYTES / 50
+
+
+# Format 1 (the files shipped before models described themselves) and a schema that grows.
+
+FORMAT_1_DIR = Path(__file__).parent / "data" / "model_format_1"
+"""``models/`` as it was shipped in format 1, and ``patients_scored.csv``: what
+``python -m predictor score examples/patients.csv --explain`` gave with it."""
+EXAMPLES = Path(__file__).parents[1] / "examples" / "patients.csv"
+
+
+def test_load_model_format_1_scores_exactly_as_before(tmp_path: Path) -> None:
+    from predictor.io import score_csv
+
+    score_csv(EXAMPLES, tmp_path / "scored.csv", model=FORMAT_1_DIR, explain=True)
+    expected = (FORMAT_1_DIR / "patients_scored.csv").read_text()
+    assert (tmp_path / "scored.csv").read_text() == expected
+
+
+def test_save_model_format_1_model_saved_again_is_format_2_with_the_same_numbers(
+    tmp_path: Path,
+) -> None:
+    old = load_model(FORMAT_1_DIR)
+    save_model(old, tmp_path / "again", {"note": "test"})
+    new_document = json.loads((tmp_path / "again" / ARTIFACT_NAME).read_text())
+    old_document = json.loads((FORMAT_1_DIR / ARTIFACT_NAME).read_text())
+    assert (new_document["format_version"], new_document["kind"]) == (FORMAT_VERSION, "additive")
+    assert [f["name"] for f in new_document["fields"]] == list(old.fields)
+    for key, value in old_document.items():
+        if key not in ("format", "format_version"):
+            assert new_document[key] == value, key
+    table = simulate_cohort(50, seed=9).drop(columns=["responded", "true_probability"])
+    pd.testing.assert_frame_equal(
+        predict(table, model=tmp_path / "again", explain=True),
+        predict(table, model=old, explain=True),
+        check_exact=True,
+    )
+
+
+def _schema_with_a_new_field() -> MappingProxyType:
+    new = Field("hair_cortisol_pg_mg", Kind.NUMBER, Role.PREDICTOR, "Hair cortisol", unit="pg/mg")
+    return MappingProxyType({**FIELDS_BY_NAME, new.name: new})
+
+
+@pytest.mark.parametrize("which", ["format-2", "format-1"])
+def test_load_model_keeps_loading_after_a_field_is_added_to_the_schema(
+    saved: Path, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where = saved if which == "format-2" else FORMAT_1_DIR
+    before = predict(RECORD, model=load_model(where)).to_dict()
+    monkeypatch.setattr(artifact, "FIELDS_BY_NAME", _schema_with_a_new_field())
+    artifact._load.cache_clear()
+    assert predict(RECORD, model=load_model(where)).to_dict() == before
+
+
+def test_check_fields_takes_the_schema_and_lists_every_mismatch() -> None:
+    schema = _schema_with_a_new_field()
+    definitions = [FieldDefinition.of(schema[name]) for name in ("crp_mg_l", "route")]
+    check_fields(definitions, schema)  # the new field is not the model's business
+    wrong = [
+        dataclasses.replace(definitions[0], unit="mg/dL"),
+        dataclasses.replace(definitions[1], levels=("iv_ketamine", "oral")),
+        FieldDefinition("history_of_psychosis", "boolean", ""),
+    ]
+    with pytest.raises(ValueError, match=r"unit 'mg/dL'.*'oral'.*'history_of_psychosis' is not"):
+        check_fields(wrong, schema)
+
+
+def test_save_model_model_of_some_fields_round_trips(tmp_path: Path) -> None:
+    cohort = simulate_cohort(2000, seed=4)
+    fields = ("crp_mg_l", "route", "family_history_alcohol_use_disorder")
+    model, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=4, penalty_grid=(0.1,), fields=fields
+    )
+    save_model(model, tmp_path / "m", {"note": "test"})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.fields == fields
+    document = json.loads((tmp_path / "m" / ARTIFACT_NAME).read_text())
+    assert [f["name"] for f in document["fields"]] == list(fields)
+    prediction = predict(RECORD, model=loaded)
+    assert prediction.to_dict() == predict(RECORD, model=model).to_dict()
+    assert set(prediction.contributions) == set(fields)
+
+
+# Any file that loads scores finite probabilities: change one number or list of a valid
+# document and it is refused, or its scores are finite probabilities with finite intervals.
+
+
+@pytest.fixture(scope="module")
+def valid_document(model: AdditiveModel) -> dict:
+    return json.loads(model_to_json(model))
+
+
+@pytest.fixture(scope="module")
+def scored_cohort() -> pd.DataFrame:
+    from data_schemas import validate
+
+    cohort = simulate_cohort(500, seed=1)
+    return validate(cohort.drop(columns=["responded", "true_probability"])).clean
+
+
+def _numeric_places(document: object, path: tuple = ()) -> list[tuple]:
+    """Paths (keys and indices) to every number and every list of numbers in a document."""
+    if isinstance(document, dict):
+        return [p for k, v in document.items() for p in _numeric_places(v, (*path, k))]
+    if isinstance(document, list):
+        here = (
+            [path] if document and all(isinstance(v, int | float | list) for v in document) else []
+        )
+        return here + [p for i, v in enumerate(document) for p in _numeric_places(v, (*path, i))]
+    if isinstance(document, int | float) and not isinstance(document, bool):
+        return [path]
+    return []
+
+
+def _places_by_kind(document: dict) -> dict[tuple, list[tuple]]:
+    """:func:`_numeric_places` grouped by their path with the list indices left out."""
+    kinds: dict[tuple, list[tuple]] = {}
+    for path in _numeric_places(document):
+        kinds.setdefault(tuple("#" if isinstance(k, int) else k for k in path), []).append(path)
+    return kinds
+
+
+_NUMBERS = st.one_of(
+    st.sampled_from([0.0, -1.0, 1e-300, 1e6, -1e6, 1e7, 1e300, -1e300, 2.0**53]),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+def _changed(value: object, how: str, number: float, index: int) -> object:
+    """``value`` (a number or a list) with one change: set, negate, reverse, drop, repeat."""
+    if not isinstance(value, list):
+        return -value if how == "negate" else number
+    if not value:
+        return [number]
+    i = index % len(value)
+    flat = not isinstance(value[0], list)
+    changes = {
+        "set": [*value[:i], number, *value[i + 1 :]] if flat else value,
+        "negate": [-v for v in value] if flat else value,
+        "reverse": value[::-1],
+        "drop": value[:i] + value[i + 1 :],
+        "repeat": [*value, value[i]],
+    }
+    return changes[how]
+
+
+@given(
+    place=st.integers(min_value=0),
+    how=st.sampled_from(["set", "negate", "reverse", "drop", "repeat"]),
+    number=_NUMBERS,
+    index=st.integers(min_value=0, max_value=200),
+)
+@settings(max_examples=300, deadline=None)
+def test_model_from_json_any_changed_number_is_refused_or_scores_finite_probabilities(
+    valid_document: dict,
+    scored_cohort: pd.DataFrame,
+    place: int,
+    how: str,
+    number: float,
+    index: int,
+) -> None:
+    document = json.loads(json.dumps(valid_document))
+    kinds = _places_by_kind(document)  # each kind of place (a term's knots...) equally likely
+    paths = kinds[sorted(kinds)[place % len(kinds)]]
+    path = paths[index % len(paths)]
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = _changed(parent[path[-1]], how, number, index)
+    try:
+        loaded = artifact.model_from_json(json.dumps(document), source="changed")
+    except ModelFileError:
+        return
+    scores = loaded.score(loaded.features.design(scored_cohort))
+    for values in (scores.probability, scores.low, scores.high):
+        assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+    assert np.isfinite(scores.contributions).all() and np.isfinite(scores.logit).all()

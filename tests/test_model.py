@@ -284,3 +284,48 @@ def test_unseen_level_gets_the_mean_term_and_nothing_else_changes(cohort: pd.Dat
     )
     ours = model.score(design).probability
     assert np.allclose(ours, reference.predict_proba(design)[:, 1], atol=1e-9)
+
+
+def test_additive_model_implements_the_model_protocol(small_model) -> None:
+    from predictor import Model
+
+    assert isinstance(small_model, Model)
+    assert small_model.kind == "additive"
+    summary = small_model.summary()
+    assert summary.coefficients == len(small_model.features.columns)
+    assert summary.settings["penalty_c"] == small_model.penalty_c
+    with pytest.raises(TypeError):
+        summary.settings["penalty_c"] = 1.0  # a read-only mapping
+
+
+def test_term_contribution_is_the_scores_contribution(cohort, small_model) -> None:
+    design = small_model.features.design(cohort.iloc[:200])
+    scores = small_model.score(design)
+    for j, columns in enumerate(small_model.features.slices):
+        assert np.allclose(
+            small_model.term_contribution(j, design[:, columns]),
+            scores.contributions[:, j],
+            rtol=0,
+            atol=1e-12,
+        )
+
+
+def test_fit_on_some_fields_gives_a_model_of_those_fields(cohort) -> None:
+    fields = ("route", "crp_mg_l", "age_years")
+    model, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=(0.1,), fields=fields
+    )
+    assert model.fields == fields
+    scores = model.score(model.features.design(cohort))
+    assert scores.contributions.shape == (len(cohort), 3)
+    assert np.allclose(scores.logit, model.baseline + scores.contributions.sum(axis=1))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(), ("route", "route"), ("patient_id",), ("history_of_psychosis",), ("shoe_size",)],
+    ids=["none", "twice", "id", "safety", "unknown"],
+)
+def test_feature_map_fit_refuses_fields_that_are_not_predictors(cohort, fields) -> None:
+    with pytest.raises(ValueError, match="must be predictor fields of the schema, each once"):
+        FeatureMap.fit(cohort, fields=fields)

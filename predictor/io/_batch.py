@@ -45,7 +45,7 @@ from predictor.io._csv_reader import (
     Dialect,
 )
 from predictor.io._input_stream import InputError, OpenedInput, open_input
-from predictor.model import AdditiveModel, load_model
+from predictor.model import Model, load_model
 
 __all__ = [
     "DECIMALS",
@@ -318,7 +318,7 @@ class _Scored(NamedTuple):
 class _ChunkScorer:
     """Validates and scores one chunk at a time (with no model: validates only)."""
 
-    model: AdditiveModel | None
+    model: Model | None
     decimal: str
     explain: bool
     escape: bool
@@ -400,7 +400,7 @@ def score_csv(
         The scored CSV file; ``"-"`` writes to standard output.
     rejects : path, optional
         Where to write the rejects table (:data:`REJECT_COLUMNS`); by default it is not kept.
-    model : AdditiveModel or path, optional
+    model : Model or path, optional
         The model; default: the shipped one.
     explain : bool
         Add one ``contribution_<field>`` column per model field.
@@ -455,7 +455,7 @@ def score_csv(
         raise BatchError(f"the output and the rejects file are both {str(out)!r}")
     for target in (out, rejects):
         check_writable(target)
-    resolved = model if isinstance(model, AdditiveModel) else load_model(model)
+    resolved = load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
     return _run(
         source,
         [("--rejects", rejects), ("--out", out)],

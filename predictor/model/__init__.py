@@ -2,33 +2,36 @@
 files.
 
 Reads the schema (``data_schemas``) and nothing above it. Explanations, scoring, files and
-reports use the names below and nothing else of this package.
+reports use the names below and nothing else of this package, and use a fitted model through
+the :class:`Model` protocol only (never an :class:`AdditiveModel`'s coefficients).
 """
 
 from predictor.model._additive import (
     CV_FOLDS,
     INTERVAL_LEVEL,
     AdditiveModel,
-    Scores,
     fit_additive_model,
 )
 from predictor.model._artifact import (
     ARTIFACT_NAME,
     MANIFEST_NAME,
-    ModelFileError,
+    MODEL_KINDS,
     ModelFiles,
     load_model,
     read_manifest,
     save_model,
 )
+from predictor.model._document import ModelFileError
 from predictor.model._features import (
     LOG_SCALE_FLOORS,
     MIN_MISSING_TO_LEARN,
     MODEL_FIELDS,
     Encoded,
+    FeatureMap,
     Term,
     model_scale,
 )
+from predictor.model._protocol import Model, ModelSummary, Scores
 
 __all__ = [
     "ARTIFACT_NAME",
@@ -38,10 +41,14 @@ __all__ = [
     "MANIFEST_NAME",
     "MIN_MISSING_TO_LEARN",
     "MODEL_FIELDS",
+    "MODEL_KINDS",
     "AdditiveModel",
     "Encoded",
+    "FeatureMap",
+    "Model",
     "ModelFileError",
     "ModelFiles",
+    "ModelSummary",
     "Scores",
     "Term",
     "fit_additive_model",

@@ -27,15 +27,18 @@ intercept); the 90% interval is ``sigmoid(logit +/- 1.645 se)`` with ``se^2 = x'
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, ndtri
 
+from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap
+from predictor.model._protocol import ModelSummary, Scores
 
 INTERVAL_LEVEL = 0.90
 PENALTY_GRID: tuple[float, ...] = tuple(np.logspace(-3, 2, 11).tolist())
@@ -48,20 +51,10 @@ least as likely as not."""
 LABELS = ("unlikely responder", "likely responder")
 
 
-class Scores(NamedTuple):
-    """The model's output for ``n`` patients (arrays of shape (n,) unless noted)."""
-
-    logit: np.ndarray
-    probability: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    contributions: np.ndarray
-    """shape (n, number of terms): centred terms, log-odds"""
-
-
 @dataclass(frozen=True, eq=False)
 class AdditiveModel:
-    """A fitted additive model. Build with :func:`fit_additive_model`; save with
+    """A fitted additive model (a :class:`~predictor.model._protocol.Model` of kind
+    ``"additive"``). Build with :func:`fit_additive_model`; save with
     :mod:`predictor.model._artifact`.
 
     Attributes
@@ -81,6 +74,9 @@ class AdditiveModel:
     threshold : float
         Probability at or above which ``label`` is "likely responder".
     """
+
+    kind: ClassVar[str] = "additive"
+    DESCRIPTION: ClassVar[str] = "penalised additive logistic model (GAM)"
 
     features: FeatureMap
     intercept: float
@@ -107,11 +103,14 @@ class AdditiveModel:
         logit = self.baseline + contributions.sum(axis=1)
         # se^2 = x' V x with x = (1, design row): V's intercept row and column split out.
         covariance = self.covariance
-        se = np.sqrt(
+        variance = (
             covariance[0, 0]
             + 2.0 * (design @ covariance[0, 1:])  # exactly the same, without an (n, p) copy
             + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
         )
+        # x' V x >= 0 for a positive definite V, but rounding can take it a hair below 0 when V
+        # is nearly singular: 0 then, not NaN.
+        se = np.sqrt(np.maximum(variance, 0.0))
         half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se
         return Scores(
             logit,
@@ -124,6 +123,71 @@ class AdditiveModel:
     def labels(self, probability: np.ndarray) -> np.ndarray:
         """``"likely responder"`` at or above the threshold, else ``"unlikely responder"``."""
         return np.asarray(LABELS, dtype=object)[(probability >= self.threshold).astype(np.intp)]
+
+    def term_contribution(self, j: int, block: np.ndarray) -> np.ndarray:
+        """Centred contribution of term ``j`` (log-odds) for rows of its design block, shape
+        (n, len(features.terms[j].columns)) -> (n,)."""
+        return block @ self.coef[self.features.slices[j]] - self.term_means[j]
+
+    def summary(self) -> ModelSummary:
+        """The kind of model, its number of coefficients and its penalty."""
+        return ModelSummary(self.DESCRIPTION, len(self.coef), {"penalty_c": self.penalty_c})
+
+    def to_document(self) -> dict[str, Any]:
+        """The model as plain JSON values (floats exact: JSON text round-trips them)."""
+        features = self.features.to_document()
+        return {
+            "kind": self.kind,
+            "fields": features["fields"],
+            "threshold": self.threshold,
+            "penalty_c": self.penalty_c,
+            "intercept": self.intercept,
+            "coef": self.coef.tolist(),
+            "term_means": self.term_means.tolist(),
+            "covariance": self.covariance.tolist(),
+            "terms": features["terms"],
+        }
+
+    @classmethod
+    def from_document(
+        cls, document: Mapping[str, Any], *, source: str = "model document"
+    ) -> AdditiveModel:
+        """Rebuild a model from :meth:`to_document`'s output, checking every part of it:
+        the terms (:meth:`FeatureMap.from_document`), the numbers' shapes and sizes, the
+        threshold in (0, 1), a positive penalty, a symmetric positive definite covariance.
+
+        Raises
+        ------
+        ModelFileError
+            Saying what is wrong, naming ``source``.
+        """
+        return read_document(lambda: cls._from_document(document), source)
+
+    @classmethod
+    def _from_document(cls, document: Mapping[str, Any]) -> AdditiveModel:
+        features = FeatureMap.from_document(document)
+        p = len(features.columns)
+        model = cls(
+            features=features,
+            intercept=finite_number(document["intercept"], "intercept"),
+            coef=finite_array(document["coef"], "coef", (p,)),
+            covariance=finite_array(document["covariance"], "covariance", (p + 1, p + 1)),
+            term_means=finite_array(document["term_means"], "term_means", (len(features.terms),)),
+            penalty_c=finite_number(document["penalty_c"], "penalty_c"),
+            threshold=finite_number(document["threshold"], "threshold"),
+        )
+        if not 0.0 < model.threshold < 1.0:
+            raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
+        if not model.penalty_c > 0.0:
+            raise ValueError(f"its penalty C {model.penalty_c!r} is not positive")
+        covariance = model.covariance
+        if not np.array_equal(covariance, covariance.T):
+            raise ValueError("its covariance is not symmetric")
+        try:
+            np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            raise ValueError("its covariance is not positive definite") from None
+        return model
 
 
 class FitReport(NamedTuple):
@@ -149,6 +213,7 @@ def fit_additive_model(
     seed: int,
     penalty_grid: tuple[float, ...] = PENALTY_GRID,
     threshold: float = DEFAULT_THRESHOLD,
+    fields: Sequence[str] | None = None,
 ) -> tuple[AdditiveModel, FitReport]:
     """Fit the additive model, choosing the penalty by cross-validated log-loss.
 
@@ -164,6 +229,9 @@ def fit_additive_model(
         Inverse penalties (``C``) to try (one value: used without cross-validation).
     threshold : float
         Stored in the model for its labels.
+    fields : sequence of str, optional
+        The model's input fields, predictor fields of the schema (default: all of them); see
+        :meth:`FeatureMap.fit`.
 
     Returns
     -------
@@ -174,7 +242,7 @@ def fit_additive_model(
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     y = np.asarray(responded, dtype=np.float64)
-    features = FeatureMap.fit(clean)
+    features = FeatureMap.fit(clean, fields=fields)
     design = features.design(clean)
     estimator = LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=200)
     if len(penalty_grid) == 1:  # nothing to choose

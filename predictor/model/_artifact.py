@@ -2,9 +2,23 @@
 
 A model is a directory holding ``model.json`` (the artifact: every fitted number, as JSON arrays)
 and ``manifest.json`` (what produced it: schema, package and library versions, the training
-data's sha256, seed, size, metrics, and the artifact's own sha256). Loading never executes code
-from a file -- nothing is unpickled, only ``json`` parses text -- and it refuses, with a
-message saying what is wrong, a file that:
+data's sha256, seed, size, metrics, and the artifact's own sha256).
+
+A model file describes itself (format 2): its ``kind`` (``"additive"``; :data:`MODEL_KINDS`
+says which class reads each kind), the ``fields`` it was fitted with, each as the schema
+defined it then (name, kind, unit, levels), and its terms and numbers. On loading, each of its
+fields is checked against the schema's definition of that field (:func:`check_fields`), not
+against the schema's full list: a field added to the schema leaves every model loading, and a
+model may use only some of the predictor fields. Files of format 1 (no kind, no field
+definitions, every predictor field of schema version 1) still load.
+
+``SCHEMA_VERSION`` changes when an existing field changes meaning (what it measures, beyond
+what its kind and unit say); a model file written for another schema version is refused.
+Adding a field, a level, an alias or a unit spelling is no new version: the per-field check
+(same kind, same unit, levels still the schema's) is what protects a model.
+
+Loading never executes code from a file -- nothing is unpickled, only ``json`` parses text --
+and it refuses, with a message saying what is wrong, a file that:
 
 * is missing, or has no manifest beside it;
 * is not a regular file (a FIFO, a device, a directory), or is larger than
@@ -12,8 +26,18 @@ message saying what is wrong, a file that:
 * does not match the manifest's sha256 (corrupted, truncated, or replaced by another file,
   a pickle for instance);
 * is not JSON, is another kind of file, or comes from another format or schema version;
-* has numbers of the wrong shape or that are not finite, or terms that do not fit the schema
-  (levels, kinds), or a covariance that is not a covariance.
+* is of a kind of model this package does not know;
+* has a field that the schema no longer has as a predictor, or whose kind or unit changed, or
+  with a level the schema's field does not have;
+* has a number that is not finite or is larger than
+  :data:`~predictor.model._document.MAX_MAGNITUDE`, or an array of the wrong shape;
+* has a term that does not fit its field (levels, kind, column names that do not match the
+  levels and basis), a spline whose knots decrease or whose training range (on the model
+  scale) is not inside its knots, tertiles outside that range;
+* has a threshold outside (0, 1), a penalty that is not positive, or a covariance that is not
+  symmetric positive definite.
+
+So any file that loads gives finite probabilities and intervals for any clean record.
 
 Each category term lists the levels its training patients had (``seen_levels``); a file
 written before that was recorded has no such list, and loads as if every level was seen.
@@ -26,28 +50,29 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
-from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Kind
+from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Role
 from predictor._atomic import atomic_text_output
 from predictor.model._additive import AdditiveModel
-from predictor.model._features import (
-    LEVEL_NAMES_BOOLEAN,
-    MODEL_FIELDS,
-    SPLINE_DEGREE,
-    FeatureMap,
-    Term,
-)
+from predictor.model._document import FieldDefinition, ModelFileError, read_document
+from predictor.model._protocol import Model
 
 ARTIFACT_NAME = "model.json"
 MANIFEST_NAME = "manifest.json"
-FORMAT = "ketamine-predictor additive model"
-FORMAT_VERSION = 1
+FORMAT = "ketamine-predictor model"
+FORMAT_1 = "ketamine-predictor additive model"
+"""What format 1's model files and manifests say they are (still read)."""
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, FORMAT_VERSION)
+MODEL_KINDS: Mapping[str, type[Model]] = MappingProxyType({AdditiveModel.kind: AdditiveModel})
+"""The registry of model kinds: a model file's ``kind`` -> the class that reads it. A new kind
+of model is added here."""
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 """The model trained by ``python train.py`` and shipped in the repository."""
 MAX_ARTIFACT_BYTES = 64 * 2**20
@@ -55,10 +80,6 @@ MAX_ARTIFACT_BYTES = 64 * 2**20
 times as many coefficients (a covariance a hundred times as big) would still fit."""
 MAX_MANIFEST_BYTES = 16 * 2**20
 """Largest ``manifest.json`` read (16 MiB): the shipped one is about 14 kB."""
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used: missing, corrupted, foreign or from another version."""
 
 
 @dataclass(frozen=True)
@@ -83,115 +104,84 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _term_to_json(term: Term) -> dict[str, Any]:
-    spline = term.is_spline
-    return {
-        "field": term.field,
-        "columns": list(term.columns),
-        "levels": list(term.levels),
-        "knots": term.knots.tolist(),
-        "transform": term.transform.tolist(),
-        "missing_row": term.missing_row.tolist(),
-        "learned_missing": term.learned_missing,
-        "value_range": list(term.value_range) if spline else None,
-        "tertiles": list(term.tertiles) if spline else None,
-        "unused": term.unused,
-        "seen_levels": list(term.seen_levels),
-    }
-
-
-def model_to_json(model: AdditiveModel) -> str:
-    """The model as JSON text (floats written exactly; the same model gives the same text)."""
+def model_to_json(model: Model) -> str:
+    """The model as JSON text of format :data:`FORMAT_VERSION` (floats written exactly; the
+    same model gives the same text)."""
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "schema_version": SCHEMA_VERSION,
-        "threshold": model.threshold,
-        "penalty_c": model.penalty_c,
-        "intercept": model.intercept,
-        "coef": model.coef.tolist(),
-        "term_means": model.term_means.tolist(),
-        "covariance": model.covariance.tolist(),
-        "terms": [_term_to_json(term) for term in model.features.terms],
+        **model.to_document(),
     }
     return json.dumps(document, allow_nan=False, indent=1) + "\n"
 
 
-def _array(value: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if shape is not None and array.shape != shape:
-        raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} has a value that is not a finite number")
-    return array
+def check_fields(
+    definitions: Iterable[FieldDefinition], schema: Mapping[str, Field] | None = None
+) -> None:
+    """Check a model's field definitions against the schema's definitions of those fields.
+
+    A field the model uses must still exist, be a predictor, have the same kind and unit, and
+    each level the model knows must still be one of the field's levels. The schema's other
+    fields do not matter: a field added to the schema leaves every model loading.
+
+    Parameters
+    ----------
+    definitions : iterable of FieldDefinition
+        What the model file records of its fields.
+    schema : mapping of str to data_schemas.Field, optional
+        The schema's fields by name (default: today's, ``FIELDS_BY_NAME``).
+
+    Raises
+    ------
+    ValueError
+        Listing every field that does not match.
+    """
+    schema = FIELDS_BY_NAME if schema is None else schema
+    problems = []
+    for definition in definitions:
+        field = schema.get(definition.name)
+        if field is None or field.role is not Role.PREDICTOR:
+            problems.append(f"{definition.name!r} is not a predictor field of the schema")
+            continue
+        for what, theirs, ours in (
+            ("kind", definition.kind, field.kind.value),
+            ("unit", definition.unit, field.unit),
+        ):
+            if theirs != ours:
+                problems.append(
+                    f"{definition.name} has {what} {theirs!r}, the schema's is {ours!r}"
+                )
+        foreign = [level for level in definition.levels if level not in field.levels]
+        if foreign:
+            problems.append(f"{definition.name}'s levels {foreign} are not the schema's levels")
+    if problems:
+        raise ValueError(
+            "its fields do not match the schema: " + "; ".join(problems) + ": retrain it with "
+            "`python train.py`"
+        )
 
 
-def _expected_levels(field: str) -> tuple[str, ...]:
-    kind = FIELDS_BY_NAME[field].kind
-    if kind is Kind.BOOLEAN:
-        return LEVEL_NAMES_BOOLEAN
-    return FIELDS_BY_NAME[field].levels if kind is Kind.CATEGORY else ()
-
-
-def _term_from_json(entry: dict[str, Any]) -> Term:
-    field = entry["field"]
-    if field not in FIELDS_BY_NAME:
-        raise ValueError(f"it has a term for {field!r}, which is not a schema field")
-    columns = tuple(str(c) for c in entry["columns"])
-    knots = _array(entry["knots"], "knots")
-    unused = entry.get("unused", "")
-    levels = tuple(str(level) for level in entry["levels"])
-    if not isinstance(unused, str) or not isinstance(entry["learned_missing"], bool):
-        raise ValueError(f"{field}: 'unused' must be text and 'learned_missing' true or false")
-    expected = () if unused else _expected_levels(field)
-    if levels != expected:
-        raise ValueError(f"{field}: its levels are {levels}, the schema's are {expected}")
-    seen = entry.get("seen_levels")  # absent from files written before it was recorded: all
-    if seen is not None and not (
-        isinstance(seen, list) and all(isinstance(level, str) for level in seen)
-    ):
-        raise ValueError(f"{field}: 'seen_levels' must be a list of levels")
-    is_number = FIELDS_BY_NAME[field].kind in (Kind.NUMBER, Kind.INTEGER)
-    if bool(knots.size) != (is_number and not unused):
-        raise ValueError(f"{field}: a spline term must be exactly the schema's used number fields")
-    transform = np.empty((0, 0))
-    if knots.size:
-        n_basis = knots.size - SPLINE_DEGREE - 1
-        transform = _array(entry["transform"], "transform", (n_basis, n_basis))
-    ranges = {
-        key: tuple(_array(entry[key], key, (2,)).tolist())
-        for key in ("value_range", "tertiles")
-        if entry[key] is not None
+def _upgraded(document: dict[str, Any]) -> dict[str, Any]:
+    """A format 1 document as format 2: kind ``additive``, and its fields' definitions taken
+    from the schema (format 1 recorded none; it was written for schema version 1, which the
+    caller has checked)."""
+    terms = document.get("terms")
+    if not isinstance(terms, list) or not all(isinstance(term, dict) for term in terms):
+        return document  # the model's own checks say what is wrong
+    fields = [term.get("field") for term in terms]
+    unknown = [name for name in fields if name not in FIELDS_BY_NAME]
+    if unknown:
+        raise ValueError(f"it has a term for {unknown[0]!r}, which is not a schema field")
+    levels = {term["field"]: tuple(term.get("levels") or ()) for term in terms}
+    return {
+        **document,
+        "kind": "additive",
+        "fields": [
+            FieldDefinition.of(FIELDS_BY_NAME[name], levels[name] or None).to_document()
+            for name in fields
+        ],
     }
-    if any(low > high for low, high in ranges.values()):
-        raise ValueError(f"{field}: a range has its low end above its high end")
-    return Term(
-        field,
-        columns,
-        levels=levels,
-        knots=knots,
-        transform=transform,
-        missing_row=_array(entry["missing_row"], "missing_row", (len(columns),)),
-        learned_missing=entry["learned_missing"],
-        unused=unused,
-        seen_levels=None if seen is None else tuple(seen),
-        **ranges,
-    )
-
-
-def _check_parameters(model: AdditiveModel) -> None:
-    """Raise ValueError unless the threshold, penalty and covariance can be what a fit gives."""
-    if not 0.0 < model.threshold < 1.0:
-        raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
-    if not model.penalty_c > 0.0:
-        raise ValueError(f"its penalty C {model.penalty_c!r} is not positive")
-    covariance = model.covariance
-    if not np.array_equal(covariance, covariance.T):
-        raise ValueError("its covariance is not symmetric")
-    try:
-        np.linalg.cholesky(covariance)
-    except np.linalg.LinAlgError:
-        raise ValueError("its covariance is not positive definite") from None
 
 
 def _our_document(data: str | bytes, source: str, what: str) -> dict[str, Any]:
@@ -202,57 +192,58 @@ def _our_document(data: str | bytes, source: str, what: str) -> dict[str, Any]:
         raise ModelFileError(f"{source} is not a {what}: it is nested too deeply") from exc
     except ValueError as exc:  # also bytes that are not UTF-8 text
         raise ModelFileError(f"{source} is not a {what}: it is not JSON ({exc})") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") not in (FORMAT, FORMAT_1):
         raise ModelFileError(f"{source} is not a ketamine-predictor {what}")
     return document
 
 
-def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> AdditiveModel:
-    """Rebuild a model from :func:`model_to_json` text, checking every part of it.
+def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> Model:
+    """Rebuild a model from :func:`model_to_json` text (or a format 1 file), checking every
+    part of it.
 
     Raises
     ------
     ModelFileError
-        If the text is not this format, is from another format or schema version, or has
-        missing, misshapen or non-finite numbers.
+        If the text is not this format, is from another format or schema version, is of an
+        unknown kind, its fields do not match the schema's, or its numbers are missing,
+        misshapen or not what a fitted model has.
     """
     document = _our_document(text, source, "model file")
-    for key, expected in (("format_version", FORMAT_VERSION), ("schema_version", SCHEMA_VERSION)):
-        if document.get(key) != expected:
+    for key, readable in (
+        ("format_version", READABLE_FORMAT_VERSIONS),
+        ("schema_version", (SCHEMA_VERSION,)),
+    ):
+        if document.get(key) not in readable:
+            older = f" (and {', '.join(map(repr, readable[:-1]))})" if len(readable) > 1 else ""
             raise ModelFileError(
                 f"{source} was written for {key.replace('_', ' ')} {document.get(key)!r}; this "
-                f"version of the package reads {expected!r}: retrain it with `python train.py`"
+                f"version of the package reads {readable[-1]!r}{older}: retrain it with "
+                f"`python train.py`"
             )
-    try:
-        terms = tuple(_term_from_json(entry) for entry in document["terms"])
-        fields = tuple(term.field for term in terms)
-        if fields != MODEL_FIELDS:
-            raise ValueError(f"its terms are {fields}, expected {MODEL_FIELDS}")
-        p = sum(len(term.columns) for term in terms)
-        model = AdditiveModel(
-            features=FeatureMap(terms),
-            intercept=float(_array(document["intercept"], "intercept", ())),
-            coef=_array(document["coef"], "coef", (p,)),
-            covariance=_array(document["covariance"], "covariance", (p + 1, p + 1)),
-            term_means=_array(document["term_means"], "term_means", (len(terms),)),
-            penalty_c=float(_array(document["penalty_c"], "penalty_c", ())),
-            threshold=float(_array(document["threshold"], "threshold", ())),
-        )
-        _check_parameters(model)
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
-        raise ModelFileError(f"{source} is not a valid model: {detail}") from exc
-    return model
+
+    def checked() -> tuple[type[Model], dict[str, Any]]:
+        """The class of the model's kind, and the document as format 2."""
+        upgraded = _upgraded(document) if document["format_version"] == 1 else document
+        kind = upgraded["kind"]
+        if not isinstance(kind, str) or kind not in MODEL_KINDS:
+            raise ValueError(f"its kind {kind!r} is not one of {sorted(MODEL_KINDS)}")
+        if not isinstance(upgraded["fields"], list):
+            raise ValueError("its fields must be a list of field definitions")
+        check_fields(FieldDefinition.from_document(entry) for entry in upgraded["fields"])
+        return MODEL_KINDS[kind], upgraded
+
+    model_class, upgraded = read_document(checked, source)
+    return model_class.from_document(upgraded, source=source)
 
 
 def save_model(
-    model: AdditiveModel, directory: str | os.PathLike[str], manifest: dict[str, Any]
+    model: Model, directory: str | os.PathLike[str], manifest: dict[str, Any]
 ) -> ModelFiles:
     """Write ``model.json`` and ``manifest.json`` (each atomically) into ``directory``.
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     directory : path
         Created if needed.
     manifest : dict
@@ -363,7 +354,7 @@ def _check_package_version(manifest: dict[str, Any], source: Path) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(files: ModelFiles, stamp: tuple[int, ...]) -> AdditiveModel:
+def _load(files: ModelFiles, stamp: tuple[int, ...]) -> Model:
     artifact = files.artifact
     if not (artifact.exists() or files.manifest.exists()):
         raise ModelFileError(
@@ -394,7 +385,7 @@ def _resolved(path: str | os.PathLike[str] | None) -> ModelFiles:
 _shipped_files = functools.cache(functools.partial(_resolved, None))
 
 
-def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
+def load_model(path: str | os.PathLike[str] | None = None) -> Model:
     """Load and check a model; the result is cached until either file changes.
 
     Parameters

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -35,6 +35,7 @@ import pandas as pd
 from scipy.interpolate import BSpline
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Role
+from predictor.model._document import FieldDefinition, finite_array
 
 MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.role is Role.PREDICTOR)
 """The schema's predictor fields, in schema order: one model term each."""
@@ -254,6 +255,108 @@ def _fit_term(name: str, values: Any) -> Term:
     return replace(term, missing_row=term.block(values)[present].mean(axis=0))
 
 
+def expected_columns(term: Term) -> tuple[str, ...]:
+    """The names the term's design columns have, from its kind, levels and basis."""
+    name = term.field
+    if term.unused:
+        return ()
+    if term.is_spline:
+        wiggles = (f"{name}:wiggle{k}" for k in range(term.knots.size - SPLINE_DEGREE - 3))
+        own = (f"{name}:level", f"{name}:slope", *wiggles)
+    else:
+        own = tuple(f"{name}={level}" for level in term.levels)
+    return (*own, f"{name}=missing") if term.learned_missing else own
+
+
+def _term_to_document(term: Term) -> dict[str, Any]:
+    spline = term.is_spline
+    return {
+        "field": term.field,
+        "columns": list(term.columns),
+        "levels": list(term.levels),
+        "knots": term.knots.tolist(),
+        "transform": term.transform.tolist(),
+        "missing_row": term.missing_row.tolist(),
+        "learned_missing": term.learned_missing,
+        "value_range": list(term.value_range) if spline else None,
+        "tertiles": list(term.tertiles) if spline else None,
+        "unused": term.unused,
+        "seen_levels": list(term.seen_levels),
+    }
+
+
+def _term_levels(definition: FieldDefinition) -> tuple[str, ...]:
+    """The levels of a term for the field: a boolean's "no" and "yes", a category's own."""
+    return LEVEL_NAMES_BOOLEAN if definition.kind == Kind.BOOLEAN else definition.levels
+
+
+def _term_from_document(entry: Mapping[str, Any], definition: FieldDefinition) -> Term:
+    """Read one term, checking it against its field's definition and that the scorer gets
+    finite numbers from it: a spline's knots non-decreasing with at least one basis interval,
+    at least four basis functions, its training range (on the model scale) inside the basis
+    interval, its tertiles inside the range; column names that match the levels and basis."""
+    field = definition.name
+    columns = tuple(str(c) for c in entry["columns"])
+    knots = finite_array(entry["knots"], "knots")
+    unused = entry.get("unused", "")
+    levels = tuple(str(level) for level in entry["levels"])
+    if not isinstance(unused, str) or not isinstance(entry["learned_missing"], bool):
+        raise ValueError(f"{field}: 'unused' must be text and 'learned_missing' true or false")
+    expected = () if unused else _term_levels(definition)
+    if levels != expected:
+        raise ValueError(f"{field}: its levels are {levels}, the field's are {expected}")
+    seen = entry.get("seen_levels")  # absent from files written before it was recorded: all
+    if seen is not None and not (
+        isinstance(seen, list) and all(isinstance(level, str) for level in seen)
+    ):
+        raise ValueError(f"{field}: 'seen_levels' must be a list of levels")
+    is_number = definition.kind in (Kind.NUMBER, Kind.INTEGER)
+    if bool(knots.size) != (is_number and not unused):
+        raise ValueError(f"{field}: a spline term must be exactly the schema's used number fields")
+    transform = np.empty((0, 0))
+    if knots.size:
+        if knots.size < 2 * SPLINE_DEGREE + 4 or (np.diff(knots) < 0).any():
+            raise ValueError(
+                f"{field}: its knots must be non-decreasing, at least {2 * SPLINE_DEGREE + 4}"
+            )
+        n_basis = knots.size - SPLINE_DEGREE - 1
+        transform = finite_array(entry["transform"], "transform", (n_basis, n_basis))
+    ranges = {
+        key: tuple(finite_array(entry[key], key, (2,)).tolist())
+        for key in ("value_range", "tertiles")
+        if entry[key] is not None
+    }
+    if any(low > high for low, high in ranges.values()):
+        raise ValueError(f"{field}: a range has its low end above its high end")
+    if knots.size:
+        if set(ranges) != {"value_range", "tertiles"}:
+            raise ValueError(f"{field}: a spline term needs its value range and tertiles")
+        low, high = ranges["value_range"]
+        scaled = model_scale(field, np.array([low, high]))
+        if not knots[SPLINE_DEGREE] <= scaled[0] < scaled[1] <= knots[-SPLINE_DEGREE - 1]:
+            raise ValueError(
+                f"{field}: its value range ({low:g} to {high:g}) is not an interval inside its "
+                f"knots"
+            )
+        if not low <= ranges["tertiles"][0] <= ranges["tertiles"][1] <= high:
+            raise ValueError(f"{field}: its tertiles are not inside its value range")
+    term = Term(
+        field,
+        columns,
+        levels=levels,
+        knots=knots,
+        transform=transform,
+        missing_row=finite_array(entry["missing_row"], "missing_row", (len(columns),)),
+        learned_missing=entry["learned_missing"],
+        unused=unused,
+        seen_levels=None if seen is None else tuple(seen),
+        **ranges,
+    )
+    if columns != expected_columns(term):
+        raise ValueError(f"{field}: its columns are {columns}, expected {expected_columns(term)}")
+    return term
+
+
 class Encoded(NamedTuple):
     """Clean records as the model sees them."""
 
@@ -282,15 +385,72 @@ class FeatureMap:
     terms: tuple[Term, ...]
 
     @classmethod
-    def fit(cls, clean: pd.DataFrame) -> FeatureMap:
+    def fit(cls, clean: pd.DataFrame, *, fields: Sequence[str] | None = None) -> FeatureMap:
         """Place knots, record ranges and decide each field's missing-value handling.
 
         Parameters
         ----------
         clean : pandas.DataFrame
             Training records as ``data_schemas.validate`` returns them (canonical columns).
+        fields : sequence of str, optional
+            The model's input fields, one term each, in this order: predictor fields of the
+            schema, each once (default: every one, :data:`MODEL_FIELDS`).
+
+        Raises
+        ------
+        ValueError
+            If ``fields`` is empty, repeats a field or names one that is not a predictor field.
         """
-        return cls(tuple(_fit_term(name, clean[name]) for name in MODEL_FIELDS))
+        names = MODEL_FIELDS if fields is None else tuple(fields)
+        wrong = [name for name in names if name not in MODEL_FIELDS]
+        if not names or wrong or len(set(names)) != len(names):
+            raise ValueError(
+                f"fields {names} must be predictor fields of the schema, each once (not "
+                f"{wrong}); the predictor fields are {MODEL_FIELDS}"
+            )
+        return cls(tuple(_fit_term(name, clean[name]) for name in names))
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> FeatureMap:
+        """Rebuild the map from :meth:`to_document`'s ``fields`` and ``terms``, checking each
+        term against its field's recorded definition and every invariant the scorer relies
+        on (see :func:`_term_from_document`).
+
+        Raises
+        ------
+        ValueError, KeyError, TypeError
+            What is wrong, for the model file's message.
+        """
+        definitions = [FieldDefinition.from_document(entry) for entry in document["fields"]]
+        names = [definition.name for definition in definitions]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"its fields {names} must be given, each once")
+        entries = document["terms"]
+        fields = [entry["field"] for entry in entries]
+        if fields != names:
+            raise ValueError(f"its terms are {tuple(fields)}, expected {tuple(names)}")
+        return cls(
+            tuple(
+                _term_from_document(entry, definition)
+                for entry, definition in zip(entries, definitions, strict=True)
+            )
+        )
+
+    def to_document(self) -> dict[str, Any]:
+        """``fields`` (each input field's definition) and ``terms``, as plain JSON values."""
+        return {
+            "fields": [definition.to_document() for definition in self.definitions],
+            "terms": [_term_to_document(term) for term in self.terms],
+        }
+
+    @functools.cached_property
+    def definitions(self) -> tuple[FieldDefinition, ...]:
+        """The input fields as the schema defines them, with the category levels the terms
+        know."""
+        return tuple(
+            FieldDefinition.of(FIELDS_BY_NAME[term.field], term.levels or None)
+            for term in self.terms
+        )
 
     @functools.cached_property
     def columns(self) -> tuple[str, ...]:
