@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Kind, Role
+from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Kind, Role, Wording
 from predictor._scoring import predict
 from predictor.model import _artifact as artifact
 from predictor.model._additive import AdditiveModel, fit_additive_model
@@ -600,7 +600,15 @@ def test_save_model_format_1_model_saved_again_is_format_2_with_the_same_numbers
 
 
 def _schema_with_a_new_field() -> MappingProxyType:
-    new = Field("hair_cortisol_pg_mg", Kind.NUMBER, Role.PREDICTOR, "Hair cortisol", unit="pg/mg")
+    new = Field(
+        "hair_cortisol_pg_mg",
+        Kind.NUMBER,
+        Role.PREDICTOR,
+        "Hair cortisol",
+        unit="pg/mg",
+        label="hair cortisol",
+        wording=Wording("hair cortisol {value} {unit}", "Low", "Typical", "High"),
+    )
     return MappingProxyType({**FIELDS_BY_NAME, new.name: new})
 
 
