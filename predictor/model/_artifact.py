@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Kind
+from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Kind, PredictorError
 from predictor._atomic import atomic_text_output
+from predictor._params import NONE, PATH, check
 from predictor.model._additive import AdditiveModel
 from predictor.model._features import (
     LEVEL_NAMES_BOOLEAN,
@@ -57,8 +58,12 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 """Largest ``manifest.json`` read (16 MiB): the shipped one is about 14 kB."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PredictorError, ValueError):
     """A model file that cannot be used: missing, corrupted, foreign or from another version."""
+
+
+_PATH_PARAMETERS = {"path": [NONE, PATH]}
+"""What :func:`load_model` and :func:`read_manifest` accept."""
 
 
 @dataclass(frozen=True)
@@ -331,6 +336,7 @@ def _read(path: Path, what: str, limit: int) -> bytes:
 def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The manifest of the model at ``path`` (a model directory or its ``model.json``; ``None``:
     the shipped model)."""
+    check("read_manifest", _PATH_PARAMETERS, locals())
     return _manifest_at(ModelFiles.at(path).manifest)
 
 
@@ -407,6 +413,8 @@ def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
     ------
     ModelFileError
         If a file is missing, does not match the manifest, or is not a valid model.
+    InvalidParameterError
+        If ``path`` is neither a path nor None.
 
     Examples
     --------
@@ -414,6 +422,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> AdditiveModel:
     >>> model.fields[:3]
     ('age_years', 'sex', 'bmi_kg_m2')
     """
+    check("load_model", _PATH_PARAMETERS, locals())
     files = _shipped_files() if path is None else _resolved(path)
     stamp: list[int] = []
     for file in (files.artifact, files.manifest):
