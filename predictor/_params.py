@@ -221,12 +221,16 @@ def check(
         Parameter name -> the constraints it accepts (any one suffices). Parameters not named
         are not checked.
     arguments : mapping
-        Parameter name -> value (the function's ``locals()`` as its first statement).
+        Parameter name -> value, in the order of the signature (the function's ``locals()`` as
+        its first statement); the message names bad ones in this order.
     """
+    unknown = constraints.keys() - arguments.keys()
+    if unknown:  # a typo in a constraints table would otherwise check nothing
+        raise RuntimeError(f"{function}() has no parameter {', '.join(sorted(unknown))}")
     bad = [
-        BadParameter(name, _shown(arguments[name]), " or ".join(str(c) for c in accepted))
-        for name, accepted in constraints.items()
-        if not any(c.accepts(arguments[name]) for c in accepted)
+        BadParameter(name, _shown(value), " or ".join(str(c) for c in constraints[name]))
+        for name, value in arguments.items()
+        if name in constraints and not any(c.accepts(value) for c in constraints[name])
     ]
     if bad:
         raise InvalidParameterError(function, bad)
