@@ -362,8 +362,6 @@ def predict(
             explain=explain,
         )
         return PredictedTable(scored, problems) if invalid == "collect" else scored
-    if not isinstance(patients, Mapping):
-        raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
-    record = validate_record(patients)
+    record = validate_record(patients)  # a Mapping: checked above
     columns = {name: [record[name]] for name in (*resolved.fields, *SAFETY_FIELDS)}
     return _prediction(resolved, score_clean(resolved, columns), 0)
