@@ -115,7 +115,8 @@ class Interval:
 
 @dataclass(frozen=True, init=False)
 class Options:
-    """One of a fixed set of values (compared with ``==``, so ``1`` is not ``"1"``)."""
+    """One of a fixed set of values: an instance of its type that compares equal (so ``1`` is
+    not ``"1"``, and a numpy string is its ``str``)."""
 
     values: tuple[Any, ...]
 
@@ -123,7 +124,7 @@ class Options:
         object.__setattr__(self, "values", values)
 
     def accepts(self, value: Any) -> bool:
-        return any(type(value) is type(v) and value == v for v in self.values)
+        return any(isinstance(value, type(v)) and value == v for v in self.values)
 
     def __str__(self) -> str:
         return "one of " + ", ".join(repr(v) for v in self.values)
