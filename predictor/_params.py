@@ -24,7 +24,7 @@ import numbers
 import os
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -119,12 +119,15 @@ class Options:
     not ``"1"``, and a numpy string is its ``str``)."""
 
     values: tuple[Any, ...]
+    types: tuple[type, ...] = field(repr=False, compare=False)
 
     def __init__(self, *values: Any) -> None:
         object.__setattr__(self, "values", values)
+        object.__setattr__(self, "types", tuple({type(v) for v in values}))
 
     def accepts(self, value: Any) -> bool:
-        return any(isinstance(value, type(v)) and value == v for v in self.values)
+        # the type first, so that nothing is compared with a value of another kind
+        return isinstance(value, self.types) and value in self.values
 
     def __str__(self) -> str:
         return "one of " + ", ".join(repr(v) for v in self.values)
@@ -225,13 +228,20 @@ def check(
         Parameter name -> value, in the order of the signature (the function's ``locals()`` as
         its first statement); the message names bad ones in this order.
     """
-    unknown = constraints.keys() - arguments.keys()
-    if unknown:  # a typo in a constraints table would otherwise check nothing
-        raise RuntimeError(f"{function}() has no parameter {', '.join(sorted(unknown))}")
-    bad = [
-        BadParameter(name, _shown(value), " or ".join(str(c) for c in constraints[name]))
-        for name, value in arguments.items()
-        if name in constraints and not any(c.accepts(value) for c in constraints[name])
-    ]
+    bad, checked = [], 0
+    for name, value in arguments.items():  # plain loops: predict(dict) pays for this per call
+        accepted = constraints.get(name)
+        if accepted is None:
+            continue
+        checked += 1
+        for constraint in accepted:
+            if constraint.accepts(value):
+                break
+        else:
+            expected = " or ".join(str(c) for c in accepted)
+            bad.append(BadParameter(name, _shown(value), expected))
+    if checked != len(constraints):  # a typo in a constraints table would check nothing
+        unknown = ", ".join(sorted(constraints.keys() - arguments.keys()))
+        raise RuntimeError(f"{function}() has no parameter {unknown}")
     if bad:
         raise InvalidParameterError(function, bad)

@@ -30,7 +30,7 @@ from predictor import (
     train,
 )
 from predictor._cli import UsageError, main
-from predictor._params import BadParameter
+from predictor._params import BOOL, BadParameter, check
 from predictor.io import validate_csv
 from predictor.io._input_stream import InputError, InputReason
 from predictor.model._additive import fit_additive_model
@@ -284,3 +284,8 @@ def test_errors_cli_reports_a_refused_option_value_in_one_line_exit_2(
     assert code == 2
     assert err[-1] == "error: train(): seed = 4294967296 must be an int in [0, 4294967295]"
     assert not (tmp_path / "m").exists()
+
+
+def test_errors_a_constraint_for_a_parameter_the_function_lacks_is_a_bug_not_a_pass() -> None:
+    with pytest.raises(RuntimeError, match=r"f\(\) has no parameter chunk_row"):
+        check("f", {"chunk_row": [BOOL]}, {"chunk_rows": 0})
