@@ -11,7 +11,14 @@ aliases, unit conversion and the documentation of the input format.
 0
 """
 
-from data_schemas.errors import Problem, Reason, SchemaError, summary_lines, without_value
+from data_schemas.errors import (
+    PredictorError,
+    Problem,
+    Reason,
+    SchemaError,
+    summary_lines,
+    without_value,
+)
 from data_schemas.fields import (
     FIELDS,
     FIELDS_BY_NAME,
@@ -41,6 +48,7 @@ __all__ = [
     "ColumnMatch",
     "Field",
     "Kind",
+    "PredictorError",
     "Problem",
     "Reason",
     "Resemblance",

@@ -1,4 +1,5 @@
-"""Validation problems: stable reason codes, a structured record of each problem, the exception.
+"""Validation problems: stable reason codes, a structured record of each problem, the exception;
+and :class:`PredictorError`, the base of every exception this project raises.
 
 Every message says what is wrong, why, and how to fix it, and is worded here only.
 """
@@ -58,7 +59,31 @@ class Problem:
     message: str
 
 
-class SchemaError(ValueError):
+class PredictorError(Exception):
+    """Base of every exception this project raises (``data_schemas`` and ``predictor``), so that
+    ``except PredictorError`` catches anything either refuses. Each subclass also subclasses the
+    built-in a caller would expect (most are a ``ValueError``).
+
+    Every subclass pickles with its structured data, whatever its ``__init__`` takes, so that an
+    error raised in a process pool's worker reaches the parent intact (as pandera's
+    ``ReducedPickleExceptionBase``): the copy is rebuilt from the attributes and ``args``, without
+    calling ``__init__`` again. An attribute must therefore be picklable itself.
+
+    >>> import pickle
+    >>> error = SchemaError([Problem(3, "crp", "crp_mg_l", "high", Reason.NOT_A_NUMBER, "...")])
+    >>> again = pickle.loads(pickle.dumps(error))
+    >>> again.problems == error.problems, str(again) == str(error)
+    (True, True)
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # BaseException's own __reduce__ calls type(self)(*self.args), which breaks for an
+        # __init__ that takes structured data (SchemaError's problems, InputError's reason).
+        state = {**self.__dict__, "args": self.args}
+        return type(self).__new__, (type(self),), state
+
+
+class SchemaError(PredictorError, ValueError):
     """Input that does not fit the schema. ``problems`` lists every problem found, not just one."""
 
     shown = 20

@@ -6,7 +6,8 @@
 True
 """
 
-from data_schemas import SchemaError
+from data_schemas import PredictorError, SchemaError
+from predictor._params import InvalidParameterError
 from predictor._scoring import Prediction, predict
 from predictor._training import TrainingDataError, train
 from predictor.io import BatchError, score_csv
@@ -18,9 +19,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AdditiveModel",
     "BatchError",
+    "InvalidParameterError",
     "Model",
     "ModelFileError",
     "Prediction",
+    "PredictorError",
     "SchemaError",
     "TrainingDataError",
     "__version__",

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_schemas import SchemaError, markdown_table, summary_lines
+from data_schemas import PredictorError, SchemaError, markdown_table, summary_lines
 from predictor._atomic import atomic_text_output
+from predictor._params import InvalidParameterError
 from predictor._training import (
     DEFAULT_TRAINING_N,
     MIN_ROWS,
@@ -53,7 +54,7 @@ DEBUG = "KETAMINE_PREDICTOR_DEBUG"
 """Set this environment variable to see the traceback of an internal error."""
 
 
-class UsageError(Exception):
+class UsageError(PredictorError):
     """Unusable input or arguments: reported in one line, exit code 2."""
 
 
@@ -611,13 +612,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
     Every failure is one line on stderr and a documented exit code, never a traceback: 2 for
-    unusable input or arguments, 3 for an internal error (its message is not shown, since it
-    might quote a patient's value; set ``KETAMINE_PREDICTOR_DEBUG=1`` to see the traceback).
+    unusable input or arguments (an option value a function refuses, too: its message names
+    parameters, never a patient's value), 3 for an internal error (its message is not shown,
+    since it might quote a patient's value; set ``KETAMINE_PREDICTOR_DEBUG=1`` to see the
+    traceback).
     """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except UsageError as exc:
+    except (UsageError, InvalidParameterError) as exc:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from predictor._explain import (
     reason_notes,
     warning_notes,
 )
+from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, check
 from predictor.model import Model, Scores, load_model
 
 OUTPUT_COLUMNS = (
@@ -49,6 +50,15 @@ them (after the scores, before the unknown columns): the outcome, so that scores
 against it."""
 
 ModelLike = Model | str | os.PathLike[str] | None
+MODEL_CONSTRAINTS = (NONE, PATH, InstanceOf(Model, "a Model"))
+"""What a ``model=`` parameter accepts (:data:`ModelLike`), for :func:`predictor._params.check`."""
+
+_PREDICT_PARAMETERS = {
+    "patients": [InstanceOf((Mapping, pd.DataFrame), "a mapping (one patient) or a DataFrame")],
+    "model": MODEL_CONSTRAINTS,
+    "explain": [BOOL],
+    "invalid": [Options("raise", "collect")],
+}
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,8 @@ def predict(
         names its row by index label and ``patient_id``).
     ModelFileError
         If the model file is missing or fails its checks.
+    InvalidParameterError
+        If a parameter has a value it does not accept (before any work).
 
     Examples
     --------
@@ -318,8 +330,7 @@ def predict(
     >>> p.reasons[0]
     'Low inflammation (CRP 0.9 mg/L) raises the chance of response'
     """
-    if invalid not in ("raise", "collect"):
-        raise ValueError(f"invalid must be 'raise' or 'collect', not {invalid!r}")
+    check("predict", _PREDICT_PARAMETERS, locals())
     resolved = _resolve(model)
     if isinstance(patients, pd.DataFrame):
         clean, problems = validate(patients)
@@ -352,8 +363,6 @@ def predict(
             explain=explain,
         )
         return PredictedTable(scored, problems) if invalid == "collect" else scored
-    if not isinstance(patients, Mapping):
-        raise TypeError(f"predict() takes a dict or a DataFrame, not {type(patients).__name__}")
-    record = validate_record(patients)
+    record = validate_record(patients)  # a Mapping: checked above
     columns = {name: [record[name]] for name in (*resolved.fields, *SAFETY_FIELDS)}
     return _prediction(resolved, score_clean(resolved, columns), 0)

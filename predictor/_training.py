@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_schemas import match_columns, summary_lines, validate
+from data_schemas import PredictorError, match_columns, summary_lines, validate
 from predictor._atomic import atomic_directory
+from predictor._params import BOOL, CALLABLE, INF, PATH, SEED, TEXT, InstanceOf, Interval, check
 from predictor.model import (
     ARTIFACT_NAME,
     MANIFEST_NAME,
@@ -58,8 +59,19 @@ MODEL_FOLDER_ENTRIES = (
 test checks that they agree). A folder holding one of these is a model (or report) folder."""
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(PredictorError, ValueError):
     """Training data that cannot be used: no outcome, a bad outcome, or too few rows."""
+
+
+_TRAIN_PARAMETERS = {
+    "clean": [InstanceOf(pd.DataFrame, "a DataFrame")],
+    "seed": [SEED],
+    "out": [PATH],
+    "source": [TEXT],
+    "simulated": [BOOL],
+    "n_refused": [Interval(int, 0, INF, closed="left")],
+    "progress": [CALLABLE],
+}
 
 
 def evaluation_seed(seed: int) -> int:
@@ -245,7 +257,10 @@ def train(
         If the model cannot be fitted on this data.
     OSError
         If ``out`` is refused (:func:`check_destination`) or the files cannot be written.
+    InvalidParameterError
+        If a parameter has a value it does not accept (before any work).
     """
+    check("train", _TRAIN_PARAMETERS, locals())
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up.
     from sklearn.model_selection import train_test_split

@@ -436,7 +436,7 @@ def test_predict_frame_errors_name_the_row_and_patient() -> None:
         ["r2", "B", "not_a_number"],
         ["r3", "C", "out_of_range"],
     ]
-    with pytest.raises(ValueError, match="invalid must be"):
+    with pytest.raises(ValueError, match=r"invalid = .skip. must be one of"):
         predict(frame, invalid="skip")
 
 

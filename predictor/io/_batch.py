@@ -34,7 +34,8 @@ import pyarrow.csv as pcsv
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
 from predictor._atomic import atomic_outputs
-from predictor._scoring import ModelLike, scored_table
+from predictor._params import BOOL, INF, NONE, PATH, TEXT, Interval, Options, Where, check
+from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_table
 from predictor.io._csv_reader import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
@@ -110,6 +111,27 @@ class BatchSummary:
 
 
 _SHOWN_PROBLEMS = 5
+
+_READING_PARAMETERS = {
+    "source": [PATH, Where(lambda value: hasattr(value, "read"), "a binary file")],
+    "separator": [NONE, Options(*SEPARATORS)],
+    "decimal": [NONE, Options(*DECIMALS)],
+    "encoding": [NONE, TEXT],
+    "chunk_rows": [Interval(int, 1, INF, closed="left")],
+    "strict_columns": [BOOL],
+    "escape": [BOOL],
+    "progress": [BOOL],
+}
+"""What the reading parameters of :func:`score_csv` and :func:`validate_csv` accept (the
+encoding's name is checked when the input is opened)."""
+_SCORE_PARAMETERS = {
+    **_READING_PARAMETERS,
+    "out": [PATH],
+    "rejects": [NONE, PATH],
+    "model": MODEL_CONSTRAINTS,
+    "explain": [BOOL],
+}
+_VALIDATE_PARAMETERS = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
 
 
 # --------------------------------------------------------------------------- opening
@@ -433,6 +455,8 @@ def score_csv(
         input.
     ModelFileError
         If the model cannot be loaded.
+    InvalidParameterError
+        If a parameter has a value it does not accept (before anything is read or written).
 
     Examples
     --------
@@ -447,6 +471,7 @@ def score_csv(
     >>> [(row["line"], row["patient_id"], row["reason"]) for row in rows]
     [('3', 'B', 'not_a_number')]
     """
+    check("score_csv", _SCORE_PARAMETERS, locals())
     started = time.perf_counter()
     if rejects is not None and (
         str(out) == str(rejects)
@@ -579,7 +604,10 @@ def validate_csv(
     ------
     BatchError
         As for :func:`score_csv`.
+    InvalidParameterError
+        If a parameter has a value it does not accept (before anything is read or written).
     """
+    check("validate_csv", _VALIDATE_PARAMETERS, locals())
     started = time.perf_counter()
     check_writable(problems)
     return _run(

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pac
 import pyarrow.csv as pcsv
 
-from data_schemas import match_columns
+from data_schemas import PredictorError, match_columns
 from data_schemas.errors import Problem, Reason, wrong_field_count
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -80,7 +80,7 @@ _EXCEL_SEPARATOR = re.compile(r"sep=(.)(?:\r\n|\r|\n|$)")
 csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES + 1))
 
 
-class BatchError(ValueError):
+class BatchError(PredictorError, ValueError):
     """Input that cannot be read at all: missing, empty, not text, a header that cannot be read
     or that breaks the schema, or an output that cannot be created. Nothing is written."""
 

@@ -43,6 +43,8 @@ from encodings import cp1252
 from enum import StrEnum
 from typing import Any, BinaryIO, cast
 
+from data_schemas import PredictorError
+
 ENCODINGS = ("utf-8", "cp1252", "latin-1", "utf-16", "utf-16-le", "utf-16-be")
 """Encodings ``encoding=`` (``--encoding``) accepts, in any spelling Python knows
 (``"windows-1252"``, ``"iso-8859-1"``, ``"UTF-16LE"``...; ``"ascii"`` is read as UTF-8).
@@ -90,7 +92,7 @@ class InputReason(StrEnum):
     UTF16_WITHOUT_BOM = "utf16_without_bom"
 
 
-class InputError(ValueError):
+class InputError(PredictorError, ValueError):
     """The input cannot be read as text: it is missing or unreadable, corrupt gzip data, not a
     CSV file at all, or not in the encoding it is read in.
 
@@ -107,9 +109,6 @@ class InputError(ValueError):
     def __init__(self, message: str, *, reason: InputReason, line: int | None = None) -> None:
         super().__init__(message)
         self.reason, self.line = InputReason(reason), line
-
-    def __reduce__(self) -> tuple[Any, ...]:  # the keyword arguments survive a process pool
-        return functools.partial(type(self), reason=self.reason, line=self.line), self.args
 
 
 @dataclass(frozen=True)

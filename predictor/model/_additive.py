@@ -237,6 +237,17 @@ def fit_additive_model(
     -------
     (AdditiveModel, FitReport)
     """
+    from predictor._params import INF, SEED, Interval, NonEmptySequenceOf, check
+
+    check(
+        "fit_additive_model",
+        {
+            "seed": [SEED],
+            "penalty_grid": [NonEmptySequenceOf(Interval(float, 0, INF, closed="neither"))],
+            "threshold": [Interval(float, 0, 1, closed="neither")],
+        },
+        locals(),
+    )
     # Imported here: scoring needs no scikit-learn, and importing it costs about 1 s of start-up.
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold

@@ -59,6 +59,7 @@ from typing import Any
 
 from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Role
 from predictor._atomic import atomic_text_output
+from predictor._params import NONE, PATH, check
 from predictor.model._additive import AdditiveModel
 from predictor.model._document import FieldDefinition, ModelFileError, read_document
 from predictor.model._protocol import Model
@@ -80,6 +81,10 @@ MAX_ARTIFACT_BYTES = 64 * 2**20
 times as many coefficients (a covariance a hundred times as big) would still fit."""
 MAX_MANIFEST_BYTES = 16 * 2**20
 """Largest ``manifest.json`` read (16 MiB): the shipped one is about 14 kB."""
+
+
+_PATH_PARAMETERS = {"path": [NONE, PATH]}
+"""What :func:`load_model` and :func:`read_manifest` accept."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,7 @@ def _read(path: Path, what: str, limit: int) -> bytes:
 def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The manifest of the model at ``path`` (a model directory or its ``model.json``; ``None``:
     the shipped model)."""
+    check("read_manifest", _PATH_PARAMETERS, locals())
     return _manifest_at(ModelFiles.at(path).manifest)
 
 
@@ -398,6 +404,8 @@ def load_model(path: str | os.PathLike[str] | None = None) -> Model:
     ------
     ModelFileError
         If a file is missing, does not match the manifest, or is not a valid model.
+    InvalidParameterError
+        If ``path`` is neither a path nor None.
 
     Examples
     --------
@@ -405,6 +413,7 @@ def load_model(path: str | os.PathLike[str] | None = None) -> Model:
     >>> model.fields[:3]
     ('age_years', 'sex', 'bmi_kg_m2')
     """
+    check("load_model", _PATH_PARAMETERS, locals())
     files = _shipped_files() if path is None else _resolved(path)
     stamp: list[int] = []
     for file in (files.artifact, files.manifest):

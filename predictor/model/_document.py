@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from data_schemas import Field, Kind
+from data_schemas import Field, Kind, PredictorError
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ is far beyond all of them, and small enough that the scorer's sums of a few hund
 them stay finite."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(PredictorError, ValueError):
     """A model file that cannot be used: missing, corrupted, foreign or from another version."""
 
 

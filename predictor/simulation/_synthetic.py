@@ -93,6 +93,7 @@ import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
 from data_schemas import validate
+from predictor._params import INF, InstanceOf, Interval, check
 
 DEFAULT_SEED = 0
 FAMILY_HISTORY_AUD_PREVALENCE = 0.35
@@ -259,6 +260,13 @@ def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL
     return eta
 
 
+_SIMULATE_PARAMETERS = {
+    "n": [Interval(int, 1, INF, closed="left")],
+    "seed": [Interval(int, 0, INF, closed="left")],
+    "model": [InstanceOf(ResponseModel, "a ResponseModel")],
+}
+
+
 def simulate_cohort(
     n: int,
     *,
@@ -286,6 +294,11 @@ def simulate_cohort(
         returns them), including ``patient_id`` (``"S<seed>-<k>"``), ``responded`` (0/1) and
         ``true_probability`` (the probability ``responded`` was drawn from).
 
+    Raises
+    ------
+    InvalidParameterError
+        If ``n`` is not a whole number >= 1, or ``seed`` not one >= 0.
+
     Examples
     --------
     >>> cohort = simulate_cohort(1000, seed=1)
@@ -294,10 +307,7 @@ def simulate_cohort(
     >>> bool(cohort["responded"].isin([0.0, 1.0]).all())
     True
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n = {n!r}: the number of patients must be a whole number >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed = {seed!r}: the seed must be a whole number >= 0")
+    check("simulate_cohort", _SIMULATE_PARAMETERS, locals())
     rng = np.random.default_rng(seed)
     patients = draw_patients(int(n), rng)
     probability = expit(response_logit(patients, model))
