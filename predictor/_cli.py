@@ -326,11 +326,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         written = write_report(report, args.out)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
-    m = report["metrics"]
+    m = report.metrics
     _say(
-        f"AUC {m['auc']:.3f} ({m['auc_low']:.3f} to {m['auc_high']:.3f}), calibration slope "
-        f"{m['calibration_slope']:.2f}, intercept {m['calibration_intercept']:+.3f}, Brier "
-        f"{m['brier']:.4f} -> {written.report}"
+        f"AUC {m.auc:.3f} ({m.auc_low:.3f} to {m.auc_high:.3f}), calibration slope "
+        f"{m.calibration_slope:.2f}, intercept {m.calibration_intercept:+.3f}, Brier "
+        f"{m.brier:.4f} -> {written.report}"
     )
     if written.figures is None:
         _say(NO_FIGURES_NOTE.removeprefix("> ").replace("**", ""))

@@ -167,7 +167,8 @@ def _evaluate_all(
     from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
 
     results = {
-        name: {"additive model": evaluate_additive(model, rows)} for name, rows in test_sets.items()
+        name: {"additive model": evaluate_additive(model, rows).to_dict()}
+        for name, rows in test_sets.items()
     }
     y = fit_rows["responded"].to_numpy()
     for comparison in COMPARISONS:
@@ -178,7 +179,7 @@ def _evaluate_all(
                 rows["responded"].to_numpy(),
                 comparison.probability(estimator, rows),
                 true_probability=truth.to_numpy() if truth.notna().all() else None,
-            )
+            ).to_dict()
     return results
 
 

@@ -11,14 +11,13 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from predictor.evaluation._comparison import COMPARISONS, cross_validate
 from predictor.evaluation._metrics import (
-    COMPARISONS,
     _rank_auc,
     auc_interval,
     calibration_bins,
     calibration_intercept,
     calibration_slope,
-    cross_validate,
     expected_calibration_error,
     metrics,
     net_benefit,
@@ -172,8 +171,9 @@ def test_smoothed_calibration_recovers_a_known_curve(scale, at, expected) -> Non
 def test_metrics_adds_calibration_intercept_and_ece() -> None:
     y, p = _draw(1000, shift=0.3, seed=10)
     m = metrics(y, p)
-    assert m["calibration_intercept"] == calibration_intercept(y, p)
-    assert m["ece"] == expected_calibration_error(y, p)
+    assert m.calibration_intercept == calibration_intercept(y, p)
+    assert m.ece == expected_calibration_error(y, p)
+    assert m.oracle_auc is None and "oracle_auc" not in m.to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -188,11 +188,11 @@ def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
     splits = StratifiedKFold(5, shuffle=True, random_state=3).split(cohort, cohort["responded"])
     tests = [test for _, test in splits]
     for per_fold in results.values():
-        assert [m["n"] for m in per_fold] == [len(test) for test in tests]
+        assert [m.n for m in per_fold] == [len(test) for test in tests]
         rows = [cohort.iloc[test] for test in tests]
         oracle = [roc_auc_score(r["responded"], r["true_probability"]) for r in rows]
-        assert [m["oracle_auc"] for m in per_fold] == pytest.approx(oracle)  # the same rows
-        assert all(0.5 < m["auc"] < 0.85 for m in per_fold)
+        assert [m.oracle_auc for m in per_fold] == pytest.approx(oracle)  # the same rows
+        assert all(0.5 < m.auc < 0.85 for m in per_fold)
 
 
 def test_cross_validate_is_deterministic(folds) -> None:

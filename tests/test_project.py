@@ -19,14 +19,14 @@ import predictor.simulation._synthetic
 from data_schemas import markdown_table
 from predictor._explain import NOTE_SEPARATOR
 from predictor.evaluation._card import performance_table
-from predictor.evaluation._report import (
-    METRICS_NAME,
+from predictor.evaluation._markdown import (
     comparison_intro,
     comparison_markdown,
     core_metrics_table,
     decision_summary,
     threshold_markdown,
 )
+from predictor.evaluation._report import METRICS_NAME, Report
 from predictor.io._batch import score_csv
 from predictor.model._artifact import read_manifest
 from predictor.simulation._synthetic import DEFAULT_SEED, simulate_cohort
@@ -59,10 +59,10 @@ def _model_quality() -> str:
 
 
 def _evaluation_report() -> str:
-    report = json.loads((ROOT / "models" / METRICS_NAME).read_text())
+    report = Report.from_json(json.loads((ROOT / "models" / METRICS_NAME).read_text()))
     return (
-        f"On {report['data']['source']} ({report['data']['n']:,} patients):\n\n"
-        f"{core_metrics_table(report['metrics'])}\n\n{decision_summary(report)}\n\n"
+        f"On {report.data.source} ({report.data.n:,} patients):\n\n"
+        f"{core_metrics_table(report.metrics)}\n\n{decision_summary(report.decision_curve)}\n\n"
         f"{threshold_markdown(report)}\n\n{comparison_intro(report)}\n\n"
         f"{comparison_markdown(report)}\n"
     )

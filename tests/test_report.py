@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,19 +16,22 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from predictor._cli import main
-from predictor.evaluation._metrics import cross_validate, metrics
+from predictor.evaluation import _figures, _files
+from predictor.evaluation._card import card_sections
+from predictor.evaluation._comparison import cross_validate
+from predictor.evaluation._files import write_report
+from predictor.evaluation._markdown import NO_FIGURES_NOTE, decision_summary
+from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
     FIGURE_NAMES,
     METRICS_NAME,
-    NO_FIGURES_NOTE,
     REPORT_NAME,
+    DecisionCurve,
+    Report,
     build_report,
-    card_sections,
-    decision_summary,
     subgroup_metrics,
     term_shapes,
     training_distribution,
-    write_report,
 )
 from predictor.model._additive import fit_additive_model
 from predictor.model._artifact import read_manifest
@@ -53,7 +60,7 @@ def held_out() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def report(fitted, held_out) -> dict:
+def report(fitted, held_out) -> Report:
     model, manifest, training = fitted
     return build_report(
         model,
@@ -79,52 +86,104 @@ def test_build_report_core_metrics_are_those_of_the_model(fitted, held_out, repo
     model, _, _ = fitted
     p = model.score(model.features.design(held_out)).probability
     y = held_out["responded"].to_numpy()
-    m = report["metrics"]
-    assert m["auc"] == pytest.approx(roc_auc_score(y, p))
-    assert m["auc_low"] < m["auc"] < m["auc_high"]
-    for key, value in metrics(y, p, true_probability=held_out["true_probability"]).items():
-        assert m[key] == pytest.approx(value), key
-    assert 0.0 <= m["interval_coverage"] <= 1.0
+    m = report.metrics
+    assert m.auc == pytest.approx(roc_auc_score(y, p))
+    assert m.auc_low < m.auc < m.auc_high
+    expected = metrics(y, p, true_probability=held_out["true_probability"])
+    for key, value in expected.to_dict().items():
+        assert getattr(m, key) == pytest.approx(value), key
+    assert 0.0 <= m.interval_coverage <= 1.0
 
 
 def test_build_report_curves_are_well_formed(report) -> None:
-    roc = report["roc"]["model"]
-    assert roc["false_positive_rate"][0] == 0.0 and roc["true_positive_rate"][-1] == 1.0
-    assert np.all(np.diff(roc["true_positive_rate"]) >= 0)
-    bins = report["calibration"]["bins"]
-    assert sum(b["n"] for b in bins) == report["data"]["n"]
-    histogram = report["calibration"]["histogram"]
-    assert sum(histogram["responders"]) == report["data"]["responders"]
-    curve = report["decision_curve"]
-    assert curve["threshold"][0] == 0.1 and curve["threshold"][-1] == 0.9
-    own = [r for r in report["thresholds"] if r["threshold"] == report["model"]["threshold"]]
+    roc = report.roc.model
+    assert roc.false_positive_rate[0] == 0.0 and roc.true_positive_rate[-1] == 1.0
+    assert np.all(np.diff(roc.true_positive_rate) >= 0)
+    bins = report.calibration.bins
+    assert sum(b.n for b in bins) == report.data.n
+    histogram = report.calibration.histogram
+    assert sum(histogram.responders) == report.data.responders
+    curve = report.decision_curve
+    assert curve.threshold[0] == 0.1 and curve.threshold[-1] == 0.9
+    own = [r for r in report.thresholds if r.threshold == report.model.threshold]
     assert len(own) == 1
 
 
 def test_build_report_is_strict_json_and_deterministic(fitted, held_out, report) -> None:
     model, manifest, _ = fitted
-    text = json.dumps(report, allow_nan=False)
-    assert json.loads(text) == report
+    text = json.dumps(report.to_json(), allow_nan=False)
+    assert json.loads(text) == report.to_json()
     again = build_report(model, held_out, manifest=manifest, seed=3, source="x")
-    assert again["metrics"] == report["metrics"]
-    assert again["subgroups"] == report["subgroups"]
+    assert again.metrics == report.metrics
+    assert again.subgroups == report.subgroups
+
+
+def test_report_from_json_reads_back_what_to_json_wrote(report) -> None:
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    again = Report.from_json(data)
+    assert again.to_json() == data
+    assert again.metrics == report.metrics and again.terms == report.terms
+    assert again.subgroups == report.subgroups and again.comparison == report.comparison
+
+
+def test_report_json_keeps_the_metrics_json_layout(report) -> None:
+    """metrics.json's keys and their order, as before the report was typed."""
+    data = report.to_json()
+    assert list(data) == [
+        "format",
+        "format_version",
+        "data",
+        "model",
+        "settings",
+        "metrics",
+        "roc",
+        "calibration",
+        "decision_curve",
+        "thresholds",
+        "subgroups",
+        "comparison",
+        "terms",
+        "software",
+    ]
+    assert list(data["metrics"])[-3:] == ["mean_predicted", "auc_low", "auc_high"]
+    assert list(data["subgroups"][0])[:5] == [
+        "subgrouping",
+        "group",
+        "n",
+        "responders",
+        "response_rate",
+    ]
+    number = next(t for t in data["terms"] if "values" in t)
+    assert list(number) == [
+        "field",
+        "unit",
+        "log_scale",
+        "not_measured",
+        "learned_missing",
+        "values",
+        "contribution",
+        "mean_abs_contribution",
+        "share_not_measured",
+        "training",
+    ]
+    assert list(data["comparison"]["models"]["additive model"]["auc"]) == ["mean", "sd", "folds"]
 
 
 def test_build_report_comparison_has_every_model_with_mean_and_sd(report) -> None:
-    comparison = report["comparison"]
-    assert set(comparison["models"]) == {
+    comparison = report.comparison
+    assert set(comparison.models) == {
         "additive model",
         "logistic regression",
         "gradient boosting",
     }
-    for summary in comparison["models"].values():
+    for summary in comparison.models.values():
         auc = summary["auc"]
-        assert len(auc["folds"]) == comparison["folds"] == 5
-        assert auc["mean"] == pytest.approx(np.mean(auc["folds"]))
+        assert len(auc.folds) == comparison.folds == 5
+        assert auc.mean == pytest.approx(np.mean(auc.folds))
 
 
 def test_subgroup_metrics_cover_every_patient_once_per_subgrouping(held_out, report) -> None:
-    rows = pd.DataFrame(report["subgroups"])
+    rows = pd.DataFrame([dataclasses.asdict(r) for r in report.subgroups])
     assert set(rows["subgrouping"]) == {"sex", "age band", "route", "substance use"}
     for _, group in rows.groupby("subgrouping"):
         assert group["n"].sum() == len(held_out)
@@ -139,29 +198,29 @@ def test_subgroup_metrics_name_missing_values_and_skip_tiny_groups(fitted, held_
     data.loc[data.index[:30], "sex"] = np.nan
     data.loc[data.index[:3], "age_years"] = np.nan
     p = model.score(model.features.design(data)).probability
-    rows = {(r["subgrouping"], r["group"]): r for r in subgroup_metrics(data, p, seed=0)}
-    assert rows[("sex", "not recorded")]["n"] == 30
-    assert "auc" in rows[("sex", "female")]
+    rows = {(r.subgrouping, r.group): r for r in subgroup_metrics(data, p, seed=0)}
+    assert rows[("sex", "not recorded")].n == 30
+    assert rows[("sex", "female")].metrics is not None
     tiny = rows[("age band", "not recorded")]
-    assert tiny["n"] == 3 and "auc" not in tiny  # too few of each outcome for metrics
+    assert tiny.n == 3 and tiny.metrics is None  # too few of each outcome for metrics
 
 
 def test_term_shapes_are_the_model_contributions(fitted) -> None:
     model, _, training = fitted
     for j, shape in enumerate(term_shapes(model)):
-        field = shape["field"]
-        if "values" in shape:
-            values = np.array(shape["values"])
-        elif shape["levels"] == ["no", "yes"]:  # a boolean: 0.0 / 1.0 in clean records
+        field = shape.field
+        if shape.values is not None:
+            values = np.array(shape.values)
+        elif shape.levels == ("no", "yes"):  # a boolean: 0.0 / 1.0 in clean records
             values = np.array([0.0, 1.0])
         else:
-            values = pd.Categorical(shape["levels"], categories=training[field].cat.categories)
+            values = pd.Categorical(shape.levels, categories=training[field].cat.categories)
         frame = pd.DataFrame(
             {f: training[f].iloc[:1].repeat(len(values)).to_numpy() for f in model.fields}
         )
         frame[field] = values
         contributions = model.score(model.features.design(frame)).contributions[:, j]
-        assert contributions == pytest.approx(shape["contribution"], abs=1e-5), field
+        assert contributions == pytest.approx(shape.contribution, abs=1e-5), field
 
 
 def test_training_distribution_counts_every_training_patient(fitted) -> None:
@@ -184,14 +243,8 @@ def test_training_distribution_counts_every_training_patient(fitted) -> None:
 def test_decision_summary_names_the_thresholds_where_the_model_helps(
     model_nb, treat_all, expected
 ) -> None:
-    report = {
-        "decision_curve": {
-            "threshold": [0.1, 0.11, 0.12],
-            "model": model_nb,
-            "treat_all": treat_all,
-        }
-    }
-    assert expected in decision_summary(report)
+    curve = DecisionCurve(threshold=(0.1, 0.11, 0.12), model=model_nb, treat_all=treat_all)
+    assert expected in decision_summary(curve)
 
 
 def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) -> None:
@@ -202,7 +255,7 @@ def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) ->
     text = (out / REPORT_NAME).read_text()
     for name in FIGURE_NAMES.values():
         assert f"](figures/{name})" in text
-    assert json.loads((out / METRICS_NAME).read_text()) == report
+    assert json.loads((out / METRICS_NAME).read_text()) == report.to_json()
 
 
 def test_write_report_same_report_gives_identical_files(written) -> None:
@@ -214,10 +267,10 @@ def test_write_report_same_report_gives_identical_files(written) -> None:
 
 def test_report_markdown_states_the_key_numbers(report, written) -> None:
     text = (written[0] / REPORT_NAME).read_text()
-    m = report["metrics"]
-    assert f"AUC {m['auc']:.3f} (95% CI {m['auc_low']:.3f} to {m['auc_high']:.3f})" in text
-    assert f"| calibration slope (ideal 1) | {m['calibration_slope']:.2f} |" in text
-    assert f"Oracle AUC (AUC of the true probability): {m['oracle_auc']:.3f}" in text
+    m = report.metrics
+    assert f"AUC {m.auc:.3f} (95% CI {m.auc_low:.3f} to {m.auc_high:.3f})" in text
+    assert f"| calibration slope (ideal 1) | {m.calibration_slope:.2f} |" in text
+    assert f"Oracle AUC (AUC of the true probability): {m.oracle_auc:.3f}" in text
     assert "| 0.50 (model's) |" in text
     for heading in ("## Discrimination", "## Calibration", "## Clinical usefulness"):
         assert f"\n{heading}\n" in text
@@ -227,13 +280,11 @@ def test_report_markdown_states_the_key_numbers(report, written) -> None:
 def test_build_report_without_a_training_distribution_still_draws_the_terms(
     fitted, held_out
 ) -> None:
-    from predictor.evaluation._figures import terms_figure
-
     model, _, _ = fitted
     report = build_report(model, held_out.iloc[:300], manifest={}, seed=0, source="older model")
-    assert all(term["training"] is None for term in report["terms"])
-    assert report["model"]["artifact_sha256"] is None
-    assert len(terms_figure(report).axes) >= len(report["terms"])
+    assert all(term.training is None for term in report.terms)
+    assert report.model.artifact_sha256 is None
+    assert len(_figures.terms_figure(report).axes) >= len(report.terms)
 
 
 def test_card_sections_without_figures_say_why_and_link_none(report) -> None:
@@ -249,15 +300,102 @@ def test_write_report_without_matplotlib_writes_tables_and_says_why(
     stale = tmp_path / "figures" / FIGURE_NAMES["roc"]
     stale.parent.mkdir()
     stale.write_bytes(b"an old figure")
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    monkeypatch.delitem(sys.modules, "predictor.evaluation._figures", raising=False)
+    # import matplotlib -> ModuleNotFoundError naming matplotlib; _figures must be imported anew
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "predictor.evaluation._figures")
     files = write_report(report, tmp_path)
     assert files.figures is None
     text = files.report.read_text()
     assert NO_FIGURES_NOTE in text and "![" not in text
     assert "| calibration slope (ideal 1) |" in text
     assert not stale.exists()
-    assert json.loads(files.metrics.read_text()) == report
+    assert json.loads(files.metrics.read_text()) == report.to_json()
+
+
+def test_write_report_raises_a_bug_in_a_figure_and_leaves_the_figures_alone(
+    report, written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = (written[0] / "figures" / FIGURE_NAMES["roc"]).read_bytes()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / FIGURE_NAMES["roc"]).write_bytes(old)
+
+    def broken(report: Report) -> None:
+        raise KeyError("a bug in our figure code")
+
+    monkeypatch.setitem(_figures.DRAWERS, "calibration", broken)
+    with pytest.raises(KeyError, match="a bug in our figure code"):
+        write_report(report, tmp_path)
+    assert (tmp_path / "figures" / FIGURE_NAMES["roc"]).read_bytes() == old
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["figures", FIGURE_NAMES["roc"]]
+
+
+@pytest.mark.parametrize(
+    ("missing", "no_figures"),
+    [("matplotlib", True), ("matplotlib.backends.backend_agg", True), ("scipy.special", False)],
+    ids=["matplotlib", "a-matplotlib-module", "another-module"],
+)
+def test_figures_module_is_none_only_when_matplotlib_is_missing(
+    monkeypatch: pytest.MonkeyPatch, missing: str, no_figures: bool
+) -> None:
+    def import_module(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    monkeypatch.setattr(_files.importlib, "import_module", import_module)
+    if no_figures:
+        assert _files.figures_module() is None
+    else:
+        with pytest.raises(ModuleNotFoundError):
+            _files.figures_module()
+
+
+def test_figures_draw_every_figure_the_report_names() -> None:
+    assert set(_figures.DRAWERS) == set(FIGURE_NAMES)
+
+
+EVALUATION_ORDER = (
+    "_metrics",
+    "_comparison",
+    "_report",
+    "_markdown",
+    "_figures",
+    "_card",
+    "_files",
+)
+"""The evaluation modules in the order data flows through them."""
+
+
+def _imports(name: str) -> set[str]:
+    """What a module of predictor.evaluation imports (``from``/``import`` anywhere in it),
+    besides the ``importlib`` import of the figures by name."""
+    path = Path(importlib.import_module(f"predictor.evaluation.{name}").__file__)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_evaluation_modules_import_one_way_without_a_cycle() -> None:
+    """numbers -> Markdown and figures -> card -> files: a module imports only modules before
+    it, so there is no cycle, and the figures import neither the Markdown nor file code."""
+    assert set(EVALUATION_ORDER) == {
+        p.stem for p in Path(_files.__file__).parent.glob("_*.py") if p.stem != "__init__"
+    }
+    for k, name in enumerate(EVALUATION_ORDER):
+        ours = {
+            m.rsplit(".", 1)[1] for m in _imports(name) if m.startswith("predictor.evaluation.")
+        }
+        assert ours <= set(EVALUATION_ORDER[:k]), (name, ours)
+    assert _files.FIGURES_MODULE == "predictor.evaluation._figures"  # imported by name, after
+    figures_imports = _imports("_figures")
+    assert figures_imports & {"predictor.evaluation._markdown", "predictor._atomic"} == set()
+
+
+def test_evaluation_package_imports_in_a_fresh_interpreter() -> None:
+    code = "import predictor.evaluation._files, predictor.evaluation._card"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _cohort_csv(path: Path, n: int, **cells) -> Path:

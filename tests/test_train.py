@@ -14,7 +14,7 @@ import predictor.evaluation
 from predictor import load_model, predict, read_manifest
 from predictor._cli import main
 from predictor._training import MODEL_FOLDER_ENTRIES, train
-from predictor.evaluation._report import FIGURE_NAMES, FIGURES_DIR, METRICS_NAME, REPORT_NAME
+from predictor.evaluation import FIGURE_NAMES, FIGURES_DIR, METRICS_NAME, REPORT_NAME
 from predictor.simulation._synthetic import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]

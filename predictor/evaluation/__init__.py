@@ -1,27 +1,37 @@
 """How well a model does on data it did not see: metrics, comparison models, the evaluation
-report (numbers, Markdown, figures) and the model card.
+report and the model card.
 
-Above the model layer; training and the command line use the names below.
+Above the model layer; training and the command line use the names below. Inside, data flows
+one way: metrics (``_metrics``) and comparison models (``_comparison``) -> the report's numbers
+(``_report``: :class:`Report`) -> Markdown (``_markdown``) and figures (``_figures``, with
+matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
 from predictor.evaluation._card import model_card
-from predictor.evaluation._metrics import COMPARISONS, cross_validate, evaluate_additive, metrics
+from predictor.evaluation._comparison import COMPARISONS, cross_validate, evaluate_additive
+from predictor.evaluation._files import ReportFiles, write_report
+from predictor.evaluation._markdown import NO_FIGURES_NOTE
+from predictor.evaluation._metrics import Metrics, metrics
 from predictor.evaluation._report import (
+    FIGURE_NAMES,
     FIGURES_DIR,
     METRICS_NAME,
-    NO_FIGURES_NOTE,
     REPORT_NAME,
+    Report,
     build_report,
     training_distribution,
-    write_report,
 )
 
 __all__ = [
     "COMPARISONS",
     "FIGURES_DIR",
+    "FIGURE_NAMES",
     "METRICS_NAME",
     "NO_FIGURES_NOTE",
     "REPORT_NAME",
+    "Metrics",
+    "Report",
+    "ReportFiles",
     "build_report",
     "cross_validate",
     "evaluate_additive",

@@ -1,5 +1,6 @@
-"""``models/MODEL_CARD.md``: generated from the model, its manifest and the schema; no number in
-it is typed by hand."""
+"""``models/MODEL_CARD.md``: generated from the model, its manifest, the schema and the
+evaluation report (:class:`~predictor.evaluation._report.Report`, whose key numbers it repeats);
+no number in it is typed by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from typing import Any
 from scipy.special import ndtri
 
 from data_schemas import FIELDS_BY_NAME
-from predictor.evaluation._report import card_sections
+from predictor.evaluation._markdown import (
+    NO_FIGURES_NOTE,
+    auc_text,
+    comparison_intro,
+    comparison_markdown,
+    core_metrics_table,
+    decision_summary,
+    figure_link,
+    subgroup_extremes,
+    subgroup_markdown,
+    threshold_markdown,
+)
+from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
 from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, AdditiveModel
 
 METRIC_COLUMNS = (
@@ -65,11 +78,77 @@ def _predictors_table(model: AdditiveModel) -> str:
     return "\n".join(rows)
 
 
+def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str, str]:
+    """The report's key numbers as Markdown for the model card's sections.
+
+    Returns
+    -------
+    dict
+        ``"predictors"``, ``"performance"``, ``"calibration"``, ``"limitations"``: text to add
+        to those sections (figure links are relative to the model directory).
+    """
+    m, data = report.metrics, report.data
+    own = report.own_threshold()
+    comparison = (
+        f"\n### Cross-validated comparison\n\n{comparison_intro(report)}\n\n"
+        f"{comparison_markdown(report)}\n"
+        if report.comparison
+        else ""
+    )
+    figure_note = "" if figures is not None else f"\n{NO_FIGURES_NOTE}\n"
+    performance = f"""
+### On the held-out data, with uncertainty
+
+From the full evaluation report ([{REPORT_NAME}]({REPORT_NAME}), numbers in
+[{METRICS_NAME}]({METRICS_NAME})), on {data.source.lower()} ({data.n:,} patients):
+{figure_note}
+- Discrimination: AUC {auc_text(m)}.
+- At the model's threshold ({report.model.threshold:g}): flags {own.flagged:.1%},
+  sensitivity {own.sensitivity:.3f}, specificity {own.specificity:.3f}, PPV
+  {own.ppv:.3f}, NPV {own.npv:.3f}.
+- Clinical usefulness: {decision_summary(report.decision_curve)}
+{figure_link(figures, "roc", "ROC curve")}{figure_link(figures, "decision_curve", "Decision curve")}
+{threshold_markdown(report)}
+{comparison}
+### Subgroups
+
+{subgroup_extremes(report)}
+
+{subgroup_markdown(report)}
+"""
+    calibration = f"""
+On the held-out data ({data.n:,} patients), with the calibration intercept and the expected
+calibration error:
+
+{core_metrics_table(m, auc=False)}
+{figure_link(figures, "calibration", "Calibration plot")}"""
+    predictors = (
+        "The learned shape of each term, with the training distribution, is drawn in "
+        f"[{figures['terms']}]({figures['terms']}); "
+        f"[{REPORT_NAME}]({REPORT_NAME}) lists each field's mean absolute contribution."
+        if figures and "terms" in figures
+        else f"[{REPORT_NAME}]({REPORT_NAME}) lists each field's mean absolute contribution."
+    )
+    extremes = subgroup_extremes(report)
+    limitations = (
+        f"- Performance differs between subgroups of the held-out data. {extremes} Small "
+        "subgroups have wide intervals; see the subgroup table under Performance."
+        if extremes
+        else ""
+    )
+    return {
+        "predictors": predictors,
+        "performance": performance,
+        "calibration": calibration,
+        "limitations": limitations,
+    }
+
+
 def model_card(
     model: AdditiveModel,
     manifest: dict[str, Any],
     *,
-    report: Mapping[str, Any] | None = None,
+    report: Report | None = None,
     figures: Mapping[str, str] | None = None,
 ) -> str:
     """The model card as Markdown.
@@ -79,7 +158,7 @@ def model_card(
     model : AdditiveModel
     manifest : dict
         The model's manifest (as ``read_manifest`` returns it), with its metrics.
-    report : mapping, optional
+    report : Report, optional
         The evaluation report on the held-out data (:func:`build_report`): its key
         numbers are added to the predictors, performance, calibration and limitations.
     figures : mapping, optional

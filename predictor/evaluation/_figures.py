@@ -1,7 +1,10 @@
-"""The evaluation report's figures, drawn with matplotlib from the report's numbers alone.
+"""The evaluation report's figures, drawn with matplotlib from a
+:class:`~predictor.evaluation._report.Report` alone, as PNG bytes (writing them is
+:mod:`~predictor.evaluation._files`' job).
 
-Needs matplotlib (the ``plots`` extra); the report imports this module only when it
-can, and writes tables alone otherwise. Figures are drawn on matplotlib's Agg canvas without
+Needs matplotlib (the ``plots`` extra): importing this module without it raises
+``ModuleNotFoundError`` for matplotlib, which :mod:`~predictor.evaluation._files` takes to mean
+"tables only". Figures are drawn on matplotlib's Agg canvas without
 pyplot, so nothing here touches a user's plotting state, and with matplotlib's default style
 (whatever a local ``matplotlibrc`` says), so the same numbers and versions give the same PNG
 bytes (the PNG carries no software or date metadata).
@@ -11,17 +14,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from predictor._atomic import atomic_bytes_output
-from predictor.evaluation._report import FIGURE_NAMES, LEVEL
+from predictor.evaluation._report import LEVEL, Report, TermShape
 
 STYLE = {
     "font.size": 8.0,
@@ -42,24 +42,24 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def roc_figure(report: Mapping[str, Any]) -> Figure:
+def roc_figure(report: Report) -> Figure:
     """ROC curve of the model (and of the simulator's true probability, when known)."""
     figure = Figure(figsize=(4.6, 4.4), layout="constrained")
     ax = figure.add_subplot()
-    m, roc = report["metrics"], report["roc"]
+    m, roc = report.metrics, report.roc
     ax.plot(
-        roc["model"]["false_positive_rate"],
-        roc["model"]["true_positive_rate"],
+        roc.model.false_positive_rate,
+        roc.model.true_positive_rate,
         color=MODEL_COLOUR,
-        label=f"model: AUC {m['auc']:.3f} ({m['auc_low']:.3f} to {m['auc_high']:.3f})",
+        label=f"model: AUC {m.auc:.3f} ({m.auc_low:.3f} to {m.auc_high:.3f})",
     )
-    if roc["oracle"]:
+    if roc.oracle:
         ax.plot(
-            roc["oracle"]["false_positive_rate"],
-            roc["oracle"]["true_positive_rate"],
+            roc.oracle.false_positive_rate,
+            roc.oracle.true_positive_rate,
             color=REFERENCE_COLOUR,
             linestyle="--",
-            label=f"true probability (oracle): AUC {m['oracle_auc']:.3f}",
+            label=f"true probability (oracle): AUC {m.oracle_auc:.3f}",
         )
     ax.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="chance")
     ax.set(
@@ -68,32 +68,32 @@ def roc_figure(report: Mapping[str, Any]) -> Figure:
         aspect="equal",
         xlabel="1 - specificity (false-positive rate)",
         ylabel="sensitivity (true-positive rate)",
-        title=f"ROC curve ({report['data']['n']:,} patients)",
+        title=f"ROC curve ({report.data.n:,} patients)",
     )
     ax.legend(loc="lower right")
     return figure
 
 
-def calibration_figure(report: Mapping[str, Any]) -> Figure:
+def calibration_figure(report: Report) -> Figure:
     """Observed against predicted response rate (groups by predicted probability with their
     intervals, and a smoothed curve), with the distribution of the predictions underneath."""
     figure = Figure(figsize=(5.2, 5.6), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    calibration, m = report["calibration"], report["metrics"]
-    bins = calibration["bins"]
+    calibration, m = report.calibration, report.metrics
+    bins = calibration.bins
     top.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="ideal")
     top.plot(
-        calibration["smoothed"]["predicted"],
-        calibration["smoothed"]["observed"],
+        calibration.smoothed.predicted,
+        calibration.smoothed.observed,
         color=MODEL_COLOUR,
         label="smoothed (logistic regression on a spline of logit p)",
     )
     top.errorbar(
-        [b["mean_predicted"] for b in bins],
-        [b["observed"] for b in bins],
+        [b.mean_predicted for b in bins],
+        [b.observed for b in bins],
         yerr=[
-            [b["observed"] - b["observed_low"] for b in bins],
-            [b["observed_high"] - b["observed"] for b in bins],
+            [b.observed - b.observed_low for b in bins],
+            [b.observed_high - b.observed for b in bins],
         ],
         fmt="o",
         markersize=3.5,
@@ -107,17 +107,15 @@ def calibration_figure(report: Mapping[str, Any]) -> Figure:
         ylim=(0, 1),
         ylabel="observed response rate",
         title=(
-            f"Calibration: slope {m['calibration_slope']:.2f}, intercept "
-            f"{m['calibration_intercept']:+.3f}, ECE {m['ece']:.3f}"
+            f"Calibration: slope {m.calibration_slope:.2f}, intercept "
+            f"{m.calibration_intercept:+.3f}, ECE {m.ece:.3f}"
         ),
     )
     top.legend(loc="upper left")
-    histogram = calibration["histogram"]
-    edges = histogram["edges"]
-    bottom.stairs(histogram["responders"], edges, fill=True, color=MODEL_COLOUR, alpha=0.6)
-    bottom.stairs(
-        [-c for c in histogram["non_responders"]], edges, fill=True, color=REFERENCE_COLOUR
-    )
+    histogram = calibration.histogram
+    edges = histogram.edges
+    bottom.stairs(histogram.responders, edges, fill=True, color=MODEL_COLOUR, alpha=0.6)
+    bottom.stairs([-c for c in histogram.non_responders], edges, fill=True, color=REFERENCE_COLOUR)
     bottom.axhline(0, color="black", linewidth=0.5)
     bottom.set(xlabel="predicted probability of response", ylabel="patients")
     bottom.text(0.01, 0.95, "responders", transform=bottom.transAxes, va="top", fontsize=7)
@@ -126,23 +124,23 @@ def calibration_figure(report: Mapping[str, Any]) -> Figure:
     return figure
 
 
-def decision_curve_figure(report: Mapping[str, Any]) -> Figure:
+def decision_curve_figure(report: Report) -> Figure:
     """Net benefit of the model, of treating everyone and of treating no one, by threshold."""
     figure = Figure(figsize=(5.6, 3.8), layout="constrained")
     ax = figure.add_subplot()
-    curve = report["decision_curve"]
-    t = curve["threshold"]
-    ax.plot(t, curve["model"], color=MODEL_COLOUR, label="model")
-    ax.plot(t, curve["treat_all"], color=REFERENCE_COLOUR, linestyle="--", label="treat all")
+    curve = report.decision_curve
+    t = curve.threshold
+    ax.plot(t, curve.model, color=MODEL_COLOUR, label="model")
+    ax.plot(t, curve.treat_all, color=REFERENCE_COLOUR, linestyle="--", label="treat all")
     ax.plot(t, [0.0] * len(t), color="black", linewidth=1, label="treat none")
     ax.axvline(
-        report["model"]["threshold"],
+        report.model.threshold,
         color=REFERENCE_COLOUR,
         linestyle=":",
         linewidth=1,
         label="model's threshold",
     )
-    top = max(max(curve["model"]), max(curve["treat_all"]))
+    top = max(max(curve.model), max(curve.treat_all))
     ax.set(
         xlim=(t[0], t[-1]),
         ylim=(-0.05, top + 0.05),
@@ -154,58 +152,61 @@ def decision_curve_figure(report: Mapping[str, Any]) -> Figure:
     return figure
 
 
-def subgroup_figure(report: Mapping[str, Any]) -> Figure:
+def subgroup_figure(report: Report) -> Figure:
     """AUC with its bootstrap interval in each subgroup, against the AUC overall."""
-    rows = [r for r in report["subgroups"] if "auc" in r]
+    rows = [r for r in report.subgroups if r.metrics is not None]
     figure = Figure(figsize=(5.6, 1.0 + 0.26 * max(len(rows), 1)), layout="constrained")
     ax = figure.add_subplot()
     positions = list(range(len(rows)))[::-1]
     ax.errorbar(
-        [r["auc"] for r in rows],
+        [r.metrics.auc for r in rows],
         positions,
-        xerr=[[r["auc"] - r["auc_low"] for r in rows], [r["auc_high"] - r["auc"] for r in rows]],
+        xerr=[
+            [r.metrics.auc - r.metrics.auc_low for r in rows],
+            [r.metrics.auc_high - r.metrics.auc for r in rows],
+        ],
         fmt="o",
         markersize=3.5,
         color=MODEL_COLOUR,
         capsize=2,
         linewidth=1,
     )
-    ax.axvline(report["metrics"]["auc"], color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
-    ax.set_yticks(positions, [f"{r['subgrouping']}: {r['group']} (n = {r['n']:,})" for r in rows])
+    ax.axvline(report.metrics.auc, color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
+    ax.set_yticks(positions, [f"{r.subgrouping}: {r.group} (n = {r.n:,})" for r in rows])
     ax.set(xlabel=f"AUC ({LEVEL} bootstrap CI); dashed: all patients", title="AUC by subgroup")
     return figure
 
 
-def _term_panel(ax: Any, term: Mapping[str, Any]) -> None:
-    training = term.get("training") or {}
+def _term_panel(ax: Any, term: TermShape) -> None:
+    training = term.training
     shade = ax.twinx()
     shade.set_zorder(ax.get_zorder() - 1)
     ax.patch.set_visible(False)
     shade.set_yticks([])
     shade.spines[["top", "right"]].set_visible(False)
-    if "values" in term:
-        ax.plot(term["values"], term["contribution"], color=MODEL_COLOUR)
-        if term["log_scale"]:
+    if term.values is not None:
+        ax.plot(term.values, term.contribution, color=MODEL_COLOUR)
+        if term.log_scale:
             ax.set_xscale("log")
-        if training.get("counts"):
-            shade.stairs(training["counts"], training["edges"], fill=True, color=SHADE_COLOUR)
-            shade.set_ylim(0, 4 * max(training["counts"]))
-            total = sum(training["counts"]) + training["n_missing"]
-            if training["n_missing"]:
+        if training is not None and training.counts:
+            shade.stairs(training.counts, training.edges, fill=True, color=SHADE_COLOUR)
+            shade.set_ylim(0, 4 * max(training.counts))
+            total = sum(training.counts) + training.n_missing
+            if training.n_missing:
                 ax.text(
                     0.02,
                     0.97,
-                    f"not measured in training: {training['n_missing'] / total:.0%}",
+                    f"not measured in training: {training.n_missing / total:.0%}",
                     transform=ax.transAxes,
                     va="top",
                     fontsize=6.5,
                     color=REFERENCE_COLOUR,
                 )
-        if term["learned_missing"]:
-            ax.axhline(term["not_measured"], color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
+        if term.learned_missing:
+            ax.axhline(term.not_measured, color=REFERENCE_COLOUR, linestyle="--", linewidth=1)
             ax.text(
                 0.98,
-                term["not_measured"],
+                term.not_measured,
                 "not measured",
                 transform=ax.get_yaxis_transform(),
                 ha="right",
@@ -213,30 +214,30 @@ def _term_panel(ax: Any, term: Mapping[str, Any]) -> None:
                 fontsize=6.5,
                 color=REFERENCE_COLOUR,
             )
-        unit = f" ({term['unit']})" if term["unit"] else ""
-        ax.set_xlabel(f"{term['field']}{unit}" + (", log scale" if term["log_scale"] else ""))
-    elif "levels" in term:
-        labels = list(term["levels"])
-        values = list(term["contribution"])
-        if term["learned_missing"]:
+        unit = f" ({term.unit})" if term.unit else ""
+        ax.set_xlabel(f"{term.field}{unit}" + (", log scale" if term.log_scale else ""))
+    elif term.levels is not None:
+        labels = list(term.levels)
+        values = list(term.contribution)
+        if term.learned_missing:
             labels.append("not measured")
-            values.append(term["not_measured"])
+            values.append(term.not_measured)
         positions = list(range(len(labels)))
         ax.plot(positions, values, "o", color=MODEL_COLOUR)
         ax.set_xticks(positions, labels)
         ax.set_xlim(-0.5, len(labels) - 0.5)
-        if training.get("counts"):
-            counts = [*training["counts"], training["n_missing"]][: len(labels)]
+        if training is not None and training.counts:
+            counts = [*training.counts, training.n_missing][: len(labels)]
             shade.bar(positions[: len(counts)], counts, width=0.6, color=SHADE_COLOUR)
             shade.set_ylim(0, 4 * max(counts))
-        ax.set_xlabel(term["field"])
+        ax.set_xlabel(term.field)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel("contribution (log-odds)")
 
 
-def terms_figure(report: Mapping[str, Any]) -> Figure:
+def terms_figure(report: Report) -> Figure:
     """Each field's learned term against its value, over the training distribution."""
-    terms = report["terms"]
+    terms = report.terms
     columns = 4
     rows = math.ceil(len(terms) / columns)
     figure = Figure(figsize=(12, 2.5 * rows), layout="constrained")
@@ -254,17 +255,17 @@ def terms_figure(report: Mapping[str, Any]) -> Figure:
     return figure
 
 
-def contributions_figure(report: Mapping[str, Any]) -> Figure:
+def contributions_figure(report: Report) -> Figure:
     """Mean absolute contribution of each field on the data evaluated."""
-    terms = sorted(report["terms"], key=lambda t: t["mean_abs_contribution"])
+    terms = sorted(report.terms, key=lambda t: t.mean_abs_contribution)
     figure = Figure(figsize=(5.6, 0.8 + 0.24 * len(terms)), layout="constrained")
     ax = figure.add_subplot()
-    ax.barh([t["field"] for t in terms], [t["mean_abs_contribution"] for t in terms])
+    ax.barh([t.field for t in terms], [t.mean_abs_contribution for t in terms])
     ax.set(xlabel="mean |contribution| (log-odds)", title="How much each field moves predictions")
     return figure
 
 
-DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figure]] = {
+DRAWERS: dict[str, Callable[[Report], Figure]] = {
     "roc": roc_figure,
     "calibration": calibration_figure,
     "decision_curve": decision_curve_figure,
@@ -274,27 +275,18 @@ DRAWERS: dict[str, Callable[[Mapping[str, Any]], Figure]] = {
 }
 
 
-def draw_figures(report: Mapping[str, Any], directory: str | os.PathLike[str]) -> dict[str, Path]:
-    """Draw every figure of the report as a PNG file in ``directory`` (each written
-    atomically).
+def draw_figures(report: Report) -> dict[str, bytes]:
+    """Draw every figure of the report as PNG bytes.
 
     Parameters
     ----------
-    report : mapping
-        As :func:`predictor.evaluation._report.build_report` returns it.
-    directory : path
-        An existing directory.
+    report : Report
+        As :func:`~predictor.evaluation._report.build_report` returns it.
 
     Returns
     -------
     dict
-        Figure key -> the file written.
+        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`) -> PNG bytes.
     """
-    written = {}
     with matplotlib.style.context(["default", STYLE]):
-        for key, draw in DRAWERS.items():
-            path = Path(directory) / FIGURE_NAMES[key]
-            with atomic_bytes_output(path) as handle:
-                handle.write(_png(draw(report)))
-            written[key] = path
-    return written
+        return {key: _png(draw(report)) for key, draw in DRAWERS.items()}

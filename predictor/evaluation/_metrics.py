@@ -1,31 +1,21 @@
-"""How well a model predicts on data it never saw: discrimination, calibration, interval coverage,
-clinical usefulness (net benefit), and the comparison models (plain logistic regression, gradient
-boosting) fitted on the same data or cross-validated on the same folds.
+"""How well predicted probabilities match outcomes: discrimination, calibration, interval
+coverage and clinical usefulness (net benefit). Functions of arrays; no model is fitted here
+except the recalibration fits the calibration measures need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 from scipy.stats import binomtest, bootstrap, rankdata
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, confusion_matrix, log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
-from threadpoolctl import threadpool_limits
-
-from data_schemas import FIELDS_BY_NAME, Kind
-from predictor.model import CV_FOLDS, MODEL_FIELDS, AdditiveModel, fit_additive_model
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import SplineTransformer
 
 
 def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
@@ -328,13 +318,60 @@ def threshold_table(
     return table
 
 
+@dataclass(frozen=True)
+class Metrics:
+    """Discrimination and calibration of predicted probabilities against observed outcomes
+    (:func:`metrics`); the last three only when the simulator's truth is known.
+
+    Attributes
+    ----------
+    n : int
+        Patients.
+    response_rate : float
+        Observed share of responders.
+    auc, log_loss, brier : float
+    calibration_slope : float
+        :func:`calibration_slope` (ideal 1).
+    calibration_in_the_large : float
+        Observed minus mean predicted response rate.
+    calibration_intercept : float
+        :func:`calibration_intercept` (ideal 0; NaN with one outcome only).
+    ece : float
+        :func:`expected_calibration_error`.
+    oracle_auc : float or None
+        AUC of the simulator's true probability.
+    auc_gap : float or None
+        Oracle AUC minus the model's.
+    interval_coverage : float or None
+        Share of patients whose predicted interval contains the true probability.
+    """
+
+    n: int
+    response_rate: float
+    auc: float
+    log_loss: float
+    brier: float
+    calibration_slope: float
+    calibration_in_the_large: float
+    calibration_intercept: float
+    ece: float
+    oracle_auc: float | None = None
+    auc_gap: float | None = None
+    interval_coverage: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """The metrics known (those without the truth left out), in field order: as the
+        manifest and ``metrics.json`` store them."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
 def metrics(
     responded: np.ndarray,
     probability: np.ndarray,
     *,
     true_probability: np.ndarray | None = None,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, float]:
+) -> Metrics:
     """Discrimination and calibration of predicted probabilities against observed outcomes.
 
     Parameters
@@ -350,167 +387,37 @@ def metrics(
 
     Returns
     -------
-    dict
-        ``n``, ``response_rate``, ``auc``, ``log_loss``, ``brier``, ``calibration_slope``,
-        ``calibration_in_the_large`` (observed minus mean predicted rate),
-        ``calibration_intercept`` (:func:`calibration_intercept`), ``ece``
-        (:func:`expected_calibration_error`), and with the truth ``oracle_auc``, ``auc_gap``
-        (oracle minus model) and ``interval_coverage``.
+    Metrics
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = metrics(np.array([0, 1, 0, 1]), np.array([0.2, 0.7, 0.4, 0.6]))
+    >>> m.auc, m.oracle_auc
+    (1.0, None)
     """
     y = np.asarray(responded, dtype=np.float64)
     p = np.asarray(probability, dtype=np.float64)
-    out = {
-        "n": len(y),
-        "response_rate": float(y.mean()),
-        "auc": float(roc_auc_score(y, p)),
-        "log_loss": float(log_loss(y, p, labels=[0.0, 1.0])),
-        "brier": float(brier_score_loss(y, p)),
-        "calibration_slope": calibration_slope(y, p),
-        "calibration_in_the_large": float(y.mean() - p.mean()),
-        "calibration_intercept": calibration_intercept(y, p),
-        "ece": expected_calibration_error(y, p),
-    }
+    oracle_auc = auc_gap = coverage = None
+    auc = float(roc_auc_score(y, p))
     if true_probability is not None:
         truth = np.asarray(true_probability, dtype=np.float64)
-        out["oracle_auc"] = float(roc_auc_score(y, truth))
-        out["auc_gap"] = out["oracle_auc"] - out["auc"]
+        oracle_auc = float(roc_auc_score(y, truth))
+        auc_gap = oracle_auc - auc
         if interval is not None:
             low, high = interval
-            out["interval_coverage"] = float(np.mean((truth >= low) & (truth <= high)))
-    return out
-
-
-NUMBER_FIELDS = tuple(
-    f for f in MODEL_FIELDS if FIELDS_BY_NAME[f].kind in (Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN)
-)
-CATEGORY_FIELDS = tuple(f for f in MODEL_FIELDS if f not in NUMBER_FIELDS)
-
-
-def logistic_regression(seed: int) -> Pipeline:
-    """Plain logistic regression on the raw values: median imputation with missing indicators,
-    standardised numbers, one-hot categories (a missing category is its own level)."""
-    numbers = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
-    categories = make_pipeline(
-        SimpleImputer(strategy="constant", fill_value="missing"),
-        OneHotEncoder(handle_unknown="ignore"),
+            coverage = float(np.mean((truth >= low) & (truth <= high)))
+    return Metrics(
+        n=len(y),
+        response_rate=float(y.mean()),
+        auc=auc,
+        log_loss=float(log_loss(y, p, labels=[0.0, 1.0])),
+        brier=float(brier_score_loss(y, p)),
+        calibration_slope=calibration_slope(y, p),
+        calibration_in_the_large=float(y.mean() - p.mean()),
+        calibration_intercept=calibration_intercept(y, p),
+        ece=expected_calibration_error(y, p),
+        oracle_auc=oracle_auc,
+        auc_gap=auc_gap,
+        interval_coverage=coverage,
     )
-    prepare = ColumnTransformer(
-        [
-            ("numbers", numbers, list(NUMBER_FIELDS)),
-            ("categories", categories, list(CATEGORY_FIELDS)),
-        ]
-    )
-    return make_pipeline(prepare, LogisticRegression(max_iter=1000, random_state=seed))
-
-
-def gradient_boosting(seed: int) -> HistGradientBoostingClassifier:
-    """Histogram gradient boosting with native missing values and categories, early stopping."""
-    return HistGradientBoostingClassifier(
-        categorical_features="from_dtype", early_stopping=True, random_state=seed
-    )
-
-
-def _categories_as_objects(clean: pd.DataFrame) -> pd.DataFrame:
-    return clean[list(MODEL_FIELDS)].astype({name: object for name in CATEGORY_FIELDS})
-
-
-def _model_fields(clean: pd.DataFrame) -> pd.DataFrame:
-    return clean[list(MODEL_FIELDS)]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A standard model fitted on the same data, to show what the additive model gives up."""
-
-    name: str
-    build: Callable[[int], Any]
-    prepare: Callable[[pd.DataFrame], pd.DataFrame]
-
-    def fit(self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int) -> Any:
-        """The fitted estimator.
-
-        A number field no training patient has carries no information; it is given one value
-        (0) so that gradient boosting's binning accepts it, and so is ignored.
-        """
-        inputs = self.prepare(clean)
-        empty = [c for c in inputs if inputs[c].dtype.kind == "f" and inputs[c].isna().all()]
-        return self.build(seed).fit(inputs.assign(**dict.fromkeys(empty, 0.0)), responded)
-
-    def probability(self, estimator: Any, clean: pd.DataFrame) -> np.ndarray:
-        """A fitted estimator's probabilities of response for clean records."""
-        return estimator.predict_proba(self.prepare(clean))[:, 1]
-
-
-COMPARISONS = (
-    Comparison("logistic regression", logistic_regression, _categories_as_objects),
-    Comparison("gradient boosting", gradient_boosting, _model_fields),
-)
-
-
-def evaluate_additive(model: AdditiveModel, clean: pd.DataFrame) -> dict[str, float]:
-    """:func:`metrics` of the additive model on clean records with ``responded`` (and, when
-    present, ``true_probability``)."""
-    scores = model.score(model.features.design(clean))
-    truth = (
-        clean["true_probability"].to_numpy() if clean["true_probability"].notna().all() else None
-    )
-    return metrics(
-        clean["responded"].to_numpy(),
-        scores.probability,
-        true_probability=truth,
-        interval=(scores.low, scores.high),
-    )
-
-
-def cross_validate(
-    clean: pd.DataFrame, *, seed: int, penalty_c: float, folds: int = CV_FOLDS
-) -> dict[str, list[dict[str, float]]]:
-    """The additive model and the comparison models, cross-validated on the same folds.
-
-    The folds are those on which :func:`~predictor.model._additive.fit_additive_model` chose the
-    penalty for the same rows and seed (stratified, shuffled with ``seed``). In each fold the
-    additive model is refitted with the penalty ``penalty_c`` chosen on all the rows (choosing
-    it again inside every fold would cost ``folds`` times the penalty search), and the
-    comparison models are fitted as they are for the held-out evaluation. The fits run on one
-    thread (BLAS and OpenMP): these small fits gain little from more, and on a busy machine
-    threads that wait for each other made them many times slower.
-
-    Parameters
-    ----------
-    clean : pandas.DataFrame
-        Training records with ``responded`` (and, when simulated, ``true_probability``).
-    seed : int
-        Seed of the folds and of the comparison models.
-    penalty_c : float
-        The additive model's inverse penalty.
-    folds : int
-        Number of folds.
-
-    Returns
-    -------
-    dict
-        Model name -> one :func:`metrics` dict per fold, measured on the fold's held-out part.
-    """
-    y = clean["responded"].to_numpy()
-    truth = clean["true_probability"]
-    has_truth = bool(truth.notna().all())
-    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    results: dict[str, list[dict[str, float]]] = {"additive model": []}
-    results.update({comparison.name: [] for comparison in COMPARISONS})
-    with threadpool_limits(1):
-        for fit_index, test_index in splits:
-            fit_rows, test_rows = clean.iloc[fit_index], clean.iloc[test_index]
-            fit_y, test_y = y[fit_index], y[test_index]
-            test_truth = truth.to_numpy()[test_index] if has_truth else None
-            model, _ = fit_additive_model(fit_rows, fit_y, seed=seed, penalty_grid=(penalty_c,))
-            results["additive model"].append(evaluate_additive(model, test_rows))
-            for comparison in COMPARISONS:
-                estimator = comparison.fit(fit_rows, fit_y, seed=seed)
-                results[comparison.name].append(
-                    metrics(
-                        test_y,
-                        comparison.probability(estimator, test_rows),
-                        true_probability=test_truth,
-                    )
-                )
-    return results

@@ -1,0 +1,363 @@
+"""``report.md`` and the report's Markdown tables, rendered from a
+:class:`~predictor.evaluation._report.Report` (the model card reuses the tables)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from predictor.evaluation._report import (
+    CALIBRATION_BINS,
+    LEVEL,
+    METRICS_NAME,
+    CoreMetrics,
+    DecisionCurve,
+    Report,
+    SubgroupRow,
+)
+
+NO_FIGURES_NOTE = (
+    "> **Figures were not drawn:** matplotlib is not installed. Install it with `pip install "
+    '"ketamine-predictor[plots]"` and run the report again; the tables below carry the same '
+    "numbers."
+)
+
+
+def _f(value: float | None, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None or math.isnan(value) else format(value, spec)
+
+
+def auc_text(m: CoreMetrics) -> str:
+    """The AUC with its interval, in words."""
+    return f"{m.auc:.3f} ({LEVEL} CI {m.auc_low:.3f} to {m.auc_high:.3f})"
+
+
+def _runs(thresholds: tuple[float, ...], better: list[bool]) -> list[tuple[float, float]]:
+    """Contiguous ranges of thresholds where ``better`` holds."""
+    runs = []
+    for keep, group in itertools.groupby(zip(thresholds, better, strict=True), key=lambda x: x[1]):
+        if keep:
+            values = [t for t, _ in group]
+            runs.append((values[0], values[-1]))
+    return runs
+
+
+def decision_summary(curve: DecisionCurve) -> str:
+    """In words: over which thresholds the model's net benefit beats treating everyone and
+    treating no one."""
+    better = [m > max(a, 0.0) for m, a in zip(curve.model, curve.treat_all, strict=True)]
+    runs = _runs(curve.threshold, better)
+    first, last = curve.threshold[0], curve.threshold[-1]
+    if not runs:
+        return (
+            f"At no threshold from {first:.2f} to {last:.2f} is the model's net benefit above "
+            "both treating everyone and treating no one."
+        )
+    spans = [f"{a:.2f}" if a == b else f"{a:.2f} to {b:.2f}" for a, b in runs]
+    listed = spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
+    gains = [m - max(a, 0.0) for m, a in zip(curve.model, curve.treat_all, strict=True)]
+    best = int(np.argmax(gains))
+    return (
+        f"The model's net benefit is above both treating everyone and treating no one at "
+        f"thresholds {listed} (of {first:.2f} to {last:.2f}, in steps of "
+        f"{curve.threshold[1] - first:.2f}); the largest gain, {gains[best]:.3f} (net "
+        f"benefit {curve.model[best]:.3f} against {max(curve.treat_all[best], 0.0):.3f}), "
+        f"is at {curve.threshold[best]:.2f}."
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def core_metrics_table(m: CoreMetrics, *, auc: bool = True) -> str:
+    """The headline metrics as a two-column Markdown table (``auc=False``: calibration
+    only)."""
+    rows = [[f"AUC ({LEVEL} bootstrap CI)", auc_text(m)]] if auc else []
+    rows += [
+        ["calibration slope (ideal 1)", f"{m.calibration_slope:.2f}"],
+        ["calibration intercept (ideal 0)", f"{m.calibration_intercept:+.3f}"],
+        [
+            "calibration-in-the-large (observed - mean predicted)",
+            f"{m.calibration_in_the_large:+.3f}",
+        ],
+        ["Brier score", f"{m.brier:.4f}"],
+        [f"expected calibration error ({CALIBRATION_BINS} equal-width bins)", f"{m.ece:.3f}"],
+        ["log-loss", f"{m.log_loss:.4f}"],
+    ]
+    return _table(["metric", "value"], rows)
+
+
+def threshold_markdown(report: Report) -> str:
+    """The threshold table in Markdown (the model's own threshold marked)."""
+    own = report.model.threshold
+    rows = [
+        [
+            f"{r.threshold:.2f}" + (" (model's)" if r.threshold == own else ""),
+            f"{r.flagged:.1%}",
+            _f(r.sensitivity, ".3f"),
+            _f(r.specificity, ".3f"),
+            _f(r.ppv, ".3f"),
+            _f(r.npv, ".3f"),
+            f"{r.net_benefit:.3f}",
+            f"{r.treat_all:.3f}",
+        ]
+        for r in report.thresholds
+    ]
+    header = [
+        "threshold",
+        "flagged",
+        "sensitivity",
+        "specificity",
+        "PPV",
+        "NPV",
+        "net benefit",
+        "net benefit, treat all",
+    ]
+    return _table(header, rows)
+
+
+def subgroup_markdown(report: Report) -> str:
+    """The subgroup table in Markdown."""
+    rows = []
+    for r in report.subgroups:
+        cells = [r.subgrouping, r.group, f"{r.n:,}", f"{r.responders:,}"]
+        if r.metrics is not None:
+            m = r.metrics
+            cells += [
+                f"{m.response_rate:.3f}",
+                f"{m.mean_predicted:.3f}",
+                auc_text(m),
+                f"{m.calibration_slope:.2f}",
+                f"{m.calibration_intercept:+.3f}",
+                f"{m.brier:.4f}",
+            ]
+        else:
+            cells += (
+                [f"{r.responders / r.n:.3f}" if r.n else "n/a"]
+                + [f"too few (< {report.settings.min_per_outcome} of an outcome)"]
+                + [""] * 4
+            )
+        rows.append(cells)
+    header = [
+        "subgroup",
+        "group",
+        "n",
+        "responders",
+        "observed rate",
+        "mean predicted",
+        f"AUC ({LEVEL} CI)",
+        "calibration slope",
+        "calibration intercept",
+        "Brier",
+    ]
+    return _table(header, rows)
+
+
+def subgroup_extremes(report: Report) -> str:
+    """The subgroups with the lowest and highest AUC, in words."""
+    scored = [r for r in report.subgroups if r.metrics is not None]
+    if len(scored) < 2:
+        return ""
+    low = min(scored, key=lambda r: r.metrics.auc)
+    high = max(scored, key=lambda r: r.metrics.auc)
+
+    def described(r: SubgroupRow) -> str:
+        m = r.metrics
+        assert m is not None
+        return (
+            f"{m.auc:.3f} ({r.subgrouping}: {r.group}; n = {r.n:,}; {LEVEL} CI "
+            f"{m.auc_low:.3f} to {m.auc_high:.3f})"
+        )
+
+    return f"AUC by subgroup ranges from {described(low)} to {described(high)}."
+
+
+def comparison_markdown(report: Report) -> str:
+    """The cross-validated comparison in Markdown: mean (SD) over folds."""
+    models = report.comparison.models
+    columns = [
+        ("auc", "AUC", ".3f"),
+        ("auc_gap", "gap to oracle", "+.3f"),
+        ("brier", "Brier", ".4f"),
+        ("log_loss", "log-loss", ".4f"),
+        ("calibration_slope", "calibration slope", ".2f"),
+        ("calibration_intercept", "calibration intercept", "+.3f"),
+    ]
+    present = [c for c in columns if all(c[0] in m for m in models.values())]
+    rows = [
+        [name] + [f"{m[key].mean:{spec}} ({m[key].sd:.{spec[-2]}f})" for key, _, spec in present]
+        for name, m in models.items()
+    ]
+    return _table(["model", *(label for _, label, _ in present)], rows)
+
+
+def comparison_intro(report: Report) -> str:
+    """How the comparison was made, in words."""
+    c = report.comparison
+    return (
+        f"Cross-validated on {c.source}: {c.folds} folds (stratified by outcome), the "
+        f"same for all {len(c.models)} models; mean (SD) over the folds. The additive "
+        f"model is refitted in each fold with the penalty chosen on all the rows "
+        f"(C = {c.penalty_c:g}); plain logistic regression (median imputation with "
+        "missing indicators, one-hot categories) and histogram gradient boosting (native "
+        "missing values, early stopping) are fitted in each fold as they are."
+    )
+
+
+def terms_markdown(report: Report) -> str:
+    """Mean |contribution| and share not measured per field, largest first."""
+    terms = sorted(report.terms, key=lambda t: -t.mean_abs_contribution)
+    rows = [
+        [
+            f"`{t.field}`",
+            f"{t.mean_abs_contribution:.3f}",
+            f"{t.share_not_measured:.1%}",
+            _f(t.not_measured, "+.3f") if t.share_not_measured or t.learned_missing else "",
+        ]
+        for t in terms
+    ]
+    header = [
+        "field",
+        "mean abs contribution (log-odds)",
+        "not measured",
+        "contribution when not measured",
+    ]
+    return _table(header, rows)
+
+
+def figure_link(figures: Mapping[str, str] | None, key: str, caption: str) -> str:
+    """A figure's Markdown image on a line of its own, or nothing when it was not drawn."""
+    if not figures or key not in figures:
+        return ""
+    return f"\n![{caption}]({figures[key]})\n"
+
+
+def report_markdown(report: Report, figures: Mapping[str, str] | None) -> str:
+    """``report.md``: the report's numbers in words, tables and figures.
+
+    Parameters
+    ----------
+    report : Report
+        As :func:`~predictor.evaluation._report.build_report` returns it.
+    figures : mapping or None
+        Figure key -> path relative to the report (``None``: figures were not drawn).
+    """
+    data, m, model = report.data, report.metrics, report.model
+    refused = (
+        f" ({data.n_refused:,} more row{'s were' if data.n_refused > 1 else ' was'} left "
+        "out for breaking the schema)"
+        if data.n_refused
+        else ""
+    )
+    truth = ""
+    if data.has_true_probability:
+        truth = f"""
+## Against the simulator's truth
+
+The data carries `true_probability`, the probability the simulator drew each outcome from.
+
+- Oracle AUC (AUC of the true probability): {m.oracle_auc:.3f}; the model's gap to it:
+  {m.auc_gap:+.3f}.
+- {model.interval_level:.0%} interval coverage of the true probability:
+  {m.interval_coverage:.1%} (the share of patients whose interval contains it).
+"""
+    comparison = (
+        f"""
+### Against simpler models
+
+{comparison_intro(report)}
+
+{comparison_markdown(report)}
+"""
+        if report.comparison
+        else """
+### Against simpler models
+
+Not computed for this report: `python train.py` cross-validates the additive model against
+plain logistic regression and gradient boosting on its training data, and `python -m predictor
+evaluate --compare` does it on the data evaluated.
+"""
+    )
+    note = "" if figures is not None else f"\n{NO_FIGURES_NOTE}\n"
+    bins = report.calibration.bins
+    bin_rows = [
+        [
+            f"{b.low:.3f} to {b.high:.3f}",
+            f"{b.n:,}",
+            f"{b.mean_predicted:.3f}",
+            f"{b.observed:.3f} ({b.observed_low:.3f} to {b.observed_high:.3f})",
+        ]
+        for b in bins
+    ]
+    own = report.own_threshold()
+    contributions_figure = figure_link(
+        figures, "contributions", "Mean absolute contribution per field"
+    )
+    return f"""# Evaluation report
+
+> **Demonstration only: not for clinical decisions.** The model was trained on
+> {model.trained_on}. These figures say how it does on the data below, nothing more.
+
+_Generated from the model and the data; no number is typed by hand. Every number is also in
+`{METRICS_NAME}`._
+{note}
+## Data
+
+- Data: {data.source}; {data.n:,} patients, {data.responders:,} responders (response
+  rate {m.response_rate:.3f}){refused}.
+- Model: `model.json` sha256 `{model.artifact_sha256}`; "likely responder" at a probability
+  of {model.threshold:g} or more.
+- Intervals: {LEVEL} percentile bootstrap over {report.settings.bootstrap_resamples:,}
+  resamples of patients (seed {report.settings.seed}).
+
+## Discrimination
+
+AUC {auc_text(m)}: the chance that a random responder gets a higher probability than a random
+non-responder.
+{figure_link(figures, "roc", "ROC curve")}
+## Calibration
+
+{core_metrics_table(m, auc=False)}
+
+The slope and intercept are those of logistic recalibration: the slope of `logit P(response) = a
++ b logit(p)`, and the intercept with the slope held at 1. The calibration plot shows the
+observed response rate in each of {len(bins)} equal-sized groups by predicted probability (with
+its {LEVEL} Wilson interval) and a smoothed curve (a logistic regression on a spline of
+logit(p)), above the distribution of the predictions.
+{figure_link(figures, "calibration", "Calibration plot")}
+{_table(["predicted probability", "n", "mean predicted", f"observed ({LEVEL} CI)"], bin_rows)}
+
+## Clinical usefulness
+
+Net benefit weighs true positives (responders flagged) against false positives (non-responders
+flagged) at the odds of a threshold probability: `TP/n - FP/n * t / (1 - t)`. "Treat all"
+flags everyone, "treat none" no one (net benefit 0). {decision_summary(report.decision_curve)}
+{figure_link(figures, "decision_curve", "Decision curve")}
+{threshold_markdown(report)}
+
+At the model's own threshold ({model.threshold:g}) it flags {own.flagged:.1%} of patients,
+with sensitivity {own.sensitivity:.3f}, specificity {own.specificity:.3f}, PPV
+{own.ppv:.3f} and NPV {own.npv:.3f}.
+
+## Subgroups
+
+{subgroup_extremes(report)}
+{figure_link(figures, "subgroups", "AUC by subgroup")}
+{subgroup_markdown(report)}
+
+## The model
+{comparison}
+### What it learned
+
+Each field's term (its contribution to the log-odds, centred on the training average) against
+the field's value, over the training range, with the training data's distribution shaded
+underneath; "not measured" is the contribution of a missing value.
+{figure_link(figures, "terms", "Learned term shapes")}{contributions_figure}
+{terms_markdown(report)}
+{truth}"""
