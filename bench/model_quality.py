@@ -17,7 +17,7 @@ import time
 import numpy as np
 from joblib import Parallel, delayed
 
-from predictor.evaluation import evaluate_additive
+from predictor.evaluation import evaluate_model
 from predictor.model._additive import fit_additive_model
 from predictor.simulation._synthetic import simulate_cohort
 
@@ -33,7 +33,7 @@ TARGETS = {
 def _fit_and_evaluate(seed: int, n: int, eval_n: int) -> dict[str, float]:
     cohort = simulate_cohort(n, seed=seed)
     model, report = fit_additive_model(cohort, cohort["responded"].to_numpy(), seed=seed)
-    metrics = evaluate_additive(model, simulate_cohort(eval_n, seed=EVALUATION_SEED))
+    metrics = evaluate_model(model, simulate_cohort(eval_n, seed=EVALUATION_SEED))
     return {"seed": seed, "penalty_c": report.penalty_c, **metrics.to_dict()}
 
 

@@ -246,7 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
     for name, models in result.manifest["metrics"].items():
-        m = models["additive model"]
+        m = models[result.model.summary().name]
         oracle = f" (oracle {m['oracle_auc']:.3f})" if "oracle_auc" in m else ""
         _say(
             f"{name}: AUC {m['auc']:.3f}{oracle}, calibration slope "
@@ -301,15 +301,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     name = "standard input" if args.data == "-" else Path(args.data).name
     comparison = None
     if args.compare:
-        # Refitted with the model's own penalty (cross_validate refits the additive model).
-        penalty_c = model.summary().settings.get("penalty_c")
-        if penalty_c is None:
-            raise UsageError(
-                f"--compare: a model of kind {model.kind!r} has no penalty to refit with; "
-                f"leave out --compare"
-            )
-        try:
-            comparison = cross_validate(clean, seed=args.seed, penalty_c=penalty_c)
+        try:  # the model refitted with its own settings in each fold
+            comparison = cross_validate(clean, model=model, seed=args.seed)
         except ValueError as exc:
             raise UsageError(f"--compare: cannot refit the models on {args.data}: {exc}") from exc
     report = build_report(

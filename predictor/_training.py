@@ -163,16 +163,17 @@ def _evaluate_all(
     test_sets: dict[str, pd.DataFrame],
     seed: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics of the additive model and the comparison models on each test set."""
-    from predictor.evaluation import COMPARISONS, evaluate_additive, metrics
+    """Metrics of the model and the comparison models (fitted on the model's fields) on each
+    test set."""
+    from predictor.evaluation import COMPARISONS, evaluate_model, metrics
 
     results = {
-        name: {"additive model": evaluate_additive(model, rows).to_dict()}
+        name: {model.summary().name: evaluate_model(model, rows).to_dict()}
         for name, rows in test_sets.items()
     }
     y = fit_rows["responded"].to_numpy()
     for comparison in COMPARISONS:
-        estimator = comparison.fit(fit_rows, y, seed=seed)
+        estimator = comparison.fit(fit_rows, y, seed=seed, fields=model.fields)
         for name, rows in test_sets.items():
             truth = rows["true_probability"]
             results[name][comparison.name] = metrics(
@@ -307,7 +308,7 @@ def train(
         + " and ".join(f"{name} ({len(rows):,})" for name, rows in test_sets.items())
         + " with logistic regression and gradient boosting for comparison"
     )
-    comparison = cross_validate(fit_rows, seed=seed, penalty_c=report.penalty_c)
+    comparison = cross_validate(fit_rows, model=model, seed=seed)
     stage(
         f"cross-validated the additive model, logistic regression and gradient boosting on the "
         f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"

@@ -151,11 +151,6 @@ def test_added_field_is_in_the_model_card_report_and_metrics(trained) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="predictor/evaluation/_card.py still tests term.field == 'crp_mg_l' for the log "
-    "scale; it should read FIELDS_BY_NAME[term.field].log_floor",
-)
 def test_added_field_log_scale_is_in_the_model_card(trained) -> None:
     _, out = trained
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
@@ -164,11 +159,6 @@ def test_added_field_log_scale_is_in_the_model_card(trained) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="predictor/evaluation/_report.py still has its own SUBGROUPS and AGE_BANDS; it "
-    "should read each field's Field.subgroups",
-)
 def test_added_field_subgroups_are_in_the_report(trained) -> None:
     _, out = trained
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -24,6 +24,7 @@ from predictor.evaluation._metrics import (
     smoothed_calibration,
     threshold_table,
 )
+from predictor.model import fit_additive_model
 from predictor.simulation._synthetic import simulate_cohort
 
 
@@ -179,7 +180,8 @@ def test_metrics_adds_calibration_intercept_and_ece() -> None:
 @pytest.fixture(scope="module")
 def folds() -> tuple[pd.DataFrame, dict]:
     cohort = simulate_cohort(1200, seed=12)
-    return cohort, cross_validate(cohort, seed=3, penalty_c=0.1)
+    model, _ = fit_additive_model(cohort, cohort["responded"], seed=3, penalty_grid=(0.1,))
+    return cohort, cross_validate(cohort, model=model, seed=3)
 
 
 def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
@@ -197,4 +199,5 @@ def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
 
 def test_cross_validate_is_deterministic(folds) -> None:
     cohort, results = folds
-    assert cross_validate(cohort, seed=3, penalty_c=0.1) == results
+    model, _ = fit_additive_model(cohort, cohort["responded"], seed=3, penalty_grid=(0.1,))
+    assert cross_validate(cohort, model=model, seed=3) == results

@@ -68,7 +68,7 @@ def report(fitted, held_out) -> Report:
         manifest=manifest,
         seed=3,
         source="a held-out test cohort",
-        comparison=cross_validate(training, seed=3, penalty_c=model.penalty_c),
+        comparison=cross_validate(training, model=model, seed=3),
         comparison_source="the test training cohort",
     )
 

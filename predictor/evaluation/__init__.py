@@ -8,7 +8,7 @@ matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
 from predictor.evaluation._card import model_card
-from predictor.evaluation._comparison import COMPARISONS, cross_validate, evaluate_additive
+from predictor.evaluation._comparison import COMPARISONS, cross_validate, evaluate_model
 from predictor.evaluation._files import ReportFiles, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
 from predictor.evaluation._metrics import Metrics, metrics
@@ -34,7 +34,7 @@ __all__ = [
     "ReportFiles",
     "build_report",
     "cross_validate",
-    "evaluate_additive",
+    "evaluate_model",
     "metrics",
     "model_card",
     "training_distribution",

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scipy.special import ndtri
-
 from data_schemas import FIELDS_BY_NAME
 from predictor.evaluation._markdown import (
     NO_FIGURES_NOTE,
@@ -23,7 +21,7 @@ from predictor.evaluation._markdown import (
     threshold_markdown,
 )
 from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
-from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, AdditiveModel
+from predictor.model import INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, Model
 
 METRIC_COLUMNS = (
     ("auc", "AUC", "{:.3f}"),
@@ -55,7 +53,7 @@ def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
-def _predictors_table(model: AdditiveModel) -> str:
+def _predictors_table(model: Model) -> str:
     rows = ["| field | unit / levels | term | when not measured |", "|---|---|---|---|"]
     for term in model.features.terms:
         field = FIELDS_BY_NAME[term.field]
@@ -65,7 +63,7 @@ def _predictors_table(model: AdditiveModel) -> str:
         else:
             shape = (
                 f"cubic spline, {term.n_basis} basis functions"
-                + (" on log scale" if term.field == "crp_mg_l" else "")
+                + (" on log scale" if FIELDS_BY_NAME[term.field].log_floor is not None else "")
                 if term.is_spline
                 else "one coefficient per level"
             )
@@ -145,7 +143,7 @@ calibration error:
 
 
 def model_card(
-    model: AdditiveModel,
+    model: Model,
     manifest: dict[str, Any],
     *,
     report: Report | None = None,
@@ -155,7 +153,7 @@ def model_card(
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     manifest : dict
         The model's manifest (as ``read_manifest`` returns it), with its metrics.
     report : Report, optional
@@ -169,10 +167,10 @@ def model_card(
         if report is not None
         else dict.fromkeys(("predictors", "performance", "calibration", "limitations"), "")
     )
-    z = ndtri(0.5 + INTERVAL_LEVEL / 2)
     data = manifest["training_data"]
     fresh = manifest.get("evaluation_cohort")
-    additive = {name: sets["additive model"] for name, sets in manifest["metrics"].items()}
+    summary = model.summary()
+    additive = {name: sets[summary.name] for name, sets in manifest["metrics"].items()}
     calibration = "\n".join(
         f"- {name}: slope {m['calibration_slope']:.2f}, calibration-in-the-large "
         f"{m['calibration_in_the_large']:+.3f} (observed minus mean predicted response rate), "
@@ -241,18 +239,11 @@ A number field that no training patient had, or that had a single value, is not 
 
 ## Model
 
-A penalised additive logistic model (a GAM): each field has its own term on the log-odds scale
-(for numbers, a cubic B-spline with knots at training quantiles and a second-difference
-smoothness penalty (P-spline), held constant beyond the training range; for categories, one
-coefficient per level). The coefficients are fitted by penalised maximum likelihood; the
-penalty (C = {manifest["model"]["penalty_c"]:g}) was chosen by {CV_FOLDS}-fold cross-validated
-log-loss.
-{manifest["model"]["coefficients"]} coefficients in all.
+{summary.details}
+{summary.coefficients} coefficients in all.
 
 - Explanations are exact: each field's contribution is its term minus the term's training mean,
   and baseline + sum of contributions = logit of the probability.
-- The {INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), with se from the penalised
-  fit's Bayesian posterior covariance (as mgcv computes it).
 - Label: "likely responder" when the probability is at least {model.threshold:g}.
 
 ## Performance

@@ -22,17 +22,20 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.model import CV_FOLDS, MODEL_FIELDS, AdditiveModel, fit_additive_model
-
-NUMBER_FIELDS = tuple(
-    f for f in MODEL_FIELDS if FIELDS_BY_NAME[f].kind in (Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN)
-)
-CATEGORY_FIELDS = tuple(f for f in MODEL_FIELDS if f not in NUMBER_FIELDS)
+from predictor.model import CV_FOLDS, Model
 
 
-def logistic_regression(seed: int) -> Pipeline:
-    """Plain logistic regression on the raw values: median imputation with missing indicators,
-    standardised numbers, one-hot categories (a missing category is its own level)."""
+def _categories(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The category fields among ``fields`` (the others are numbers: numbers, integers and
+    0/1 booleans)."""
+    return tuple(f for f in fields if FIELDS_BY_NAME[f].kind is Kind.CATEGORY)
+
+
+def logistic_regression(seed: int, fields: tuple[str, ...]) -> Pipeline:
+    """Plain logistic regression on the raw values of ``fields``: median imputation with
+    missing indicators, standardised numbers, one-hot categories (a missing category is its
+    own level)."""
+    categorical = _categories(fields)
     numbers = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
     categories = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="missing"),
@@ -40,26 +43,26 @@ def logistic_regression(seed: int) -> Pipeline:
     )
     prepare = ColumnTransformer(
         [
-            ("numbers", numbers, list(NUMBER_FIELDS)),
-            ("categories", categories, list(CATEGORY_FIELDS)),
+            ("numbers", numbers, [f for f in fields if f not in categorical]),
+            ("categories", categories, list(categorical)),
         ]
     )
     return make_pipeline(prepare, LogisticRegression(max_iter=1000, random_state=seed))
 
 
-def gradient_boosting(seed: int) -> HistGradientBoostingClassifier:
+def gradient_boosting(seed: int, fields: tuple[str, ...]) -> HistGradientBoostingClassifier:
     """Histogram gradient boosting with native missing values and categories, early stopping."""
     return HistGradientBoostingClassifier(
         categorical_features="from_dtype", early_stopping=True, random_state=seed
     )
 
 
-def _categories_as_objects(clean: pd.DataFrame) -> pd.DataFrame:
-    return clean[list(MODEL_FIELDS)].astype({name: object for name in CATEGORY_FIELDS})
+def _categories_as_objects(clean: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+    return clean[list(fields)].astype({name: object for name in _categories(fields)})
 
 
-def _model_fields(clean: pd.DataFrame) -> pd.DataFrame:
-    return clean[list(MODEL_FIELDS)]
+def _fields_only(clean: pd.DataFrame, fields: tuple[str, ...]) -> pd.DataFrame:
+    return clean[list(fields)]
 
 
 @dataclass(frozen=True)
@@ -67,33 +70,37 @@ class Comparison:
     """A standard model fitted on the same data, to show what the additive model gives up."""
 
     name: str
-    build: Callable[[int], Any]
-    prepare: Callable[[pd.DataFrame], pd.DataFrame]
+    build: Callable[[int, tuple[str, ...]], Any]
+    prepare: Callable[[pd.DataFrame, tuple[str, ...]], pd.DataFrame]
 
-    def fit(self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int) -> Any:
-        """The fitted estimator.
+    def fit(
+        self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int, fields: tuple[str, ...]
+    ) -> Any:
+        """The estimator fitted on ``fields`` (those of the model it is compared with).
 
         A number field no training patient has carries no information; it is given one value
         (0) so that gradient boosting's binning accepts it, and so is ignored.
         """
-        inputs = self.prepare(clean)
+        inputs = self.prepare(clean, fields)
         empty = [c for c in inputs if inputs[c].dtype.kind == "f" and inputs[c].isna().all()]
-        return self.build(seed).fit(inputs.assign(**dict.fromkeys(empty, 0.0)), responded)
+        estimator = self.build(seed, fields)
+        return estimator.fit(inputs.assign(**dict.fromkeys(empty, 0.0)), responded)
 
     def probability(self, estimator: Any, clean: pd.DataFrame) -> np.ndarray:
         """A fitted estimator's probabilities of response for clean records."""
-        return estimator.predict_proba(self.prepare(clean))[:, 1]
+        fields = tuple(estimator.feature_names_in_)
+        return estimator.predict_proba(self.prepare(clean, fields))[:, 1]
 
 
 COMPARISONS = (
     Comparison("logistic regression", logistic_regression, _categories_as_objects),
-    Comparison("gradient boosting", gradient_boosting, _model_fields),
+    Comparison("gradient boosting", gradient_boosting, _fields_only),
 )
 
 
-def evaluate_additive(model: AdditiveModel, clean: pd.DataFrame) -> Metrics:
-    """:func:`~predictor.evaluation._metrics.metrics` of the additive model on clean records
-    with ``responded`` (and, when present, ``true_probability``)."""
+def evaluate_model(model: Model, clean: pd.DataFrame) -> Metrics:
+    """:func:`~predictor.evaluation._metrics.metrics` of a model on clean records with
+    ``responded`` (and, when present, ``true_probability``)."""
     scores = model.score(model.features.design(clean))
     truth = (
         clean["true_probability"].to_numpy() if clean["true_probability"].notna().all() else None
@@ -107,15 +114,16 @@ def evaluate_additive(model: AdditiveModel, clean: pd.DataFrame) -> Metrics:
 
 
 def cross_validate(
-    clean: pd.DataFrame, *, seed: int, penalty_c: float, folds: int = CV_FOLDS
+    clean: pd.DataFrame, *, model: Model, seed: int, folds: int = CV_FOLDS
 ) -> dict[str, list[Metrics]]:
-    """The additive model and the comparison models, cross-validated on the same folds.
+    """A model and the comparison models, cross-validated on the same folds.
 
-    The folds are those on which :func:`~predictor.model._additive.fit_additive_model` chose the
+    The folds are those on which :func:`~predictor.model.fit_additive_model` chose the
     penalty for the same rows and seed (stratified, shuffled with ``seed``). In each fold the
-    additive model is refitted with the penalty ``penalty_c`` chosen on all the rows (choosing
-    it again inside every fold would cost ``folds`` times the penalty search), and the
-    comparison models are fitted as they are for the held-out evaluation. The fits run on one
+    model is refitted with its own settings (:meth:`Model.refit`: for the additive model, the
+    penalty chosen on all the rows; choosing it again inside every fold would cost ``folds``
+    times the penalty search), and the comparison models are fitted on the model's fields as
+    they are for the held-out evaluation. The fits run on one
     thread (BLAS and OpenMP): these small fits gain little from more, and on a busy machine
     threads that wait for each other made them many times slower.
 
@@ -125,8 +133,8 @@ def cross_validate(
         Training records with ``responded`` (and, when simulated, ``true_probability``).
     seed : int
         Seed of the folds and of the comparison models.
-    penalty_c : float
-        The additive model's inverse penalty.
+    model : Model
+        The fitted model, whose kind, fields and settings are refitted in each fold.
     folds : int
         Number of folds.
 
@@ -140,17 +148,18 @@ def cross_validate(
     truth = clean["true_probability"]
     has_truth = bool(truth.notna().all())
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    results: dict[str, list[Metrics]] = {"additive model": []}
+    name = model.summary().name
+    results: dict[str, list[Metrics]] = {name: []}
     results.update({comparison.name: [] for comparison in COMPARISONS})
     with threadpool_limits(1):
         for fit_index, test_index in splits:
             fit_rows, test_rows = clean.iloc[fit_index], clean.iloc[test_index]
             fit_y, test_y = y[fit_index], y[test_index]
             test_truth = truth.to_numpy()[test_index] if has_truth else None
-            model, _ = fit_additive_model(fit_rows, fit_y, seed=seed, penalty_grid=(penalty_c,))
-            results["additive model"].append(evaluate_additive(model, test_rows))
+            refitted = model.refit(fit_rows, fit_y, seed=seed)
+            results[name].append(evaluate_model(refitted, test_rows))
             for comparison in COMPARISONS:
-                estimator = comparison.fit(fit_rows, fit_y, seed=seed)
+                estimator = comparison.fit(fit_rows, fit_y, seed=seed, fields=model.fields)
                 results[comparison.name].append(
                     metrics(
                         test_y,

@@ -12,7 +12,6 @@ all from a :class:`Report`. No number in the report is typed by hand.
 
 from __future__ import annotations
 
-import itertools
 import platform
 import types
 import typing
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from data_schemas import FIELDS_BY_NAME
+from data_schemas import FIELDS, FIELDS_BY_NAME, Field, Kind, Role
 from predictor.evaluation._metrics import (
     Metrics,
     auc_interval,
@@ -35,7 +34,7 @@ from predictor.evaluation._metrics import (
     smoothed_calibration,
     threshold_table,
 )
-from predictor.model import INTERVAL_LEVEL, LOG_SCALE_FLOORS, AdditiveModel, model_scale
+from predictor.model import INTERVAL_LEVEL, Model, model_scale
 
 REPORT_NAME = "report.md"
 METRICS_NAME = "metrics.json"
@@ -63,15 +62,6 @@ DECISION_THRESHOLDS: tuple[float, ...] = tuple(k / 100 for k in range(10, 91))
 """Threshold probabilities of the decision curve: 0.10 to 0.90 in steps of 0.01."""
 TABLE_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
 """Thresholds of the threshold table (the model's own threshold is added)."""
-AGE_BANDS: tuple[int, ...] = (18, 35, 50, 65)
-"""Lower edges of the age bands of the subgroup table, years (the last band is open)."""
-SUBGROUPS: tuple[tuple[str, str], ...] = (
-    ("sex", "sex"),
-    ("age band", "age_years"),
-    ("route", "route"),
-    ("substance use", "substance_use_disorder"),
-)
-"""(name, field) of each subgrouping."""
 MIN_PER_OUTCOME = 10
 """A subgroup needs this many responders and non-responders for its metrics."""
 GRID_POINTS = 101
@@ -242,7 +232,7 @@ class ComparisonSummary:
 
     source: str
     folds: int
-    penalty_c: float
+    penalty_c: float | None
     models: dict[str, dict[str, FoldSummary]]
 
 
@@ -374,7 +364,7 @@ def _from_json(hint: Any, value: Any) -> Any:
 # The model's terms (the only functions here that read the model's terms and coefficients)
 
 
-def training_distribution(model: AdditiveModel, clean: pd.DataFrame) -> dict[str, Any]:
+def training_distribution(model: Model, clean: pd.DataFrame) -> dict[str, Any]:
     """Each model field's distribution in the training data, for the report's term figure.
 
     Train stores it in the model's manifest, so that a report on any data can show what the
@@ -382,7 +372,7 @@ def training_distribution(model: AdditiveModel, clean: pd.DataFrame) -> dict[str
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     clean : pandas.DataFrame
         The rows the model was fitted on.
 
@@ -420,15 +410,15 @@ def training_distribution(model: AdditiveModel, clean: pd.DataFrame) -> dict[str
 
 
 def _from_model_scale(name: str, values: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`predictor.model._features.model_scale`."""
-    return np.exp(values) if name in LOG_SCALE_FLOORS else values
+    """Inverse of :func:`predictor.model.model_scale`."""
+    return np.exp(values) if FIELDS_BY_NAME[name].log_floor is not None else values
 
 
 def _rounded(values: Any, decimals: int = CURVE_DECIMALS) -> tuple[float, ...]:
     return tuple(np.round(np.asarray(values, dtype=np.float64), decimals).tolist())
 
 
-def term_shapes(model: AdditiveModel) -> list[TermShape]:
+def term_shapes(model: Model) -> list[TermShape]:
     """The learned shape of each field's term: its contribution (log-odds, centred on the
     training mean) against the field's value, and the contribution of "not measured".
 
@@ -438,27 +428,24 @@ def term_shapes(model: AdditiveModel) -> list[TermShape]:
         One per term, in the model's order, without the data-dependent fields.
     """
     shapes = []
-    for term, columns, mean in zip(
-        model.features.terms, model.features.slices, model.term_means, strict=True
-    ):
-        coef = model.coef[columns]
+    for j, term in enumerate(model.features.terms):
         values = levels = contribution = None
         if term.is_spline and np.isfinite(term.value_range).all():
             low, high = model_scale(term.field, np.asarray(term.value_range))
             grid = _from_model_scale(term.field, np.linspace(low, high, GRID_POINTS))
             grid[[0, -1]] = term.value_range  # exactly the training range, not exp(log(.))
             values = _rounded(grid)
-            contribution = _rounded(term.block(np.array(values)) @ coef - mean)
+            contribution = _rounded(model.term_contribution(j, term.block(np.array(values))))
         elif term.levels:
             levels = tuple(term.levels)
             design = term.block(np.array(term.levels, dtype=object))
-            contribution = _rounded(design @ coef - mean)
+            contribution = _rounded(model.term_contribution(j, design))
         shapes.append(
             TermShape(
                 field=term.field,
                 unit=FIELDS_BY_NAME[term.field].unit,
-                log_scale=term.field in LOG_SCALE_FLOORS,
-                not_measured=float(term.missing_row @ coef - mean),
+                log_scale=FIELDS_BY_NAME[term.field].log_floor is not None,
+                not_measured=float(model.term_contribution(j, term.missing_row[None, :])[0]),
                 learned_missing=term.learned_missing,
                 values=values,
                 levels=levels,
@@ -472,30 +459,32 @@ def term_shapes(model: AdditiveModel) -> list[TermShape]:
 # Subgroups
 
 
-def _age_band_labels() -> list[str]:
-    edges = list(AGE_BANDS)
-    return [f"{a}-{b - 1}" for a, b in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
+SUBGROUPINGS: tuple[Field, ...] = tuple(
+    f for f in FIELDS if f.subgroups is not None and f.role is Role.PREDICTOR
+)
+"""The fields that split the patients into subgroups (``Field.subgroups``), in schema order."""
 
 
-def _groups(clean: pd.DataFrame, field: str) -> pd.Series:
-    """Each patient's subgroup (text), "not recorded" where the field is missing."""
-    values = clean[field]
-    if field == "age_years":
-        bands = pd.cut(values, [*AGE_BANDS, np.inf], right=False, labels=_age_band_labels()).astype(
-            object
-        )
-        below = values < AGE_BANDS[0]
-        groups = bands.where(~below, f"under {AGE_BANDS[0]}")
+def _groups(clean: pd.DataFrame, field: Field) -> pd.Series:
+    """Each patient's subgroup (text), "not recorded" where the field is missing: a number's
+    band, a category's level, a boolean's "yes" or "no"."""
+    values = clean[field.name]
+    assert field.subgroups is not None
+    edges, labels = field.subgroups.edges, field.subgroups.band_labels
+    if edges:
+        bands = pd.cut(values, [*edges, np.inf], right=False, labels=list(labels[1:]))
+        groups = bands.astype(object).where(~(values < edges[0]), labels[0])
+    elif field.kind is Kind.BOOLEAN:
+        groups = values.map({1.0: "yes", 0.0: "no"}).astype(object)
     else:
         groups = values.astype(object)
     return groups.where(values.notna(), "not recorded")
 
 
-def _subgroup_order(clean: pd.DataFrame, field: str, present: set[str]) -> list[str]:
-    levels = FIELDS_BY_NAME[field].levels or (
-        [f"under {AGE_BANDS[0]}", *_age_band_labels()] if field == "age_years" else sorted(present)
-    )
-    return [g for g in [*levels, "not recorded"] if g in present]
+def _subgroup_order(field: Field, present: set[str]) -> list[str]:
+    assert field.subgroups is not None
+    order = field.levels or field.subgroups.band_labels or ("yes", "no")
+    return [g for g in [*order, "not recorded"] if g in present]
 
 
 def subgroup_metrics(
@@ -521,9 +510,11 @@ def subgroup_metrics(
     """
     y = clean["responded"].to_numpy(dtype=np.float64)
     rows = []
-    for name, field_name in SUBGROUPS:
-        groups = _groups(clean, field_name).to_numpy()
-        for group in _subgroup_order(clean, field_name, set(groups.tolist())):
+    for by in SUBGROUPINGS:
+        assert by.subgroups is not None
+        name = by.subgroups.name
+        groups = _groups(clean, by).to_numpy()
+        for group in _subgroup_order(by, set(groups.tolist())):
             member = groups == group
             n, responders = int(member.sum()), int(y[member].sum())
             enough = min(responders, n - responders) >= MIN_PER_OUTCOME
@@ -632,7 +623,7 @@ def _software() -> dict[str, str | None]:
     return found
 
 
-def _model_scores(model: AdditiveModel, clean: pd.DataFrame) -> tuple[Any, np.ndarray]:
+def _model_scores(model: Model, clean: pd.DataFrame) -> tuple[Any, np.ndarray]:
     """The model's scores of ``clean`` (probability, interval, contributions) and which
     fields each patient lacks: the only place the report scores with the model."""
     encoded = model.features.encode(clean)
@@ -640,7 +631,7 @@ def _model_scores(model: AdditiveModel, clean: pd.DataFrame) -> tuple[Any, np.nd
 
 
 def build_report(
-    model: AdditiveModel,
+    model: Model,
     clean: pd.DataFrame,
     *,
     manifest: Mapping[str, Any],
@@ -654,7 +645,7 @@ def build_report(
 
     Parameters
     ----------
-    model : AdditiveModel
+    model : Model
     clean : pandas.DataFrame
         Records the model did not see, with ``responded`` (0/1) and, when simulated,
         ``true_probability``; at least :data:`MIN_PER_OUTCOME` of each outcome.
@@ -676,7 +667,7 @@ def build_report(
     -------
     Report
     """
-    threshold, penalty_c = model.threshold, model.penalty_c  # the model's settings, read once
+    threshold, settings = model.threshold, model.summary().settings  # read once
     y = clean["responded"].to_numpy(dtype=np.float64)
     scores, missing = _model_scores(model, clean)
     p = scores.probability
@@ -737,7 +728,7 @@ def build_report(
             ComparisonSummary(
                 source=comparison_source,
                 folds=len(next(iter(comparison.values()))),
-                penalty_c=penalty_c,
+                penalty_c=settings.get("penalty_c"),
                 models=_summarise_folds(comparison),
             )
             if comparison

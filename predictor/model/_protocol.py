@@ -41,17 +41,25 @@ class ModelSummary:
 
     Attributes
     ----------
+    name : str
+        The model's name in tables of metrics, beside the comparison models ("additive
+        model").
     description : str
         One line: what kind of model it is ("penalised additive logistic model (GAM)").
     coefficients : int
         Number of fitted coefficients (design columns; the intercept not counted).
     settings : mapping of str to float
         The fit's settings a reader needs to reproduce it (``{"penalty_c": 0.03}``).
+    details : str
+        Markdown for the model card's "Model" section: how the model is built and fitted, and
+        where its intervals come from.
     """
 
+    name: str
     description: str
     coefficients: int
     settings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    details: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
@@ -108,6 +116,11 @@ class Model(Protocol):
 
     def summary(self) -> ModelSummary:
         """How the model was fitted (for the model card and the training log)."""
+        ...
+
+    def refit(self, clean: Any, responded: np.ndarray, *, seed: int) -> Model:
+        """The same kind of model, with the same fields and settings, fitted on other rows
+        (cross-validation refits the model in each fold with it)."""
         ...
 
     def to_document(self) -> dict[str, Any]:
