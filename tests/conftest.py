@@ -1,10 +1,14 @@
 """Test settings shared by every test module: hypothesis profiles.
 
-``ci`` (the default) runs each property on 200 examples chosen deterministically, so CI is
-repeatable and fast; ``thorough`` tries 5,000 fresh random examples per property, for a local
-run before a release::
+``dev`` (the default) runs each property on 25 examples chosen deterministically, so the
+default run is repeatable and fast; ``ci`` (what ``.ci/run`` selects) on 200, also
+deterministic; ``thorough`` tries 5,000 fresh random examples per property, for a local run
+before a release. Choose one with pytest's ``--hypothesis-profile`` or ``HYPOTHESIS_PROFILE``::
 
-    HYPOTHESIS_PROFILE=thorough python -m pytest
+    python -m pytest --hypothesis-profile=thorough
+
+A property that sets its own ``max_examples`` states it as a share of the profile's
+(``settings.default.max_examples``), so every profile scales it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 
 from hypothesis import settings
 
+settings.register_profile("dev", max_examples=25, deadline=None, derandomize=True)
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True)
 settings.register_profile("thorough", max_examples=5_000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

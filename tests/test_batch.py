@@ -534,7 +534,7 @@ def _read_all(content: bytes, engine: str, chunk_rows: int) -> tuple[list, list,
 CELL_TEXT = st.text(alphabet=st.sampled_from('ab,"\n\r ;x1'), max_size=6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=settings.default.max_examples * 3 // 4, deadline=None)
 @given(
     rows=st.lists(st.lists(CELL_TEXT, min_size=1, max_size=4), min_size=1, max_size=8),
     quote_all=st.booleans(),
@@ -553,7 +553,7 @@ def test_fast_reader_and_csv_module_read_any_file_alike(rows, quote_all, crlf, c
     assert fast == _read_all(content, "csv", chunk_rows)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=settings.default.max_examples // 2, deadline=None)
 @given(text=st.text(alphabet=st.sampled_from('ab,"\n\r x'), max_size=40))
 def test_reader_reads_any_text_or_refuses_it_clearly(text):
     content = ("h1,h2\n" + text).encode()

@@ -185,7 +185,9 @@ def _patients(draw_rows: list[tuple[str, str, str]], stray: list[int]) -> tuple[
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=max(10, settings.default.max_examples * 3 // 10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     rows=st.lists(
@@ -254,6 +256,7 @@ def test_validate_reports_exactly_the_rows_score_rejects(tmp_path: Path) -> None
     assert validate_problems["line"].tolist()[-1] == str(content.count(b"\n"))
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_refuse_bad_rows_and_keep_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -364,6 +367,7 @@ def test_a_headerless_export_is_refused_without_showing_a_record(
         assert value not in err
 
 
+@pytest.mark.slow
 def test_a_nul_byte_after_the_first_megabyte_is_refused_on_every_path(tmp_path: Path) -> None:
     body = "".join(f"P{i},1.5,iv,short\n" for i in range(80_000))
     # A quote inside an unquoted field sends the first records to the csv module.

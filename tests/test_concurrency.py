@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from predictor import load_model, predict
 from predictor.simulation._synthetic import simulate_cohort
@@ -20,6 +21,7 @@ def _records(n: int, seed: int) -> list[dict]:
     return [{k: v for k, v in row.items() if not pd.isna(v)} for row in cohort.to_dict("records")]
 
 
+@pytest.mark.slow
 def test_predict_from_8_threads_at_once_equals_single_threaded() -> None:
     records = _records(400, seed=21)
     expected = [predict(r).to_dict() for r in records]
@@ -51,6 +53,7 @@ def _probability_in_fresh_process(record: dict) -> float:
     return predict(record).probability
 
 
+@pytest.mark.slow
 def test_model_loads_and_predicts_in_parallel_processes() -> None:
     records = _records(8, seed=23)
     expected = [predict(r).probability for r in records]

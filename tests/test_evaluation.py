@@ -116,6 +116,7 @@ def test_rank_auc_matches_roc_auc_score_row_by_row_with_ties() -> None:
     assert ours == pytest.approx([roc_auc_score(a, b) for a, b in zip(y, p, strict=True)])
 
 
+@pytest.mark.slow
 def test_auc_interval_agrees_with_a_plain_bootstrap_of_roc_auc_score() -> None:
     y, p = _draw(1500, scale=0.8, seed=5)
     low, high = auc_interval(y, p, n_resamples=1000, seed=1)

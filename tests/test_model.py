@@ -202,6 +202,7 @@ def test_shipped_model_directions_match_the_literature(shipped, field, better, w
     assert probability(better) > probability(worse)
 
 
+@pytest.mark.slow
 def test_fit_is_deterministic(cohort: pd.DataFrame, small_model) -> None:
     again, _ = fit_additive_model(
         cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID

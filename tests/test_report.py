@@ -247,6 +247,7 @@ def test_decision_summary_names_the_thresholds_where_the_model_helps(
     assert expected in decision_summary(curve)
 
 
+@pytest.mark.slow
 def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) -> None:
     out = written[0]
     for name in FIGURE_NAMES.values():
@@ -258,6 +259,7 @@ def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) ->
     assert json.loads((out / METRICS_NAME).read_text()) == report.to_json()
 
 
+@pytest.mark.slow
 def test_write_report_same_report_gives_identical_files(written) -> None:
     files = sorted(p.relative_to(written[0]) for p in written[0].rglob("*") if p.is_file())
     assert len(files) == 2 + len(FIGURE_NAMES)
@@ -265,6 +267,7 @@ def test_write_report_same_report_gives_identical_files(written) -> None:
         assert (written[0] / name).read_bytes() == (written[1] / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_report_markdown_states_the_key_numbers(report, written) -> None:
     text = (written[0] / REPORT_NAME).read_text()
     m = report.metrics
@@ -409,6 +412,7 @@ def _cohort_csv(path: Path, n: int, **cells) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_evaluate_writes_the_report_for_the_shipped_model(tmp_path, capsys) -> None:
     data = _cohort_csv(tmp_path / "cohort.csv", 600, crp_mg_l="high")
     out = tmp_path / "report"
@@ -423,6 +427,7 @@ def test_cli_evaluate_writes_the_report_for_the_shipped_model(tmp_path, capsys) 
     assert all((out / "figures" / name).stat().st_size > 0 for name in FIGURE_NAMES.values())
 
 
+@pytest.mark.slow
 def test_cli_evaluate_compare_cross_validates_on_the_data(tmp_path) -> None:
     data = _cohort_csv(tmp_path / "cohort.csv", 500)
     out = tmp_path / "report"

@@ -50,6 +50,7 @@ def trained(tmp_path_factory) -> list[Path]:
     return outs
 
 
+@pytest.mark.slow
 def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
     out = trained[0]
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
@@ -70,12 +71,14 @@ def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
     assert 0.0 < predict({"crp_mg_l": 1.0}, model=out).probability < 1.0
 
 
+@pytest.mark.slow
 def test_train_same_seed_gives_identical_files(trained: list[Path]) -> None:
     # On one machine, byte for byte (another CPU may move a float's last digits: see below).
     for name in (*MODEL_FILES, *REPORT_FILES):
         assert (trained[0] / name).read_bytes() == (trained[1] / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_train_into_a_model_folder_replaces_the_set_and_keeps_the_users_files(
     trained: list[Path],
 ) -> None:
@@ -91,6 +94,7 @@ def test_model_folder_entries_are_what_training_writes() -> None:
     assert set(MODEL_FOLDER_ENTRIES) == {*MODEL_FILES, REPORT_NAME, METRICS_NAME, FIGURES_DIR}
 
 
+@pytest.mark.slow
 def test_train_failing_half_way_leaves_the_previous_model_folder_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,6 +129,7 @@ def test_train_refuses_a_folder_of_other_files_before_the_work(tmp_path: Path, c
     assert "it is a file, not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_report_is_on_the_held_out_rows_and_the_card_repeats_it(
     trained: list[Path],
 ) -> None:
@@ -145,6 +150,7 @@ def test_train_report_is_on_the_held_out_rows_and_the_card_repeats_it(
         assert (out / link).is_file(), link  # every figure and file the card links to exists
 
 
+@pytest.mark.slow
 def test_train_other_seed_gives_another_model(trained: list[Path], tmp_path: Path) -> None:
     assert main(["train", "--n", "1500", "--seed", "5", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "model.json").read_bytes() != (trained[0] / "model.json").read_bytes()
@@ -210,6 +216,7 @@ def _assert_text_close(shipped: str, again: str) -> None:
         assert float(b) == pytest.approx(float(a), rel=RTOL, abs=10.0**-digits + ATOL), (a, b)
 
 
+@pytest.mark.slow
 def test_train_py_reproduces_the_shipped_model(tmp_path: Path) -> None:
     """`python train.py` (defaults) gives the shipped model: on any CPU, the same numbers up
     to float noise (RTOL); the additive model's metrics with other library versions too
@@ -285,6 +292,7 @@ def _write_cohort(path: Path, n: int = 400, **changes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, capsys) -> None:
     data = _write_cohort(tmp_path / "mine.csv", responded=["maybe"], crp_mg_l=["", "high"])
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
@@ -350,6 +358,7 @@ def test_train_all_rows_refused_says_so_with_the_first_problems(tmp_path, capsys
     assert "old" not in err  # no patient value in a summary
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("column", "value", "why"),
     [

@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import stat
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -74,8 +75,26 @@ READABLE_FORMAT_VERSIONS = (1, FORMAT_VERSION)
 MODEL_KINDS: Mapping[str, type[Model]] = MappingProxyType({AdditiveModel.kind: AdditiveModel})
 """The registry of model kinds: a model file's ``kind`` -> the class that reads it. A new kind
 of model is added here."""
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
-"""The model trained by ``python train.py`` and shipped in the repository."""
+PROJECT_NAME = "ketamine-predictor"
+PACKAGED_MODEL_DIR = Path(__file__).resolve().parent / "shipped"
+"""Where a wheel carries the shipped model: ``setup.py``'s build step copies ``models/`` here."""
+
+
+def _checkout_models_dir(root: Path) -> Path | None:
+    """``root/models`` when ``root`` is this project's source checkout (a clone, an editable
+    install), else None: only beside this project's own ``pyproject.toml``, never an unrelated
+    ``models/`` folder that happens to sit next to the installed package (``site-packages``)."""
+    try:
+        with open(root / "pyproject.toml", "rb") as file:
+            name = tomllib.load(file).get("project", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return root / "models" if name == PROJECT_NAME else None
+
+
+SHIPPED_MODEL_DIR = _checkout_models_dir(Path(__file__).resolve().parents[2]) or PACKAGED_MODEL_DIR
+"""The model trained by ``python train.py``: ``models/`` in a source checkout (its one source),
+the copy inside the package (:data:`PACKAGED_MODEL_DIR`) in an installed wheel."""
 MAX_ARTIFACT_BYTES = 64 * 2**20
 """Largest ``model.json`` read (64 MiB): the shipped one is about 0.3 MB, and one with ten
 times as many coefficients (a covariance a hundred times as big) would still fit."""
@@ -398,7 +417,8 @@ def load_model(path: str | os.PathLike[str] | None = None) -> Model:
     ----------
     path : path, optional
         A model directory (with ``model.json`` and ``manifest.json``) or its ``model.json``;
-        ``None`` loads the shipped model from ``models/``.
+        ``None`` loads the shipped model (``models/`` in a source checkout, the copy in the
+        package when installed from a wheel).
 
     Raises
     ------
