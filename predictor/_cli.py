@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import pandas as pd
 from data_schemas import PredictorError, SchemaError, markdown_table, summary_lines
 from predictor._atomic import atomic_text_output
 from predictor._params import InvalidParameterError
+from predictor._scoring import SCORE_COLUMNS
 from predictor._training import (
     DEFAULT_TRAINING_N,
     MIN_ROWS,
@@ -399,12 +401,19 @@ def run_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCORE_NOTES = """\
-output: one row per valid input row, in input order: patient_id (the input's, or the line
-  number when it has no patient_id column), response_probability, probability_low and
-  probability_high (90% interval), predicted_label, top_reasons, warnings; with --explain one
-  contribution_<field> column per model input; then responded and any unknown input columns,
-  untouched.
+SCORE_OUTPUT = textwrap.fill(
+    "output: one row per valid input row, in input order: patient_id (the input's, or the line "
+    "number when it has no patient_id column), "
+    + ", ".join(f"{column.name} ({column.description})" for column in SCORE_COLUMNS)
+    + "; with --explain one contribution_<field> column per model input; then responded and "
+    "any unknown input columns, untouched.",
+    width=94,
+    subsequent_indent="  ",
+)
+"""What ``score`` writes, for its help: the columns from :data:`SCORE_COLUMNS`."""
+
+SCORE_NOTES = f"""\
+{SCORE_OUTPUT}
 rejects: one row per problem: line (in the input; the header is line 1), patient_id, column,
   field, value, reason (not_a_number, not_finite, not_an_integer, out_of_range, unknown_level,
   not_a_boolean, wrong_field_count) and message. Every other row is still scored.

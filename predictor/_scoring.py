@@ -5,7 +5,7 @@ warnings. One code path serves one patient and a whole table: :func:`score_clean
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
@@ -23,6 +23,7 @@ from data_schemas import (
     validate_record,
 )
 from predictor._explain import (
+    NOTE_SEPARATOR,
     SAFETY_FIELDS,
     Notes,
     join_notes,
@@ -32,17 +33,6 @@ from predictor._explain import (
 )
 from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, check
 from predictor.model import Model, Scores, load_model
-
-OUTPUT_COLUMNS = (
-    "patient_id",
-    "response_probability",
-    "probability_low",
-    "probability_high",
-    "predicted_label",
-    "top_reasons",
-    "warnings",
-)
-"""Columns of a scored table, before the optional ``contribution_<field>`` columns."""
 
 CARRIED_FIELDS = ("responded",)
 """Schema fields that are no model input but are carried to a scored table when the input has
@@ -113,6 +103,41 @@ class ScoredRecords(NamedTuple):
     labels: np.ndarray
     reasons: list[Notes]
     warnings: list[Notes]
+
+
+class OutputColumn(NamedTuple):
+    """A column of a scored table after ``patient_id``: its name, what it holds (for the
+    command line's help) and how it is computed from the scored records."""
+
+    name: str
+    description: str
+    values: Callable[[ScoredRecords], Any]
+
+
+SCORE_COLUMNS: tuple[OutputColumn, ...] = (
+    OutputColumn(
+        "response_probability",
+        "probability of response",
+        lambda s: s.scores.probability,
+    ),
+    OutputColumn("probability_low", "90% interval, low end", lambda s: s.scores.low),
+    OutputColumn("probability_high", "90% interval, high end", lambda s: s.scores.high),
+    OutputColumn("predicted_label", "likely or unlikely responder", lambda s: s.labels),
+    OutputColumn(
+        "top_reasons",
+        f"the largest contributions in words, joined by {NOTE_SEPARATOR.strip()!r}",
+        lambda s: join_notes(s.reasons, len(s.labels)),
+    ),
+    OutputColumn(
+        "warnings",
+        f"not measured, out of range, safety screen; joined by {NOTE_SEPARATOR.strip()!r}",
+        lambda s: join_notes(s.warnings, len(s.labels)),
+    ),
+)
+"""The scores of a scored table, in order: adding an output column is one entry here."""
+
+OUTPUT_COLUMNS = ("patient_id", *(column.name for column in SCORE_COLUMNS))
+"""Columns of a scored table, before the optional ``contribution_<field>`` columns."""
 
 
 def score_clean(model: Model, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
@@ -203,19 +228,13 @@ def scored_table(
         if name not in FIELDS_BY_NAME or (name in CARRIED_FIELDS and name in given)
     ]
     scored = score_clean(model, clean)
-    scores, n = scored.scores, len(clean)
     table: dict[str, Any] = {
         "patient_id": clean["patient_id"] if "patient_id" in given else row_numbers,
-        "response_probability": scores.probability,
-        "probability_low": scores.low,
-        "probability_high": scores.high,
-        "predicted_label": scored.labels,
-        "top_reasons": join_notes(scored.reasons, n),
-        "warnings": join_notes(scored.warnings, n),
+        **{column.name: column.values(scored) for column in SCORE_COLUMNS},
     }
     if explain:
         for j, field in enumerate(model.fields):
-            table[f"contribution_{field}"] = scores.contributions[:, j]
+            table[f"contribution_{field}"] = scored.scores.contributions[:, j]
     input_columns = clean.iloc[:, carried]
     input_columns.columns = carried_names(list(table), list(input_columns.columns))
     return pd.concat([pd.DataFrame(table, index=clean.index), input_columns], axis=1)
