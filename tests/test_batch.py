@@ -214,6 +214,7 @@ def test_score_reads_a_stray_quote_with_the_csv_module_and_keeps_line_numbers(
     assert summary.csv_module_from == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quoted", [False, True], ids=["bare", "quoted"])
 def test_score_reads_standard_files_without_the_csv_module(tmp_path: Path, quoted: bool) -> None:
     # Chunks of 1 to 9 rows end at every byte of a CRLF line, quotes included.
@@ -413,6 +414,7 @@ def test_score_progress_bar_goes_to_stderr_when_asked(
     assert "scoring" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ketamine_predictor_console_script_scores(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "ketamine-predictor"
     if not script.exists():
@@ -468,6 +470,7 @@ def _start_and_wait_for_partial(
     return process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
     tmp_path: Path, big_input: Path, signum: int
@@ -482,6 +485,7 @@ def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
     assert (tmp_path / "out.csv").read_text() == "previous output\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temporary"])
 def test_score_killed_leaves_no_partial_file_or_one_the_next_run_removes(
     tmp_path: Path, big_input: Path, unnamed: bool

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +69,7 @@ def _data_rows(rows: list[tuple[str, ...]]) -> int:
     return sum(any(cell.strip() for cell in row) for row in rows)
 
 
+@pytest.mark.slow
 @FEWER
 @given(
     rows=ROWS,

@@ -126,6 +126,7 @@ def test_cli_schema_prints_the_field_table(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out == markdown_table()
 
 
+@pytest.mark.slow
 def test_python_m_predictor_help_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "predictor", "--help"], capture_output=True, text=True, check=True
@@ -194,6 +195,7 @@ def test_cli_validate_exit_code_and_summary(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_score_does_not_import_scikit_learn_or_matplotlib() -> None:
     # Only training and evaluation need them; importing scikit-learn alone costs ``score``
     # about 0.7 s of start-up.

@@ -524,6 +524,7 @@ def test_a_nul_inside_a_line_over_the_bound_refuses_the_file(tmp_path: Path) -> 
     assert code == 2 and scored is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redirect", ["1<>in.csv", ">>in.csv"], ids=["read-write", "append"])
 def test_standard_output_that_is_the_input_is_refused(tmp_path: Path, redirect: str) -> None:
     import subprocess
@@ -538,6 +539,7 @@ def test_standard_output_that_is_the_input_is_refused(tmp_path: Path, redirect: 
     assert source.read_bytes() == b"patient_id,crp_mg_l\nA,1\n"
 
 
+@pytest.mark.slow
 def test_a_closed_standard_output_is_unusable_not_an_internal_error(tmp_path: Path) -> None:
     import subprocess
     import sys

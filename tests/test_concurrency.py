@@ -40,6 +40,7 @@ def test_predict_from_8_threads_at_once_equals_single_threaded() -> None:
             assert got == expected[i]
 
 
+@pytest.mark.slow
 def test_predict_tables_from_8_threads_equal_single_threaded() -> None:
     table = simulate_cohort(2000, seed=22).drop(columns=["responded", "true_probability"])
     expected = predict(table, explain=True)

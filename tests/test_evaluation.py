@@ -185,6 +185,7 @@ def folds() -> tuple[pd.DataFrame, dict]:
     return cohort, cross_validate(cohort, model=model, seed=3)
 
 
+@pytest.mark.slow
 def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
     cohort, results = folds
     assert set(results) == {"additive model", *(c.name for c in COMPARISONS)}
@@ -198,6 +199,7 @@ def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
         assert all(0.5 < m.auc < 0.85 for m in per_fold)
 
 
+@pytest.mark.slow
 def test_cross_validate_is_deterministic(folds) -> None:
     cohort, results = folds
     model, _ = fit_additive_model(cohort, cohort["responded"], seed=3, penalty_grid=(0.1,))

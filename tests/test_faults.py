@@ -55,6 +55,7 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_score_into_a_folder_that_cannot_be_written_exits_2(source: Path, tmp_path: Path) -> None:
     if os.geteuid() == 0:  # root writes anywhere a mode allows: use a file system that refuses
         folder = Path("/sys")
@@ -82,6 +83,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("explain", [False, True], ids=["plain", "explain"])
 def test_score_on_a_full_disk_exits_2_and_keeps_the_previous_output(
     source: Path, tmp_path: Path, explain: bool
@@ -315,6 +317,7 @@ def test_atomic_directory_removes_stale_staging_of_dead_writers_only(tmp_path: P
     assert _tree(out) == {**before, "model.json": b"new model\n"}  # no `owned`: all carried
 
 
+@pytest.mark.slow
 def test_atomic_directory_killed_leaves_the_old_folder_and_the_next_run_cleans_up(
     tmp_path: Path,
 ) -> None:

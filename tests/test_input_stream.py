@@ -682,6 +682,7 @@ with open_input("-", encoding=sys.argv[1] or None) as opened:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redirected", [False, True], ids=["pipe", "file"])
 def test_open_input_reads_standard_input_of_a_process(tmp_path: Path, redirected: bool) -> None:
     data = gzip.compress(TEXT.encode("cp1252"))

@@ -280,6 +280,7 @@ def test_report_markdown_states_the_key_numbers(report, written) -> None:
     assert "## Subgroups" in text and "### Against simpler models" in text
 
 
+@pytest.mark.slow
 def test_build_report_without_a_training_distribution_still_draws_the_terms(
     fitted, held_out
 ) -> None:
@@ -315,6 +316,7 @@ def test_write_report_without_matplotlib_writes_tables_and_says_why(
     assert json.loads(files.metrics.read_text()) == report.to_json()
 
 
+@pytest.mark.slow
 def test_write_report_raises_a_bug_in_a_figure_and_leaves_the_figures_alone(
     report, written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -396,6 +398,7 @@ def test_evaluation_modules_import_one_way_without_a_cycle() -> None:
     assert figures_imports & {"predictor.evaluation._markdown", "predictor._atomic"} == set()
 
 
+@pytest.mark.slow
 def test_evaluation_package_imports_in_a_fresh_interpreter() -> None:
     code = "import predictor.evaluation._files, predictor.evaluation._card"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -338,6 +338,7 @@ def test_train_refuses_n_with_data(tmp_path, capsys) -> None:
     assert "--n" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_script_help_runs() -> None:
     import subprocess
     import sys

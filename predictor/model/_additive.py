@@ -133,14 +133,14 @@ class AdditiveModel:
         """The kind of model, its number of coefficients and its penalty."""
         z = ndtri(0.5 + INTERVAL_LEVEL / 2)
         details = (
-            "A penalised additive logistic model (a GAM): each field has its own term on the\n"
-            "log-odds scale (for numbers, a cubic B-spline with knots at training quantiles and a\n"
-            "second-difference smoothness penalty (P-spline), held constant beyond the training\n"
-            "range; for categories, one coefficient per level). The coefficients are fitted by\n"
-            f"penalised maximum likelihood; the penalty (C = {self.penalty_c:g}) was chosen by\n"
-            f"{CV_FOLDS}-fold cross-validated log-loss. The {INTERVAL_LEVEL:.0%} interval is\n"
-            f"sigmoid(logit +/- {z:.3f} se), with se from the penalised fit's Bayesian posterior\n"
-            "covariance (as mgcv computes it)."
+            "A penalised additive logistic model (a GAM): each field has its own term on the "
+            "log-odds scale\n(for numbers, a cubic B-spline with knots at training quantiles and "
+            "a second-difference\nsmoothness penalty (P-spline), held constant beyond the "
+            "training range; for categories, one\ncoefficient per level). The coefficients are "
+            "fitted by penalised maximum likelihood; the\n"
+            f"penalty (C = {self.penalty_c:g}) was chosen by {CV_FOLDS}-fold cross-validated "
+            f"log-loss. The\n{INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), "
+            "with se from the penalised fit's\nBayesian posterior covariance (as mgcv computes it)."
         )
         return ModelSummary(
             "additive model",
