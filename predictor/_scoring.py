@@ -30,7 +30,7 @@ from predictor._explain import (
     reason_notes,
     warning_notes,
 )
-from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, check
+from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, ParameterTable, check
 from predictor.model import Model, Scores, load_model
 
 OUTPUT_COLUMNS = (
@@ -53,7 +53,7 @@ ModelLike = Model | str | os.PathLike[str] | None
 MODEL_CONSTRAINTS = (NONE, PATH, InstanceOf(Model, "a Model"))
 """What a ``model=`` parameter accepts (:data:`ModelLike`), for :func:`predictor._params.check`."""
 
-_PREDICT_PARAMETERS = {
+_PREDICT_PARAMETERS: ParameterTable = {
     "patients": [InstanceOf((Mapping, pd.DataFrame), "a mapping (one patient) or a DataFrame")],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],

@@ -26,7 +26,18 @@ import pandas as pd
 
 from data_schemas import PredictorError, match_columns, summary_lines, validate
 from predictor._atomic import atomic_directory
-from predictor._params import BOOL, CALLABLE, INF, PATH, SEED, TEXT, InstanceOf, Interval, check
+from predictor._params import (
+    BOOL,
+    CALLABLE,
+    INF,
+    PATH,
+    SEED,
+    TEXT,
+    InstanceOf,
+    Interval,
+    ParameterTable,
+    check,
+)
 from predictor.model import (
     ARTIFACT_NAME,
     MANIFEST_NAME,
@@ -63,7 +74,7 @@ class TrainingDataError(PredictorError, ValueError):
     """Training data that cannot be used: no outcome, a bad outcome, or too few rows."""
 
 
-_TRAIN_PARAMETERS = {
+_TRAIN_PARAMETERS: ParameterTable = {
     "clean": [InstanceOf(pd.DataFrame, "a DataFrame")],
     "seed": [SEED],
     "out": [PATH],
