@@ -160,7 +160,9 @@ def _top_order(contributions: np.ndarray, top: int) -> np.ndarray:
     return order
 
 
-def reason_notes(model: Model, values: Mapping[str, Any], contributions: np.ndarray) -> list[Notes]:
+def reason_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, contributions: np.ndarray
+) -> list[Notes]:
     """The top reasons of each patient, most important first (one :class:`Notes` per rank).
 
     Parameters
@@ -257,7 +259,9 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     return notes
 
 
-def _outside_range_notes(model: Model, values: Mapping[str, Any], outside) -> list[Notes]:
+def _outside_range_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, outside
+) -> list[Notes]:
     notes = []
     for j in np.flatnonzero(outside.any(axis=0)).tolist():
         term = model.features.terms[j]
@@ -278,7 +282,7 @@ def _outside_range_notes(model: Model, values: Mapping[str, Any], outside) -> li
     return notes
 
 
-def _unseen_level_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
+def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value that is a category level no training patient had."""
     notes = []
     for term in model.features.terms:
@@ -295,7 +299,7 @@ def _unseen_level_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     return notes
 
 
-def _unused_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
+def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
         note
@@ -308,7 +312,9 @@ def _unused_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     ]
 
 
-def warning_notes(model: Model, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
+def warning_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, encoded: Encoded
+) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
     category levels that no training patient had.

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -141,7 +141,8 @@ def _with_patient_ids(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFra
     patient_id = pd.Series("", index=problems.index, dtype=object)
     if ids and len(problems):
         by_row = dict(zip(frame.index, frame.iloc[:, ids[0]], strict=True))
-        patient_id[:] = [str(by_row.get(row, "")) for row in problems["row"]]
+        ids_text = [str(by_row.get(row, "")) for row in problems["row"]]
+        patient_id[:] = ids_text  # type: ignore[call-overload]  # pandas-stubs: no list for a slice
     return problems.assign(patient_id=patient_id)[
         ["row", "patient_id", "column", "field", "value", "reason", "message"]
     ]
@@ -338,12 +339,12 @@ def predict(
         if not problems.empty and invalid == "raise":
             raise SchemaError(
                 [
-                    Problem(
+                    Problem(  # the problems table's text columns (pandas-stubs: any scalar)
                         row.row,
-                        row.column,
-                        row.field,
-                        row.value,
-                        Reason(row.reason),
+                        cast(str, row.column),
+                        cast(str, row.field),
+                        cast(str, row.value),
+                        Reason(cast(str, row.reason)),
                         f"row {row.row!r} (patient_id {row.patient_id!r}): {row.message}",
                     )
                     for row in problems.itertuples(index=False)
