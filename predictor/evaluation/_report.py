@@ -270,6 +270,12 @@ class TermShape:
     training: TrainingDistribution | None = None
 
 
+def mean_abs_contribution(term: TermShape) -> float:
+    """A report term's mean absolute contribution, which :func:`build_report` fills."""
+    assert term.mean_abs_contribution is not None  # filled in every Report's terms
+    return term.mean_abs_contribution
+
+
 @dataclass(frozen=True)
 class Report:
     """Every number of the evaluation report (:func:`build_report`)."""
