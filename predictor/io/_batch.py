@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -285,7 +285,7 @@ def _arrow_column(values: pd.Series, escape: bool) -> pa.Array:
     return escape_formulas(array) if escape else array
 
 
-def _write_header(sink: BinaryIO, names: list[str], escape: bool) -> None:
+def _write_header(sink: IO[bytes], names: list[str], escape: bool) -> None:
     if escape:
         names = escape_formulas(pa.array(names, type=pa.string())).to_pylist()
     text = io.StringIO()
@@ -569,7 +569,9 @@ def _run(
                 bar.update(opened.position() - bar.n)
                 bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
     return BatchSummary(
-        *totals,
+        totals[0],
+        totals[1],
+        totals[2],
         time.perf_counter() - started,
         reader.dialect,
         tuple(first),
