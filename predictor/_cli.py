@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -114,7 +115,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reading(args: argparse.Namespace) -> dict[str, object]:
+class _ReadingOptions(TypedDict):
+    separator: str | None
+    decimal: str | None
+    encoding: str | None
+    strict_columns: bool
+
+
+def _reading(args: argparse.Namespace) -> _ReadingOptions:
     """The reader's options, as every command that reads a CSV file takes them."""
     return {
         "separator": args.sep,
@@ -276,14 +284,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_report,
     )
 
-    written = [Path(args.out) / REPORT_NAME, Path(args.out) / METRICS_NAME]
+    replaced = [Path(args.out) / REPORT_NAME, Path(args.out) / METRICS_NAME]
     for option, path in (("--data", args.data), ("--rejects", args.rejects)):
         if (
             path
             and path != "-"
             and (
                 _inside(path, str(Path(args.out) / FIGURES_DIR))
-                or any(os.path.realpath(path) == os.path.realpath(f) for f in written)
+                or any(os.path.realpath(path) == os.path.realpath(f) for f in replaced)
             )
         ):
             raise UsageError(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,7 @@ def _phrases(model: Model) -> tuple[_Phrases, ...]:
     for term in model.features.terms:
         field = FIELDS_BY_NAME[term.field]
         wording, label = field.wording, field.label
+        assert wording is not None  # the schema requires one of every predictor
         missing = f"{label[0].upper()}{label[1:]} not measured"
         if term.unused:  # contributes 0, so never a reason
             out.append(_Phrases(missing))
@@ -110,6 +111,7 @@ def _phrases(model: Model) -> tuple[_Phrases, ...]:
                 )
             )
         else:
+            assert wording.levels is not None  # the schema requires them of a category
             names = [wording.levels[level] for level in term.levels] + [missing]
             out.append(_Phrases(missing, levels=np.array(names, dtype=object)))
     return tuple(out)
@@ -122,14 +124,15 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
     Each distinct (value, direction) is put into words once and shared by every patient who
     has it: values are mostly rounded, so there are far fewer of them than patients.
     """
-    phrases = _phrases(model)[j]
+    phrases = _phrases(model)[j]  # type: ignore[arg-type]  # a Protocol may be unhashable; models are
     direction = raises.astype(np.intp)
     # Not measured: an association (HIGHER / LOWER), not an effect; last row of the table.
     missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
     if phrases.levels is not None:
-        table = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
+        rows = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
         codes = model.features.terms[j].codes(values)  # -1 (not measured) takes the last row
-        return np.array([*table, missing], dtype=object)[codes, direction]
+        return np.array([*rows, missing], dtype=object)[codes, direction]
+    assert phrases.prefixes is not None  # a number's phrases
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
     distinct, inverse = np.unique(numbers[present], return_inverse=True)
@@ -157,7 +160,9 @@ def _top_order(contributions: np.ndarray, top: int) -> np.ndarray:
     return order
 
 
-def reason_notes(model: Model, values: Mapping[str, Any], contributions: np.ndarray) -> list[Notes]:
+def reason_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, contributions: np.ndarray
+) -> list[Notes]:
     """The top reasons of each patient, most important first (one :class:`Notes` per rank).
 
     Parameters
@@ -239,13 +244,14 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
     notes = []
-    any_missing = missing.any(axis=0)
-    for group in _missing_groups(model):
+    # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
+    any_missing = cast(np.ndarray, missing.any(axis=0))
+    for group in _missing_groups(model):  # type: ignore[arg-type]  # as in _reasons
         if not any_missing[group.terms].any():
             continue
         columns = missing[:, group.terms]
         if group.together:
-            together = columns.all(axis=1)
+            together = cast(np.ndarray, columns.all(axis=1))  # as any_missing
             notes += _constant(together, group.together)
             columns = columns & ~together[:, None]
         for k, text in enumerate(group.alone):
@@ -253,7 +259,9 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     return notes
 
 
-def _outside_range_notes(model: Model, values: Mapping[str, Any], outside) -> list[Notes]:
+def _outside_range_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, outside
+) -> list[Notes]:
     notes = []
     for j in np.flatnonzero(outside.any(axis=0)).tolist():
         term = model.features.terms[j]
@@ -274,7 +282,7 @@ def _outside_range_notes(model: Model, values: Mapping[str, Any], outside) -> li
     return notes
 
 
-def _unseen_level_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
+def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value that is a category level no training patient had."""
     notes = []
     for term in model.features.terms:
@@ -291,7 +299,7 @@ def _unseen_level_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     return notes
 
 
-def _unused_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
+def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
         note
@@ -304,7 +312,9 @@ def _unused_notes(model: Model, values: Mapping[str, Any]) -> list[Notes]:
     ]
 
 
-def warning_notes(model: Model, values: Mapping[str, Any], encoded: Encoded) -> list[Notes]:
+def warning_notes(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, encoded: Encoded
+) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
     category levels that no training patient had.
@@ -355,7 +365,7 @@ def _groups(masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     if packed.shape[1] <= 8:  # up to 64 notes: one integer key per patient sorts fastest
         wide = np.zeros((len(packed), 8), dtype=np.uint8)
         wide[:, : packed.shape[1]] = packed
-        keys = wide.view(np.uint64).ravel()
+        keys: np.ndarray = wide.view(np.uint64).ravel()
     else:
         keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
     order = np.argsort(keys, kind="stable")
@@ -379,8 +389,9 @@ def join_notes(notes: list[Notes], n: int, separator: str = NOTE_SEPARATOR) -> n
         applying = [notes[k] for k in np.flatnonzero(pattern).tolist()]
         if not applying:
             continue
-        if all(note.constant is not None for note in applying):
-            out[rows] = separator.join(note.constant for note in applying)
+        constants = [note.constant for note in applying if note.constant is not None]
+        if len(constants) == len(applying):
+            out[rows] = separator.join(constants)
             continue
         parts = [
             itertools.repeat(note.constant) if note.constant is not None else note.text[rows]

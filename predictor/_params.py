@@ -25,7 +25,7 @@ import os
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
@@ -41,6 +41,10 @@ class Constraint(Protocol):
     def accepts(self, value: Any) -> bool: ...
 
     def __str__(self) -> str: ...
+
+
+ParameterTable = Mapping[str, Sequence[Constraint]]
+"""A function's parameter constraints: parameter name -> the constraints it accepts."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,10 @@ class Interval:
         wanted = numbers.Integral if self.kind is int else numbers.Real
         if isinstance(value, bool) or not isinstance(value, wanted):
             return False
-        low_ok = value >= self.low if self.closed in ("both", "left") else value > self.low
-        high_ok = value <= self.high if self.closed in ("both", "right") else value < self.high
+        # a real number; typeshed's numbers.Real declares no comparison operators
+        number = cast(float, value)
+        low_ok = number >= self.low if self.closed in ("both", "left") else number > self.low
+        high_ok = number <= self.high if self.closed in ("both", "right") else number < self.high
         return bool(low_ok and high_ok)
 
     def __str__(self) -> str:
@@ -212,7 +218,7 @@ def _shown(value: Any) -> str:
 
 def check(
     function: str,
-    constraints: Mapping[str, Sequence[Constraint]],
+    constraints: ParameterTable,
     arguments: Mapping[str, Any],
 ) -> None:
     """Raise :class:`InvalidParameterError` naming every argument its constraints refuse.

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from predictor._explain import (
     reason_notes,
     warning_notes,
 )
-from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, check
+from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, ParameterTable, check
 from predictor.model import Model, Scores, load_model
 
 CARRIED_FIELDS = ("responded",)
@@ -43,7 +43,7 @@ ModelLike = Model | str | os.PathLike[str] | None
 MODEL_CONSTRAINTS = (NONE, PATH, InstanceOf(Model, "a Model"))
 """What a ``model=`` parameter accepts (:data:`ModelLike`), for :func:`predictor._params.check`."""
 
-_PREDICT_PARAMETERS = {
+_PREDICT_PARAMETERS: ParameterTable = {
     "patients": [InstanceOf((Mapping, pd.DataFrame), "a mapping (one patient) or a DataFrame")],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],
@@ -166,7 +166,8 @@ def _with_patient_ids(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFra
     patient_id = pd.Series("", index=problems.index, dtype=object)
     if ids and len(problems):
         by_row = dict(zip(frame.index, frame.iloc[:, ids[0]], strict=True))
-        patient_id[:] = [str(by_row.get(row, "")) for row in problems["row"]]
+        ids_text = [str(by_row.get(row, "")) for row in problems["row"]]
+        patient_id[:] = ids_text  # type: ignore[call-overload]  # pandas-stubs: no list for a slice
     return problems.assign(patient_id=patient_id)[
         ["row", "patient_id", "column", "field", "value", "reason", "message"]
     ]
@@ -357,12 +358,12 @@ def predict(
         if not problems.empty and invalid == "raise":
             raise SchemaError(
                 [
-                    Problem(
+                    Problem(  # the problems table's text columns (pandas-stubs: any scalar)
                         row.row,
-                        row.column,
-                        row.field,
-                        row.value,
-                        Reason(row.reason),
+                        cast(str, row.column),
+                        cast(str, row.field),
+                        cast(str, row.value),
+                        Reason(cast(str, row.reason)),
                         f"row {row.row!r} (patient_id {row.patient_id!r}): {row.message}",
                     )
                     for row in problems.itertuples(index=False)

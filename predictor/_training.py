@@ -26,7 +26,18 @@ import pandas as pd
 
 from data_schemas import PredictorError, match_columns, summary_lines, validate
 from predictor._atomic import atomic_directory
-from predictor._params import BOOL, CALLABLE, INF, PATH, SEED, TEXT, InstanceOf, Interval, check
+from predictor._params import (
+    BOOL,
+    CALLABLE,
+    INF,
+    PATH,
+    SEED,
+    TEXT,
+    InstanceOf,
+    Interval,
+    ParameterTable,
+    check,
+)
 from predictor.model import (
     ARTIFACT_NAME,
     MANIFEST_NAME,
@@ -63,7 +74,7 @@ class TrainingDataError(PredictorError, ValueError):
     """Training data that cannot be used: no outcome, a bad outcome, or too few rows."""
 
 
-_TRAIN_PARAMETERS = {
+_TRAIN_PARAMETERS: ParameterTable = {
     "clean": [InstanceOf(pd.DataFrame, "a DataFrame")],
     "seed": [SEED],
     "out": [PATH],
@@ -287,7 +298,7 @@ def train(
     )
     stage(f"split {len(clean):,} patients: {len(fit_rows):,} to fit, {len(held_out):,} held out")
     try:
-        model, report = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
+        model, tuning = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
     except ValueError as exc:
         raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
@@ -296,7 +307,7 @@ def train(
     summary = model.summary()
     stage(
         f"fitted the additive model ({summary.coefficients} coefficients; penalty C = "
-        f"{report.penalty_c:g} chosen by {len(report.penalty_grid)}-value cross-validated "
+        f"{tuning.penalty_c:g} chosen by {len(tuning.penalty_grid)}-value cross-validated "
         f"log-loss)"
     )
     test_sets = {"held-out": held_out}
@@ -332,9 +343,9 @@ def train(
         "model": {
             "kind": model.kind,
             "coefficients": summary.coefficients,
-            "penalty_c": report.penalty_c,
+            "penalty_c": tuning.penalty_c,
             "cv_log_loss": dict(
-                zip(map(str, report.penalty_grid), report.cv_log_loss, strict=True)
+                zip(map(str, tuning.penalty_grid), tuning.cv_log_loss, strict=True)
             ),
             "threshold": model.threshold,
             "unused_fields": unused,

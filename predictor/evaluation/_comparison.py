@@ -84,7 +84,9 @@ class Comparison:
         inputs = self.prepare(clean, fields)
         empty = [c for c in inputs if inputs[c].dtype.kind == "f" and inputs[c].isna().all()]
         estimator = self.build(seed, fields)
-        return estimator.fit(inputs.assign(**dict.fromkeys(empty, 0.0)), responded)
+        # pandas-stubs: column labels are Hashable; these are field names (str)
+        filled = inputs.assign(**dict.fromkeys(empty, 0.0))  # type: ignore[arg-type]
+        return estimator.fit(filled, responded)
 
     def probability(self, estimator: Any, clean: pd.DataFrame) -> np.ndarray:
         """A fitted estimator's probabilities of response for clean records."""

@@ -21,7 +21,7 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from predictor.evaluation._report import LEVEL, Report, TermShape
+from predictor.evaluation._report import LEVEL, Report, TermShape, mean_abs_contribution
 
 STYLE = {
     "font.size": 8.0,
@@ -155,15 +155,16 @@ def decision_curve_figure(report: Report) -> Figure:
 def subgroup_figure(report: Report) -> Figure:
     """AUC with its bootstrap interval in each subgroup, against the AUC overall."""
     rows = [r for r in report.subgroups if r.metrics is not None]
+    metrics = [r.metrics for r in rows if r.metrics is not None]  # the same rows, narrowed
     figure = Figure(figsize=(5.6, 1.0 + 0.26 * max(len(rows), 1)), layout="constrained")
     ax = figure.add_subplot()
     positions = list(range(len(rows)))[::-1]
     ax.errorbar(
-        [r.metrics.auc for r in rows],
+        [m.auc for m in metrics],
         positions,
         xerr=[
-            [r.metrics.auc - r.metrics.auc_low for r in rows],
-            [r.metrics.auc_high - r.metrics.auc for r in rows],
+            [m.auc - m.auc_low for m in metrics],
+            [m.auc_high - m.auc for m in metrics],
         ],
         fmt="o",
         markersize=3.5,
@@ -217,6 +218,7 @@ def _term_panel(ax: Any, term: TermShape) -> None:
         unit = f" ({term.unit})" if term.unit else ""
         ax.set_xlabel(f"{term.field}{unit}" + (", log scale" if term.log_scale else ""))
     elif term.levels is not None:
+        assert term.contribution is not None  # a term with levels has their contributions
         labels = list(term.levels)
         values = list(term.contribution)
         if term.learned_missing:
@@ -257,10 +259,10 @@ def terms_figure(report: Report) -> Figure:
 
 def contributions_figure(report: Report) -> Figure:
     """Mean absolute contribution of each field on the data evaluated."""
-    terms = sorted(report.terms, key=lambda t: t.mean_abs_contribution)
+    terms = sorted(report.terms, key=mean_abs_contribution)
     figure = Figure(figsize=(5.6, 0.8 + 0.24 * len(terms)), layout="constrained")
     ax = figure.add_subplot()
-    ax.barh([t.field for t in terms], [t.mean_abs_contribution for t in terms])
+    ax.barh([t.field for t in terms], [mean_abs_contribution(t) for t in terms])
     ax.set(xlabel="mean |contribution| (log-odds)", title="How much each field moves predictions")
     return figure
 

@@ -17,6 +17,7 @@ from predictor.evaluation._report import (
     DecisionCurve,
     Report,
     SubgroupRow,
+    mean_abs_contribution,
 )
 
 NO_FIGURES_NOTE = (
@@ -164,8 +165,12 @@ def subgroup_extremes(report: Report) -> str:
     scored = [r for r in report.subgroups if r.metrics is not None]
     if len(scored) < 2:
         return ""
-    low = min(scored, key=lambda r: r.metrics.auc)
-    high = max(scored, key=lambda r: r.metrics.auc)
+
+    def auc(r: SubgroupRow) -> float:
+        assert r.metrics is not None  # a scored row
+        return r.metrics.auc
+
+    low, high = min(scored, key=auc), max(scored, key=auc)
 
     def described(r: SubgroupRow) -> str:
         m = r.metrics
@@ -180,6 +185,7 @@ def subgroup_extremes(report: Report) -> str:
 
 def comparison_markdown(report: Report) -> str:
     """The cross-validated comparison in Markdown: mean (SD) over folds."""
+    assert report.comparison is not None  # called for a report with a comparison only
     models = report.comparison.models
     columns = [
         ("auc", "AUC", ".3f"),
@@ -200,6 +206,7 @@ def comparison_markdown(report: Report) -> str:
 def comparison_intro(report: Report) -> str:
     """How the comparison was made, in words."""
     c = report.comparison
+    assert c is not None  # called for a report with a comparison only
     return (
         f"Cross-validated on {c.source}: {c.folds} folds (stratified by outcome), the "
         f"same for all {len(c.models)} models; mean (SD) over the folds. The additive "
@@ -212,7 +219,7 @@ def comparison_intro(report: Report) -> str:
 
 def terms_markdown(report: Report) -> str:
     """Mean |contribution| and share not measured per field, largest first."""
-    terms = sorted(report.terms, key=lambda t: -t.mean_abs_contribution)
+    terms = sorted(report.terms, key=lambda t: -mean_abs_contribution(t))
     rows = [
         [
             f"`{t.field}`",

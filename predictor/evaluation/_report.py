@@ -12,6 +12,7 @@ all from a :class:`Report`. No number in the report is typed by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import types
 import typing
@@ -260,12 +261,19 @@ class TermShape:
     log_scale: bool
     not_measured: float
     learned_missing: bool
-    values: tuple[float, ...] | None = field(default=None, metadata=OMIT_NONE)
-    levels: tuple[str, ...] | None = field(default=None, metadata=OMIT_NONE)
-    contribution: tuple[float, ...] | None = field(default=None, metadata=OMIT_NONE)
+    # dataclasses.field: the name ``field`` is the attribute above
+    values: tuple[float, ...] | None = dataclasses.field(default=None, metadata=OMIT_NONE)
+    levels: tuple[str, ...] | None = dataclasses.field(default=None, metadata=OMIT_NONE)
+    contribution: tuple[float, ...] | None = dataclasses.field(default=None, metadata=OMIT_NONE)
     mean_abs_contribution: float | None = None
     share_not_measured: float | None = None
     training: TrainingDistribution | None = None
+
+
+def mean_abs_contribution(term: TermShape) -> float:
+    """A report term's mean absolute contribution, which :func:`build_report` fills."""
+    assert term.mean_abs_contribution is not None  # filled in every Report's terms
+    return term.mean_abs_contribution
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ def _from_json(hint: Any, value: Any) -> Any:
         return tuple(_from_json(args[0], v) for v in value)
     if origin is dict:
         return {k: _from_json(args[1], v) for k, v in value.items()}
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):  # a class, never an instance
         hints = typing.get_type_hints(hint)
         kwargs = {}
         for f in fields(hint):
@@ -570,11 +578,15 @@ def _roc(y: np.ndarray, score: np.ndarray) -> RocCurve:
 
 
 def _calibration(y: np.ndarray, p: np.ndarray) -> Calibration:
-    grid = np.linspace(*np.percentile(p, [1, 99]), GRID_POINTS)
+    low, high = np.percentile(p, [1, 99])
+    grid = np.linspace(low, high, GRID_POINTS)
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     bins = calibration_bins(y, p, n_bins=CALIBRATION_BINS, strategy="quantile")
     return Calibration(
-        bins=tuple(CalibrationBin(**row) for row in bins.to_dict(orient="records")),
+        bins=tuple(
+            CalibrationBin(**row)  # type: ignore[arg-type]  # pandas-stubs: keys Hashable, here str
+            for row in bins.to_dict(orient="records")
+        ),
         smoothed=SmoothedCalibration(
             predicted=_rounded(grid), observed=_rounded(smoothed_calibration(y, p, grid))
         ),
@@ -720,7 +732,7 @@ def build_report(
         calibration=_calibration(y, p),
         decision_curve=_decision_curve(y, p),
         thresholds=tuple(
-            ThresholdRow(**row)
+            ThresholdRow(**row)  # type: ignore[arg-type]  # pandas-stubs: keys Hashable, here str
             for row in threshold_table(y, p, table_thresholds).to_dict(orient="records")
         ),
         subgroups=tuple(subgroup_metrics(clean, p, seed=seed)),

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -34,7 +34,18 @@ import pyarrow.csv as pcsv
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
 from predictor._atomic import atomic_outputs
-from predictor._params import BOOL, INF, NONE, PATH, TEXT, Interval, Options, Where, check
+from predictor._params import (
+    BOOL,
+    INF,
+    NONE,
+    PATH,
+    TEXT,
+    Interval,
+    Options,
+    ParameterTable,
+    Where,
+    check,
+)
 from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_table
 from predictor.io._csv_reader import (
     DECIMALS,
@@ -112,7 +123,7 @@ class BatchSummary:
 
 _SHOWN_PROBLEMS = 5
 
-_READING_PARAMETERS = {
+_READING_PARAMETERS: ParameterTable = {
     "source": [PATH, Where(lambda value: hasattr(value, "read"), "a binary file")],
     "separator": [NONE, Options(*SEPARATORS)],
     "decimal": [NONE, Options(*DECIMALS)],
@@ -124,14 +135,14 @@ _READING_PARAMETERS = {
 }
 """What the reading parameters of :func:`score_csv` and :func:`validate_csv` accept (the
 encoding's name is checked when the input is opened)."""
-_SCORE_PARAMETERS = {
+_SCORE_PARAMETERS: ParameterTable = {
     **_READING_PARAMETERS,
     "out": [PATH],
     "rejects": [NONE, PATH],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],
 }
-_VALIDATE_PARAMETERS = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
+_VALIDATE_PARAMETERS: ParameterTable = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
 
 
 # --------------------------------------------------------------------------- opening
@@ -274,7 +285,7 @@ def _arrow_column(values: pd.Series, escape: bool) -> pa.Array:
     return escape_formulas(array) if escape else array
 
 
-def _write_header(sink: BinaryIO, names: list[str], escape: bool) -> None:
+def _write_header(sink: IO[bytes], names: list[str], escape: bool) -> None:
     if escape:
         names = escape_formulas(pa.array(names, type=pa.string())).to_pylist()
     text = io.StringIO()
@@ -558,7 +569,9 @@ def _run(
                 bar.update(opened.position() - bar.n)
                 bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
     return BatchSummary(
-        *totals,
+        totals[0],
+        totals[1],
+        totals[2],
         time.perf_counter() - started,
         reader.dialect,
         tuple(first),

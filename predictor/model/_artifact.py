@@ -60,7 +60,7 @@ from typing import Any
 
 from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, Field, Role
 from predictor._atomic import atomic_text_output
-from predictor._params import NONE, PATH, check
+from predictor._params import NONE, PATH, ParameterTable, check
 from predictor.model._additive import AdditiveModel
 from predictor.model._document import FieldDefinition, ModelFileError, read_document
 from predictor.model._protocol import Model
@@ -102,7 +102,7 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 """Largest ``manifest.json`` read (16 MiB): the shipped one is about 14 kB."""
 
 
-_PATH_PARAMETERS = {"path": [NONE, PATH]}
+_PATH_PARAMETERS: ParameterTable = {"path": [NONE, PATH]}
 """What :func:`load_model` and :func:`read_manifest` accept."""
 
 

@@ -23,12 +23,13 @@ patient or a million.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -102,14 +103,18 @@ class Term:
     field: str
     columns: tuple[str, ...]
     levels: tuple[str, ...] = ()
-    knots: np.ndarray = field(default_factory=lambda: np.empty(0))
-    transform: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    missing_row: np.ndarray = field(default_factory=lambda: np.empty(0))
+    # dataclasses.field: the name ``field`` is the attribute above
+    knots: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    transform: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((0, 0)))
+    missing_row: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     learned_missing: bool = False
     value_range: tuple[float, float] = (np.nan, np.nan)
     tertiles: tuple[float, float] = (np.nan, np.nan)
     unused: str = ""
     seen_levels: tuple[str, ...] | None = None
+    # set by __post_init__
+    spline: BSpline = dataclasses.field(init=False, repr=False)
+    _level_index: dict[str, int] = dataclasses.field(init=False, repr=False)
 
     @property
     def is_spline(self) -> bool:
@@ -118,6 +123,7 @@ class Term:
     @property
     def unseen_levels(self) -> tuple[str, ...]:
         """The levels no training patient had (empty for a number)."""
+        assert self.seen_levels is not None  # __post_init__ sets it
         return tuple(level for level in self.levels if level not in self.seen_levels)
 
     @property
@@ -269,6 +275,7 @@ def expected_columns(term: Term) -> tuple[str, ...]:
 
 
 def _term_to_document(term: Term) -> dict[str, Any]:
+    assert term.seen_levels is not None  # Term.__post_init__ sets it
     spline = term.is_spline
     return {
         "field": term.field,
@@ -504,9 +511,10 @@ class FeatureMap:
                 if FIELDS_BY_NAME[field].log_floor is not None:
                     scaled[:, k] = model_scale(field, scaled[:, k])
             missing[:, numbers] = absent
-            spline_rows = zip(
-                numbers, absent.all(axis=0).tolist(), absent.any(axis=0).tolist(), strict=True
-            )
+            # a 2-d array reduced over one axis is a 1-d array (numpy's stubs allow a scalar)
+            all_absent = cast(list[bool], absent.all(axis=0).tolist())
+            any_absent = cast(list[bool], absent.any(axis=0).tolist())
+            spline_rows = zip(numbers, all_absent, any_absent, strict=True)
             for k, (j, none_measured, some_missing) in enumerate(spline_rows):
                 term, columns = self.terms[j], self.slices[j]
                 if not none_measured:

@@ -93,7 +93,7 @@ import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
 from data_schemas import validate
-from predictor._params import INF, InstanceOf, Interval, check
+from predictor._params import INF, InstanceOf, Interval, ParameterTable, check
 
 DEFAULT_SEED = 0
 FAMILY_HISTORY_AUD_PREVALENCE = 0.35
@@ -260,7 +260,7 @@ def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL
     return eta
 
 
-_SIMULATE_PARAMETERS = {
+_SIMULATE_PARAMETERS: ParameterTable = {
     "n": [Interval(int, 1, INF, closed="left")],
     "seed": [Interval(int, 0, INF, closed="left")],
     "model": [InstanceOf(ResponseModel, "a ResponseModel")],
