@@ -332,6 +332,14 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
         _edit(lambda d: _field(d, "crp_mg_l").update(unit="mg/dL")),
         "crp_mg_l has unit 'mg/dL', the schema's is 'mg/L'",
     ),
+    "field-scale-changed": (
+        _edit(lambda d: _field(d, "crp_mg_l").update(log_floor=None)),
+        r"crp_mg_l has log_floor \(scale\) None, the schema's is 0.05",
+    ),
+    "field-scale-not-a-number": (
+        _edit(lambda d: _field(d, "crp_mg_l").update(log_floor="log")),
+        "log_floor must be a positive number",
+    ),
     "field-kind-changed": (
         _edit(lambda d: _field(d, "age_years").update(kind="integer")),
         "age_years has kind 'integer'",

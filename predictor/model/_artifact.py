@@ -6,16 +6,16 @@ data's sha256, seed, size, metrics, and the artifact's own sha256).
 
 A model file describes itself (format 2): its ``kind`` (``"additive"``; :data:`MODEL_KINDS`
 says which class reads each kind), the ``fields`` it was fitted with, each as the schema
-defined it then (name, kind, unit, levels), and its terms and numbers. On loading, each of its
-fields is checked against the schema's definition of that field (:func:`check_fields`), not
-against the schema's full list: a field added to the schema leaves every model loading, and a
-model may use only some of the predictor fields. Files of format 1 (no kind, no field
+defined it then (name, kind, unit, levels, scale), and its terms and numbers. On loading, each
+of its fields is checked against the schema's definition of that field (:func:`check_fields`),
+not against the schema's full list: a field added to the schema leaves every model loading, and
+a model may use only some of the predictor fields. Files of format 1 (no kind, no field
 definitions, every predictor field of schema version 1) still load.
 
 ``SCHEMA_VERSION`` changes when an existing field changes meaning (what it measures, beyond
-what its kind and unit say); a model file written for another schema version is refused.
+what its kind, unit and scale say); a model file written for another schema version is refused.
 Adding a field, a level, an alias or a unit spelling is no new version: the per-field check
-(same kind, same unit, levels still the schema's) is what protects a model.
+(same kind, unit and scale, levels still the schema's) is what protects a model.
 
 Loading never executes code from a file -- nothing is unpickled, only ``json`` parses text --
 and it refuses, with a message saying what is wrong, a file that:
@@ -145,8 +145,9 @@ def check_fields(
 ) -> None:
     """Check a model's field definitions against the schema's definitions of those fields.
 
-    A field the model uses must still exist, be a predictor, have the same kind and unit, and
-    each level the model knows must still be one of the field's levels. The schema's other
+    A field the model uses must still exist, be a predictor, have the same kind, unit and scale
+    (``log_floor``: the model's knots are on that scale), and each level the model knows must
+    still be one of the field's levels. The schema's other
     fields do not matter: a field added to the schema leaves every model loading.
 
     Parameters
@@ -171,6 +172,7 @@ def check_fields(
         for what, theirs, ours in (
             ("kind", definition.kind, field.kind.value),
             ("unit", definition.unit, field.unit),
+            ("log_floor (scale)", definition.log_floor, field.log_floor),
         ):
             if theirs != ours:
                 problems.append(

@@ -81,22 +81,32 @@ class FieldDefinition:
         Its canonical unit ("" for none).
     levels : tuple of str
         A category's levels the model knows (empty for other kinds).
+    log_floor : float or None
+        The scale the model saw it on (``Field.log_floor``: the log of the value raised to
+        this floor; None: the value itself): the model's knots are on that scale.
     """
 
     name: str
     kind: str
     unit: str
     levels: tuple[str, ...] = ()
+    log_floor: float | None = None
 
     @classmethod
     def of(cls, field: Field, levels: tuple[str, ...] | None = None) -> FieldDefinition:
         """The definition of a schema field (with ``levels`` instead of the schema's, for a
         model that knows only some of them)."""
         known = field.levels if levels is None or field.kind is not Kind.CATEGORY else levels
-        return cls(field.name, field.kind.value, field.unit, tuple(known))
+        return cls(field.name, field.kind.value, field.unit, tuple(known), field.log_floor)
 
     def to_document(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "unit": self.unit, "levels": [*self.levels]}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "unit": self.unit,
+            "levels": [*self.levels],
+            "log_floor": self.log_floor,
+        }
 
     @classmethod
     def from_document(cls, entry: Mapping[str, Any]) -> FieldDefinition:
@@ -109,4 +119,9 @@ class FieldDefinition:
             raise ValueError(f"field definition {name!r}: levels must be a list of text")
         if len(set(levels)) != len(levels):
             raise ValueError(f"field definition {name!r}: a level is given twice")
-        return cls(name, kind, unit, tuple(levels))
+        floor = entry["log_floor"]
+        if floor is not None and (
+            isinstance(floor, bool) or not isinstance(floor, int | float) or not floor > 0
+        ):
+            raise ValueError(f"field definition {name!r}: log_floor must be a positive number")
+        return cls(name, kind, unit, tuple(levels), None if floor is None else float(floor))
