@@ -340,6 +340,10 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
         _edit(lambda d: _field(d, "crp_mg_l").update(log_floor="log")),
         "log_floor must be a positive number",
     ),
+    "category-without-levels": (
+        _edit(lambda d: _field(d, "sex").update(levels=[])),
+        "levels are given for a category only",
+    ),
     "field-kind-changed": (
         _edit(lambda d: _field(d, "age_years").update(kind="integer")),
         "age_years has kind 'integer'",
@@ -629,6 +633,25 @@ def test_load_model_keeps_loading_after_a_field_is_added_to_the_schema(
     monkeypatch.setattr(artifact, "FIELDS_BY_NAME", _schema_with_a_new_field())
     artifact._load.cache_clear()
     assert predict(RECORD, model=load_model(where)).to_dict() == before
+
+
+@pytest.mark.parametrize("which", ["format-2", "format-1"])
+def test_load_model_refuses_a_model_whose_field_changed_unit_or_scale_in_the_schema(
+    saved: Path, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A format 1 file records no definitions: it is held to schema version 1's, not assumed
+    to match today's schema."""
+    where = saved if which == "format-2" else FORMAT_1_DIR
+    changed = {
+        **FIELDS_BY_NAME,
+        "bdnf_ng_ml": dataclasses.replace(FIELDS_BY_NAME["bdnf_ng_ml"], unit="pg/mL"),
+        "crp_mg_l": dataclasses.replace(FIELDS_BY_NAME["crp_mg_l"], log_floor=0.01),
+    }
+    monkeypatch.setattr(artifact, "FIELDS_BY_NAME", MappingProxyType(changed))
+    artifact._load.cache_clear()
+    changes = r"crp_mg_l has log_floor \(scale\) 0.05.*bdnf_ng_ml has unit 'ng/mL'"
+    with pytest.raises(ModelFileError, match=changes):
+        load_model(where)
 
 
 def test_check_fields_takes_the_schema_and_lists_every_mismatch() -> None:

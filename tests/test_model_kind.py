@@ -10,6 +10,8 @@ report and the model card.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +160,22 @@ def test_model_kind_saves_and_loads_through_the_registry(
     cohort = simulate_cohort(300, seed=4)
     design = recalibrated.features.design(cohort)
     np.testing.assert_array_equal(loaded.score(design).logit, recalibrated.score(design).logit)
+
+
+def test_model_kind_malformed_file_is_a_model_file_error(
+    recalibrated: Recalibrated, registered: None, tmp_path: Path
+) -> None:
+    """A kind's own errors on a malformed document (a key missing) are a ModelFileError."""
+    save_model(recalibrated, tmp_path, {"note": "test"})
+    document = json.loads((tmp_path / "model.json").read_text())
+    del document["slope"]
+    text = json.dumps(document)
+    (tmp_path / "model.json").write_text(text)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["artifact_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="'slope' is missing"):
+        load_model(tmp_path)
 
 
 def test_model_kind_unknown_to_the_registry_is_refused(

@@ -188,25 +188,47 @@ def check_fields(
         )
 
 
+FORMAT_1_FIELDS: Mapping[str, FieldDefinition] = MappingProxyType(
+    {
+        definition.name: definition
+        for definition in (
+            FieldDefinition("age_years", "number", "years"),
+            FieldDefinition("sex", "category", "", ("female", "male")),
+            FieldDefinition("bmi_kg_m2", "number", "kg/m2"),
+            FieldDefinition("baseline_madrs", "number", "MADRS points"),
+            FieldDefinition("failed_antidepressant_trials", "integer", "count in this episode"),
+            FieldDefinition("route", "category", "", ("iv_ketamine", "intranasal_esketamine")),
+            FieldDefinition("crp_mg_l", "number", "mg/L", log_floor=0.05),
+            FieldDefinition("bdnf_ng_ml", "number", "ng/mL"),
+            FieldDefinition("delta_sleep_ratio", "number", ""),
+            FieldDefinition("slow_wave_sleep_pct", "number", "% of total sleep time"),
+            FieldDefinition("rhythm_relative_amplitude", "number", ""),
+            FieldDefinition("rhythm_interdaily_stability", "number", ""),
+            FieldDefinition("substance_use_disorder", "category", "", ("none", "past", "current")),
+            FieldDefinition("family_history_alcohol_use_disorder", "boolean", ""),
+        )
+    }
+)
+"""The predictor fields of schema version 1 as format 1 files were written for them (such a
+file records no definitions): a record of the past, so that a format 1 file is checked against
+today's schema like any other, not assumed to match it."""
+
+
 def _upgraded(document: dict[str, Any]) -> dict[str, Any]:
-    """A format 1 document as format 2: kind ``additive``, and its fields' definitions taken
-    from the schema (format 1 recorded none; it was written for schema version 1, which the
-    caller has checked)."""
+    """A format 1 document as format 2: kind ``additive``, and its fields' definitions those
+    of schema version 1 (:data:`FORMAT_1_FIELDS`), which :func:`check_fields` then checks
+    against today's schema."""
     terms = document.get("terms")
     if not isinstance(terms, list) or not all(isinstance(term, dict) for term in terms):
         return document  # the model's own checks say what is wrong
     fields = [term.get("field") for term in terms]
-    unknown = [name for name in fields if name not in FIELDS_BY_NAME]
+    unknown = [name for name in fields if name not in FORMAT_1_FIELDS]
     if unknown:
         raise ValueError(f"it has a term for {unknown[0]!r}, which is not a schema field")
-    levels = {term["field"]: tuple(term.get("levels") or ()) for term in terms}
     return {
         **document,
         "kind": "additive",
-        "fields": [
-            FieldDefinition.of(FIELDS_BY_NAME[name], levels[name] or None).to_document()
-            for name in fields
-        ],
+        "fields": [FORMAT_1_FIELDS[name].to_document() for name in fields],
     }
 
 
@@ -259,7 +281,8 @@ def model_from_json(text: str, *, source: str = ARTIFACT_NAME) -> Model:
         return MODEL_KINDS[kind], upgraded
 
     model_class, upgraded = read_document(checked, source)
-    return model_class.from_document(upgraded, source=source)
+    # Any kind's errors on a malformed document are a ModelFileError, not an internal error.
+    return read_document(lambda: model_class.from_document(upgraded, source=source), source)
 
 
 def save_model(

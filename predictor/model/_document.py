@@ -119,6 +119,8 @@ class FieldDefinition:
             raise ValueError(f"field definition {name!r}: levels must be a list of text")
         if len(set(levels)) != len(levels):
             raise ValueError(f"field definition {name!r}: a level is given twice")
+        if (kind == Kind.CATEGORY.value) != bool(levels):
+            raise ValueError(f"field definition {name!r}: levels are given for a category only")
         floor = entry["log_floor"]
         if floor is not None and (
             isinstance(floor, bool) or not isinstance(floor, int | float) or not floor > 0
