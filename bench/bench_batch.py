@@ -122,7 +122,9 @@ def naive(source: Path, sink: Path) -> float:
     """Seconds for the naive path: pandas, a fitted Pipeline, reasons row by row, to_csv."""
     model = load_model()
     training = simulate_cohort(20_000, seed=0)
-    fitted = pipeline(model.penalty_c).fit(as_frame(training), training["responded"].to_numpy())
+    fitted = pipeline(model.summary().settings["penalty_c"]).fit(
+        as_frame(training), training["responded"].to_numpy()
+    )
     groups = field_columns(fitted[0])
     logistic = fitted[-1]
     started = time.perf_counter()

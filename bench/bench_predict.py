@@ -75,7 +75,8 @@ def pipeline(c: float) -> Pipeline:
 
 
 def as_frame(clean: pd.DataFrame | dict) -> pd.DataFrame:
-    """Model fields of clean records, categories as objects (as predictor/evaluation.py does)."""
+    """Model fields of clean records, categories as objects (as the comparison models in
+    predictor/evaluation/_comparison.py take them)."""
     if isinstance(clean, dict):  # one record: None (a missing category) is NaN, as in a frame
         clean = pd.DataFrame({k: [np.nan if v is None else v] for k, v in clean.items()})
     return clean[list(MODEL_FIELDS)].astype({f: object for f in CATEGORIES})
@@ -104,9 +105,12 @@ def verdict(held: bool) -> str:
 def main() -> None:
     model = load_model()
     cohort = simulate_cohort(20_000, seed=0)
-    fitted = pipeline(model.penalty_c).fit(as_frame(cohort), cohort["responded"].to_numpy())
+    fitted = pipeline(model.summary().settings["penalty_c"]).fit(
+        as_frame(cohort), cohort["responded"].to_numpy()
+    )
     print(
-        f"shipped model: C = {model.penalty_c:.4g}; {REPEATS:,} calls of each after {WARM_UP} "
+        f"shipped model: C = {model.summary().settings['penalty_c']:.4g}; {REPEATS:,} calls of "
+        f"each after {WARM_UP} "
         f"warm-up, in {ROUNDS} interleaved rounds"
     )
     for name, record in (("full", FULL), ("sparse", SPARSE)):

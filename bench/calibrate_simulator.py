@@ -4,7 +4,8 @@ Each free effect is paired with the target it mainly drives (the intercept with 
 effect with T2, ...); all are solved together, because the contrasts are marginal and confounded
 (BMI raises CRP; a family history of AUD raises the risk of a SUD). Response rates are computed
 from ``true_probability`` on one large draw of patients, so the problem is smooth and free of
-outcome noise. Prints the solved effects as the Python to paste into ``predictor/synthetic.py``.
+outcome noise. Prints the solved effects as the Python to paste into
+``predictor/simulation/_synthetic.py``.
 
     python bench/calibrate_simulator.py [--n 400000] [--seed 12345]
 """

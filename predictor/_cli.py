@@ -604,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--compare",
         action="store_true",
-        help="also cross-validate the additive model, logistic regression and gradient "
+        help="also cross-validate the model, logistic regression and gradient "
         "boosting on this data (refits all three; slower)",
     )
     evaluate.set_defaults(run=run_evaluate)

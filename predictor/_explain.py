@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.model import Encoded, Model, Term
+from predictor.model import Encoded, FeatureMap, Model, Term
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01
@@ -85,9 +85,11 @@ class _Phrases(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _phrases(model: Model) -> tuple[_Phrases, ...]:
+def _phrases(features: FeatureMap) -> tuple[_Phrases, ...]:
+    """The words of each term (cached per feature map, which every kind of model has and
+    which hashes by identity; a model need not be hashable)."""
     out = []
-    for term in model.features.terms:
+    for term in features.terms:
         field = FIELDS_BY_NAME[term.field]
         wording, label = field.wording, field.label
         assert wording is not None  # the schema requires one of every predictor
@@ -124,7 +126,7 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
     Each distinct (value, direction) is put into words once and shared by every patient who
     has it: values are mostly rounded, so there are far fewer of them than patients.
     """
-    phrases = _phrases(model)[j]  # type: ignore[arg-type]  # a Protocol may be unhashable; models are
+    phrases = _phrases(model.features)[j]
     direction = raises.astype(np.intp)
     # Not measured: an association (HIGHER / LOWER), not an effect; last row of the table.
     missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
@@ -219,16 +221,16 @@ class _MissingGroup(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _missing_groups(model: Model) -> tuple[_MissingGroup, ...]:
+def _missing_groups(features: FeatureMap) -> tuple[_MissingGroup, ...]:
     groups: dict[str, list[int]] = {}
-    for j, term in enumerate(model.features.terms):
+    for j, term in enumerate(features.terms):
         if term.unused:  # never reported missing: the model ignores it either way
             continue
         test = FIELDS_BY_NAME[term.field].measured_by
         groups.setdefault(f"{test}/{_instead(term)}" if test else term.field, []).append(j)
     out = []
     for indices in groups.values():
-        terms = [model.features.terms[j] for j in indices]
+        terms = [features.terms[j] for j in indices]
         test = FIELDS_BY_NAME[terms[0].field].measured_by
         labels = " and ".join(_label(term) for term in terms)
         alone = tuple(
@@ -246,7 +248,7 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     notes = []
     # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
     any_missing = cast(np.ndarray, missing.any(axis=0))
-    for group in _missing_groups(model):  # type: ignore[arg-type]  # as in _reasons
+    for group in _missing_groups(model.features):
         if not any_missing[group.terms].any():
             continue
         columns = missing[:, group.terms]

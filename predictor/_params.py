@@ -170,21 +170,21 @@ class Where:
 
 @dataclass(frozen=True)
 class NonEmptySequenceOf:
-    """A list or tuple of at least one item, each of which ``item`` accepts."""
+    """A list, tuple or one-dimensional array of at least one item, each of which ``item``
+    accepts."""
 
     item: Constraint
 
     def accepts(self, value: Any) -> bool:
-        return (
-            isinstance(value, (list, tuple))
-            and len(value) > 0
-            and all(self.item.accepts(v) for v in value)
+        is_sequence = isinstance(value, list | tuple) or (
+            isinstance(value, np.ndarray) and value.ndim == 1
         )
+        return is_sequence and len(value) > 0 and all(self.item.accepts(v) for v in value)
 
     def __str__(self) -> str:
         article, noun, rest = f"{self.item} ".split(" ", 2)  # "a float in (0, inf)"
         plural = f"{noun}s {rest}" if article in ("a", "an") else str(self.item)
-        return f"a non-empty list or tuple of {plural.strip()}"
+        return f"a non-empty list, tuple or 1-d array of {plural.strip()}"
 
 
 BOOL = InstanceOf((bool, np.bool_), "a bool")

@@ -228,7 +228,7 @@ BAD_PARAMETERS = [
     (
         "fit_additive_model",
         {"penalty_grid": ()},
-        "penalty_grid = () must be a non-empty list or tuple of floats in (0, inf)",
+        "penalty_grid = () must be a non-empty list, tuple or 1-d array of floats in (0, inf)",
     ),
     ("fit_additive_model", {"penalty_grid": (0.1, -1.0)}, "penalty_grid = (0.1, -1.0) must be"),
     ("fit_additive_model", {"penalty_grid": (math.inf,)}, "penalty_grid = (inf,) must be"),
@@ -289,3 +289,12 @@ def test_errors_cli_reports_a_refused_option_value_in_one_line_exit_2(
 def test_errors_a_constraint_for_a_parameter_the_function_lacks_is_a_bug_not_a_pass() -> None:
     with pytest.raises(RuntimeError, match=r"f\(\) has no parameter chunk_row"):
         check("f", {"chunk_row": [BOOL]}, {"chunk_rows": 0})
+
+
+def test_errors_parameters_accept_numpy_values_where_a_user_would_pass_them() -> None:
+    """A grid from numpy (``np.logspace``), numpy integers and floats pass the checks."""
+    cohort = simulate_cohort(np.int64(400), seed=np.int64(2))
+    model, report = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), seed=np.int64(2), penalty_grid=np.array([0.1])
+    )
+    assert report.penalty_grid == (0.1,) and model.summary().settings["penalty_c"] == 0.1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from data_schemas import FIELDS_BY_NAME
+from data_schemas import FIELDS, FIELDS_BY_NAME, Role
 from predictor.evaluation._markdown import (
     NO_FIGURES_NOTE,
     auc_text,
@@ -22,6 +22,9 @@ from predictor.evaluation._markdown import (
 )
 from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
 from predictor.model import INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, Model
+
+SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is Role.SAFETY)
+"""The safety-screen fields in words, for the card."""
 
 METRIC_COLUMNS = (
     ("auc", "AUC", "{:.3f}"),
@@ -224,8 +227,7 @@ not what will happen to a patient.
 
 {extra["predictors"]}
 
-Safety-screen fields (history of psychosis, uncontrolled hypertension, cardiovascular disease,
-current naltrexone) are not model inputs; when set they add a warning.
+Safety-screen fields ({SAFETY_FIELDS}) are not model inputs; when set they add a warning.
 
 ## Missing data
 
@@ -248,7 +250,7 @@ A number field that no training patient had, or that had a single value, is not 
 
 ## Performance
 
-Measured on {evaluated_on}, for the additive model and, fitted on the same rows, plain logistic
+Measured on {evaluated_on}, for the {summary.name} and, fitted on the same rows, plain logistic
 regression and gradient boosting. The oracle AUC is that of the simulator's true probability:
 the best any model of these fields can do.
 

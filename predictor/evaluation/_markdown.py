@@ -207,13 +207,14 @@ def comparison_intro(report: Report) -> str:
     """How the comparison was made, in words."""
     c = report.comparison
     assert c is not None  # called for a report with a comparison only
+    settings = ", ".join(f"{name} = {value:g}" for name, value in c.settings.items()) or "none"
     return (
         f"Cross-validated on {c.source}: {c.folds} folds (stratified by outcome), the "
-        f"same for all {len(c.models)} models; mean (SD) over the folds. The additive "
-        f"model is refitted in each fold with the penalty chosen on all the rows "
-        f"(C = {c.penalty_c:g}); plain logistic regression (median imputation with "
-        "missing indicators, one-hot categories) and histogram gradient boosting (native "
-        "missing values, early stopping) are fitted in each fold as they are."
+        f"same for all {len(c.models)} models; mean (SD) over the folds. The {c.model} is "
+        f"refitted in each fold with the settings chosen on all the rows ({settings}); plain "
+        "logistic regression (median imputation with missing indicators, one-hot categories) "
+        "and histogram gradient boosting (native missing values, early stopping) are fitted "
+        "in each fold as they are."
     )
 
 
@@ -286,7 +287,7 @@ The data carries `true_probability`, the probability the simulator drew each out
         else """
 ### Against simpler models
 
-Not computed for this report: `python train.py` cross-validates the additive model against
+Not computed for this report: `python train.py` cross-validates the model against
 plain logistic regression and gradient boosting on its training data, and `python -m predictor
 evaluate --compare` does it on the data evaluated.
 """

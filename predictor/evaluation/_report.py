@@ -229,11 +229,14 @@ class FoldSummary:
 
 @dataclass(frozen=True)
 class ComparisonSummary:
-    """The cross-validated comparison: model name -> metric name -> :class:`FoldSummary`."""
+    """The cross-validated comparison: model name -> metric name -> :class:`FoldSummary`;
+    ``model`` is the name of the model evaluated (its row), refitted in each fold with its
+    ``settings`` (:meth:`~predictor.model.Model.summary`)."""
 
     source: str
     folds: int
-    penalty_c: float | None
+    model: str
+    settings: dict[str, float]
     models: dict[str, dict[str, FoldSummary]]
 
 
@@ -498,8 +501,9 @@ def _subgroup_order(field: Field, present: set[str]) -> list[str]:
 def subgroup_metrics(
     clean: pd.DataFrame, probability: np.ndarray, *, seed: int
 ) -> list[SubgroupRow]:
-    """:func:`~predictor.evaluation._metrics.metrics` (with an AUC interval) by sex, age band,
-    route and substance-use status.
+    """:func:`~predictor.evaluation._metrics.metrics` (with an AUC interval) in each subgroup
+    of the fields that define subgroups (``Field.subgroups``: age band, sex, route and
+    substance use today).
 
     Parameters
     ----------
@@ -679,7 +683,7 @@ def build_report(
     -------
     Report
     """
-    threshold, settings = model.threshold, model.summary().settings  # read once
+    threshold, summary = model.threshold, model.summary()  # read once
     y = clean["responded"].to_numpy(dtype=np.float64)
     scores, missing = _model_scores(model, clean)
     p = scores.probability
@@ -740,7 +744,8 @@ def build_report(
             ComparisonSummary(
                 source=comparison_source,
                 folds=len(next(iter(comparison.values()))),
-                penalty_c=settings.get("penalty_c"),
+                model=summary.name,
+                settings=dict(summary.settings),
                 models=_summarise_folds(comparison),
             )
             if comparison

@@ -23,7 +23,6 @@ from predictor.model._artifact import (
 )
 from predictor.model._document import ModelFileError
 from predictor.model._features import (
-    LOG_SCALE_FLOORS,
     MIN_MISSING_TO_LEARN,
     MODEL_FIELDS,
     Encoded,
@@ -37,7 +36,6 @@ __all__ = [
     "ARTIFACT_NAME",
     "CV_FOLDS",
     "INTERVAL_LEVEL",
-    "LOG_SCALE_FLOORS",
     "MANIFEST_NAME",
     "MIN_MISSING_TO_LEARN",
     "MODEL_FIELDS",

@@ -28,7 +28,6 @@ import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -41,11 +40,6 @@ from predictor.model._document import FieldDefinition, finite_array
 MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.role is Role.PREDICTOR)
 """The schema's predictor fields, in schema order: one model term each."""
 
-LOG_SCALE_FLOORS: Mapping[str, float] = MappingProxyType(
-    {f.name: f.log_floor for f in FIELDS if f.log_floor is not None}
-)
-"""Fields modelled on the log scale -> the floor a value is raised to before the log: derived
-from the schema's ``Field.log_floor`` (read that; this view is kept for older importers)."""
 
 SPLINE_DEGREE = 3
 SPLINE_KNOTS = 7

@@ -1,7 +1,8 @@
 """The synthetic cohort: patients and responses simulated from published effect sizes, and the
 literature targets the simulator is held to.
 
-Reads the schema only; training, the command line and the benchmarks use the names below.
+Reads the schema (and the parameter checks) only; training, the command line and the
+benchmarks use the names below.
 """
 
 from predictor.simulation._synthetic import (
