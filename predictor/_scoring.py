@@ -31,7 +31,17 @@ from predictor._explain import (
     reason_notes,
     warning_notes,
 )
-from predictor._params import BOOL, NONE, PATH, InstanceOf, Options, ParameterTable, check
+from predictor._params import (
+    BOOL,
+    NONE,
+    PATH,
+    BadParameter,
+    InstanceOf,
+    InvalidParameterError,
+    Options,
+    ParameterTable,
+    check,
+)
 from predictor.model import Model, Scores, load_model
 
 CARRIED_FIELDS = ("responded",)
@@ -374,7 +384,18 @@ def predict(
         elif patients.index.is_unique:
             positions = patients.index.get_indexer(clean.index)
         else:
-            raise ValueError("invalid='collect' needs a table whose index labels are unique")
+            shown = "a DataFrame whose index has repeated labels"
+            raise InvalidParameterError(
+                "predict",
+                [
+                    BadParameter(
+                        "patients",
+                        shown,
+                        "a table with unique index labels, for "
+                        "invalid='collect' (problems name rows by their labels)",
+                    )
+                ],
+            )
         scored = scored_table(
             resolved,
             clean,

@@ -298,3 +298,16 @@ def test_errors_parameters_accept_numpy_values_where_a_user_would_pass_them() ->
         cohort, cohort["responded"].to_numpy(), seed=np.int64(2), penalty_grid=np.array([0.1])
     )
     assert report.penalty_grid == (0.1,) and model.summary().settings["penalty_c"] == 0.1
+
+
+def test_errors_a_text_stream_or_a_repeated_index_is_a_parameter_error(tmp_path) -> None:
+    """Two inputs that passed the checks and then failed with a plain TypeError / ValueError:
+    a file opened in text mode, and invalid="collect" on a table with repeated index labels."""
+    source = tmp_path / "in.csv"
+    source.write_text("patient_id,crp_mg_l\nA,0.9\n")
+    with open(source) as text, pytest.raises(InvalidParameterError, match=r"opened with 'rb'"):
+        score_csv(text, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    table = pd.DataFrame({"crp_mg_l": ["0.9", "high"]}, index=[1, 1])
+    with pytest.raises(InvalidParameterError, match="unique index labels"):
+        predict(table, invalid="collect")

@@ -124,7 +124,13 @@ class BatchSummary:
 _SHOWN_PROBLEMS = 5
 
 _READING_PARAMETERS: ParameterTable = {
-    "source": [PATH, Where(lambda value: hasattr(value, "read"), "a binary file")],
+    "source": [
+        PATH,
+        Where(
+            lambda value: hasattr(value, "read") and not isinstance(value, io.TextIOBase),
+            "a binary file (opened with 'rb')",
+        ),
+    ],
     "separator": [NONE, Options(*SEPARATORS)],
     "decimal": [NONE, Options(*DECIMALS)],
     "encoding": [NONE, TEXT],
