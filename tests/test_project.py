@@ -176,6 +176,7 @@ def test_code_is_ruff_clean(args: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a cold cache (a fresh checkout) costs 11 s; `python -m mypy` runs it alone
 def test_code_is_mypy_clean() -> None:
     # the files and settings are pyproject.toml's [tool.mypy]; the cache is ROOT/.mypy_cache
     # (a warm run takes well under a second, a cold one about 11 s)
