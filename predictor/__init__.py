@@ -8,9 +8,9 @@ True
 
 from data_schemas import PredictorError, SchemaError
 from predictor._params import InvalidParameterError
-from predictor._scoring import Prediction, predict
+from predictor._scoring import PredictedTable, Prediction, predict
 from predictor._training import TrainingDataError, train
-from predictor.io import BatchError, score_csv
+from predictor.io import BatchError, score_csv, validate_csv
 from predictor.model import AdditiveModel, Model, ModelFileError, load_model, read_manifest
 from predictor.simulation import simulate_cohort
 
@@ -22,6 +22,7 @@ __all__ = [
     "InvalidParameterError",
     "Model",
     "ModelFileError",
+    "PredictedTable",
     "Prediction",
     "PredictorError",
     "SchemaError",
@@ -33,4 +34,5 @@ __all__ = [
     "score_csv",
     "simulate_cohort",
     "train",
+    "validate_csv",
 ]
