@@ -35,7 +35,7 @@ from predictor.evaluation._metrics import (
     smoothed_calibration,
     threshold_table,
 )
-from predictor.model import INTERVAL_LEVEL, Model, model_scale
+from predictor.model import INTERVAL_LEVEL, Model, from_model_scale, model_scale
 
 REPORT_NAME = "report.md"
 METRICS_NAME = "metrics.json"
@@ -414,15 +414,10 @@ def training_distribution(model: Model, clean: pd.DataFrame) -> dict[str, Any]:
             low, high = model_scale(term.field, np.asarray(term.value_range))
             edges = np.linspace(low, high, TRAINING_BINS + 1)
             counts, _ = np.histogram(model_scale(term.field, measured), bins=edges)
-            entry["edges"] = list(_rounded(_from_model_scale(term.field, edges)))
+            entry["edges"] = list(_rounded(from_model_scale(term.field, edges)))
             entry["counts"] = counts.tolist()
         out[term.field] = entry
     return out
-
-
-def _from_model_scale(name: str, values: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`predictor.model.model_scale`."""
-    return np.exp(values) if FIELDS_BY_NAME[name].log_floor is not None else values
 
 
 def _rounded(values: Any, decimals: int = CURVE_DECIMALS) -> tuple[float, ...]:
@@ -443,7 +438,7 @@ def term_shapes(model: Model) -> list[TermShape]:
         values = levels = contribution = None
         if term.is_spline and np.isfinite(term.value_range).all():
             low, high = model_scale(term.field, np.asarray(term.value_range))
-            grid = _from_model_scale(term.field, np.linspace(low, high, GRID_POINTS))
+            grid = from_model_scale(term.field, np.linspace(low, high, GRID_POINTS))
             grid[[0, -1]] = term.value_range  # exactly the training range, not exp(log(.))
             values = _rounded(grid)
             contribution = _rounded(model.term_contribution(j, term.block(np.array(values))))

@@ -28,6 +28,7 @@ from predictor.model._features import (
     Encoded,
     FeatureMap,
     Term,
+    from_model_scale,
     model_scale,
 )
 from predictor.model._protocol import Model, ModelSummary, Scores
@@ -50,6 +51,7 @@ __all__ = [
     "Scores",
     "Term",
     "fit_additive_model",
+    "from_model_scale",
     "load_model",
     "model_scale",
     "read_manifest",

@@ -72,6 +72,11 @@ FORMAT_1 = "ketamine-predictor additive model"
 """What format 1's model files and manifests say they are (still read)."""
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, FORMAT_VERSION)
+ENVELOPE: Mapping[str, Any] = MappingProxyType(
+    {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION}
+)
+"""What ``model.json`` and ``manifest.json`` both begin with: this package's file format and
+the schema version they were written for."""
 MODEL_KINDS: Mapping[str, type[Model]] = MappingProxyType({AdditiveModel.kind: AdditiveModel})
 """The registry of model kinds: a model file's ``kind`` -> the class that reads it. A new kind
 of model is added here."""
@@ -132,9 +137,7 @@ def model_to_json(model: Model) -> str:
     """The model as JSON text of format :data:`FORMAT_VERSION` (floats written exactly; the
     same model gives the same text)."""
     document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "schema_version": SCHEMA_VERSION,
+        **ENVELOPE,
         **model.to_document(),
     }
     return json.dumps(document, allow_nan=False, indent=1) + "\n"
@@ -303,9 +306,7 @@ def save_model(
     files.artifact.parent.mkdir(parents=True, exist_ok=True)
     text = model_to_json(model)
     document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "schema_version": SCHEMA_VERSION,
+        **ENVELOPE,
         "artifact": ARTIFACT_NAME,
         "artifact_sha256": sha256_hex(text.encode()),
         "package_version": package_version(),

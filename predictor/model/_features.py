@@ -177,6 +177,12 @@ def model_scale(name: str, values: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(values, floor)) if floor is not None else values
 
 
+def from_model_scale(name: str, values: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`model_scale` (above the floor): model-scale values of field
+    ``name`` back in the schema's unit."""
+    return np.exp(values) if FIELDS_BY_NAME[name].log_floor is not None else values
+
+
 def _knots(values: np.ndarray) -> np.ndarray:
     """Clamped cubic knot vector with interior knots at quantiles of ``values`` (model scale)."""
     breaks = np.unique(np.quantile(values, np.linspace(0.0, 1.0, SPLINE_KNOTS)))
