@@ -42,7 +42,7 @@ Libraries considered (all MIT-compatible licences) and why none is used:
 * pyGAM (Apache-2.0): one ``lam`` per term, chosen by GCV/UBRE over a grid (the Cartesian
   product of the terms' grids), no REML/LAML, no prior mean.
 
-Written here it is about 200 lines of numpy/scipy, dependency-free, and tested against
+Written here it is about 250 lines of numpy/scipy, dependency-free, and tested against
 scikit-learn at a fixed penalty and against a directly computed LAML.
 """
 
@@ -209,8 +209,9 @@ def fit_penalised_logistic(
     select : bool
         Choose the smoothing parameters (True) or use ``lambdas`` as given (False).
     tol : float
-        Convergence tolerance: on the Newton decrement of the penalised log-likelihood
-        relative to ``n``, and on ``|change of log lambda|`` (times 1e3) when selecting.
+        Convergence tolerance: the Newton decrement of the penalised log-likelihood below
+        ``tol * n``, and when selecting, every ``|dV / d log lambda_j|`` below ``1e4 * tol``
+        (a block held at a bound by a gradient pointing outward excepted).
     max_iter : int
         Most iterations.
 
