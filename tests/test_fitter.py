@@ -8,7 +8,7 @@ import pytest
 from scipy.special import expit, log_expit
 from sklearn.linear_model import LogisticRegression
 
-from predictor.model._fitter import Penalty, fit_penalised_logistic
+from predictor.model._fitter import Penalty, _blocks, _laml_hessian, fit_penalised_logistic
 
 
 def _data(n: int, p: int, seed: int, scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -163,3 +163,54 @@ def test_fitter_rejects_bad_penalties(penalties: list, match: str) -> None:
     X, y = _data(50, 4, seed=11)
     with pytest.raises(ValueError, match=match):
         fit_penalised_logistic(X, y, penalties)
+
+
+def test_fitter_laml_hessian_matches_finite_differences() -> None:
+    # Two blocks at their LAML optimum; the Hessian at fixed working weights (what the
+    # smoothing-parameter correction uses) against central differences of the LAML itself,
+    # which also has the terms through the weights: close, not equal, for small effects.
+    X, y = _data(2000, 6, seed=12, scale=0.2)
+    penalties = [(slice(0, 3), None), (slice(3, 6), np.diag([1.0, 2.0, 3.0]))]
+    fit = fit_penalised_logistic(X, y, penalties, tol=1e-10)
+    rho, h = np.log(fit.lambdas), 0.05
+
+    def laml(shift: np.ndarray) -> float:
+        lam = np.exp(rho + shift)
+        return fit_penalised_logistic(X, y, penalties, lambdas=lam, select=False, tol=1e-12).laml
+
+    numeric = np.empty((2, 2))
+    for j, k in np.ndindex(2, 2):
+        e_j, e_k = np.eye(2)[j] * h, np.eye(2)[k] * h
+        numeric[j, k] = (laml(e_j + e_k) - laml(e_j - e_k) - laml(e_k - e_j) + laml(-e_j - e_k)) / (
+            4 * h * h
+        )
+    d = np.r_[0.0, fit.coef]
+    analytic = _laml_hessian(fit.covariance, d, _blocks(penalties, 6), fit.lambdas)
+    np.testing.assert_allclose(analytic, numeric, rtol=0.1, atol=0.02)
+
+
+def test_fitter_corrected_covariance_adds_a_positive_semi_definite_term() -> None:
+    X, y = _data(1500, 6, seed=13, scale=0.3)
+    fit = fit_penalised_logistic(X, y, [(slice(0, 3), None), (slice(3, 6), None)])
+    extra = fit.covariance_corrected - fit.covariance
+    assert np.array_equal(fit.covariance_corrected, fit.covariance_corrected.T)
+    assert np.linalg.eigvalsh(extra).min() > -1e-12
+    assert np.trace(extra) > 0
+    # With lambda fixed there is nothing to correct for... but the field is still the fit's Vc;
+    # a block switched off (at the top bound) adds nothing.
+    off = fit_penalised_logistic(X, y, [(slice(None), None)], lambdas=[1e12], select=False)
+    np.testing.assert_allclose(off.covariance_corrected, off.covariance, atol=1e-15)
+
+
+def test_fitter_column_shift_moves_only_the_intercept() -> None:
+    # A constant added to a column (the centring's invariance): same coefficients, lambdas and
+    # LAML; the intercept absorbs the shift; so does a column aliased with the intercept.
+    X, y = _data(800, 5, seed=14)
+    penalties = [(slice(0, 2), None), (slice(2, 5), None)]
+    fit = fit_penalised_logistic(X, y, penalties, tol=1e-10)
+    shift = np.array([3.0, -1.0, 0.0, 10.0, 0.5])
+    moved = fit_penalised_logistic(X + shift, y, penalties, tol=1e-10)
+    np.testing.assert_allclose(moved.coef, fit.coef, atol=1e-6)
+    np.testing.assert_allclose(moved.lambdas, fit.lambdas, rtol=1e-3)
+    assert moved.laml == pytest.approx(fit.laml, abs=1e-6)
+    assert moved.intercept == pytest.approx(fit.intercept - shift @ fit.coef, abs=1e-6)
