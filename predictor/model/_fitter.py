@@ -54,8 +54,9 @@ fourth derivatives of the log-likelihood).
 
 Cost per iteration at n rows, p columns: ``Z'WZ`` by a symmetric rank-k update (``n p^2``
 flops) and the leverages ``diag(Z H^-1 Z')`` for ``c_j`` by one triangular product with
-``L^-1`` (``n p^2``), plus one pass over ``Z`` per likelihood evaluation (the accepted step's
-likelihood is reused as the next iteration's starting value).
+``L^-1`` (``n p^2``; reused from the last iteration while some lambda still moves by more than
+a factor e, and always fresh when convergence is declared), plus one pass over ``Z`` per
+likelihood evaluation (the accepted step's likelihood is the next iteration's starting value).
 
 Libraries considered (all MIT-compatible licences) and why none is used:
 
@@ -335,6 +336,9 @@ def _fit(
     last_sign = np.zeros(n_blocks)
     eta = offset + Z @ theta
     log_lik = _log_likelihood(eta, y, weights)
+    leverage: np.ndarray | None = None
+    fresh = True
+    settling = False  # the last lambda step: below a factor e, blocks at a bound apart
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
         mu = expit(eta)
         w = weights * mu * (1.0 - mu)
@@ -342,8 +346,15 @@ def _fit(
         gradient = 0.0
         if select:
             factor = _cholesky(xtwx + _penalty_matrix(blocks, lam, size))
+            # The leverages (half of an iteration's cost) change slowly; while the lambdas
+            # still move by more than a factor e they are reused from the last iteration that
+            # computed them. Convergence is only declared on fresh ones.
+            fresh = leverage is None or settling
+            if fresh:
+                leverage = _leverage(Z, factor)
+            assert leverage is not None
             step_rho, grad, _ = _efs_step(
-                Z, theta - theta0, w * (1.0 - 2.0 * mu), factor, blocks, lam
+                Z, theta - theta0, w * (1.0 - 2.0 * mu), factor, blocks, lam, leverage
             )
             # Steps of one sign in a row grow (x2 each, to x16), as a block heads for "off"
             # (lambda -> infinity) or creeps to its optimum; a change of sign resets the boost.
@@ -357,6 +368,7 @@ def _fit(
             at_top = (lam >= LAMBDA_BOUNDS[1]) & (grad > 0)
             at_bottom = (lam <= LAMBDA_BOUNDS[0]) & (grad < 0)
             gradient = float(np.abs(np.where(at_top | at_bottom, 0.0, grad)).max())
+            settling = bool(np.abs(np.where(at_top | at_bottom, 0.0, step_rho)).max() < 1.0)
         s_lam = _penalty_matrix(blocks, lam, size)
         factor = _cholesky(xtwx + s_lam)
         d = theta - theta0
@@ -373,7 +385,7 @@ def _fit(
                 break
             step = step / 2.0
         theta = candidate
-        if decrement < tol * n and gradient < 1e4 * tol:
+        if decrement < tol * n and gradient < 1e4 * tol and fresh:
             converged = True
             break
 
@@ -384,7 +396,9 @@ def _fit(
     s_lam = _penalty_matrix(blocks, lam, size)
     factor = _cholesky(xtwx + s_lam)
     d = theta - theta0
-    _, _, jacobian = _efs_step(Z, d, w * (1.0 - 2.0 * mu), factor, blocks, lam)
+    _, _, jacobian = _efs_step(
+        Z, d, w * (1.0 - 2.0 * mu), factor, blocks, lam, np.zeros(n)
+    )  # (only its d theta / d rho, which does not need the leverages)
     vp = cho_solve(factor, np.eye(size))
     vp = (vp + vp.T) / 2.0
     influence = np.einsum("ij,ji->i", vp, xtwx)  # diag(Vp Z'WZ)
@@ -431,6 +445,15 @@ def _cholesky(h: np.ndarray) -> tuple[np.ndarray, bool]:
         ) from exc
 
 
+def _leverage(Z: np.ndarray, factor: tuple[np.ndarray, bool]) -> np.ndarray:
+    """``diag(Z H^-1 Z')``, shape (n,), from the lower Cholesky factor ``L`` of ``H``: ``L^-1``
+    (``p^3``, cheap), then ``h_i = |L^-1 z_i|^2`` by one triangular product over the rows (half
+    the work of ``Z @ H^-1``)."""
+    l_inv = solve_triangular(factor[0], np.eye(Z.shape[1]), lower=True)
+    rows = trmm(1.0, l_inv, Z.T, lower=1)  # L^-1 Z', shape (p + 1, n); Z is not overwritten
+    return np.einsum("ij,ij->j", rows, rows)
+
+
 def _efs_step(
     Z: np.ndarray,
     d: np.ndarray,
@@ -438,20 +461,19 @@ def _efs_step(
     factor: tuple[np.ndarray, bool],
     blocks: _Blocks,
     lam: np.ndarray,
+    leverage: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The generalised Fellner-Schall step in log lambda (module docstring), the LAML's
     gradient by log lambda, and the fit's derivatives ``d theta / d log lambda`` (shape
     (p + 1, number of penalties)).
 
     ``d = theta - theta0``; ``dw_deta`` the derivative of the working weights by the linear
-    predictor; ``factor`` the lower Cholesky factor ``L`` of ``H``.
+    predictor; ``factor`` the lower Cholesky factor ``L`` of ``H``; ``leverage`` the
+    diagonal of ``Z H^-1 Z'`` (``_leverage``).
     """
     n_blocks = len(lam)
     size = len(d)
-    # L^-1 (p^3, cheap) gives H^-1 = L^-T L^-1 and the leverages h_i = |L^-1 z_i|^2 by one
-    # triangular product over the rows (half the work of Z @ H^-1).
-    l_inv = solve_triangular(factor[0], np.eye(size), lower=True)
-    vp = l_inv.T @ l_inv
+    vp = cho_solve(factor, np.eye(size))
     s_d = np.zeros((size, n_blocks))  # column j: lambda_j S_j d (zero outside block j)
     trace = np.empty(n_blocks)  # lambda_j tr(H^-1 S_j)
     for j, (idx, s_j) in enumerate(zip(blocks.positions, blocks.matrix, strict=True)):
@@ -459,8 +481,6 @@ def _efs_step(
         trace[j] = lam[j] * np.einsum("ij,ji->", vp[np.ix_(idx, idx)], s_j)
     quadratic = d @ s_d  # lambda_j d' S_j d
     # c_j = sum_i h_i w'_i (d eta_i / d rho_j), h = diag(Z H^-1 Z'), d theta/d rho_j = -H^-1 s_d_j
-    rows = trmm(1.0, l_inv, Z.T, lower=1)  # L^-1 Z', shape (p + 1, n)
-    leverage = np.einsum("ij,ij->j", rows, rows)
     d_theta = -(vp @ s_d)
     c = (Z.T @ (leverage * dw_deta)) @ d_theta
     plain = blocks.rank - trace  # > 0: lambda_j tr(H^-1 S_j) < rank(S_j)
