@@ -13,6 +13,12 @@ and the fitter's smoothing parameter and effective degrees of freedom for every 
 (a spline term's wiggles and its null space, a category term's levels).
 The machine's load average is printed too: on a shared machine the times are not a quiet
 machine's. Target (issue 14): the fit itself at most 2 s.
+
+Measured 2026-12-02 (load average 1.0, 2 cores): the fitter best 1.08 s, median 1.16 s, 12
+iterations (2.0 s before the centred columns, syrk and reused leverages); held-out log-loss
+0.64341 (unchanged by the centring, which is a reparametrisation), grid search 0.64305, oracle
+0.64259; coverage of the true probability by 90% intervals 0.745 from Vp (median width 0.174
+logits) and 0.826 from Vc (0.207).
 """
 
 from __future__ import annotations
