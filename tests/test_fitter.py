@@ -196,8 +196,7 @@ def test_fitter_corrected_covariance_adds_a_positive_semi_definite_term() -> Non
     assert np.array_equal(fit.covariance_corrected, fit.covariance_corrected.T)
     assert np.linalg.eigvalsh(extra).min() > -1e-12
     assert np.trace(extra) > 0
-    # With lambda fixed there is nothing to correct for... but the field is still the fit's Vc;
-    # a block switched off (at the top bound) adds nothing.
+    # A block held at a bound (here switched off) is not a source of uncertainty: no term.
     off = fit_penalised_logistic(X, y, [(slice(None), None)], lambdas=[1e12], select=False)
     np.testing.assert_allclose(off.covariance_corrected, off.covariance, atol=1e-15)
 

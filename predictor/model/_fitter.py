@@ -546,6 +546,9 @@ def term_penalties(features: FeatureMap) -> tuple[list[str], list[Penalty]]:
     null space, the level and slope columns plus its "not measured" column if it has one (a
     ridge, as mgcv's ``select=TRUE``: a term the data do not support shrinks to zero). A
     category term gives one ridge block on its level columns and its "not measured" column.
+    The level column (with the "not measured" one, if any) is aliased with the intercept; the
+    fitter's centring makes that direction data-free, so the ridge does not act on the term's
+    mean (module docstring).
     An unused term gives none.
     """
     names: list[str] = []
