@@ -29,21 +29,10 @@ ESTIMATORS = [
 
 
 def _expected_failed_checks(estimator: PenalisedLogisticGAM) -> dict[str, str]:
-    """Each check scikit-learn's battery is expected to fail, with the reason."""
-    if not estimator.select:
-        return {}
-    return {
-        # 15 rows, 30 columns, perfectly separable: the LAML keeps rising as lambda -> 0,
-        # and the fitter's Fellner-Schall iteration wanders (lambda 0.05-1.4) without
-        # converging in max_iter (not even in 20,000 iterations), so the weighted and the
-        # repeated fit stop at different lambdas. Weights themselves are right: at a fixed
-        # lambda (the second estimator) the check passes, and the LAML is the same function
-        # for weights and repeated rows. Remove when the fitter converges on separable data.
-        "check_sample_weight_equivalence_on_dense_data": (
-            "the fitter does not converge on separable p > n data, so weighted and repeated "
-            "fits stop at different smoothing parameters"
-        ),
-    }
+    """Each check scikit-learn's battery is expected to fail, with the reason: none since the
+    fitter converges on separable p > n data (check_sample_weight_equivalence_on_dense_data
+    failed before: weighted and repeated fits stopped at different smoothing parameters)."""
+    return {}
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
