@@ -196,9 +196,12 @@ def test_fitter_corrected_covariance_adds_a_positive_semi_definite_term() -> Non
     assert np.array_equal(fit.covariance_corrected, fit.covariance_corrected.T)
     assert np.linalg.eigvalsh(extra).min() > -1e-12
     assert np.trace(extra) > 0
-    # A block held at a bound (here switched off) is not a source of uncertainty: no term.
+    # A block switched off (at the top bound) has almost no posterior variance, but the data
+    # cannot tell a small effect from none: the edge correction gives it some.
     off = fit_penalised_logistic(X, y, [(slice(None), None)], lambdas=[1e12], select=False)
-    np.testing.assert_allclose(off.covariance_corrected, off.covariance, atol=1e-15)
+    assert np.abs(off.coef).max() < 1e-8
+    assert np.diag(off.covariance)[1:].max() < 1e-10
+    assert np.diag(off.covariance_corrected)[1:].min() > 1e-6
 
 
 def test_fitter_column_shift_moves_only_the_intercept() -> None:
