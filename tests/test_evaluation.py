@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,6 @@ from sklearn.model_selection import StratifiedKFold
 
 from predictor.evaluation._comparison import COMPARISONS, cross_validate
 from predictor.evaluation._metrics import (
-    _rank_auc,
     auc_interval,
     calibration_bins,
     calibration_intercept,
@@ -108,24 +109,36 @@ def test_calibration_intercept_is_nan_with_one_outcome() -> None:
     assert np.isnan(calibration_intercept(np.ones(10), np.full(10, 0.3)))
 
 
-def test_rank_auc_matches_roc_auc_score_row_by_row_with_ties() -> None:
+def test_auc_interval_is_delongs_computed_from_its_definition() -> None:
+    """DeLong's variance from the pairwise kernel psi (1 above, 1/2 tied, 0 below), on data
+    with many ties, against the midrank computation."""
     rng = np.random.default_rng(4)
-    y = (rng.random((6, 300)) < 0.4).astype(np.float64)
-    p = np.round(rng.random((6, 300)) * 0.5 + 0.3 * y, 1)  # many ties
-    ours = _rank_auc(y, p)
-    assert ours == pytest.approx([roc_auc_score(a, b) for a, b in zip(y, p, strict=True)])
+    y = (rng.random(120) < 0.4).astype(np.float64)
+    p = np.round(rng.random(120) * 0.5 + 0.3 * y, 1)  # many ties
+    pos, neg = p[y == 1], p[y == 0]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    auc = psi.mean()
+    variance = psi.mean(axis=1).var(ddof=1) / len(pos) + psi.mean(axis=0).var(ddof=1) / len(neg)
+    half = 1.959963984540054 * np.sqrt(variance)
+    assert auc == pytest.approx(roc_auc_score(y, p))
+    assert auc_interval(y, p) == pytest.approx((auc - half, auc + half), abs=1e-12)
+    assert auc_interval(y, p, confidence_level=0.5)[1] - auc < half
 
 
 @pytest.mark.slow
 def test_auc_interval_agrees_with_a_plain_bootstrap_of_roc_auc_score() -> None:
     y, p = _draw(1500, scale=0.8, seed=5)
-    low, high = auc_interval(y, p, n_resamples=1000, seed=1)
+    low, high = auc_interval(y, p)
     assert low < roc_auc_score(y, p) < high
     rng = np.random.default_rng(99)
     resamples = [rng.integers(0, len(y), len(y)) for _ in range(1000)]
     plain = np.percentile([roc_auc_score(y[i], p[i]) for i in resamples], [2.5, 97.5])
     assert (low, high) == pytest.approx(tuple(plain), abs=0.006)  # Monte Carlo error
-    assert auc_interval(y, p, n_resamples=1000, seed=1) == (low, high)
+
+
+def test_auc_interval_needs_two_of_each_outcome() -> None:
+    with pytest.raises(ValueError, match="two of each outcome"):
+        auc_interval(np.array([1.0, 0.0, 0.0]), np.array([0.9, 0.2, 0.1]))
 
 
 @pytest.mark.parametrize("t", [0.1, 0.3, 0.5, 0.7, 0.9], ids=lambda t: f"t={t}")
@@ -179,19 +192,19 @@ def test_metrics_adds_calibration_intercept_and_ece() -> None:
 
 
 @pytest.fixture(scope="module")
-def folds() -> tuple[pd.DataFrame, dict]:
+def folds() -> tuple[pd.DataFrame, Any, Any]:
     cohort = simulate_cohort(1200, seed=12)
-    model, _ = fit_additive_model(cohort, cohort["responded"], seed=3, penalty_grid=(0.1,))
-    return cohort, cross_validate(cohort, model=model, seed=3)
+    model, _ = fit_additive_model(cohort, cohort["responded"], smoothing=10.0)
+    return cohort, model, cross_validate(cohort, model=model, seed=3)
 
 
 @pytest.mark.slow
 def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
-    cohort, results = folds
-    assert set(results) == {"additive model", *(c.name for c in COMPARISONS)}
+    cohort, _, results = folds
+    assert set(results.folds) == {"additive model", *(c.name for c in COMPARISONS)}
     splits = StratifiedKFold(5, shuffle=True, random_state=3).split(cohort, cohort["responded"])
     tests = [test for _, test in splits]
-    for per_fold in results.values():
+    for per_fold in results.folds.values():
         assert [m.n for m in per_fold] == [len(test) for test in tests]
         rows = [cohort.iloc[test] for test in tests]
         oracle = [roc_auc_score(r["responded"], r["true_probability"]) for r in rows]
@@ -200,7 +213,28 @@ def test_cross_validate_scores_every_model_on_the_same_folds(folds) -> None:
 
 
 @pytest.mark.slow
-def test_cross_validate_is_deterministic(folds) -> None:
-    cohort, results = folds
-    model, _ = fit_additive_model(cohort, cohort["responded"], seed=3, penalty_grid=(0.1,))
-    assert cross_validate(cohort, model=model, seed=3) == results
+def test_cross_validate_predicts_each_row_by_the_fit_without_it(folds) -> None:
+    cohort, model, results = folds
+    y = cohort["responded"].to_numpy()
+    fit, test = next(StratifiedKFold(5, shuffle=True, random_state=3).split(cohort, y))
+    refitted = model.refit(cohort.iloc[fit], y[fit], seed=3)
+    expected = refitted.score(refitted.features.design(cohort.iloc[test]))
+    for field in expected._fields:
+        assert np.allclose(getattr(results.scores, field)[test], getattr(expected, field))
+    assert np.array_equal(results.probability["additive model"], results.scores.probability)
+    for p in results.probability.values():
+        assert np.isfinite(p).all() and len(p) == len(cohort)
+    # The fold metrics are those of the pooled out-of-fold predictions, fold by fold.
+    first = results.folds["gradient boosting"][0]
+    assert first.auc == pytest.approx(
+        roc_auc_score(y[test], results.probability["gradient boosting"][test])
+    )
+
+
+@pytest.mark.slow
+def test_cross_validate_does_not_depend_on_the_threads(folds) -> None:
+    cohort, model, results = folds
+    again = cross_validate(cohort, model=model, seed=3, n_jobs=1)
+    assert again.folds == results.folds
+    for key, p in results.probability.items():
+        assert np.array_equal(again.probability[key], p)

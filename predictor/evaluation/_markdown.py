@@ -79,7 +79,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def core_metrics_table(m: CoreMetrics, *, auc: bool = True) -> str:
     """The headline metrics as a two-column Markdown table (``auc=False``: calibration
     only)."""
-    rows = [[f"AUC ({LEVEL} bootstrap CI)", auc_text(m)]] if auc else []
+    rows = [[f"AUC ({LEVEL} DeLong CI)", auc_text(m)]] if auc else []
     rows += [
         ["calibration slope (ideal 1)", f"{m.calibration_slope:.2f}"],
         ["calibration intercept (ideal 0)", f"{m.calibration_intercept:+.3f}"],
@@ -321,8 +321,8 @@ _Generated from the model and the data; no number is typed by hand. Every number
   rate {m.response_rate:.3f}){refused}.
 - Model: `model.json` sha256 `{model.artifact_sha256}`; "likely responder" at a probability
   of {model.threshold:g} or more.
-- Intervals: {LEVEL} percentile bootstrap over {report.settings.bootstrap_resamples:,}
-  resamples of patients (seed {report.settings.seed}).
+- Intervals: {LEVEL} DeLong intervals for each AUC (DeLong et al. 1988; the default of R's
+  pROC).
 
 ## Discrimination
 

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
-from scipy.special import expit, logit
-from scipy.stats import binomtest, bootstrap, rankdata
+from scipy.special import expit, logit, ndtri
+from scipy.stats import binomtest, rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, confusion_matrix, log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -179,60 +179,43 @@ def smoothed_calibration(
     return curve.predict_proba(lp(at))[:, 1]
 
 
-def _rank_auc(responded: np.ndarray, probability: np.ndarray, axis: int = -1) -> np.ndarray:
-    """AUC as the Mann-Whitney statistic (ties count half), along ``axis``: vectorised over
-    bootstrap resamples. NaN where a resample has one outcome only."""
-    ranks = rankdata(probability, axis=axis)
-    positives = responded.sum(axis=axis)
-    negatives = responded.shape[axis] - positives
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * responded).sum(axis=axis) - positives * (positives + 1) / 2) / (
-            positives * negatives
-        )
-
-
 def auc_interval(
-    responded: np.ndarray,
-    probability: np.ndarray,
-    *,
-    confidence_level: float = 0.95,
-    n_resamples: int = 1000,
-    seed: int = 0,
+    responded: np.ndarray, probability: np.ndarray, *, confidence_level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval for the AUC (patients resampled with replacement).
+    """DeLong's interval for the AUC: the AUC plus or minus a normal quantile times DeLong's
+    standard error (DeLong, DeLong & Clarke-Pearson 1988; computed from midranks as Sun & Xu
+    2014 do), clipped to [0, 1]. The default of R's pROC; it needs one sort where a bootstrap
+    of 1,000 resamples needs 1,000 (0.8 s at 20,000 patients, against milliseconds).
 
     Parameters
     ----------
     responded : numpy.ndarray, shape (n,)
-        0/1 outcomes, both present.
+        0/1 outcomes, at least two of each.
     probability : numpy.ndarray, shape (n,)
         Predicted probabilities.
     confidence_level : float
         Of the interval.
-    n_resamples : int
-        Bootstrap resamples.
-    seed : int
-        The same seed and data give the same interval.
 
     Returns
     -------
     (float, float)
         Lower and upper end.
     """
-    y = np.asarray(responded, dtype=np.float64)
+    y = np.asarray(responded, dtype=np.float64) == 1.0
     p = np.asarray(probability, dtype=np.float64)
-    result = bootstrap(
-        (y, p),
-        _rank_auc,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        batch=100,
-        confidence_level=confidence_level,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    positives, negatives = p[y], p[~y]
+    m, n = len(positives), len(negatives)
+    if min(m, n) < 2:
+        raise ValueError(f"DeLong's interval needs two of each outcome; got {m} and {n}")
+    pooled = rankdata(np.concatenate([positives, negatives]))
+    auc = (pooled[:m].sum() - m * (m + 1) / 2) / (m * n)
+    # Each responder's share of non-responders scored below it, and each non-responder's share
+    # of responders scored above it (ties count half): DeLong's structural components.
+    v10 = (pooled[:m] - rankdata(positives)) / n
+    v01 = 1.0 - (pooled[m:] - rankdata(negatives)) / m
+    se = np.sqrt(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+    half = ndtri(0.5 + confidence_level / 2) * se
+    return float(max(auc - half, 0.0)), float(min(auc + half, 1.0))
 
 
 def net_benefit(
