@@ -16,12 +16,24 @@ from predictor.simulation import simulate_cohort
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``PenalisedLogisticGAM`` on first use: it imports scikit-learn (about 1 s), which
+    scoring does not need."""
+    if name == "PenalisedLogisticGAM":
+        from predictor.model._estimator import PenalisedLogisticGAM
+
+        return PenalisedLogisticGAM
+    raise AttributeError(f"module 'predictor' has no attribute {name!r}")
+
+
 __all__ = [
     "AdditiveModel",
     "BatchError",
     "InvalidParameterError",
     "Model",
     "ModelFileError",
+    "PenalisedLogisticGAM",
     "PredictedTable",
     "Prediction",
     "PredictorError",

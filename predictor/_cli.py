@@ -319,10 +319,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model,
         clean,
         manifest=manifest,
-        seed=args.seed,
         source=name,
         n_refused=refused,
-        comparison=comparison,
+        comparison=comparison.folds if comparison is not None else None,
         comparison_source=f"the {len(clean):,} patients of {name} (every model refitted)",
     )
     try:
@@ -599,7 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rejects", help="write the refused records here (CSV)")
     _reading_options(evaluate)
     evaluate.add_argument(
-        "--seed", type=_whole_number(0), default=0, help="seed of the bootstrap (default: 0)"
+        "--seed",
+        type=_whole_number(0),
+        default=0,
+        help="seed of the --compare folds and comparison models (default: 0)",
     )
     evaluate.add_argument(
         "--compare",

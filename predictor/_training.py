@@ -1,10 +1,13 @@
 """Training: a cohort -> fit -> evaluation on data the model never saw -> model files and card.
 
 ``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
-group's own cohort instead. The same data and seed give the same model and metrics (with the
-same library versions, the same files byte for byte; on another CPU the last digits of a float
-may differ: BLAS kernels). Besides the model files it writes the evaluation report on the
-held-out data (:mod:`predictor.evaluation`), whose key numbers the model card repeats. The
+group's own cohort instead. The model is fitted on every usable row. Internal validation is
+5-fold cross-validation (each patient predicted by a fit that did not see them); a simulated
+cohort is also validated externally, on a fresh cohort of another seed. The same data and seed
+give the same model and metrics (with the same library versions, the same files byte for byte;
+on another CPU the last digits of a float may differ: BLAS kernels). Besides the model files it
+writes the evaluation report (:mod:`predictor.evaluation`: on the fresh cohort when there is
+one, else on the out-of-fold predictions), whose key numbers the model card repeats. The
 files appear together, as one set, or not at all (:func:`predictor._atomic.atomic_directory`).
 """
 
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +43,7 @@ from predictor._params import (
 )
 from predictor.model import (
     ARTIFACT_NAME,
+    CV_FOLDS,
     MANIFEST_NAME,
     Model,
     ModelFiles,
@@ -49,11 +53,13 @@ from predictor.model import (
 )
 from predictor.simulation import simulate_cohort
 
+if TYPE_CHECKING:
+    from predictor.evaluation import CrossValidation
+
 DEFAULT_TRAINING_N = 50_000
 """Patients in the default simulated training cohort."""
 EVALUATION_N = 20_000
 """Patients in the fresh simulated cohort the model is evaluated on."""
-HELD_OUT_SHARE = 0.2
 MIN_ROWS = 200
 MIN_PER_OUTCOME = 20
 LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn")
@@ -168,30 +174,46 @@ class TrainingResult:
     files: ModelFiles
 
 
-def _evaluate_all(
-    model: Model,
-    fit_rows: pd.DataFrame,
-    test_sets: dict[str, pd.DataFrame],
-    seed: int,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics of the model and the comparison models (fitted on the model's fields) on each
-    test set."""
+def _cross_validated_metrics(
+    model: Model, clean: pd.DataFrame, validation: CrossValidation
+) -> dict[str, dict[str, float]]:
+    """Metrics of the pooled out-of-fold predictions of the model and the comparison models:
+    internal validation."""
+    from predictor.evaluation import metrics
+
+    y = clean["responded"].to_numpy()
+    truth_column = clean["true_probability"]
+    truth = truth_column.to_numpy() if truth_column.notna().all() else None
+    name = model.summary().name
+    scores = validation.scores
+    return {
+        key: metrics(
+            y,
+            p,
+            true_probability=truth,
+            interval=(scores.low, scores.high) if key == name else None,
+        ).to_dict()
+        for key, p in validation.probability.items()
+    }
+
+
+def _external_metrics(
+    model: Model, clean: pd.DataFrame, fresh: pd.DataFrame, seed: int
+) -> dict[str, dict[str, float]]:
+    """Metrics on a fresh cohort of the model and the comparison models, these fitted on the
+    same rows and fields as the model: external validation."""
     from predictor.evaluation import COMPARISONS, evaluate_model, metrics
 
-    results = {
-        name: {model.summary().name: evaluate_model(model, rows).to_dict()}
-        for name, rows in test_sets.items()
-    }
-    y = fit_rows["responded"].to_numpy()
+    results = {model.summary().name: evaluate_model(model, fresh).to_dict()}
+    y = clean["responded"].to_numpy()
+    truth = fresh["true_probability"]
     for comparison in COMPARISONS:
-        estimator = comparison.fit(fit_rows, y, seed=seed, fields=model.fields)
-        for name, rows in test_sets.items():
-            truth = rows["true_probability"]
-            results[name][comparison.name] = metrics(
-                rows["responded"].to_numpy(),
-                comparison.probability(estimator, rows),
-                true_probability=truth.to_numpy() if truth.notna().all() else None,
-            ).to_dict()
+        estimator = comparison.fit(clean, y, seed=seed, fields=model.fields)
+        results[comparison.name] = metrics(
+            fresh["responded"].to_numpy(),
+            comparison.probability(estimator, fresh),
+            true_probability=truth.to_numpy() if truth.notna().all() else None,
+        ).to_dict()
     return results
 
 
@@ -247,10 +269,10 @@ def train(
     clean : pandas.DataFrame
         Training cohort as :func:`training_rows` (or ``simulate_cohort``) returns it.
     seed : int
-        Seed of the held-out split, the cross-validation folds and the comparison models.
+        Seed of the cross-validation folds and the comparison models.
     out : path
         Folder for ``model.json``, ``manifest.json``, ``MODEL_CARD.md`` and the evaluation
-        report on the held-out data (``report.md``, ``metrics.json``, ``figures/``): a new
+        report (``report.md``, ``metrics.json``, ``figures/``): a new
         folder, an empty one, or a model folder, which is replaced (files in it that training
         does not write are kept). Any other folder with files in it is refused before the
         work (:func:`check_destination`).
@@ -276,8 +298,6 @@ def train(
     check("train", _TRAIN_PARAMETERS, locals())
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up.
-    from sklearn.model_selection import train_test_split
-
     from predictor.evaluation import (
         build_report,
         cross_validate,
@@ -293,37 +313,51 @@ def train(
 
     check_destination(out)
     y = clean["responded"].to_numpy()
-    fit_rows, held_out = train_test_split(
-        clean, test_size=HELD_OUT_SHARE, random_state=seed, stratify=y
+    stage(
+        f"fitting the additive model on all {len(clean):,} patients (a smoothing parameter per "
+        "term, chosen by marginal likelihood)"
     )
-    stage(f"split {len(clean):,} patients: {len(fit_rows):,} to fit, {len(held_out):,} held out")
     try:
-        model, tuning = fit_additive_model(fit_rows, fit_rows["responded"].to_numpy(), seed=seed)
+        model, fit = fit_additive_model(clean, y)
     except ValueError as exc:
         raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
     summary = model.summary()
+    edf_by_field: dict[str, float] = {}
+    for name, edf in zip(fit.blocks, fit.edf, strict=True):
+        field = name.split(":")[0]
+        edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
+    shrunk = [field for field, edf in edf_by_field.items() if edf < 0.01]
     stage(
-        f"fitted the additive model ({summary.coefficients} coefficients; penalty C = "
-        f"{tuning.penalty_c:g} chosen by {len(tuning.penalty_grid)}-value cross-validated "
-        f"log-loss)"
+        f"fitted: {summary.coefficients} coefficients, {sum(fit.edf):.1f} effective degrees of "
+        f"freedom, {fit.iterations} iterations"
+        + (f"; shrunk to zero (no support in the data): {', '.join(shrunk)}" if shrunk else "")
     )
-    test_sets = {"held-out": held_out}
+    if not fit.converged:
+        stage(
+            f"warning: the fit did not converge in {fit.iterations} iterations; the model is "
+            "the last iterate"
+        )
+    validation = cross_validate(
+        clean,
+        model=model,
+        seed=seed,
+        progress=lambda done, folds: stage(
+            f"cross-validation: fold {done} of {folds} done (the additive model, logistic "
+            "regression and gradient boosting)"
+        ),
+    )
+    evaluation = {"cross-validated": _cross_validated_metrics(model, clean, validation)}
+    fresh = None
     if simulated:
-        test_sets["fresh cohort"] = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
-    evaluation = _evaluate_all(model, fit_rows, test_sets, seed)
-    stage(
-        "evaluated on "
-        + " and ".join(f"{name} ({len(rows):,})" for name, rows in test_sets.items())
-        + " with logistic regression and gradient boosting for comparison"
-    )
-    comparison = cross_validate(fit_rows, model=model, seed=seed)
-    stage(
-        f"cross-validated the additive model, logistic regression and gradient boosting on the "
-        f"same {len(next(iter(comparison.values())))} folds of the {len(fit_rows):,} fitted rows"
-    )
+        fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
+        evaluation["fresh cohort"] = _external_metrics(model, clean, fresh, seed)
+        stage(
+            f"evaluated on a fresh simulated cohort of {EVALUATION_N:,} (seed "
+            f"{evaluation_seed(seed)}), with logistic regression and gradient boosting"
+        )
     manifest = {
         "python": platform.python_version(),
         "libraries": {name: version(name) for name in LIBRARIES},
@@ -332,10 +366,16 @@ def train(
             "sha256": fingerprint(clean),
             "seed": seed,
             "n": len(clean),
-            "n_fit": len(fit_rows),
-            "n_held_out": len(held_out),
             "n_refused": n_refused,
             "response_rate": float(np.mean(y)),
+        },
+        "validation": {
+            "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})",
+            "external": (
+                f"a fresh simulated cohort of {EVALUATION_N:,} (seed {evaluation_seed(seed)})"
+                if simulated
+                else None
+            ),
         },
         "evaluation_cohort": (
             {"seed": evaluation_seed(seed), "n": EVALUATION_N} if simulated else None
@@ -343,34 +383,54 @@ def train(
         "model": {
             "kind": model.kind,
             "coefficients": summary.coefficients,
-            "penalty_c": tuning.penalty_c,
-            "cv_log_loss": dict(
-                zip(map(str, tuning.penalty_grid), tuning.cv_log_loss, strict=True)
-            ),
+            "smoothing": {
+                name: {"lambda": lam, "edf": edf}
+                for name, lam, edf in zip(fit.blocks, fit.smoothing, fit.edf, strict=True)
+            },
+            "laml": fit.laml,
+            "converged": fit.converged,
+            "iterations": fit.iterations,
             "threshold": model.threshold,
             "unused_fields": unused,
         },
         "metrics": evaluation,
     }
-    manifest["training_distribution"] = training_distribution(model, fit_rows)
+    manifest["training_distribution"] = training_distribution(model, clean)
     with atomic_directory(out, owned=MODEL_FOLDER_ENTRIES) as staging:
         manifest = read_manifest(save_model(model, staging, manifest).artifact)
-        report = build_report(
-            model,
-            held_out,
-            manifest=manifest,
-            seed=seed,
-            source=f"the {HELD_OUT_SHARE:.0%} of the cohort held out from fitting",
-            comparison=comparison,
-            comparison_source=f"the {len(fit_rows):,} patients the model was fitted on",
-        )
+        comparison_source = f"the {len(clean):,} patients the model was fitted on"
+        if fresh is not None:  # external validation
+            report = build_report(
+                model,
+                fresh,
+                manifest=manifest,
+                source=(
+                    f"a fresh simulated cohort (seed {evaluation_seed(seed)}) that no part of "
+                    "training saw: external validation"
+                ),
+                comparison=validation.folds,
+                comparison_source=comparison_source,
+            )
+        else:  # internal validation: each patient predicted by a fit without them
+            report = build_report(
+                model,
+                clean,
+                manifest=manifest,
+                source=(
+                    f"the {len(clean):,} training patients, each predicted by a model fitted "
+                    f"without them ({CV_FOLDS}-fold cross-validation: internal validation)"
+                ),
+                comparison=validation.folds,
+                comparison_source=comparison_source,
+                scores=validation.scores,
+            )
         written = write_report(report, staging)
         card = model_card(model, manifest, report=report, figures=written.figures)
         (staging / CARD_NAME).write_text(card, encoding="utf-8", newline="")  # synced later
     files = ModelFiles.at(Path(out) / ARTIFACT_NAME)
     stage(
         f"wrote {files.artifact.parent}: {ARTIFACT_NAME}, {MANIFEST_NAME}, {CARD_NAME} and the "
-        f"evaluation report on the held-out data ({written.report.name}, "
+        f"evaluation report ({written.report.name}, "
         f"{written.metrics.name}"
         + (f" and {len(written.figures)} figures)" if written.figures is not None else ")")
         + (" (no figures: matplotlib is not installed)" if written.figures is None else "")

@@ -52,9 +52,7 @@ RECORD = {"crp_mg_l": 0.9, "route": "iv_ketamine", "substance_use_disorder": "no
 @pytest.fixture(scope="module")
 def model() -> AdditiveModel:
     cohort = simulate_cohort(3000, seed=5)
-    fitted, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=5, penalty_grid=(0.1,)
-    )
+    fitted, _ = fit_additive_model(cohort, cohort["responded"].to_numpy(), smoothing=10.0)
     return fitted
 
 
@@ -671,7 +669,7 @@ def test_save_model_model_of_some_fields_round_trips(tmp_path: Path) -> None:
     cohort = simulate_cohort(2000, seed=4)
     fields = ("crp_mg_l", "route", "family_history_alcohol_use_disorder")
     model, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=4, penalty_grid=(0.1,), fields=fields
+        cohort, cohort["responded"].to_numpy(), smoothing=10.0, fields=fields
     )
     save_model(model, tmp_path / "m", {"note": "test"})
     loaded = load_model(tmp_path / "m")

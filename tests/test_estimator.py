@@ -230,3 +230,16 @@ def test_estimator_import_does_not_reach_the_scoring_path() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_estimator_is_public_and_imports_scikit_learn_only_when_asked() -> None:
+    code = (
+        "import sys, predictor; assert 'sklearn' not in sys.modules; "
+        "from predictor import PenalisedLogisticGAM; print(PenalisedLogisticGAM.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PenalisedLogisticGAM"
+    import predictor
+
+    assert predictor.PenalisedLogisticGAM is PenalisedLogisticGAM
+    assert "PenalisedLogisticGAM" in predictor.__all__

@@ -216,3 +216,14 @@ def test_fitter_column_shift_moves_only_the_intercept() -> None:
     np.testing.assert_allclose(moved.lambdas, fit.lambdas, rtol=1e-3)
     assert moved.laml == pytest.approx(fit.laml, abs=1e-6)
     assert moved.intercept == pytest.approx(fit.intercept - shift @ fit.coef, abs=1e-6)
+
+
+def test_fitter_a_data_free_block_gets_no_smoothing_correction() -> None:
+    # Columns no training row has (a field nobody had): the LAML is flat in their smoothing
+    # parameter all the way down, so the edge correction leaves them as the penalty has them.
+    X, y = _data(1000, 4, seed=15, scale=0.5)
+    X[:, 2:] = 0.0
+    fit = fit_penalised_logistic(X, y, [(slice(0, 2), None), (slice(2, 4), None)])
+    block = np.s_[3:5, 3:5]  # intercept first
+    np.testing.assert_allclose(fit.covariance_corrected[block], fit.covariance[block], rtol=1e-9)
+    assert np.abs(fit.covariance_corrected).max() < 1e6

@@ -22,8 +22,6 @@ from predictor.model._features import (
 )
 from predictor.simulation._synthetic import simulate_cohort
 
-GRID = (0.01, 0.1, 1.0)
-
 
 @pytest.fixture(scope="module")
 def cohort() -> pd.DataFrame:
@@ -32,9 +30,7 @@ def cohort() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def small_model(cohort: pd.DataFrame):
-    model, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID[1:2]
-    )
+    model, _ = fit_additive_model(cohort, cohort["responded"].to_numpy(), smoothing=10.0)
     return model
 
 
@@ -109,7 +105,10 @@ def test_contributions_add_up_to_the_logit_for_every_patient(
 def test_model_probability_is_scikit_learns_fit_on_the_same_design(cohort, small_model) -> None:
     design = small_model.features.design(cohort)
     reference = LogisticRegression(
-        C=small_model.penalty_c, solver="newton-cholesky", tol=1e-8, max_iter=200
+        C=1 / 10.0,
+        solver="newton-cholesky",
+        tol=1e-8,
+        max_iter=200,  # smoothing 10 everywhere
     ).fit(design, cohort["responded"].to_numpy())
     patients = simulate_cohort(500, seed=98)
     ours = small_model.score(small_model.features.design(patients)).probability
@@ -117,16 +116,20 @@ def test_model_probability_is_scikit_learns_fit_on_the_same_design(cohort, small
     assert np.allclose(ours, theirs, atol=1e-9)
 
 
-def test_covariance_is_the_inverse_penalised_hessian_at_the_optimum(cohort, small_model) -> None:
+def test_covariance_is_the_inverse_penalised_hessian_plus_a_correction(cohort, small_model) -> None:
     design = small_model.features.design(cohort)
     y = cohort["responded"].to_numpy()
     full = np.hstack([np.ones((len(design), 1)), design])
     p = expit(full @ np.r_[small_model.intercept, small_model.coef])
-    penalty = np.r_[0.0, np.full(design.shape[1], 1.0 / small_model.penalty_c)]
+    penalty = np.r_[0.0, np.full(design.shape[1], 10.0)]  # small_model's smoothing
     gradient = full.T @ (y - p) - penalty * np.r_[small_model.intercept, small_model.coef]
     assert np.abs(gradient).max() < 1e-4  # the penalised likelihood's optimum
     hessian = full.T @ (full * (p * (1 - p))[:, None]) + np.diag(penalty)
-    assert np.allclose(small_model.covariance @ hessian, np.eye(len(hessian)), atol=1e-8)
+    # The covariance is the posterior one, the inverse penalised Hessian, plus a positive
+    # semi-definite correction for the smoothing parameters' uncertainty.
+    correction = small_model.covariance - np.linalg.inv(hessian)
+    assert np.linalg.eigvalsh((correction + correction.T) / 2).min() > -1e-10
+    assert np.abs(correction).max() > 1e-8
     scores = small_model.score(design[:50])
     se = np.sqrt(np.einsum("ij,jk,ik->i", full[:50], small_model.covariance, full[:50]))
     assert np.allclose(logit(scores.high) - scores.logit, 1.6448536269514722 * se, atol=1e-9)
@@ -149,8 +152,8 @@ def test_field_never_missing_in_training_contributes_zero_when_missing(small_mod
 
 def test_interval_contains_the_probability_and_is_narrower_with_more_data(cohort) -> None:
     y = cohort["responded"].to_numpy()
-    small, _ = fit_additive_model(cohort.iloc[:600], y[:600], seed=1, penalty_grid=(0.03,))
-    large, _ = fit_additive_model(cohort, y, seed=1, penalty_grid=(0.03,))
+    small, _ = fit_additive_model(cohort.iloc[:600], y[:600], smoothing=33.0)
+    large, _ = fit_additive_model(cohort, y, smoothing=33.0)
     test = simulate_cohort(500, seed=12)
     widths = []
     for model in (small, large):
@@ -204,18 +207,22 @@ def test_shipped_model_directions_match_the_literature(shipped, field, better, w
 
 @pytest.mark.slow
 def test_fit_is_deterministic(cohort: pd.DataFrame, small_model) -> None:
-    again, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID[1:2]
-    )
+    again, _ = fit_additive_model(cohort, cohort["responded"].to_numpy(), smoothing=10.0)
     assert model_to_json(again) == model_to_json(small_model)
 
 
-def test_penalty_is_chosen_by_cross_validated_log_loss(cohort: pd.DataFrame) -> None:
-    _, report = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=GRID
-    )
-    assert len(report.cv_log_loss) == len(GRID)
-    assert report.penalty_c == report.penalty_grid[int(np.argmin(report.cv_log_loss))]
+def test_smoothing_is_chosen_by_marginal_likelihood(cohort: pd.DataFrame) -> None:
+    y = cohort["responded"].to_numpy()
+    model, report = fit_additive_model(cohort, y)
+    assert report.selected and report.converged
+    assert dict(zip(report.blocks, report.smoothing, strict=True)) == model.smoothing
+    assert dict(zip(report.blocks, report.edf, strict=True)) == model.edf
+    # Any other smoothing has a lower LAML: every block 10 times smoother or rougher.
+    for factor in (0.1, 10.0):
+        given = {name: value * factor for name, value in model.smoothing.items()}
+        _, other = fit_additive_model(cohort, y, smoothing=given)
+        assert not other.selected
+        assert other.laml < report.laml
 
 
 @pytest.mark.parametrize("n_missing", [MIN_MISSING_TO_LEARN - 1, MIN_MISSING_TO_LEARN])
@@ -273,7 +280,7 @@ def test_feature_map_records_the_levels_seen_in_training(cohort: pd.DataFrame) -
 def test_unseen_level_gets_the_mean_term_and_nothing_else_changes(cohort: pd.DataFrame) -> None:
     one_route = cohort[cohort["route"] == "iv_ketamine"]
     y = one_route["responded"].to_numpy()
-    model, _ = fit_additive_model(one_route, y, seed=11, penalty_grid=(0.1,))
+    model, _ = fit_additive_model(one_route, y, smoothing=10.0)
     j = MODEL_FIELDS.index("route")
     unseen = model.features.slices[j].start + model.features.terms[j].levels.index(
         "intranasal_esketamine"
@@ -294,9 +301,9 @@ def test_additive_model_implements_the_model_protocol(small_model) -> None:
     assert small_model.kind == "additive"
     summary = small_model.summary()
     assert summary.coefficients == len(small_model.features.columns)
-    assert summary.settings["penalty_c"] == small_model.penalty_c
+    assert summary.settings["edf_total"] == round(sum(small_model.edf.values()), 2)
     with pytest.raises(TypeError):
-        summary.settings["penalty_c"] = 1.0  # a read-only mapping
+        summary.settings["edf_total"] = 1.0  # a read-only mapping
 
 
 def test_term_contribution_is_the_scores_contribution(cohort, small_model) -> None:
@@ -314,7 +321,7 @@ def test_term_contribution_is_the_scores_contribution(cohort, small_model) -> No
 def test_fit_on_some_fields_gives_a_model_of_those_fields(cohort) -> None:
     fields = ("route", "crp_mg_l", "age_years")
     model, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=11, penalty_grid=(0.1,), fields=fields
+        cohort, cohort["responded"].to_numpy(), smoothing=10.0, fields=fields
     )
     assert model.fields == fields
     scores = model.score(model.features.design(cohort))

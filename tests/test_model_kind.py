@@ -207,8 +207,8 @@ def test_model_kind_gets_a_report_and_a_card(recalibrated: Recalibrated, tmp_pat
         "python": "3",
         "libraries": {},
     }
-    report = build_report(recalibrated, held_out, manifest=manifest, seed=1, source="a cohort")
-    base_report = build_report(load_model(), held_out, manifest=manifest, seed=1, source="a cohort")
+    report = build_report(recalibrated, held_out, manifest=manifest, source="a cohort")
+    base_report = build_report(load_model(), held_out, manifest=manifest, source="a cohort")
     assert report.metrics.auc == pytest.approx(base_report.metrics.auc, abs=1e-12)  # monotone
     for shape, base_shape in zip(report.terms, base_report.terms, strict=True):
         if shape.contribution is not None:

@@ -303,9 +303,7 @@ def narrow_model() -> AdditiveModel:
     cohort["slow_wave_sleep_pct"] = cohort["slow_wave_sleep_pct"].where(
         cohort["slow_wave_sleep_pct"].isna(), 12.0
     )
-    model, _ = fit_additive_model(
-        cohort, cohort["responded"].to_numpy(), seed=5, penalty_grid=(0.1,)
-    )
+    model, _ = fit_additive_model(cohort, cohort["responded"].to_numpy(), smoothing=10.0)
     return model
 
 

@@ -43,9 +43,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def fitted():
     training = simulate_cohort(1500, seed=21)
-    model, _ = fit_additive_model(
-        training, training["responded"].to_numpy(), seed=21, penalty_grid=(0.1,)
-    )
+    model, _ = fit_additive_model(training, training["responded"].to_numpy(), smoothing=10.0)
     manifest = {
         "training_data": {"source": "a small test cohort", "n": len(training)},
         "artifact_sha256": "0" * 64,
@@ -66,9 +64,8 @@ def report(fitted, held_out) -> Report:
         model,
         held_out,
         manifest=manifest,
-        seed=3,
         source="a held-out test cohort",
-        comparison=cross_validate(training, model=model, seed=3),
+        comparison=cross_validate(training, model=model, seed=3).folds,
         comparison_source="the test training cohort",
     )
 
@@ -113,7 +110,7 @@ def test_build_report_is_strict_json_and_deterministic(fitted, held_out, report)
     model, manifest, _ = fitted
     text = json.dumps(report.to_json(), allow_nan=False)
     assert json.loads(text) == report.to_json()
-    again = build_report(model, held_out, manifest=manifest, seed=3, source="x")
+    again = build_report(model, held_out, manifest=manifest, source="x")
     assert again.metrics == report.metrics
     assert again.subgroups == report.subgroups
 
@@ -198,7 +195,7 @@ def test_subgroup_metrics_name_missing_values_and_skip_tiny_groups(fitted, held_
     data.loc[data.index[:30], "sex"] = np.nan
     data.loc[data.index[:3], "age_years"] = np.nan
     p = model.score(model.features.design(data)).probability
-    rows = {(r.subgrouping, r.group): r for r in subgroup_metrics(data, p, seed=0)}
+    rows = {(r.subgrouping, r.group): r for r in subgroup_metrics(data, p)}
     assert rows[("sex", "not recorded")].n == 30
     assert rows[("sex", "female")].metrics is not None
     tiny = rows[("age band", "not recorded")]
@@ -285,7 +282,7 @@ def test_build_report_without_a_training_distribution_still_draws_the_terms(
     fitted, held_out
 ) -> None:
     model, _, _ = fitted
-    report = build_report(model, held_out.iloc[:300], manifest={}, seed=0, source="older model")
+    report = build_report(model, held_out.iloc[:300], manifest={}, source="older model")
     assert all(term.training is None for term in report.terms)
     assert report.model.artifact_sha256 is None
     assert len(_figures.terms_figure(report).axes) >= len(report.terms)

@@ -58,7 +58,7 @@ def test_train_writes_model_manifest_and_card(trained: list[Path]) -> None:
     manifest = read_manifest(out)
     assert manifest["training_data"]["n"] == 1500
     assert manifest["training_data"]["seed"] == 4
-    assert set(manifest["metrics"]) == {"held-out", "fresh cohort"}
+    assert set(manifest["metrics"]) == {"cross-validated", "fresh cohort"}
     assert set(manifest["metrics"]["fresh cohort"]) == {
         "additive model",
         "logistic regression",
@@ -130,16 +130,22 @@ def test_train_refuses_a_folder_of_other_files_before_the_work(tmp_path: Path, c
 
 
 @pytest.mark.slow
-def test_train_report_is_on_the_held_out_rows_and_the_card_repeats_it(
+def test_train_report_is_on_the_fresh_cohort_and_the_card_repeats_it(
     trained: list[Path],
 ) -> None:
     out = trained[0]
     manifest = read_manifest(out)
     report = json.loads((out / METRICS_NAME).read_text())
-    held_out = manifest["metrics"]["held-out"]["additive model"]
-    assert report["data"]["n"] == manifest["training_data"]["n_held_out"]
+    fresh = manifest["metrics"]["fresh cohort"]["additive model"]
+    assert report["data"]["n"] == manifest["evaluation_cohort"]["n"]
+    assert "external validation" in report["data"]["source"]
     for key in ("auc", "brier", "calibration_slope", "interval_coverage"):
-        assert report["metrics"][key] == pytest.approx(held_out[key]), key
+        assert report["metrics"][key] == pytest.approx(fresh[key]), key
+    # The model is fitted on every row; the cross-validated metrics pool the out-of-fold ones.
+    assert manifest["model"]["converged"]
+    assert manifest["validation"]["internal"].startswith("5-fold cross-validation")
+    cross = manifest["metrics"]["cross-validated"]["additive model"]
+    assert cross["n"] == manifest["training_data"]["n"] == 1500
     assert report["comparison"]["folds"] == 5
     card = (out / "MODEL_CARD.md").read_text()
     m = report["metrics"]
@@ -230,11 +236,7 @@ def test_train_py_reproduces_the_shipped_model(tmp_path: Path) -> None:
     shipped_report = json.loads((ROOT / "models" / METRICS_NAME).read_text())
     again_report = json.loads((tmp_path / METRICS_NAME).read_text())
     shipped_m, again_m = shipped_report["metrics"], again_report["metrics"]
-    interval = ("auc_low", "auc_high")  # bootstrap: another scipy may resample differently
-    strict = {k: v for k, v in shipped_m.items() if k not in interval}
-    assert {k: again_m[k] for k in strict} == pytest.approx(strict, abs=1e-6)
-    for key in interval:
-        assert again_m[key] == pytest.approx(shipped_m[key], abs=0.01)
+    assert again_m == pytest.approx(shipped_m, abs=1e-6)
     if (again["libraries"], again["python"]) != (shipped["libraries"], shipped["python"]):
         return
     # The same library versions: every number of every file, within float noise.
@@ -274,7 +276,8 @@ def test_shipped_model_card_and_manifest_agree() -> None:
     fresh = manifest["metrics"]["fresh cohort"]["additive model"]
     assert f"{fresh['auc']:.3f}" in card
     assert manifest["training_data"]["sha256"] in card
-    assert load_model().penalty_c == manifest["model"]["penalty_c"]
+    smoothing = manifest["model"]["smoothing"]
+    assert load_model().smoothing == {name: block["lambda"] for name, block in smoothing.items()}
     m = json.loads((ROOT / "models" / METRICS_NAME).read_text())["metrics"]
     assert f"AUC {m['auc']:.3f} (95% CI {m['auc_low']:.3f} to {m['auc_high']:.3f})" in card
     for link in re.findall(r"\]\(([^)]+)\)", card):
@@ -303,7 +306,9 @@ def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, ca
     assert manifest["training_data"]["n_refused"] == 2
     assert "2 further rows were left out" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert manifest["training_data"]["source"].startswith("mine.csv")
-    assert set(manifest["metrics"]) == {"held-out"}  # no simulated truth for user data
+    assert set(manifest["metrics"]) == {"cross-validated"}  # no fresh cohort for user data
+    report = json.loads((tmp_path / "m" / METRICS_NAME).read_text())
+    assert report["data"]["n"] == 398 and "cross-validation" in report["data"]["source"]
 
 
 @pytest.mark.parametrize(

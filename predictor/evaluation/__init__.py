@@ -8,7 +8,12 @@ matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
 from predictor.evaluation._card import model_card
-from predictor.evaluation._comparison import COMPARISONS, cross_validate, evaluate_model
+from predictor.evaluation._comparison import (
+    COMPARISONS,
+    CrossValidation,
+    cross_validate,
+    evaluate_model,
+)
 from predictor.evaluation._files import ReportFiles, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
 from predictor.evaluation._metrics import Metrics, metrics
@@ -29,6 +34,7 @@ __all__ = [
     "METRICS_NAME",
     "NO_FIGURES_NOTE",
     "REPORT_NAME",
+    "CrossValidation",
     "Metrics",
     "Report",
     "ReportFiles",

@@ -21,7 +21,7 @@ from predictor.evaluation._markdown import (
     threshold_markdown,
 )
 from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
-from predictor.model import INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, Model
+from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, Model
 
 SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is Role.SAFETY)
 """The safety-screen fields in words, for the card."""
@@ -98,7 +98,7 @@ def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str
     )
     figure_note = "" if figures is not None else f"\n{NO_FIGURES_NOTE}\n"
     performance = f"""
-### On the held-out data, with uncertainty
+### In the evaluation report, with uncertainty
 
 From the full evaluation report ([{REPORT_NAME}]({REPORT_NAME}), numbers in
 [{METRICS_NAME}]({METRICS_NAME})), on {data.source.lower()} ({data.n:,} patients):
@@ -118,8 +118,8 @@ From the full evaluation report ([{REPORT_NAME}]({REPORT_NAME}), numbers in
 {subgroup_markdown(report)}
 """
     calibration = f"""
-On the held-out data ({data.n:,} patients), with the calibration intercept and the expected
-calibration error:
+On {data.source.lower()} ({data.n:,} patients), with the calibration intercept and the
+expected calibration error:
 
 {core_metrics_table(m, auc=False)}
 {figure_link(figures, "calibration", "Calibration plot")}"""
@@ -132,7 +132,7 @@ calibration error:
     )
     extremes = subgroup_extremes(report)
     limitations = (
-        f"- Performance differs between subgroups of the held-out data. {extremes} Small "
+        f"- Performance differs between subgroups of the evaluation data. {extremes} Small "
         "subgroups have wide intervals; see the subgroup table under Performance."
         if extremes
         else ""
@@ -160,7 +160,7 @@ def model_card(
     manifest : dict
         The model's manifest (as ``read_manifest`` returns it), with its metrics.
     report : Report, optional
-        The evaluation report on the held-out data (:func:`build_report`): its key
+        The evaluation report (:func:`build_report`): its key
         numbers are added to the predictors, performance, calibration and limitations.
     figures : mapping, optional
         The report's figures, key -> path relative to the model directory (None: not drawn).
@@ -185,11 +185,16 @@ def model_card(
         if data.get("n_refused")
         else ""
     )
-    evaluated_on = f"a held-out {data['n_held_out']:,} patients of the same cohort" + (
-        f", and a fresh simulated cohort of {fresh['n']:,} patients (seed {fresh['seed']}) "
-        "that no part of training saw"
-        if fresh
-        else ""
+    evaluated_on = (
+        f"{CV_FOLDS}-fold cross-validation on the training cohort (internal validation: each "
+        "patient predicted by a model fitted without them, the smoothing parameters chosen once "
+        "on all patients)"
+        + (
+            f", and a fresh simulated cohort of {fresh['n']:,} patients (seed {fresh['seed']}) "
+            "that no part of training saw (external validation)"
+            if fresh
+            else ""
+        )
     )
     return f"""# Model card: ketamine treatment-response predictor
 
@@ -215,8 +220,8 @@ not what will happen to a patient.
 ## Data
 
 - Source: {data["source"]}; {data["n"]:,} patients
-  (response rate {data["response_rate"]:.3f}){refused}, split at random (seed {data["seed"]},
-  stratified by outcome) into {data["n_fit"]:,} to fit and {data["n_held_out"]:,} held out.
+  (response rate {data["response_rate"]:.3f}){refused}. The model was fitted on all of them;
+  its internal validation is {CV_FOLDS}-fold cross-validation (seed {data["seed"]}).
 - Training data sha256: `{data["sha256"]}`.
 - Outcome (`responded`): at least 50% reduction in MADRS from baseline at the end of the
   induction course (six IV infusions over 2-3 weeks, or eight intranasal sessions over 4 weeks).
@@ -250,9 +255,9 @@ A number field that no training patient had, or that had a single value, is not 
 
 ## Performance
 
-Measured on {evaluated_on}, for the {summary.name} and, fitted on the same rows, plain logistic
-regression and gradient boosting. The oracle AUC is that of the simulator's true probability:
-the best any model of these fields can do.
+Measured by {evaluated_on}, for the {summary.name} and, fitted on the same rows, plain
+logistic regression and gradient boosting. The oracle AUC is that of the simulator's true
+probability: the best any model of these fields can do.
 
 {performance_table(manifest["metrics"])}
 
@@ -286,9 +291,10 @@ python train.py --data my_cohort.csv --out my_model
 ```
 
 The CSV needs a 0/1 `responded` column and any of the schema's fields (`python -m predictor
-schema`). Rows that break the schema are left out and counted; the model is evaluated on a
-held-out part of the data, and its files (model.json, manifest.json, MODEL_CARD.md, and the
-evaluation report: report.md, metrics.json, figures/) are written to `--out`. Score with
+schema`). Rows that break the schema are left out and counted; the model is fitted on all
+usable rows and validated by {CV_FOLDS}-fold cross-validation, and its files (model.json,
+manifest.json, MODEL_CARD.md, and the evaluation report: report.md, metrics.json, figures/) are
+written to `--out`. Score with
 `predict(..., model="my_model")`; evaluate on other data with `python -m predictor evaluate
 --data other.csv --model my_model --out other_report`.
 

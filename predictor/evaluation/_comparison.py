@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -22,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.model import CV_FOLDS, Model
+from predictor.model import CV_FOLDS, Model, Scores
 
 
 def _categories(fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -115,19 +116,77 @@ def evaluate_model(model: Model, clean: pd.DataFrame) -> Metrics:
     )
 
 
-def cross_validate(
-    clean: pd.DataFrame, *, model: Model, seed: int, folds: int = CV_FOLDS
-) -> dict[str, list[Metrics]]:
-    """A model and the comparison models, cross-validated on the same folds.
+@dataclass(frozen=True, eq=False)
+class CrossValidation:
+    """A model and the comparison models cross-validated on the same folds.
 
-    The folds are those on which :func:`~predictor.model.fit_additive_model` chose the
-    penalty for the same rows and seed (stratified, shuffled with ``seed``). In each fold the
-    model is refitted with its own settings (:meth:`Model.refit`: for the additive model, the
-    penalty chosen on all the rows; choosing it again inside every fold would cost ``folds``
-    times the penalty search), and the comparison models are fitted on the model's fields as
-    they are for the held-out evaluation. The fits run on one
-    thread (BLAS and OpenMP): these small fits gain little from more, and on a busy machine
-    threads that wait for each other made them many times slower.
+    Attributes
+    ----------
+    folds : dict of str to list of Metrics
+        Model name -> one :class:`~predictor.evaluation._metrics.Metrics` per fold, measured
+        on the fold's held-out part.
+    probability : dict of str to numpy.ndarray
+        Model name -> every row's out-of-fold probability (from the fit without its fold), in
+        the rows' order.
+    scores : Scores
+        The model's out-of-fold scores (probability, interval, contributions), in the rows'
+        order: what the evaluation report of internal validation is built on.
+    """
+
+    folds: dict[str, list[Metrics]]
+    probability: dict[str, np.ndarray]
+    scores: Scores
+
+
+def _fold(
+    clean: pd.DataFrame,
+    y: np.ndarray,
+    truth: np.ndarray | None,
+    fit_index: np.ndarray,
+    test_index: np.ndarray,
+    model: Model,
+    seed: int,
+) -> tuple[Scores, dict[str, tuple[np.ndarray, Metrics]]]:
+    """One fold: the model refitted and the comparison models fitted without it, and each one's
+    probabilities and metrics on it."""
+    fit_rows, test_rows = clean.iloc[fit_index], clean.iloc[test_index]
+    fit_y, test_y = y[fit_index], y[test_index]
+    test_truth = truth[test_index] if truth is not None else None
+    refitted = model.refit(fit_rows, fit_y, seed=seed)
+    scores = refitted.score(refitted.features.design(test_rows))
+    interval = (scores.low, scores.high)
+    fitted = {
+        model.summary().name: (
+            scores.probability,
+            metrics(test_y, scores.probability, true_probability=test_truth, interval=interval),
+        )
+    }
+    for comparison in COMPARISONS:
+        estimator = comparison.fit(fit_rows, fit_y, seed=seed, fields=model.fields)
+        p = comparison.probability(estimator, test_rows)
+        fitted[comparison.name] = (p, metrics(test_y, p, true_probability=test_truth))
+    return scores, fitted
+
+
+def cross_validate(
+    clean: pd.DataFrame,
+    *,
+    model: Model,
+    seed: int,
+    folds: int = CV_FOLDS,
+    progress: Callable[[int, int], None] | None = None,
+    n_jobs: int = -1,
+) -> CrossValidation:
+    """A model and the comparison models, cross-validated on the same folds (stratified,
+    shuffled with ``seed``).
+
+    In each fold the model is refitted with its own settings (:meth:`Model.refit`: for the
+    additive model, the smoothing parameters chosen on all the rows; choosing them again in
+    every fold would cost ``folds`` times the selection, and leaves out only the optimism of
+    choosing about 25 numbers on all the rows), and the comparison models are fitted on the
+    model's fields as they are for the external evaluation. The fits run on one thread (BLAS
+    and OpenMP): these small fits gain little from more, and on a busy machine threads that
+    wait for each other made them many times slower.
 
     Parameters
     ----------
@@ -139,34 +198,45 @@ def cross_validate(
         The fitted model, whose kind, fields and settings are refitted in each fold.
     folds : int
         Number of folds.
+    progress : callable, optional
+        Called with (folds done, folds) after each fold, in the folds' order.
+    n_jobs : int
+        Folds fitted at once, on threads (joblib's meaning: -1, the default, is one per core
+        this process may use). The results do not depend on it.
 
     Returns
     -------
-    dict
-        Model name -> one :class:`~predictor.evaluation._metrics.Metrics` per fold, measured on
-        the fold's held-out part.
+    CrossValidation
     """
     y = clean["responded"].to_numpy()
-    truth = clean["true_probability"]
-    has_truth = bool(truth.notna().all())
-    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    truth_column = clean["true_probability"]
+    truth = truth_column.to_numpy() if truth_column.notna().all() else None
+    splits = list(
+        StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    )
     name = model.summary().name
+    jobs = (
+        delayed(_fold)(clean, y, truth, fit_index, test_index, model, seed)
+        for fit_index, test_index in splits
+    )
     results: dict[str, list[Metrics]] = {name: []}
     results.update({comparison.name: [] for comparison in COMPARISONS})
+    probability = {key: np.full(len(y), np.nan) for key in results}
+    parts: list[Scores] = []
+    # Threads, not processes: the fits spend their time in numpy, BLAS and scikit-learn's
+    # compiled loops, which release the GIL, and need no copy of the data.
     with threadpool_limits(1):
-        for fit_index, test_index in splits:
-            fit_rows, test_rows = clean.iloc[fit_index], clean.iloc[test_index]
-            fit_y, test_y = y[fit_index], y[test_index]
-            test_truth = truth.to_numpy()[test_index] if has_truth else None
-            refitted = model.refit(fit_rows, fit_y, seed=seed)
-            results[name].append(evaluate_model(refitted, test_rows))
-            for comparison in COMPARISONS:
-                estimator = comparison.fit(fit_rows, fit_y, seed=seed, fields=model.fields)
-                results[comparison.name].append(
-                    metrics(
-                        test_y,
-                        comparison.probability(estimator, test_rows),
-                        true_probability=test_truth,
-                    )
-                )
-    return results
+        outcomes = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(jobs)
+        for done, (scores, fitted) in enumerate(outcomes, 1):
+            test_index = splits[done - 1][1]
+            parts.append(scores)
+            for key, (p, measured) in fitted.items():
+                probability[key][test_index] = p
+                results[key].append(measured)
+            if progress is not None:
+                progress(done, folds)
+    order = np.argsort(np.concatenate([test for _, test in splits]), kind="stable")
+    pooled = Scores(
+        *(np.concatenate([getattr(s, f) for s in parts])[order] for f in Scores._fields)
+    )
+    return CrossValidation(results, probability, pooled)

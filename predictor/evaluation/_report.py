@@ -35,7 +35,7 @@ from predictor.evaluation._metrics import (
     smoothed_calibration,
     threshold_table,
 )
-from predictor.model import INTERVAL_LEVEL, Model, from_model_scale, model_scale
+from predictor.model import INTERVAL_LEVEL, Model, Scores, from_model_scale, model_scale
 
 REPORT_NAME = "report.md"
 METRICS_NAME = "metrics.json"
@@ -51,11 +51,9 @@ FIGURE_NAMES = {
 """Figure key -> file name in ``figures/`` (here, not with the figures, so that the report's
 files are known without matplotlib)."""
 FORMAT = "ketamine-predictor evaluation report"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 CONFIDENCE_LEVEL = 0.95
-BOOTSTRAP_RESAMPLES = 1000
-"""Bootstrap resamples behind each AUC interval (percentile method)."""
 CALIBRATION_BINS = 10
 """Bins of the calibration plot (deciles of predicted probability) and of the ECE (equal
 width)."""
@@ -110,9 +108,7 @@ class ModelSummary:
 class Settings:
     """How the report's uncertainty and subgroups were computed."""
 
-    seed: int
     confidence_level: float
-    bootstrap_resamples: int
     calibration_bins: int
     min_per_outcome: int
 
@@ -120,7 +116,7 @@ class Settings:
 @dataclass(frozen=True, kw_only=True)
 class CoreMetrics(Metrics):
     """:class:`~predictor.evaluation._metrics.Metrics` with the mean prediction and the AUC's
-    percentile bootstrap interval (:data:`CONFIDENCE_LEVEL`)."""
+    DeLong interval (:data:`CONFIDENCE_LEVEL`)."""
 
     mean_predicted: float
     auc_low: float
@@ -493,9 +489,7 @@ def _subgroup_order(field: Field, present: set[str]) -> list[str]:
     return [g for g in [*order, "not recorded"] if g in present]
 
 
-def subgroup_metrics(
-    clean: pd.DataFrame, probability: np.ndarray, *, seed: int
-) -> list[SubgroupRow]:
+def subgroup_metrics(clean: pd.DataFrame, probability: np.ndarray) -> list[SubgroupRow]:
     """:func:`~predictor.evaluation._metrics.metrics` (with an AUC interval) in each subgroup
     of the fields that define subgroups (``Field.subgroups``: age band, sex, route and
     substance use today).
@@ -506,8 +500,6 @@ def subgroup_metrics(
         Records with ``responded``.
     probability : numpy.ndarray, shape (n,)
         The model's probabilities for those records.
-    seed : int
-        Seed of the bootstrap.
 
     Returns
     -------
@@ -532,9 +524,7 @@ def subgroup_metrics(
                     n=n,
                     responders=responders,
                     metrics=(
-                        _metrics_with_interval(y[member], probability[member], seed=seed)
-                        if enough
-                        else None
+                        _metrics_with_interval(y[member], probability[member]) if enough else None
                     ),
                 )
             )
@@ -549,16 +539,13 @@ def _metrics_with_interval(
     y: np.ndarray,
     p: np.ndarray,
     *,
-    seed: int,
     true_probability: np.ndarray | None = None,
     interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CoreMetrics:
     """:func:`~predictor.evaluation._metrics.metrics`, the mean prediction and the AUC's
     bootstrap interval."""
     measured = metrics(y, p, true_probability=true_probability, interval=interval)
-    low, high = auc_interval(
-        y, p, confidence_level=CONFIDENCE_LEVEL, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed
-    )
+    low, high = auc_interval(y, p, confidence_level=CONFIDENCE_LEVEL)
     return CoreMetrics(
         **{f.name: getattr(measured, f.name) for f in fields(Metrics)},
         mean_predicted=float(np.mean(p)),
@@ -634,23 +621,16 @@ def _software() -> dict[str, str | None]:
     return found
 
 
-def _model_scores(model: Model, clean: pd.DataFrame) -> tuple[Any, np.ndarray]:
-    """The model's scores of ``clean`` (probability, interval, contributions) and which
-    fields each patient lacks: the only place the report scores with the model."""
-    encoded = model.features.encode(clean)
-    return model.score(encoded.design), encoded.missing
-
-
 def build_report(
     model: Model,
     clean: pd.DataFrame,
     *,
     manifest: Mapping[str, Any],
-    seed: int,
     source: str,
     n_refused: int | None = None,
     comparison: Mapping[str, list[Metrics]] | None = None,
     comparison_source: str = "",
+    scores: Scores | None = None,
 ) -> Report:
     """Every number of the evaluation report.
 
@@ -663,8 +643,6 @@ def build_report(
     manifest : mapping
         The model's manifest: what it was trained on (and the training distribution, when the
         manifest has it).
-    seed : int
-        Seed of the bootstraps; the same data, model and seed give the same report.
     source : str
         What the data is, in words, for the report.
     n_refused : int, optional
@@ -673,6 +651,10 @@ def build_report(
         Per-fold metrics from :func:`predictor.evaluation._comparison.cross_validate`.
     comparison_source : str
         What the comparison was cross-validated on, in words.
+    scores : Scores, optional
+        The scores of ``clean`` to report, when they are not the model's own: the out-of-fold
+        scores of cross-validation (:class:`~predictor.evaluation.CrossValidation`), each row
+        predicted by a fit that did not see it. Default: ``model.score`` of ``clean``.
 
     Returns
     -------
@@ -680,7 +662,12 @@ def build_report(
     """
     threshold, summary = model.threshold, model.summary()  # read once
     y = clean["responded"].to_numpy(dtype=np.float64)
-    scores, missing = _model_scores(model, clean)
+    encoded = model.features.encode(clean)
+    missing = encoded.missing
+    if scores is None:  # the only place the report scores with the model
+        scores = model.score(encoded.design)
+    elif len(scores.probability) != len(clean):
+        raise ValueError(f"scores has {len(scores.probability)} rows for {len(clean)} records")
     p = scores.probability
     truth_column = clean["true_probability"]
     truth = truth_column.to_numpy() if truth_column.notna().all() else None
@@ -718,14 +705,12 @@ def build_report(
             interval_level=INTERVAL_LEVEL,
         ),
         settings=Settings(
-            seed=seed,
             confidence_level=CONFIDENCE_LEVEL,
-            bootstrap_resamples=BOOTSTRAP_RESAMPLES,
             calibration_bins=CALIBRATION_BINS,
             min_per_outcome=MIN_PER_OUTCOME,
         ),
         metrics=_metrics_with_interval(
-            y, p, seed=seed, true_probability=truth, interval=(scores.low, scores.high)
+            y, p, true_probability=truth, interval=(scores.low, scores.high)
         ),
         roc=Roc(model=_roc(y, p), oracle=_roc(y, truth) if truth is not None else None),
         calibration=_calibration(y, p),
@@ -734,7 +719,7 @@ def build_report(
             ThresholdRow(**row)  # type: ignore[arg-type]  # pandas-stubs: keys Hashable, here str
             for row in threshold_table(y, p, table_thresholds).to_dict(orient="records")
         ),
-        subgroups=tuple(subgroup_metrics(clean, p, seed=seed)),
+        subgroups=tuple(subgroup_metrics(clean, p)),
         comparison=(
             ComparisonSummary(
                 source=comparison_source,

@@ -5,9 +5,11 @@ Each model field has its own term on the log-odds scale (a block of design colum
 
     logit P(response) = intercept + sum over fields of term_f(x_f),   term_f = X_f @ coef_f
 
-The coefficients are fitted by L2-penalised maximum likelihood (scikit-learn's
-``LogisticRegression``, Newton-Cholesky solver); the penalty, i.e. how smooth the terms are, is
-chosen by cross-validated log-loss.
+The coefficients are fitted by penalised maximum likelihood with one smoothing parameter per
+penalty block (two per spline term: its wiggles and its straight line; one per category term),
+each chosen by Laplace-approximate marginal likelihood (LAML, "REML" for a GLM), as mgcv's
+``gam(..., method = "REML", select = TRUE)`` does: :mod:`predictor.model._fitter`. A term the
+data do not support shrinks to zero.
 
 Explanations are the terms themselves, centred: ``contribution_f = term_f(x_f) - mean of term_f
 over the training data`` and ``baseline = intercept + sum of those means``, so that
@@ -19,31 +21,38 @@ patient with that level contributes exactly 0 (the average training patient's te
 never given as a reason; the prediction warns that the level was not seen in training. The
 fit is the same for every training patient, since the column is 0 for all of them.
 
-Intervals come from the penalised fit's Bayesian posterior covariance, as mgcv computes it:
-``V = (X' W X + S)^-1`` with ``W`` the fitted binomial weights and ``S`` the penalty (0 for the
-intercept); the 90% interval is ``sigmoid(logit +/- 1.645 se)`` with ``se^2 = x' V x``.
+Intervals come from the penalised fit's Bayesian posterior covariance ``(X' W X + S)^-1`` (``W``
+the fitted binomial weights, ``S`` the penalty, 0 for the intercept) corrected for the
+uncertainty of the smoothing parameters (mgcv's ``Vc``, with an edge correction:
+:func:`predictor.model._fitter.fit_penalised_logistic`); the 90% interval is
+``sigmoid(logit +/- 1.645 se)`` with ``se^2 = x' V x``. They carry the uncertainty of the
+coefficients given this model and its training population only: not a change of population
+(another clinic), nor an effect the model's form cannot express.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import cho_factor, cho_solve
 from scipy.special import expit, ndtri
 
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap
+from predictor.model._fitter import LAMBDA_BOUNDS, fit_penalised_logistic, term_penalties
 from predictor.model._protocol import ModelSummary, Scores
 
 INTERVAL_LEVEL = 0.90
-PENALTY_GRID: tuple[float, ...] = tuple(np.logspace(-3, 2, 11).tolist())
-"""Values of scikit-learn's ``C`` (inverse penalty) tried by cross-validation."""
 CV_FOLDS = 5
+"""Folds of the internal validation (:func:`predictor.evaluation.cross_validate`)."""
+SELECTION_LAML = "LAML"
+SELECTION_GRID = "cross-validated grid"
+"""How a model file of before the LAML fitter chose its one penalty (``penalty_c``)."""
 DEFAULT_THRESHOLD = 0.5
 """Probability at or above which a patient is labelled a likely responder: response is then at
 least as likely as not."""
@@ -66,11 +75,20 @@ class AdditiveModel:
     coef : numpy.ndarray, shape (p,)
         Coefficients of the design columns.
     covariance : numpy.ndarray, shape (p + 1, p + 1)
-        Posterior covariance of (intercept, coef).
+        Posterior covariance of (intercept, coef) behind the intervals: corrected for the
+        uncertainty of the smoothing parameters.
     term_means : numpy.ndarray, shape (number of terms,)
         Each term's mean over the training data, log-odds.
-    penalty_c : float
-        The chosen inverse penalty (scikit-learn's ``C``).
+    smoothing : mapping of str to float
+        Smoothing parameter of each penalty block, by the block's name
+        (:func:`~predictor.model._fitter.term_penalties`: ``"crp_mg_l:wiggles"``, ...).
+    edf : mapping of str to float
+        Effective degrees of freedom of each block (empty for a model file of before the LAML
+        fitter).
+    selection : str
+        How the smoothing parameters were chosen: :data:`SELECTION_LAML`, or
+        :data:`SELECTION_GRID` (one penalty for every block, a model file of before the LAML
+        fitter).
     threshold : float
         Probability at or above which ``label`` is "likely responder".
     """
@@ -83,7 +101,9 @@ class AdditiveModel:
     coef: np.ndarray
     covariance: np.ndarray
     term_means: np.ndarray
-    penalty_c: float
+    smoothing: Mapping[str, float]
+    edf: Mapping[str, float]
+    selection: str = SELECTION_LAML
     threshold: float = DEFAULT_THRESHOLD
 
     @functools.cached_property
@@ -130,34 +150,63 @@ class AdditiveModel:
         return block @ self.coef[self.features.slices[j]] - self.term_means[j]
 
     def summary(self) -> ModelSummary:
-        """The kind of model, its number of coefficients and its penalty."""
+        """The kind of model, its number of coefficients and how smooth each term is."""
         z = ndtri(0.5 + INTERVAL_LEVEL / 2)
+        if self.selection == SELECTION_GRID:
+            penalty = 1.0 / next(iter(self.smoothing.values()))
+            settings = {"penalty_c": penalty}
+            chosen = (
+                f"one penalty for every term (C = {penalty:g}), chosen by {CV_FOLDS}-fold "
+                "cross-validated\nlog-loss"
+            )
+        else:
+            settings = {
+                "smoothing_parameters": len(self.smoothing),
+                "edf_total": round(sum(self.edf.values()), 2),
+            }
+            edf_by_field: dict[str, float] = {}
+            for name, edf in self.edf.items():
+                field = name.split(":")[0]
+                edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
+            off = [field for field, edf in edf_by_field.items() if edf < 0.01]
+            straight = [
+                name.split(":")[0]
+                for name, edf in self.edf.items()
+                if name.endswith(":wiggles") and edf < 0.01 and name.split(":")[0] not in off
+            ]
+            chosen = (
+                "one smoothing parameter per term's wiggles, per term's straight line and per "
+                "category term,\neach chosen by Laplace-approximate marginal likelihood "
+                '(REML for a GLM, as mgcv\'s\n`method = "REML", select = TRUE`): a spline '
+                "whose curve the data do not support becomes a straight\nline"
+                + (f" (here: {', '.join(straight)})" if straight else "")
+                + ", and a term the data do not support at all shrinks to zero"
+                + (f" (here: {', '.join(off)})" if off else "")
+            )
         details = (
             "A penalised additive logistic model (a GAM): each field has its own term on the "
             "log-odds scale\n(for numbers, a cubic B-spline with knots at training quantiles and "
             "a second-difference\nsmoothness penalty (P-spline), held constant beyond the "
             "training range; for categories, one\ncoefficient per level). The coefficients are "
-            "fitted by penalised maximum likelihood; the\n"
-            f"penalty (C = {self.penalty_c:g}) was chosen by {CV_FOLDS}-fold cross-validated "
-            f"log-loss. The\n{INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), "
-            "with se from the penalised fit's\nBayesian posterior covariance (as mgcv computes it)."
+            f"fitted by penalised maximum likelihood, with\n{chosen}. The\n"
+            f"{INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), with se from the "
+            "penalised fit's\nBayesian posterior covariance"
+            + (
+                ", corrected for the uncertainty of the smoothing parameters\n(mgcv's Vc)."
+                if self.selection == SELECTION_LAML
+                else " (as mgcv computes it)."
+            )
         )
-        return ModelSummary(
-            "additive model",
-            self.DESCRIPTION,
-            len(self.coef),
-            {"penalty_c": self.penalty_c},
-            details,
-        )
+        return ModelSummary("additive model", self.DESCRIPTION, len(self.coef), settings, details)
 
     def refit(self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int) -> AdditiveModel:
-        """The additive model of the same fields, penalty and threshold, fitted on ``clean``
-        (no penalty search: the penalty is this model's)."""
+        """The additive model of the same fields, smoothing parameters and threshold, fitted on
+        ``clean`` (the smoothing parameters are this model's, not chosen again; ``seed`` is not
+        used: the fit has no randomness)."""
         model, _ = fit_additive_model(
             clean,
             responded,
-            seed=seed,
-            penalty_grid=(self.penalty_c,),
+            smoothing=self.smoothing,
             threshold=self.threshold,
             fields=self.fields,
         )
@@ -170,7 +219,16 @@ class AdditiveModel:
             "kind": self.kind,
             "fields": features["fields"],
             "threshold": self.threshold,
-            "penalty_c": self.penalty_c,
+            # A model of before the LAML fitter keeps its one penalty, as it was written.
+            **(
+                {"penalty_c": 1.0 / next(iter(self.smoothing.values()))}
+                if self.selection == SELECTION_GRID
+                else {
+                    "selection": self.selection,
+                    "smoothing": dict(self.smoothing),
+                    "edf": dict(self.edf),
+                }
+            ),
             "intercept": self.intercept,
             "coef": self.coef.tolist(),
             "term_means": self.term_means.tolist(),
@@ -184,7 +242,9 @@ class AdditiveModel:
     ) -> AdditiveModel:
         """Rebuild a model from :meth:`to_document`'s output, checking every part of it:
         the terms (:meth:`FeatureMap.from_document`), the numbers' shapes and sizes, the
-        threshold in (0, 1), a positive penalty, a symmetric positive definite covariance.
+        threshold in (0, 1), positive smoothing parameters, a symmetric positive definite
+        covariance. A document of before the LAML fitter (one ``penalty_c``) is read as one
+        smoothing parameter ``1 / penalty_c`` for every block.
 
         Raises
         ------
@@ -197,19 +257,33 @@ class AdditiveModel:
     def _from_document(cls, document: Mapping[str, Any]) -> AdditiveModel:
         features = FeatureMap.from_document(document)
         p = len(features.columns)
+        names = _block_names(features)
+        if "penalty_c" in document:  # before the LAML fitter: one penalty for every block
+            penalty = finite_number(document["penalty_c"], "penalty_c")
+            if not penalty > 0.0:
+                raise ValueError(f"its penalty C {penalty!r} is not positive")
+            smoothing = dict.fromkeys(names, 1.0 / penalty)
+            edf: dict[str, float] = {}
+            selection = SELECTION_GRID
+        else:
+            smoothing = _named_numbers(document["smoothing"], "smoothing", names, LAMBDA_BOUNDS)
+            edf = _named_numbers(document["edf"], "edf", names, (0.0, len(features.columns)))
+            selection = document["selection"]
+            if selection != SELECTION_LAML:
+                raise ValueError(f"its selection {selection!r} is not {SELECTION_LAML!r}")
         model = cls(
             features=features,
             intercept=finite_number(document["intercept"], "intercept"),
             coef=finite_array(document["coef"], "coef", (p,)),
             covariance=finite_array(document["covariance"], "covariance", (p + 1, p + 1)),
             term_means=finite_array(document["term_means"], "term_means", (len(features.terms),)),
-            penalty_c=finite_number(document["penalty_c"], "penalty_c"),
+            smoothing=smoothing,
+            edf=edf,
+            selection=selection,
             threshold=finite_number(document["threshold"], "threshold"),
         )
         if not 0.0 < model.threshold < 1.0:
             raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
-        if not model.penalty_c > 0.0:
-            raise ValueError(f"its penalty C {model.penalty_c!r} is not positive")
         covariance = model.covariance
         if not np.array_equal(covariance, covariance.T):
             raise ValueError("its covariance is not symmetric")
@@ -220,32 +294,49 @@ class AdditiveModel:
         return model
 
 
+def _block_names(features: FeatureMap) -> list[str]:
+    return term_penalties(features)[0]
+
+
+def _named_numbers(
+    value: Any, name: str, names: Sequence[str], bounds: tuple[float, float]
+) -> dict[str, float]:
+    """A mapping of every penalty block's name to a number within ``bounds``, from a model
+    document."""
+    if not isinstance(value, Mapping) or sorted(value) != sorted(names):
+        raise ValueError(f"its {name} does not name exactly the model's penalty blocks")
+    numbers = {key: float(np.asarray(value[key], dtype=np.float64)) for key in names}
+    for key, number in numbers.items():
+        if not bounds[0] <= number <= bounds[1]:  # NaN fails too
+            raise ValueError(f"its {name}[{key!r}] = {number!r} is not in {list(bounds)}")
+    return numbers
+
+
 class FitReport(NamedTuple):
-    """How the penalty was chosen: mean cross-validated log-loss for each ``C`` tried."""
+    """How the smoothing parameters were chosen: one per penalty block, in the fitter's order."""
 
-    penalty_grid: tuple[float, ...]
-    cv_log_loss: tuple[float, ...]
-    penalty_c: float
-
-
-def _posterior_covariance(design: np.ndarray, probability: np.ndarray, c: float) -> np.ndarray:
-    full = np.hstack([np.ones((len(design), 1)), design])
-    precision = full.T @ (full * (probability * (1.0 - probability))[:, None])
-    precision[np.diag_indices_from(precision)] += np.r_[0.0, np.full(design.shape[1], 1.0 / c)]
-    covariance = cho_solve(cho_factor(precision), np.eye(len(precision)))
-    return (covariance + covariance.T) / 2.0
+    blocks: tuple[str, ...]
+    """Block names (:func:`~predictor.model._fitter.term_penalties`)."""
+    smoothing: tuple[float, ...]
+    edf: tuple[float, ...]
+    laml: float
+    """The log marginal likelihood at the fit."""
+    selected: bool
+    """Whether the smoothing parameters were chosen (False: given)."""
+    converged: bool
+    iterations: int
 
 
 def fit_additive_model(
     clean: pd.DataFrame,
     responded: np.ndarray,
     *,
-    seed: int,
-    penalty_grid: tuple[float, ...] = PENALTY_GRID,
+    smoothing: float | Mapping[str, float] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     fields: Sequence[str] | None = None,
 ) -> tuple[AdditiveModel, FitReport]:
-    """Fit the additive model, choosing the penalty by cross-validated log-loss.
+    """Fit the additive model on every row given, choosing each penalty block's smoothing
+    parameter by LAML (module docstring).
 
     Parameters
     ----------
@@ -253,10 +344,11 @@ def fit_additive_model(
         Training records as ``data_schemas.validate`` returns them.
     responded : numpy.ndarray, shape (n,)
         0/1 outcome.
-    seed : int
-        Seed of the cross-validation folds; the same seed and data give the same model.
-    penalty_grid : tuple of float
-        Inverse penalties (``C``) to try (one value: used without cross-validation).
+    smoothing : float or mapping of str to float, optional
+        Smoothing parameters to use instead of choosing them: one number for every block, or
+        one per block name (a block the mapping does not name gets the geometric mean of the
+        others). None (the default): chosen by LAML. The fit has no randomness: the same data
+        give the same model.
     threshold : float
         Stored in the model for its labels.
     fields : sequence of str, optional
@@ -266,54 +358,74 @@ def fit_additive_model(
     Returns
     -------
     (AdditiveModel, FitReport)
+
+    Raises
+    ------
+    ValueError
+        If the fit is impossible (say, only one outcome).
     """
-    from predictor._params import INF, SEED, Interval, NonEmptySequenceOf, check
+    from predictor._params import INF, NONE, InstanceOf, Interval, check
 
     check(
         "fit_additive_model",
         {
-            "seed": [SEED],
-            "penalty_grid": [NonEmptySequenceOf(Interval(float, 0, INF, closed="neither"))],
+            "smoothing": [
+                NONE,
+                Interval(float, 0, INF, closed="neither"),
+                InstanceOf(Mapping, "a mapping of penalty block names to floats"),
+            ],
             "threshold": [Interval(float, 0, 1, closed="neither")],
         },
         locals(),
     )
-    # Imported here: scoring needs no scikit-learn, and importing it costs about 1 s of start-up.
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
     y = np.asarray(responded, dtype=np.float64)
+    if y.size and (y.min() == y.max()):
+        raise ValueError("every row has the same outcome: a model needs both")
     features = FeatureMap.fit(clean, fields=fields)
     design = features.design(clean)
-    estimator = LogisticRegression(solver="newton-cholesky", tol=1e-8, max_iter=200)
-    if len(penalty_grid) == 1:  # nothing to choose
-        fitted = estimator.set_params(C=penalty_grid[0]).fit(design, y)
-        cv_log_loss: tuple[float, ...] = (float("nan"),)
-    else:
-        search = GridSearchCV(
-            estimator,
-            {"C": list(penalty_grid)},
-            scoring="neg_log_loss",
-            cv=StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed),
-        ).fit(design, y)
-        fitted = search.best_estimator_
-        cv_log_loss = tuple((-search.cv_results_["mean_test_score"]).tolist())
-    c = float(fitted.C)
-    coef = fitted.coef_[0].astype(np.float64)
-    intercept = float(fitted.intercept_[0])
-    probability = expit(intercept + design @ coef)
+    names, penalties = term_penalties(features)
+    lambdas = _given_smoothing(smoothing, names)
+    fit = fit_penalised_logistic(design, y, penalties, lambdas=lambdas, select=lambdas is None)
+    coef = fit.coef.copy()
     term_means = np.array([design[:, s].mean(axis=0) @ coef[s] for s in features.slices])
     for j, (term, columns) in enumerate(zip(features.terms, features.slices, strict=True)):
         for level in term.unseen_levels:  # a zero column: the mean term, contribution 0
             coef[columns.start + term.levels.index(level)] = term_means[j]
     model = AdditiveModel(
         features=features,
-        intercept=intercept,
+        intercept=fit.intercept,
         coef=coef,
-        covariance=_posterior_covariance(design, probability, c),
+        covariance=fit.covariance_corrected,
         term_means=term_means,
-        penalty_c=c,
+        smoothing=dict(zip(names, fit.lambdas.tolist(), strict=True)),
+        edf=dict(zip(names, fit.edf.tolist(), strict=True)),
         threshold=threshold,
     )
-    report = FitReport(tuple(penalty_grid), cv_log_loss, c)
+    report = FitReport(
+        tuple(names),
+        tuple(fit.lambdas.tolist()),
+        tuple(fit.edf.tolist()),
+        fit.laml,
+        lambdas is None,
+        fit.converged,
+        fit.n_iter,
+    )
     return model, report
+
+
+def _given_smoothing(
+    smoothing: float | Mapping[str, float] | None, names: Sequence[str]
+) -> np.ndarray | None:
+    """The smoothing parameters a caller gave, one per block name (None: choose them)."""
+    if smoothing is None:
+        return None
+    if isinstance(smoothing, Mapping):
+        given = {k: float(v) for k, v in smoothing.items()}
+        if not given or not all(0.0 < v < math.inf for v in given.values()):
+            raise ValueError(f"smoothing = {smoothing!r} must map block names to numbers > 0")
+        fill = math.exp(float(np.mean(np.log(list(given.values())))))
+        return np.array([given.get(name, fill) for name in names])
+    value = float(smoothing)
+    if not 0.0 < value < math.inf:
+        raise ValueError(f"smoothing = {smoothing!r} must be a number > 0")
+    return np.full(len(names), value)

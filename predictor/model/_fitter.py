@@ -487,7 +487,7 @@ def _efs_step(
     plain = blocks.rank - trace  # > 0: lambda_j tr(H^-1 S_j) < rank(S_j)
     exact = plain - c
     numerator = np.where(exact > 0, exact, plain)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # the where() drops those entries
         step = np.where(quadratic > 0, np.log(numerator) - np.log(quadratic), 5.0)
     return step, 0.5 * (exact - quadratic), d_theta
 
@@ -591,6 +591,11 @@ def _edge_corrected(
             value, _, _ = _laml_at(xtwx, gradient, log_lik, theta, theta0, blocks, moved)
             if value < start - EDGE_LAML_DROP or moved[block] <= LAMBDA_BOUNDS[0]:
                 break
+        if value >= start - EDGE_LAML_DROP:
+            # The LAML never fell: the block is data-free (say, a field no training patient
+            # had), and its smoothing parameter carries no uncertainty to add. It stays.
+            moved[block] = lam[block]
+            value = start
     _, at, factor = _laml_at(xtwx, gradient, log_lik, theta, theta0, blocks, moved)
     vp_moved = _symmetric(cho_solve(factor, np.eye(size)))
     d = at - theta0
