@@ -79,7 +79,7 @@ def _form_field(field: Field) -> FormField:
     said = field.description.removesuffix(" (safety screen).").removesuffix(".")
     hint = "" if said.casefold() == _label(field).casefold() else field.description
     if field.range_text:
-        hint += f" Plausible range {field.range_text}.".lstrip()
+        hint = f"{hint} Plausible range {field.range_text}.".strip()
     if field.is_number:
         units = tuple(field.columns_by_unit()) if field.unit else ()
         return FormField(field.name, _label(field), hint, "number", units=units)
