@@ -26,9 +26,9 @@ with warnings.catch_warnings():  # starlette would rather have httpx2: not ours 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from data_schemas import FIELDS, FIELDS_BY_NAME, SCHEMA_VERSION, Role  # noqa: E402
-from predictor import predict  # noqa: E402
-from predictor.serve import (  # noqa: E402
+from data_schemas import FIELDS, FIELDS_BY_NAME, SCHEMA_VERSION, Role
+from predictor import predict
+from predictor.serve import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_RECORDS,
     DISCLAIMER,
@@ -36,7 +36,7 @@ from predictor.serve import (  # noqa: E402
     ROUTE_CAVEAT,
     create_app,
 )
-from predictor.serve import _app as app_module  # noqa: E402
+from predictor.serve import _app as app_module
 
 ROOT = Path(__file__).resolve().parents[1]
 PATIENT = json.loads((ROOT / "examples" / "patient.json").read_text())

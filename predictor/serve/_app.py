@@ -1,8 +1,9 @@
 """The web application: the JSON API, the page, and the boundary every request passes first.
 
-The boundary (:class:`Boundary`, a plain ASGI wrapper around the FastAPI application) reads a
-request's body up to the size limit (413 beyond it, before any parsing), writes the access log
-line (method, route, status, time: never a body, a query string or an unknown path, which could
+A body over the size limit gets 413 before it is parsed: from the boundary when its
+``Content-Length`` says so, from FastAPI's limit as a body without one arrives. The boundary
+(:class:`Boundary`, a plain ASGI wrapper around the FastAPI application) also writes the access
+log line (method, route, status, time: never a body, a query string or an unknown path, which could
 carry a patient's values), sets the privacy headers, and turns an unexpected exception into a
 500 whose log line names the exception's type and place, never its message.
 """
@@ -21,8 +22,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, SchemaError, match_columns, validate_record
@@ -98,7 +101,7 @@ _ENV = Environment(
 
 
 class Boundary:
-    """Plain ASGI wrapper: body limit, access log, privacy headers, catch-all 500.
+    """Plain ASGI wrapper: access log, privacy headers, catch-all 500.
 
     Parameters
     ----------
@@ -106,8 +109,9 @@ class Boundary:
     routes : sequence of str
         The application's paths: the access log names these and nothing else.
     max_body_bytes : int
-        Larger request bodies get 413 (from ``Content-Length`` before reading, else as soon as
-        the body passes the limit).
+        A request whose ``Content-Length`` is larger gets 413 with :func:`too_large`'s
+        sentence at once (FastAPI's own limit, which counts a body without one as it arrives,
+        would answer it in plain text).
     """
 
     def __init__(self, app: ASGIApp, *, routes: Sequence[str], max_body_bytes: int) -> None:
@@ -132,11 +136,10 @@ class Boundary:
             await send(message)
 
         try:
-            body = await self._body(scope, receive)
-            if body is None:
-                await _send_json(send_logged, 413, {"detail": self._too_large()})
+            if self._declares_too_much(scope):
+                await _send_json(send_logged, 413, {"detail": too_large(self.max_body_bytes)})
             else:
-                await self.app(scope, _replay(body), send_logged)
+                await self.app(scope, receive, send_logged)
         except Exception as exc:  # a bug: log type and place only (a message may quote a value)
             where = traceback.extract_tb(exc.__traceback__)[-1]
             ERROR_LOG.error(
@@ -157,44 +160,19 @@ class Boundary:
                 1000 * (time.perf_counter() - started),
             )
 
-    def _too_large(self) -> str:
-        return (
-            f"the request body is larger than the server's limit of {self.max_body_bytes:,} "
-            "bytes; send fewer records per request (or score a file with `python -m predictor "
-            "score`)"
-        )
-
-    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole request body, or None once it is larger than the limit."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+    def _declares_too_much(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_body_bytes
+        return False
 
 
-def _replay(body: bytes) -> Receive:
-    """A ``receive`` that gives the body read by the boundary, then waits for a disconnect."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
+def too_large(max_body_bytes: int) -> str:
+    """The 413 sentence for a body over the limit."""
+    return (
+        f"the request body is larger than the server's limit of {max_body_bytes:,} bytes; "
+        "send fewer records per request, or score a file with `python -m predictor score`"
+    )
 
 
 async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
@@ -388,7 +366,15 @@ def create_app(
         ),
         docs_url=None,
         redoc_url=None,
+        max_body_size=max_body_bytes,  # 413 as a body without Content-Length arrives
     )
+
+    @api.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 413:
+            return JSONResponse({"detail": too_large(max_body_bytes)}, status_code=413)
+        return await http_exception_handler(request, exc)
+
     if allowed_hosts is not None:
         api.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
