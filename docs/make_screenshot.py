@@ -1,12 +1,13 @@
 """Regenerate ``docs/serve.png``, the README's picture of the page, in headless Chromium.
 
 Starts ``python -m predictor serve`` on a free loopback port, fills the form with the example
-patient (``examples/patient.json``), asks what if the route were intranasal esketamine, and
-saves the page. Needs the ``test`` extra (Selenium) and Debian's ``chromium`` and
+patient (``examples/patient.json``) without polysomnography (so a "not measured" warning
+shows), asks what if the route were intranasal esketamine, and saves the top of the page (the
+whole page with ``--full``). Needs the ``test`` extra (Selenium) and Debian's ``chromium`` and
 ``chromium-driver`` (``.ci/run`` installs them)::
 
     python docs/make_screenshot.py                     # docs/serve.png, 1280 px wide
-    python docs/make_screenshot.py --width 390 --out phone.png
+    python docs/make_screenshot.py --width 390 --full --out phone.png
 """
 
 from __future__ import annotations
@@ -108,10 +109,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.png")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=1720, help="window height without --full")
+    parser.add_argument("--full", action="store_true", help="the whole page, however tall")
     args = parser.parse_args()
     patient = json.loads((ROOT / "examples" / "patient.json").read_text())
-    patient["family_history_alcohol_use_disorder"] = "yes"
-    with server() as url, browser(args.width) as driver:
+    for name in ("patient_id", "delta_sleep_ratio", "slow_wave_sleep_pct"):
+        del patient[name]
+    with server() as url, browser(args.width, args.height) as driver:
         driver.get(url + "/")
         fill(driver, patient)
         driver.find_element(By.ID, "submit").click()
@@ -119,7 +123,10 @@ def main() -> None:
         driver.find_element(By.ID, "whatif-value").send_keys("intranasal_esketamine")
         driver.find_element(By.ID, "whatif-submit").click()
         driver.find_element(By.ID, "whatif-result")
-        full_page_screenshot(driver, args.out, args.width)
+        if args.full:
+            full_page_screenshot(driver, args.out, args.width)
+        else:
+            driver.save_screenshot(str(args.out))
     print(f"wrote {args.out}")
 
 
