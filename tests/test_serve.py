@@ -147,11 +147,13 @@ def test_serve_predict_bad_record_gives_422_with_field_value_and_rule(
         (b"42", "not_an_object"),
         (b"null", "not_an_object"),
         (b"[1, [2]]", "not_an_object"),
+        (json.dumps({f"k{i}": 1 for i in range(50_000)}).encode(), "too_many_keys"),
+        (json.dumps({"k" * 1_000_000: 1}).encode(), "key_too_long"),
     ],
     ids=[
         "nan", "infinity", "minus-infinity", "overflow", "duplicate-key", "truncated", "form",
         "empty", "not-utf8", "deep-nesting", "huge-integer", "string", "number", "null",
-        "list-of-non-objects",
+        "list-of-non-objects", "50000-keys", "huge-key",
     ],
 )  # fmt: skip
 def test_serve_predict_body_that_is_not_records_gives_422_never_500(
@@ -334,6 +336,14 @@ def test_serve_page_bad_value_gives_a_message_next_to_the_field(client: TestClie
     assert "is not a number" in block.group(0)
     assert 'id="probability"' not in html  # nothing estimated
     assert 'value="high"' in html and 'value="45"' in html  # what was typed is kept
+
+
+def test_serve_page_form_with_too_many_fields_gives_413(client: TestClient) -> None:
+    body = "&".join(f"f{i}=1" for i in range(600)).encode()
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    response = client.post("/", content=body, headers=headers)
+    assert response.status_code == 413
+    assert DISCLAIMER in response.text
 
 
 def test_serve_page_unknown_unit_is_a_problem_not_a_guess(client: TestClient) -> None:

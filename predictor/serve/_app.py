@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -41,6 +42,7 @@ from predictor.serve._json import (
     ProblemsOut,
     RequestProblem,
     SchemaOut,
+    key_problems,
     not_an_object,
     parse_body,
     record_json_schema,
@@ -212,6 +214,10 @@ def predict_records(model: Model, records: list[Any]) -> list[dict[str, Any]] | 
         if not isinstance(record, dict):
             problems.append(not_an_object(position, record))
             continue
+        refused = key_problems(position, record)
+        if refused:
+            problems += refused
+            continue
         try:
             prediction = predict(record, model=model)
         except SchemaError as exc:
@@ -321,10 +327,18 @@ class Page:
         return view
 
 
-def _form_data(body: bytes) -> dict[str, str]:
-    """A form body (``application/x-www-form-urlencoded``) as name -> the last value."""
+MAX_FORM_FIELDS = 500
+"""A form with more fields is refused (the page's has a few dozen)."""
+
+
+def _form_data(body: bytes) -> dict[str, str] | None:
+    """A form body (``application/x-www-form-urlencoded``) as name -> the last value; None
+    when it has more than :data:`MAX_FORM_FIELDS` fields."""
     text = body.decode("utf-8", errors="replace")
-    return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=500))
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError:  # parse_qsl's only complaint with these arguments: too many fields
+        return None
 
 
 def create_app(
@@ -431,7 +445,10 @@ def create_app(
                 },
                 status_code=413,
             )
-        results = predict_records(resolved, records)
+        if len(records) == 1:  # the usual request: no thread hand-off
+            results = predict_records(resolved, records)
+        else:  # a list takes longer: off the event loop, so other requests go on meanwhile
+            results = await run_in_threadpool(predict_records, resolved, records)
         if results and isinstance(results[0], ProblemOut):
             return _problems_response(results)  # type: ignore[arg-type]  # ProblemOut items
         return results if is_list else results[0]
@@ -443,6 +460,12 @@ def create_app(
     @api.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def post_page(request: Request) -> HTMLResponse:
         form = _form_data(await request.body())
+        if form is None:
+            return HTMLResponse(
+                f"<p>The form sent more than {MAX_FORM_FIELDS} fields. {DISCLAIMER}</p>",
+                status_code=413,
+                headers=PAGE_HEADERS,
+            )
         return HTMLResponse(page.render(form), headers=PAGE_HEADERS)
 
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)

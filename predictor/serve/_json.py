@@ -23,6 +23,11 @@ INPUT_ROLES = (Role.ID, Role.PREDICTOR, Role.SAFETY)
 
 SHOWN_VALUE_CHARS = 200
 """A problem's value is cut to this many characters in a response."""
+MAX_KEYS = 200
+"""A record with more keys is refused (the schema has a few dozen names; matching each unknown
+key against them costs ~0.15 ms, so a record of 50,000 keys would hold the server for seconds)."""
+MAX_KEY_CHARS = 200
+"""A record with a longer key is refused (no field's name, alias or header is that long)."""
 
 
 class RequestProblem(ValueError):
@@ -48,7 +53,7 @@ class ProblemOut(BaseModel):
     rule: str = Field(
         description="stable reason code: not_a_number, not_finite, not_an_integer, "
         "out_of_range, unknown_level, not_a_boolean, duplicate_field, unit_unclear, "
-        "not_an_object, invalid_json"
+        "not_an_object, too_many_keys, key_too_long, invalid_json"
     )
     message: str = Field(description="what is wrong and how to fix it")
 
@@ -324,3 +329,32 @@ def _json_type(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )
+
+
+def key_problems(position: int, record: dict[str, Any]) -> list[ProblemOut]:
+    """The problems of a record whose keys are too many or too long to match (else none)."""
+    if len(record) > MAX_KEYS:
+        return [
+            ProblemOut(
+                record=position,
+                field="",
+                column="",
+                value=f"{len(record)} keys",
+                rule="too_many_keys",
+                message=f"record {position} has {len(record):,} keys, more than the limit of "
+                f"{MAX_KEYS}; send the schema's fields (GET /schema) and little else",
+            )
+        ]
+    return [
+        ProblemOut(
+            record=position,
+            field="",
+            column=_cut(key),
+            value="",
+            rule="key_too_long",
+            message=f"record {position} has a key of {len(key):,} characters, more than the "
+            f"limit of {MAX_KEY_CHARS}; no field is named so",
+        )
+        for key in record
+        if len(key) > MAX_KEY_CHARS
+    ]
