@@ -96,7 +96,10 @@ class PredictionOut(BaseModel):
     probability: float = Field(description="probability of response (>= 50% MADRS reduction)")
     interval: tuple[float, float] = Field(description="90% interval for the probability")
     label: str = Field(description="likely responder or unlikely responder")
-    contributions: dict[str, float] = Field(description="each model field's contribution, log-odds")
+    contributions: dict[str, float] = Field(
+        description="each model field's contribution, log-odds. Route was not randomised in "
+        "the training data: comparing routes gives an association, not the effect of switching"
+    )
     baseline: float = Field(
         description="log-odds of the average training patient; baseline + "
         "sum(contributions) is the logit of probability"
