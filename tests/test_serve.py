@@ -327,6 +327,13 @@ def test_serve_page_empty_form_means_not_measured(client: TestClient) -> None:
     assert "CRP not measured" in html
 
 
+def test_serve_page_shows_safety_screen_warnings_first(client: TestClient) -> None:
+    html = client.post("/", data={"history_of_psychosis": "yes", "crp_mg_l": "1"}).text
+    safety = re.search(r'<div class="safety".*?</div>', html, re.DOTALL)
+    assert safety and FIELDS_BY_NAME["history_of_psychosis"].caution in safety.group(0)
+    assert html.index('id="safety"') < html.index('id="chart"')
+
+
 def test_serve_page_bad_value_gives_a_message_next_to_the_field(client: TestClient) -> None:
     html = client.post("/", data={"crp_mg_l": "high", "age_years": "45"}).text
     block = re.search(

@@ -2,10 +2,10 @@
 
 A body over the size limit gets 413 before it is parsed: from the boundary when its
 ``Content-Length`` says so, from FastAPI's limit as a body without one arrives. The boundary
-(:class:`Boundary`, a plain ASGI wrapper around the FastAPI application) also writes the access
-log line (method, route, status, time: never a body, a query string or an unknown path, which could
-carry a patient's values), sets the privacy headers, and turns an unexpected exception into a
-500 whose log line names the exception's type and place, never its message.
+(:class:`Boundary`, a plain ASGI wrapper around the FastAPI application) also writes the
+access log line (method, route, status, time: never a body, a query string or an unknown path,
+which could carry a patient's values), sets the privacy headers, and turns an unexpected
+exception into a 500 whose log line names the exception's type and place, never its message.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data_schemas import FIELDS_BY_NAME, SCHEMA_VERSION, SchemaError, match_columns, validate_record
 from predictor._scoring import Prediction, predict
@@ -48,12 +49,6 @@ from predictor.serve._json import (
     record_json_schema,
     schema_out,
 )
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 """A request body larger than this (2 MiB) is refused with 413 before it is parsed."""
