@@ -378,6 +378,26 @@ def test_serve_page_whatif_shows_new_next_to_old_and_the_route_caveat(client: Te
     assert 'id="whatif-error"' in html and "is not a number" in html
 
 
+def test_serve_chart_steps_chain_from_the_baseline_to_the_prediction() -> None:
+    import math
+
+    from data_schemas import validate_record
+    from predictor.serve._chart import render_svg, waterfall
+
+    prediction = predict(PATIENT)
+    chart = waterfall(prediction.baseline, prediction.contributions, validate_record(PATIENT))
+    assert chart.steps[0].start == prediction.baseline
+    assert all(a.end == b.start for a, b in zip(chart.steps, chart.steps[1:], strict=False))
+    p = prediction.probability
+    assert math.isclose(chart.end, math.log(p / (1 - p)), abs_tol=1e-9)
+    sizes = [abs(step.contribution) for step in chart.steps]
+    assert sizes == sorted(sizes, reverse=True)
+    svg = render_svg(chart)
+    positions = [float(x) for x in re.findall(r' x="([0-9.-]+)%"', svg)]
+    assert positions and all(-1 <= x <= 101 for x in positions)
+    assert "CRP: </text>" not in svg and "0.9 mg/L" in svg  # each value with its unit
+
+
 # --------------------------------------------------------------------------- log and errors
 
 SECRETS = ("4.321", "SECRET-PATIENT-77", "Leeds-General")

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -466,7 +467,7 @@ def create_app(
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> HTMLResponse:
         html = _ENV.get_template("docs.html").render(
-            disclaimer=DISCLAIMER, openapi=api.openapi(), pretty=_pretty
+            disclaimer=DISCLAIMER, openapi=api.openapi(), pretty=_pretty, code=_code
         )
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
@@ -476,6 +477,12 @@ def create_app(
 
     routes = [getattr(route, "path", "") for route in api.routes]
     return Boundary(api, routes=routes, max_body_bytes=max_body_bytes)
+
+
+def _code(text: str) -> Markup:
+    """Text with its `backticked` spans as <code>, everything else escaped."""
+    parts = str(escape(text)).split("`")
+    return Markup("".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts)))
 
 
 def _pretty(value: Any) -> str:
