@@ -4,6 +4,10 @@ driven by Selenium) against ``python -m predictor serve`` on a loopback port.
 One server and one browser for the module. Where the browser is missing these tests skip with
 the reason, except under ``CI_REQUIRE_BROWSER=1`` (``.ci/run`` sets it), where they fail.
 Screenshots at a laptop's and a phone's width go to the tests' temporary folder.
+
+Marked slow: starting Chromium and the server costs ~7 s of CPU and the module ~13 s in all
+(15-20 s of wall time on the shared 2-core machine), too much for the default run's minute;
+``python -m pytest -m slow`` (and ``.ci/run``) runs them.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ def _missing_browser() -> str:
 MISSING = _missing_browser()
 if MISSING and os.environ.get("CI_REQUIRE_BROWSER") == "1":
     pytest.fail(f"CI_REQUIRE_BROWSER=1 but {MISSING}", pytrace=False)
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no browser: {MISSING}")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(MISSING), reason=f"no browser: {MISSING}"),
+]
 
 
 class Served:
