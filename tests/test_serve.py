@@ -470,6 +470,21 @@ def test_cli_loads_the_web_stack_only_for_serve_and_says_how_to_install_it() -> 
     assert "ketamine-predictor[serve]" in result.stderr
 
 
+def test_cli_serve_refuses_a_busy_port_and_a_missing_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import socket
+
+    from predictor._cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        assert main(["serve", "--port", port]) == 2
+    assert f"cannot listen on 127.0.0.1 port {port}" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tmp_path / "no-model")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
 def test_cli_serve_help_gives_the_servers_limits(capsys: pytest.CaptureFixture[str]) -> None:
     from predictor._cli import main
 
