@@ -261,8 +261,9 @@ class Page:
     """The page at ``/``: the form (generated from the field table) and, after a submit, the
     prediction, its chart, reasons, warnings and a what-if."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, about: str = "") -> None:
         self.model = model
+        self.about = about
         self.sections: tuple[Section, ...] = form_sections(model.fields)
         self.template = _ENV.get_template("page.html")
         model_fields = [f for s in self.sections for f in s.fields if f.name in model.fields]
@@ -272,6 +273,7 @@ class Page:
         """The page for a submitted form (None: the empty form)."""
         context: dict[str, Any] = {
             "disclaimer": DISCLAIMER,
+            "about": self.about,
             "sections": self.sections,
             "values": form or {},
             "errors": {},
@@ -360,7 +362,8 @@ def create_app(
     """
     resolved = model if isinstance(model, Model) else load_model(model)
     summary = resolved.summary()
-    page = Page(resolved)
+    about = f"Model: {summary.name}; ketamine-predictor {_version()}."
+    page = Page(resolved, about=about)
     schema = schema_out(resolved.fields)
     api = FastAPI(
         title="Ketamine treatment-response predictor",
@@ -467,7 +470,7 @@ def create_app(
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> HTMLResponse:
         html = _ENV.get_template("docs.html").render(
-            disclaimer=DISCLAIMER, openapi=api.openapi(), pretty=_pretty, code=_code
+            disclaimer=DISCLAIMER, about=about, openapi=api.openapi(), pretty=_pretty, code=_code
         )
         return HTMLResponse(html, headers=PAGE_HEADERS)
 
