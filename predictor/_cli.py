@@ -402,6 +402,37 @@ def run_score(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.rows_rejected == 0 else EXIT_INVALID_ROWS
 
 
+SERVE_PACKAGES = ("fastapi", "starlette", "uvicorn", "jinja2", "pydantic")
+"""What ``serve`` needs beyond the package's own dependencies: the ``serve`` extra."""
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve the page and the JSON API for one patient at a time, until Ctrl-C."""
+    try:  # imported here: the web stack is an optional extra, and costs start-up time
+        from predictor.serve import serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in SERVE_PACKAGES:
+            raise
+        raise UsageError(
+            f"the serve command needs {exc.name}, from the serve extra: "
+            "python -m pip install 'ketamine-predictor[serve]'"
+        ) from exc
+    try:
+        limits = {
+            name: getattr(args, name)
+            for name in ("max_body_bytes", "max_records")
+            if getattr(args, name) is not None
+        }
+        serve(args.model, host=args.host, port=args.port, say=_say, **limits)
+    except ModelFileError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}"
+        ) from exc
+    return EXIT_OK
+
+
 def run_schema(args: argparse.Namespace) -> int:
     """Print the table of accepted input fields (Markdown)."""
     sys.stdout.write(markdown_table())
@@ -433,6 +464,17 @@ files: --out and --rejects appear only when complete; an interrupted or killed r
   neither, and an existing file untouched.
 exit codes: 0 every row scored; 1 some rows rejected; 2 unusable input or arguments (one-line
   reason); 130 interrupted."""
+
+
+SERVE_NOTES = """\
+api: POST /predict takes a record (a JSON object in the schema's fields, aliases and units) or a
+  list of records, and returns for each the probability, interval, label, baseline,
+  contributions, reasons and warnings of predict(dict); a bad record gives 422 with every
+  problem (record, field, value, rule) and nothing is scored. GET /schema, GET /health,
+  GET /openapi.json, GET /docs.
+logging: one access line per request (method, route, status, time); never a body, a query
+  string or a patient's value.
+exit codes: 0 stopped (Ctrl-C); 2 the model or the address cannot be used; the extra missing."""
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
@@ -610,6 +652,37 @@ def build_parser() -> argparse.ArgumentParser:
         "boosting on this data (refits all three; slower)",
     )
     evaluate.set_defaults(run=run_evaluate)
+
+    web = command(
+        "serve",
+        "Serve a page (a form, the estimate with its interval, a contribution chart and "
+        "what-if) and a JSON API (POST /predict, GET /schema, GET /health, docs at /docs) for "
+        "one patient at a time. Listens on this machine only (loopback) unless --host says "
+        "otherwise.",
+        "python -m predictor serve --port 8000   # then open http://127.0.0.1:8000/",
+        SERVE_NOTES,
+    )
+    web.add_argument("--model", help="model directory or model.json (default: the shipped model)")
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, loopback: no other machine can reach "
+        "it; 0.0.0.0 listens on every interface, with no login and no encryption)",
+    )
+    web.add_argument(
+        "--port", type=_whole_number(0), default=8000, help="port (default: 8000; 0: any free one)"
+    )
+    web.add_argument(
+        "--max-body-bytes",
+        type=_whole_number(1),
+        help="larger request bodies get 413 (default: 2 MiB, 2,097,152 bytes)",
+    )
+    web.add_argument(
+        "--max-records",
+        type=_whole_number(1),
+        help="POST /predict with more records gets 413 (default: 100)",
+    )
+    web.set_defaults(run=run_serve)
 
     schema = command(
         "schema",

@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("predictor._explain",),
     ("predictor._scoring",),
     ("predictor.io", "predictor.simulation", "predictor.evaluation"),
-    ("predictor._training",),
+    ("predictor._training", "predictor.serve"),
     ("predictor._cli",),
     ("predictor", "predictor.__main__"),
 )

@@ -33,6 +33,12 @@ from predictor.model._artifact import (
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 PACKAGED = "predictor/model/shipped/"
+SERVE_DATA = (
+    "templates/base.html",
+    "templates/page.html",
+    "templates/docs.html",
+    "static/page.css",
+)
 NOT_SOURCE = shutil.ignore_patterns(
     ".git", "__pycache__", "*.egg-info", "build", "dist", ".*_cache", ".hypothesis", ".venv"
 )
@@ -111,6 +117,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in (ARTIFACT_NAME, MANIFEST_NAME, "MODEL_CARD.md", "report.md", "figures/roc.png"):
         assert PACKAGED + name in names
     assert not any(name.startswith("models/") for name in names)
+    for name in SERVE_DATA:  # the page is served from the installed package
+        assert f"predictor/serve/{name}" in names
     python = _fresh_venv(out / "venv")
     _run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
          "--quiet", wheel, cwd=out)  # fmt: skip
@@ -158,3 +166,23 @@ def test_wheel_score_command_scores_the_example_file_as_the_source_tree(
     expected = pd.read_csv(tmp_path / "expected.csv")
     assert len(scored) > 0
     pd.testing.assert_frame_equal(scored, expected)
+
+
+@pytest.mark.slow
+def test_wheel_serves_the_page_from_the_installed_package(installed: Path, tmp_path: Path) -> None:
+    script = (
+        "import json, warnings, predictor\n"
+        "warnings.simplefilter('ignore')\n"
+        "from fastapi.testclient import TestClient\n"
+        "from predictor.serve import create_app\n"
+        "client = TestClient(create_app())\n"
+        "page, css = client.get('/'), client.get('/static/page.css')\n"
+        "p = client.post('/predict', json={'crp_mg_l': 0.9})\n"
+        "print(json.dumps({'file': predictor.__file__, 'page': page.status_code,"
+        " 'form': 'name=\"crp_mg_l\"' in page.text, 'css': css.status_code,"
+        " 'probability': p.json()['probability']}))\n"
+    )
+    out = json.loads(_run(installed, "-c", script, cwd=tmp_path, env=_clean_env()))
+    assert Path(out["file"]).is_relative_to(installed.parents[1])
+    assert (out["page"], out["form"], out["css"]) == (200, True, 200)
+    assert out["probability"] == predict({"crp_mg_l": 0.9}).probability
