@@ -82,6 +82,14 @@ BUILT_INS: dict[type, tuple[type, ...]] = {
 
 
 def test_errors_every_public_exception_class_subclasses_the_base() -> None:
+    import importlib
+    import pkgutil
+
+    import predictor
+
+    for module in pkgutil.walk_packages(predictor.__path__, "predictor."):
+        if not module.name.endswith("__main__"):  # every module, not those imported so far
+            importlib.import_module(module.name)
     ours = [c for c in _subclasses(Exception) if _ours(c) and not c.__name__.startswith("_")]
     assert ours, "no exception class found"
     assert [c for c in ours if not issubclass(c, PredictorError)] == []

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from data_schemas import FIELDS, SCHEMA_VERSION, Kind, Problem, Role
+from data_schemas import FIELDS, SCHEMA_VERSION, Kind, PredictorError, Problem, Role
 from data_schemas import Field as SchemaField
 
 INPUT_ROLES = (Role.ID, Role.PREDICTOR, Role.SAFETY)
@@ -30,7 +30,7 @@ MAX_KEY_CHARS = 200
 """A record with a longer key is refused (no field's name, alias or header is that long)."""
 
 
-class RequestProblem(ValueError):
+class RequestProblem(PredictorError, ValueError):
     """A request body that is not a record or a list of records; ``problems`` says why."""
 
     def __init__(self, problems: list[ProblemOut]) -> None:
