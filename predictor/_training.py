@@ -314,8 +314,8 @@ def train(
     check_destination(out)
     y = clean["responded"].to_numpy()
     stage(
-        f"fitting the additive model on all {len(clean):,} patients (a smoothing parameter per "
-        "term, chosen by marginal likelihood)"
+        f"fitting the additive model on all {len(clean):,} patients (smoothing chosen by "
+        "marginal likelihood)"
     )
     try:
         model, fit = fit_additive_model(clean, y)
@@ -335,6 +335,17 @@ def train(
         f"freedom, {fit.iterations} iterations"
         + (f"; shrunk to zero (no support in the data): {', '.join(shrunk)}" if shrunk else "")
     )
+    if fit.structure_log_loss is not None:
+        losses = fit.structure_log_loss
+        stage(
+            f"smoothing parameters {fit.structure}: 5-fold cross-validated log-loss "
+            + ", ".join(f"{name} {loss:.4f}" for name, loss in losses.items())
+            + (
+                " (a cohort this small does not support one per term)"
+                if fit.structure != "per term"
+                else ""
+            )
+        )
     if not fit.converged:
         stage(
             f"warning: the fit did not converge in {fit.iterations} iterations; the model is "
@@ -387,6 +398,8 @@ def train(
                 name: {"lambda": lam, "edf": edf}
                 for name, lam, edf in zip(fit.blocks, fit.smoothing, fit.edf, strict=True)
             },
+            "structure": fit.structure,
+            "structure_log_loss": fit.structure_log_loss,
             "laml": fit.laml,
             "converged": fit.converged,
             "iterations": fit.iterations,

@@ -34,6 +34,7 @@ from predictor._params import BOOL, BadParameter, check
 from predictor.io import validate_csv
 from predictor.io._input_stream import InputError, InputReason
 from predictor.model._additive import fit_additive_model
+from predictor.serve._json import ProblemOut, RequestProblem
 
 BAD_RECORD = {"patient_id": "P-7", "crp_mg_l": "high", "age_years": 12, "route": "nasal"}
 
@@ -64,6 +65,9 @@ EXAMPLES: dict[type, Callable[[], PredictorError]] = {
     ModelFileError: lambda: ModelFileError("no model at m/"),
     TrainingDataError: lambda: TrainingDataError("no responded column"),
     UsageError: lambda: UsageError("--n cannot go with --data"),
+    RequestProblem: lambda: RequestProblem(
+        [ProblemOut(record=None, field="", column="", value="[", rule="json", message="...")]
+    ),
 }
 """One instance of every exception class; a new class needs an example here (a test says so)."""
 
@@ -75,6 +79,7 @@ BUILT_INS: dict[type, tuple[type, ...]] = {
     ModelFileError: (ValueError,),
     TrainingDataError: (ValueError,),
     UsageError: (),
+    RequestProblem: (ValueError,),
 }
 
 
@@ -238,6 +243,11 @@ BAD_PARAMETERS = [
         "fit_additive_model(): smoothing = -3.0 must be None or a float in (0, inf) or a mapping",
     ),
     ("fit_additive_model", {"smoothing": math.inf}, "smoothing = inf must be None or a float"),
+    (
+        "fit_additive_model",
+        {"structure": "tied"},
+        "structure = 'tied' must be None or one of 'per term', 'pooled'",
+    ),
     ("fit_additive_model", {"smoothing": (0.1,)}, "smoothing = (0.1,) must be None or a float"),
     ("load_model", {"path": 3}, "load_model(): path = 3 must be None or a path"),
     ("read_manifest", {"path": 3.5}, "read_manifest(): path = 3.5 must be None or a path"),

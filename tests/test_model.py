@@ -337,3 +337,35 @@ def test_fit_on_some_fields_gives_a_model_of_those_fields(cohort) -> None:
 def test_feature_map_fit_refuses_fields_that_are_not_predictors(cohort, fields) -> None:
     with pytest.raises(ValueError, match="must be predictor fields of the schema, each once"):
         FeatureMap.fit(cohort, fields=fields)
+
+
+def test_a_small_cohort_chooses_its_smoothing_structure_by_cross_validation(tmp_path) -> None:
+    from predictor.model import load_model, save_model
+
+    cohort = simulate_cohort(300, seed=5)
+    y = cohort["responded"].to_numpy()
+    model, report = fit_additive_model(cohort, y)
+    losses = report.structure_log_loss
+    assert losses is not None and set(losses) == {"per term", "pooled"}
+    assert report.structure == model.structure == min(losses, key=losses.__getitem__)
+    pooled, pooled_report = fit_additive_model(cohort, y, structure="pooled")
+    assert pooled_report.structure_log_loss is None  # given, not chosen
+    assert set(pooled.smoothing) == {"all:wiggles", "all:null"}
+    assert "too small to support one per term" in pooled.summary().details
+    # The block names say the structure; the file keeps it; a refit keeps it.
+    again, _ = fit_additive_model(cohort, y, smoothing=dict(pooled.smoothing))
+    assert again.structure == "pooled"
+    np.testing.assert_allclose(again.coef, pooled.coef, atol=1e-8)
+    save_model(pooled, tmp_path / "m", {"note": "test"})
+    loaded = load_model(tmp_path / "m")
+    assert loaded.structure == "pooled" and loaded.smoothing == pooled.smoothing
+    assert pooled.refit(cohort.iloc[:200], y[:200], seed=0).structure == "pooled"
+
+
+def test_a_large_cohort_keeps_one_smoothing_parameter_per_term(small_model) -> None:
+    from predictor.model._additive import STRUCTURE_CHECK_ROWS
+
+    assert small_model.structure == "per term"
+    cohort = simulate_cohort(STRUCTURE_CHECK_ROWS + 1, seed=3)
+    _, report = fit_additive_model(cohort, cohort["responded"].to_numpy())
+    assert report.structure == "per term" and report.structure_log_loss is None

@@ -44,7 +44,14 @@ from scipy.special import expit, ndtri
 
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap
-from predictor.model._fitter import LAMBDA_BOUNDS, fit_penalised_logistic, term_penalties
+from predictor.model._fitter import (
+    LAMBDA_BOUNDS,
+    PER_TERM,
+    POOLED,
+    STRUCTURES,
+    fit_penalised_logistic,
+    term_penalties,
+)
 from predictor.model._protocol import ModelSummary, Scores
 
 INTERVAL_LEVEL = 0.90
@@ -89,6 +96,9 @@ class AdditiveModel:
         How the smoothing parameters were chosen: :data:`SELECTION_LAML`, or
         :data:`SELECTION_GRID` (one penalty for every block, a model file of before the LAML
         fitter).
+    structure : str
+        How the penalty blocks share smoothing parameters: ``"per term"`` or ``"pooled"``
+        (:func:`~predictor.model._fitter.term_penalties`).
     threshold : float
         Probability at or above which ``label`` is "likely responder".
     """
@@ -104,6 +114,7 @@ class AdditiveModel:
     smoothing: Mapping[str, float]
     edf: Mapping[str, float]
     selection: str = SELECTION_LAML
+    structure: str = PER_TERM
     threshold: float = DEFAULT_THRESHOLD
 
     @functools.cached_property
@@ -168,7 +179,7 @@ class AdditiveModel:
             for name, edf in self.edf.items():
                 field = name.split(":")[0]
                 edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
-            off = [field for field, edf in edf_by_field.items() if edf < 0.01]
+            off = [field for field, edf in edf_by_field.items() if edf < 0.01 and field != "all"]
             straight = [
                 name.split(":")[0]
                 for name, edf in self.edf.items()
@@ -182,6 +193,11 @@ class AdditiveModel:
                 + (f" (here: {', '.join(straight)})" if straight else "")
                 + ", and a term the data do not support at all shrinks to zero"
                 + (f" (here: {', '.join(off)})" if off else "")
+                if self.structure == PER_TERM
+                else "one smoothing parameter for all the terms' wiggles and one for all their "
+                "straight lines and\ncategory levels, each chosen by Laplace-approximate "
+                "marginal likelihood (REML for a GLM); the\ncohort was too small to support "
+                "one per term (5-fold cross-validated log-loss decided,\nsee the manifest)"
             )
         details = (
             "A penalised additive logistic model (a GAM): each field has its own term on the "
@@ -207,6 +223,7 @@ class AdditiveModel:
             clean,
             responded,
             smoothing=self.smoothing,
+            structure=self.structure,
             threshold=self.threshold,
             fields=self.fields,
         )
@@ -225,6 +242,7 @@ class AdditiveModel:
                 if self.selection == SELECTION_GRID
                 else {
                     "selection": self.selection,
+                    "structure": self.structure,
                     "smoothing": dict(self.smoothing),
                     "edf": dict(self.edf),
                 }
@@ -257,15 +275,18 @@ class AdditiveModel:
     def _from_document(cls, document: Mapping[str, Any]) -> AdditiveModel:
         features = FeatureMap.from_document(document)
         p = len(features.columns)
-        names = _block_names(features)
         if "penalty_c" in document:  # before the LAML fitter: one penalty for every block
             penalty = finite_number(document["penalty_c"], "penalty_c")
             if not penalty > 0.0:
                 raise ValueError(f"its penalty C {penalty!r} is not positive")
-            smoothing = dict.fromkeys(names, 1.0 / penalty)
+            smoothing = dict.fromkeys(_block_names(features, PER_TERM), 1.0 / penalty)
             edf: dict[str, float] = {}
-            selection = SELECTION_GRID
+            selection, structure = SELECTION_GRID, PER_TERM
         else:
+            structure = document["structure"]
+            if structure not in STRUCTURES:
+                raise ValueError(f"its structure {structure!r} is not one of {STRUCTURES}")
+            names = _block_names(features, structure)
             smoothing = _named_numbers(document["smoothing"], "smoothing", names, LAMBDA_BOUNDS)
             edf = _named_numbers(document["edf"], "edf", names, (0.0, len(features.columns)))
             selection = document["selection"]
@@ -280,6 +301,7 @@ class AdditiveModel:
             smoothing=smoothing,
             edf=edf,
             selection=selection,
+            structure=structure,
             threshold=finite_number(document["threshold"], "threshold"),
         )
         if not 0.0 < model.threshold < 1.0:
@@ -294,8 +316,8 @@ class AdditiveModel:
         return model
 
 
-def _block_names(features: FeatureMap) -> list[str]:
-    return term_penalties(features)[0]
+def _block_names(features: FeatureMap, structure: str) -> list[str]:
+    return term_penalties(features, structure)[0]
 
 
 def _named_numbers(
@@ -325,6 +347,11 @@ class FitReport(NamedTuple):
     """Whether the smoothing parameters were chosen (False: given)."""
     converged: bool
     iterations: int
+    structure: str
+    """``"per term"`` or ``"pooled"`` (:func:`~predictor.model._fitter.term_penalties`)."""
+    structure_log_loss: Mapping[str, float] | None = None
+    """Each structure's 5-fold cross-validated log-loss, when the structure was chosen by it
+    (cohorts of at most :data:`STRUCTURE_CHECK_ROWS`); None otherwise."""
 
 
 def fit_additive_model(
@@ -332,6 +359,7 @@ def fit_additive_model(
     responded: np.ndarray,
     *,
     smoothing: float | Mapping[str, float] | None = None,
+    structure: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     fields: Sequence[str] | None = None,
 ) -> tuple[AdditiveModel, FitReport]:
@@ -349,6 +377,15 @@ def fit_additive_model(
         one per block name (a block the mapping does not name gets the geometric mean of the
         others). None (the default): chosen by LAML. The fit has no randomness: the same data
         give the same model.
+    structure : str, optional
+        ``"per term"`` (one smoothing parameter per term's wiggles, per term's straight line
+        and per category term) or ``"pooled"`` (two in all): see
+        :func:`~predictor.model._fitter.term_penalties`. None (the default): per term, except
+        that a cohort of at most :data:`STRUCTURE_CHECK_ROWS` rows whose smoothing is chosen
+        gets the one with the lower 5-fold cross-validated log-loss (the smoothing chosen again
+        in each fold): the about 25 smoothing parameters of a per-term fit are themselves
+        fitted to the data, and on a few hundred patients they fit its noise (measured by
+        ``bench/model_quality.py``). With ``smoothing`` a mapping, its block names say which.
     threshold : float
         Stored in the model for its labels.
     fields : sequence of str, optional
@@ -364,11 +401,12 @@ def fit_additive_model(
     ValueError
         If the fit is impossible (say, only one outcome).
     """
-    from predictor._params import INF, NONE, InstanceOf, Interval, check
+    from predictor._params import INF, NONE, InstanceOf, Interval, Options, check
 
     check(
         "fit_additive_model",
         {
+            "structure": [NONE, Options(*STRUCTURES)],
             "smoothing": [
                 NONE,
                 Interval(float, 0, INF, closed="neither"),
@@ -381,9 +419,16 @@ def fit_additive_model(
     y = np.asarray(responded, dtype=np.float64)
     if y.size and (y.min() == y.max()):
         raise ValueError("every row has the same outcome: a model needs both")
+    log_losses = None
+    if structure is None and isinstance(smoothing, Mapping):
+        structure = POOLED if all(name.startswith("all:") for name in smoothing) else PER_TERM
+    elif structure is None and smoothing is None and len(y) <= STRUCTURE_CHECK_ROWS:
+        log_losses = _structure_log_loss(clean, y, fields)
+        structure = min(log_losses, key=log_losses.__getitem__)
+    structure = structure or PER_TERM
     features = FeatureMap.fit(clean, fields=fields)
     design = features.design(clean)
-    names, penalties = term_penalties(features)
+    names, penalties = term_penalties(features, structure)
     lambdas = _given_smoothing(smoothing, names)
     fit = fit_penalised_logistic(design, y, penalties, lambdas=lambdas, select=lambdas is None)
     coef = fit.coef.copy()
@@ -399,6 +444,7 @@ def fit_additive_model(
         term_means=term_means,
         smoothing=dict(zip(names, fit.lambdas.tolist(), strict=True)),
         edf=dict(zip(names, fit.edf.tolist(), strict=True)),
+        structure=structure,
         threshold=threshold,
     )
     report = FitReport(
@@ -409,8 +455,41 @@ def fit_additive_model(
         lambdas is None,
         fit.converged,
         fit.n_iter,
+        structure,
+        log_losses,
     )
     return model, report
+
+
+STRUCTURE_CHECK_ROWS = 5_000
+"""Cohorts of at most this many rows have their smoothing structure chosen by cross-validation
+(:func:`fit_additive_model`); on larger ones per term is kept (the check would cost ten fits)."""
+STRUCTURE_FOLDS = 5
+STRUCTURE_SEED = 0
+"""Seed of the structure check's folds: a fixed one, so that the same data give the same model."""
+
+
+def _structure_log_loss(
+    clean: pd.DataFrame, y: np.ndarray, fields: Sequence[str] | None
+) -> dict[str, float]:
+    """Each smoothing structure's cross-validated log-loss: every row predicted by a fit (the
+    feature map, the smoothing parameters and the coefficients) without its fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    predicted = {name: np.empty(len(y)) for name in STRUCTURES}
+    folds = StratifiedKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED)
+    for fit_index, test_index in folds.split(np.zeros(len(y)), y):
+        rows, test = clean.iloc[fit_index], clean.iloc[test_index]
+        features = FeatureMap.fit(rows, fields=fields)
+        design, test_design = features.design(rows), features.design(test)
+        for name in STRUCTURES:
+            fit = fit_penalised_logistic(design, y[fit_index], term_penalties(features, name)[1])
+            predicted[name][test_index] = expit(fit.intercept + test_design @ fit.coef)
+    clipped = {name: np.clip(p, 1e-15, 1 - 1e-15) for name, p in predicted.items()}
+    return {
+        name: float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        for name, p in clipped.items()
+    }
 
 
 def _given_smoothing(

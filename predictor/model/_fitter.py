@@ -78,7 +78,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
@@ -609,19 +609,33 @@ def _edge_corrected(
     return vp_moved + root @ root.T
 
 
-def term_penalties(features: FeatureMap) -> tuple[list[str], list[Penalty]]:
+PER_TERM = "per term"
+POOLED = "pooled"
+STRUCTURES = (PER_TERM, POOLED)
+"""How the additive model's penalty blocks share smoothing parameters (:func:`term_penalties`)."""
+
+
+def term_penalties(
+    features: FeatureMap, structure: str = PER_TERM
+) -> tuple[list[str], list[Penalty]]:
     """The penalty blocks of the additive model's design, with a name for each.
 
-    A spline term gives two blocks: its wiggle columns (an identity penalty, which the
-    (level, slope, wiggles) reparametrisation makes the P-spline smoothness penalty) and its
-    null space, the level and slope columns plus its "not measured" column if it has one (a
-    ridge, as mgcv's ``select=TRUE``: a term the data do not support shrinks to zero). A
-    category term gives one ridge block on its level columns and its "not measured" column.
-    The level column (with the "not measured" one, if any) is aliased with the intercept; the
-    fitter's centring makes that direction data-free, so the ridge does not act on the term's
-    mean (module docstring).
-    An unused term gives none.
+    ``structure="per term"``: a spline term gives two blocks: its wiggle columns (an identity
+    penalty, which the (level, slope, wiggles) reparametrisation makes the P-spline smoothness
+    penalty) and its null space, the level and slope columns plus its "not measured" column if
+    it has one (a ridge, as mgcv's ``select=TRUE``: a term the data do not support shrinks to
+    zero). A category term gives one ridge block on its level columns and its "not measured"
+    column. The level column (with the "not measured" one, if any) is aliased with the
+    intercept; the fitter's centring makes that direction data-free, so the ridge does not act
+    on the term's mean (module docstring). An unused term gives none.
+
+    ``structure="pooled"``: the same penalties in two blocks, one smoothing parameter for all
+    the terms' wiggles (``"all:wiggles"``) and one for all their null spaces and category
+    levels (``"all:null"``): 2 parameters to choose instead of about 25, which a small cohort
+    supports better.
     """
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure {structure!r} is not one of {STRUCTURES}")
     names: list[str] = []
     blocks: list[Penalty] = []
     for term, columns in zip(features.terms, features.slices, strict=True):
@@ -636,4 +650,10 @@ def term_penalties(features: FeatureMap) -> tuple[list[str], list[Penalty]]:
         else:
             names.append(term.field)
             blocks.append(Penalty(index))
+    if structure == POOLED:
+        kinds: dict[str, list[Any]] = {"all:wiggles": [], "all:null": []}
+        for name, block in zip(names, blocks, strict=True):
+            kinds["all:wiggles" if name.endswith(":wiggles") else "all:null"].append(block.columns)
+        names = [name for name, parts in kinds.items() if parts]
+        blocks = [Penalty(np.concatenate(kinds[name])) for name in names]
     return names, blocks
