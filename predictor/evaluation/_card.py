@@ -263,7 +263,7 @@ probability: the best any model of these fields can do.
 
 Interval coverage (of the simulator's true probability) is one draw per fitted model: all test
 patients share the same fitted coefficients, so it varies with the training sample more than
-the other figures do. `python bench/model_quality.py --seeds 20` fits the model on 20 training
+the other figures do. `python bench/model_quality.py` fits the model on 20 training
 cohorts and prints the spread.
 {extra["performance"]}
 ## Calibration
