@@ -59,6 +59,25 @@ def calibration_intercept(responded: np.ndarray, probability: np.ndarray) -> flo
     return float(brentq(lambda a: np.sum(expit(a + offset) - y), -100.0, 100.0, xtol=1e-12))
 
 
+def _bins(
+    responded: np.ndarray, probability: np.ndarray, n_bins: int, strategy: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bin edges, and each bin's size, responders and sum of predictions (empty bins kept)."""
+    y = np.asarray(responded, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    if strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0.0, 100.0, n_bins + 1))
+    elif strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', not {strategy!r}")
+    ids = np.searchsorted(edges[1:-1], p)
+    n = np.bincount(ids, minlength=n_bins)
+    responders = np.bincount(ids, weights=y, minlength=n_bins)
+    predicted = np.bincount(ids, weights=p, minlength=n_bins)
+    return edges, n, responders, predicted
+
+
 def calibration_bins(
     responded: np.ndarray,
     probability: np.ndarray,
@@ -91,18 +110,7 @@ def calibration_bins(
         One row per non-empty bin: ``low``, ``high`` (edges), ``n``, ``mean_predicted``,
         ``observed``, ``observed_low``, ``observed_high``.
     """
-    y = np.asarray(responded, dtype=np.float64)
-    p = np.asarray(probability, dtype=np.float64)
-    if strategy == "quantile":
-        edges = np.percentile(p, np.linspace(0.0, 100.0, n_bins + 1))
-    elif strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
-    else:
-        raise ValueError(f"strategy must be 'quantile' or 'uniform', not {strategy!r}")
-    ids = np.searchsorted(edges[1:-1], p)
-    n = np.bincount(ids, minlength=n_bins)
-    responders = np.bincount(ids, weights=y, minlength=n_bins)
-    predicted = np.bincount(ids, weights=p, minlength=n_bins)
+    edges, n, responders, predicted = _bins(responded, probability, n_bins, strategy)
     kept = np.flatnonzero(n)
     intervals = [
         binomtest(round(responders[k]), int(n[k])).proportion_ci(confidence_level, "wilson")
@@ -142,9 +150,9 @@ def expected_calibration_error(
     >>> expected_calibration_error(np.array([0, 1, 1, 1]), np.full(4, 0.5))
     0.25
     """
-    bins = calibration_bins(responded, probability, n_bins=n_bins, strategy=strategy)
-    gaps = (bins["observed"] - bins["mean_predicted"]).abs()
-    return float((gaps * bins["n"]).sum() / bins["n"].sum())
+    # The bins without their intervals (scipy's binomtest computes a p-value for each).
+    _, n, responders, predicted = _bins(responded, probability, n_bins, strategy)
+    return float(np.abs(responders - predicted).sum() / n.sum())
 
 
 def smoothed_calibration(
