@@ -409,6 +409,7 @@ def train(
         "metrics": evaluation,
     }
     manifest["training_distribution"] = training_distribution(model, clean)
+    stage("writing the model files, the evaluation report and its figures")
     with atomic_directory(out, owned=MODEL_FOLDER_ENTRIES) as staging:
         manifest = read_manifest(save_model(model, staging, manifest).artifact)
         comparison_source = f"the {len(clean):,} patients the model was fitted on"
