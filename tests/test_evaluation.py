@@ -136,6 +136,12 @@ def test_auc_interval_agrees_with_a_plain_bootstrap_of_roc_auc_score() -> None:
     assert (low, high) == pytest.approx(tuple(plain), abs=0.006)  # Monte Carlo error
 
 
+def test_auc_interval_of_a_perfect_separation_is_one_point() -> None:
+    y = np.r_[np.zeros(50), np.ones(50)]
+    assert auc_interval(y, np.linspace(0.01, 0.99, 100)) == (1.0, 1.0)
+    assert auc_interval(y, np.linspace(0.99, 0.01, 100)) == (0.0, 0.0)
+
+
 def test_auc_interval_needs_two_of_each_outcome() -> None:
     with pytest.raises(ValueError, match="two of each outcome"):
         auc_interval(np.array([1.0, 0.0, 0.0]), np.array([0.9, 0.2, 0.1]))

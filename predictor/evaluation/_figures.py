@@ -162,9 +162,9 @@ def subgroup_figure(report: Report) -> Figure:
     ax.errorbar(
         [m.auc for m in metrics],
         positions,
-        xerr=[
-            [m.auc - m.auc_low for m in metrics],
-            [m.auc_high - m.auc for m in metrics],
+        xerr=[  # never below 0: the interval's AUC and the metric's may differ in the last bit
+            [max(m.auc - m.auc_low, 0.0) for m in metrics],
+            [max(m.auc_high - m.auc, 0.0) for m in metrics],
         ],
         fmt="o",
         markersize=3.5,

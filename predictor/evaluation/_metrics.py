@@ -216,7 +216,7 @@ def auc_interval(
     if min(m, n) < 2:
         raise ValueError(f"DeLong's interval needs two of each outcome; got {m} and {n}")
     pooled = rankdata(np.concatenate([positives, negatives]))
-    auc = (pooled[:m].sum() - m * (m + 1) / 2) / (m * n)
+    auc = min(max((pooled[:m].sum() - m * (m + 1) / 2) / (m * n), 0.0), 1.0)  # rounding
     # Each responder's share of non-responders scored below it, and each non-responder's share
     # of responders scored above it (ties count half): DeLong's structural components.
     v10 = (pooled[:m] - rankdata(positives)) / n
