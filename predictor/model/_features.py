@@ -498,18 +498,9 @@ class FeatureMap:
         design = np.zeros((n, len(self.columns)))
         missing = np.zeros((n, len(self.terms)), dtype=bool)
         outside = np.zeros((n, len(self.terms)), dtype=np.int8)
-        numbers, lows, highs = self._numbers
+        numbers = self._numbers[0]
         if numbers:
-            values = np.stack(
-                [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
-            )
-            absent = np.isnan(values)
-            outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
-            scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
-            for k, j in enumerate(numbers):
-                field = self.terms[j].field
-                if FIELDS_BY_NAME[field].log_floor is not None:
-                    scaled[:, k] = model_scale(field, scaled[:, k])
+            scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # a 2-d array reduced over one axis is a 1-d array (numpy's stubs allow a scalar)
             all_absent = cast(list[bool], absent.all(axis=0).tolist())
@@ -533,6 +524,25 @@ class FeatureMap:
                 missing[:, j] = codes < 0
                 design[missing[:, j], self.slices[j]] = term.missing_row
         return Encoded(design, missing, outside)
+
+    def _scaled(
+        self, clean: Mapping[str, Any] | pd.DataFrame, outside: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The spline terms' values (n, spline terms) clipped to the training range and on the
+        model scale (the range's low end where missing), and where they are missing; sets
+        ``outside``."""
+        numbers, lows, highs = self._numbers
+        values = np.stack(
+            [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
+        )
+        absent = np.isnan(values)
+        outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
+        scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
+        for k, j in enumerate(numbers):
+            field = self.terms[j].field
+            if FIELDS_BY_NAME[field].log_floor is not None:
+                scaled[:, k] = model_scale(field, scaled[:, k])
+        return scaled, absent
 
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """The design matrix alone, shape (n, len(columns))."""
