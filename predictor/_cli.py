@@ -46,6 +46,7 @@ from predictor.io import (
     problems_as_rejects,
     read_labelled_csv,
     score_csv,
+    usable_cores,
     validate_csv,
     write_rejects,
 )
@@ -373,6 +374,7 @@ def run_score(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             escape=not args.no_formula_escape,
             progress=not args.quiet and sys.stderr.isatty(),
+            workers=usable_cores() if args.workers is None else args.workers,
             **_reading(args),
         )
     except (BatchError, ModelFileError) as exc:
@@ -518,6 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", help="model directory or model.json (default: the shipped model)")
     _reading_options(score)
     _chunk_rows_option(score)
+    score.add_argument(
+        "--workers",
+        type=_whole_number(1),
+        default=None,
+        help="processes that score chunks at the same time; the output is the same, in input "
+        f"order (default: one per usable core, here {usable_cores()})",
+    )
     score.add_argument(
         "--quiet", action="store_true", help="no progress bar and no summary (errors still show)"
     )

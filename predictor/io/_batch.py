@@ -14,14 +14,19 @@ cells that a spreadsheet would run as a formula are escaped (:func:`escape_formu
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import csv
 import dataclasses
 import io
+import itertools
+import multiprocessing
 import os
+import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
@@ -73,6 +78,7 @@ __all__ = [
     "merged_rejects",
     "read_labelled_csv",
     "score_csv",
+    "usable_cores",
     "validate_csv",
 ]
 
@@ -147,6 +153,7 @@ _SCORE_PARAMETERS: ParameterTable = {
     "rejects": [NONE, PATH],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],
+    "workers": [NONE, Interval(int, 1, INF, closed="left")],
 }
 _VALIDATE_PARAMETERS: ParameterTable = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
 
@@ -394,6 +401,116 @@ class _ChunkScorer:
         )
 
 
+# --------------------------------------------------------------------------- workers
+
+
+IN_FLIGHT_PER_WORKER = 2
+"""Chunks read ahead per worker process: at most ``IN_FLIGHT_PER_WORKER * workers`` chunks are
+being scored or waiting to be written, so memory is set by ``chunk_rows``, not by the file."""
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity; at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+_worker_scorer: _ChunkScorer | None = None
+"""The scorer of this worker process (set once, when the process starts)."""
+
+
+def _start_worker(scorer: _ChunkScorer) -> None:
+    """Initialise a worker process: keep the scorer (its model is unpickled once per process),
+    one BLAS thread (the processes are the parallelism), and leave Ctrl-C to the parent, which
+    stops the workers and removes its unfinished files."""
+    global _worker_scorer
+    _worker_scorer = scorer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # for the whole life of the process
+
+
+def _score_in_worker(chunk: Chunk) -> _Scored:
+    assert _worker_scorer is not None, "a worker process scores only after _start_worker"
+    return _worker_scorer(chunk)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: from a fresh server process (``forkserver``) where the
+    platform has one, since forking this process could copy into a child a lock held by
+    another thread (pyarrow's and the BLAS's thread pools). The server imports this module
+    once, and is started here (it goes on importing while this process reads the input)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return context
+
+
+def _pool(scorer: _ChunkScorer, workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes, each holding ``scorer`` (and its model) from its start."""
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_start_worker, initargs=(scorer,)
+    )
+
+
+def _first_line(chunk: Chunk) -> int:
+    lines = [*chunk.frame.index[:1].tolist(), *(p.row for p in chunk.problems[:1])]
+    return int(min(lines)) if lines else 0
+
+
+def _scored_in_order(
+    chunks: Iterator[Chunk], scorer: _ChunkScorer, workers: int, chunk_rows: int
+) -> Generator[_Scored, None, None]:
+    """Each chunk scored, in input order: here (one worker, or a file of one chunk), or by
+    ``workers`` processes, with at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker read
+    ahead of the one being written.
+
+    Raises
+    ------
+    BatchError
+        If a worker process stops without a result (killed, or out of memory).
+    """
+    from threadpoolctl import threadpool_limits
+
+    first = next(chunks, None)
+    if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
+        _context()  # more chunks likely: the processes' server starts while the next is read
+    second = next(chunks, None) if first is not None and workers > 1 else None
+    if second is None:  # nothing to share: no processes to start
+        # One BLAS thread, as in a worker: the numbers are then the same to the last bit
+        # (another number of BLAS threads may sum a product in another order).
+        with threadpool_limits(1):
+            for chunk in itertools.chain(() if first is None else (first,), chunks):
+                yield scorer(chunk)
+        return
+    assert first is not None
+    pool = _pool(scorer, workers)
+    pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
+
+    try:
+        for chunk in itertools.chain((first, second), chunks):
+            pending.append((_first_line(chunk), pool.submit(_score_in_worker, chunk)))
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                yield pending.popleft()[1].result()
+        while pending:
+            yield pending.popleft()[1].result()
+    except concurrent.futures.process.BrokenProcessPool as exc:
+        where = f" (the chunk from line {pending[0][0]:,} or one after it)" if pending else ""
+        raise BatchError(
+            f"a scoring worker process stopped without a result{where}: killed, or out of "
+            f"memory; nothing was written. Try fewer --workers or a smaller --chunk-rows"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _renamed(header: list[str], match: ColumnMatch, output: list[str]) -> list[str]:
     """Notes on the input columns renamed in the output (they had an output column's name)."""
     unknown = [header[k] for k in match.unknown]
@@ -421,6 +538,7 @@ def score_csv(
     strict_columns: bool = False,
     escape: bool = True,
     progress: bool = False,
+    workers: int | None = 1,
 ) -> BatchSummary:
     """Score a CSV file of patients, chunk by chunk, into a scored CSV file and a rejects file.
 
@@ -459,6 +577,14 @@ def score_csv(
         leading ``'``, so that a spreadsheet shows them rather than running them.
     progress : bool
         Show a progress bar on standard error.
+    workers : int, optional
+        Processes that validate and score chunks at the same time (default 1: this process
+        scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
+        does). This process reads the input and writes the outputs, in input order; the files
+        are byte for byte those of one worker. A file of one chunk is scored here, without
+        starting any process. The processes start from a fresh interpreter (``forkserver``),
+        which imports the main module again: a script that scores with several workers must
+        guard its entry point with ``if __name__ == "__main__":``.
 
     Returns
     -------
@@ -469,7 +595,7 @@ def score_csv(
     BatchError
         If the input cannot be read as CSV text, its header breaks the schema (a field given
         twice, a column whose unit is unclear, no input field at all), or an output is the
-        input.
+        input; or a worker process stopped without a result.
     ModelFileError
         If the model cannot be loaded.
     InvalidParameterError
@@ -507,6 +633,7 @@ def score_csv(
         strict_columns=strict_columns,
         progress=progress,
         started=started,
+        workers=usable_cores() if workers is None else workers,
     )
 
 
@@ -533,10 +660,11 @@ def _run(
     strict_columns: bool,
     progress: bool,
     started: float,
+    workers: int = 1,
 ) -> BatchSummary:
-    """Read ``source`` chunk by chunk, validate (and with a model, score) each, and write the
-    rejects and the output (``outputs``: the option and path of each, rejects first; None: not
-    kept) so that they appear together, once complete."""
+    """Read ``source`` chunk by chunk, validate (and with a model, score) each, with
+    ``workers`` processes, and write the rejects and the output (``outputs``: the option and
+    path of each, rejects first; None: not kept) so that they appear together, once complete."""
     wanted = [(option, path) for option, path in outputs if path is not None]
     with _records(source, chunk_rows=chunk_rows, outputs=wanted, **reading) as (
         reader,
@@ -564,8 +692,9 @@ def _run(
             headers = {"--out": columns}
             for option, sink in sinks.items():
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
-            for chunk in reader.chunks():
-                scored = scorer(chunk)
+            in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
+            stack.callback(in_order.close)  # stops the workers on an error
+            for scored in in_order:
                 for option, sink in sinks.items():
                     sink.write(scored.output if option == "--out" else scored.rejects)
                 totals[0] += scored.scored
