@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -428,6 +429,7 @@ def _start_worker(scorer: _ChunkScorer) -> None:
     global _worker_scorer
     _worker_scorer = scorer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # for the whole life of the process
@@ -439,10 +441,14 @@ def _score_in_worker(chunk: Chunk) -> _Scored:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """How worker processes start: from a fresh server process (``forkserver``) where the
-    platform has one, since forking this process could copy into a child a lock held by
-    another thread (pyarrow's and the BLAS's thread pools). The server imports this module
-    once, and is started here (it goes on importing while this process reads the input)."""
+    """How worker processes start. On Linux, when this process runs no other Python thread,
+    by forking it: at once, with the model and modules already in memory (the BLAS and
+    pyarrow reset their thread pools in a forked child). Otherwise from a fresh server process
+    (``forkserver``; ``spawn`` where there is none), since forking a process whose other
+    threads may hold a lock can copy the held lock into the child: the server imports this
+    module once, and is started here (it goes on importing while this process reads)."""
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
@@ -582,8 +588,9 @@ def score_csv(
         scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
         does). This process reads the input and writes the outputs, in input order; the files
         are byte for byte those of one worker. A file of one chunk is scored here, without
-        starting any process. The processes start from a fresh interpreter (``forkserver``),
-        which imports the main module again: a script that scores with several workers must
+        starting any process. On Linux the processes are forked from this one when it runs no
+        other Python thread; otherwise they start from a fresh interpreter (``forkserver``),
+        which imports the main module again: a script that scores with several workers should
         guard its entry point with ``if __name__ == "__main__":``.
 
     Returns
@@ -640,7 +647,10 @@ def score_csv(
 def _progress_bar(opened: OpenedInput, progress: bool, description: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(
+    class Bar(tqdm):  # type: ignore[misc]  # tqdm has no type information
+        monitor_interval = 0  # no monitor thread: the workers can then start by fork
+
+    return Bar(
         total=opened.size,
         unit="B",
         unit_scale=True,
