@@ -49,6 +49,8 @@ DEFAULT_THRESHOLD = 0.5
 least as likely as not."""
 
 LABELS = ("unlikely responder", "likely responder")
+_Z = float(ndtri(0.5 + INTERVAL_LEVEL / 2))
+"""The interval's half-width in standard errors (1.645 for 90%)."""
 SCORE_BLOCK_ROWS = 1024
 """Rows of a sparse design scored at a time: the block's basis rows stay in the cache."""
 
@@ -163,7 +165,7 @@ class AdditiveModel:
         # x' V x >= 0 for a positive definite V, but rounding can take it a hair below 0 when V
         # is nearly singular: 0 then, not NaN.
         se = np.sqrt(np.maximum(variance, 0.0))
-        half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se
+        half_width = _Z * se
         return Scores(
             logit,
             expit(logit),

@@ -645,7 +645,7 @@ class FeatureMap:
             # knots[m] <= value < knots[m + 1]: count the interior knots at or below the value
             interval = SPLINE_DEGREE + (scaled[:, :, None] >= basis.interior).sum(axis=2)
             interval = np.minimum(interval, basis.last)
-            offset = scaled - np.take_along_axis(basis.knots, interval.T, axis=1).T
+            offset = scaled - basis.knots[basis.spline_rows, interval]
         else:
             interval = np.zeros((n, 0), dtype=np.intp)
             offset, absent = np.zeros((n, 0)), np.zeros((n, 0), dtype=bool)
@@ -695,6 +695,8 @@ class Basis(NamedTuple):
     ``start + levels``"""
     knots: np.ndarray
     """shape (S, K): each spline term's knots, padded with its last"""
+    spline_rows: np.ndarray
+    """``arange(S)``, to index :attr:`knots` row by row"""
     interior: np.ndarray
     """shape (S, K - 8): the knots after the first four, up to the last basis interval's
     start (padded with +inf)"""
@@ -767,6 +769,7 @@ def _basis(features: FeatureMap) -> Basis:
         category_starts=np.array([starts[j] for j in categories], dtype=np.intp),
         category_levels=np.array([len(terms[j].levels) for j in categories], dtype=np.intp),
         knots=knots,
+        spline_rows=np.arange(len(splines), dtype=np.intp),
         interior=interior,
         last=last,
         polynomials=polynomials.reshape(-1, 4, 4),
