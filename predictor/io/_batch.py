@@ -23,14 +23,16 @@ import io
 import itertools
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -350,11 +352,42 @@ def rejects_table(problems: pd.DataFrame, chunk: Chunk) -> pd.DataFrame:
 # --------------------------------------------------------------------------- scoring
 
 
-class _Scored(NamedTuple):
-    """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
+class _Spooled(NamedTuple):
+    """CSV rows a worker process wrote to a file of its own (see :func:`_score_in_worker`)."""
 
-    output: pa.Buffer
-    rejects: pa.Buffer
+    path: str
+    size: int
+
+    def copy_to(self, sink: IO[bytes]) -> None:
+        """Append the rows to ``sink`` (copied by the kernel where it can) and remove the
+        file."""
+        try:
+            with open(self.path, "rb") as source:
+                sink.flush()
+                try:
+                    target = sink.fileno()
+                except (AttributeError, io.UnsupportedOperation):
+                    target = None
+                sent = 0
+                if target is not None and hasattr(os, "sendfile"):
+                    while sent < self.size:
+                        done = os.sendfile(target, source.fileno(), sent, self.size - sent)
+                        if done == 0:
+                            break
+                        sent += done
+                source.seek(sent)
+                while block := source.read(1 << 20):  # where sendfile cannot: by hand
+                    sink.write(block)
+        finally:
+            os.unlink(self.path)
+
+
+class _Scored(NamedTuple):
+    """One chunk scored: its output and rejects as CSV rows (or, from a worker process, the
+    files holding them), and counts for the summary."""
+
+    output: pa.Buffer | _Spooled
+    rejects: pa.Buffer | _Spooled
     scored: int
     rejected: int
     problems: int
@@ -420,14 +453,16 @@ def usable_cores() -> int:
 
 _worker_scorer: _ChunkScorer | None = None
 """The scorer of this worker process (set once, when the process starts)."""
+_worker_spool = ""
+"""The folder where this worker process writes the rows it scored."""
 
 
-def _start_worker(scorer: _ChunkScorer) -> None:
+def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     """Initialise a worker process: keep the scorer (its model is unpickled once per process),
     one BLAS thread (the processes are the parallelism), and leave Ctrl-C to the parent, which
     stops the workers and removes its unfinished files."""
-    global _worker_scorer
-    _worker_scorer = scorer
+    global _worker_scorer, _worker_spool
+    _worker_scorer, _worker_spool = scorer, spool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
     from threadpoolctl import threadpool_limits
@@ -436,8 +471,20 @@ def _start_worker(scorer: _ChunkScorer) -> None:
 
 
 def _score_in_worker(chunk: Chunk) -> _Scored:
+    """Score a chunk in a worker process. The CSV rows (about 500 bytes per patient with the
+    reasons and warnings) are written to files in the spool folder rather than sent back
+    through a pipe: the parent appends them to its outputs with ``sendfile``, without copying
+    them through Python."""
     assert _worker_scorer is not None, "a worker process scores only after _start_worker"
-    return _worker_scorer(chunk)
+    scored = _worker_scorer(chunk)
+    spooled = []
+    for rows in (scored.output, scored.rejects):
+        descriptor, path = tempfile.mkstemp(dir=_worker_spool, suffix=".csv")
+        data = cast(pa.Buffer, rows)  # a buffer: the scorer wrote it here
+        with open(descriptor, "wb") as sink:
+            sink.write(data)
+        spooled.append(_Spooled(path, data.size))
+    return scored._replace(output=spooled[0], rejects=spooled[1])
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -459,10 +506,11 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _pool(scorer: _ChunkScorer, workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` processes, each holding ``scorer`` (and its model) from its start."""
+def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes, each holding ``scorer`` (and its model) from its start, writing
+    the rows they score into the folder ``spool``."""
     return concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_start_worker, initargs=(scorer,)
+        workers, mp_context=_context(), initializer=_start_worker, initargs=(scorer, spool)
     )
 
 
@@ -497,7 +545,8 @@ def _scored_in_order(
                 yield scorer(chunk)
         return
     assert first is not None
-    pool = _pool(scorer, workers)
+    spool = tempfile.mkdtemp(prefix="ketamine-predictor-score-")
+    pool = _pool(scorer, workers, spool)
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
 
     try:
@@ -515,6 +564,7 @@ def _scored_in_order(
         ) from exc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(spool, ignore_errors=True)  # rows not written: an error stopped the run
 
 
 def _renamed(header: list[str], match: ColumnMatch, output: list[str]) -> list[str]:
@@ -706,7 +756,11 @@ def _run(
             stack.callback(in_order.close)  # stops the workers on an error
             for scored in in_order:
                 for option, sink in sinks.items():
-                    sink.write(scored.output if option == "--out" else scored.rejects)
+                    rows = scored.output if option == "--out" else scored.rejects
+                    if isinstance(rows, _Spooled):
+                        rows.copy_to(sink)
+                    else:
+                        sink.write(rows)
                 totals[0] += scored.scored
                 totals[1] += scored.rejected
                 totals[2] += scored.problems
