@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,6 +100,21 @@ def test_command_line_workers_1_and_2_write_the_same_files(
         assert main(args) == 1  # some rows rejected
         files[workers] = (out.read_bytes(), rejects.read_bytes())
     assert files["1"] == files["2"]
+
+
+def test_two_workers_write_standard_output_as_one(
+    messy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # standard output here has no file descriptor: the rows are copied by hand, not sendfile
+    written = {}
+    for workers in (1, 2):
+        stdout = io.TextIOWrapper(io.BytesIO())
+        monkeypatch.setattr(sys, "stdout", stdout)
+        args = ["score", str(messy_file), "--out", "-", "--chunk-rows", str(CHUNK_ROWS)]
+        assert main([*args, "--workers", str(workers), "--quiet"]) == 1
+        stdout.flush()
+        written[workers] = stdout.buffer.getvalue()
+    assert written[1] == written[2] == (_score(messy_file, tmp_path, 1)[0])
 
 
 def test_command_line_refuses_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:

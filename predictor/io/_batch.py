@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import itertools
 import multiprocessing
@@ -370,11 +371,15 @@ class _Spooled(NamedTuple):
                     target = None
                 sent = 0
                 if target is not None and hasattr(os, "sendfile"):
-                    while sent < self.size:
-                        done = os.sendfile(target, source.fileno(), sent, self.size - sent)
-                        if done == 0:
-                            break
-                        sent += done
+                    try:
+                        while sent < self.size:
+                            done = os.sendfile(target, source.fileno(), sent, self.size - sent)
+                            if done == 0:
+                                break
+                            sent += done
+                    except OSError as exc:  # a terminal, say: not a target sendfile takes
+                        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                            raise
                 source.seek(sent)
                 while block := source.read(1 << 20):  # where sendfile cannot: by hand
                     sink.write(block)
