@@ -547,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         "Score a CSV file of patients: every valid row gets a probability of response with its "
         "90% interval, label, top reasons and warnings; invalid rows go to a rejects file.",
-        "python -m predictor score examples/patients.csv --out scored.csv --rejects rejects.csv",
+        "python -m predictor score examples/patients.csv --out scored.csv --rejects rejects.csv"
+        "\n  python -m predictor score 'exports/*.csv' --out scored/ --engine dask "
+        "--scheduler tcp://host:8786",
         SCORE_NOTES,
     )
     score.add_argument("input", help="input CSV file, or - for stdin")
