@@ -272,17 +272,19 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     and handled alike, make one note."""
     notes = []
     # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
-    any_missing = cast(np.ndarray, missing.any(axis=0))
+    any_missing = cast(list[bool], missing.any(axis=0).tolist())
     for group in _missing_groups(model.features):
-        if not any_missing[group.terms].any():
+        if not any(any_missing[j] for j in group.terms):
             continue
         columns = missing[:, group.terms]
         if group.together:
             together = cast(np.ndarray, columns.all(axis=1))  # as any_missing
             notes += _constant(together, group.together)
             columns = columns & ~together[:, None]
+        alone = cast(list[bool], columns.any(axis=0).tolist())
         for k, text in enumerate(group.alone):
-            notes += _constant(columns[:, k], text)
+            if alone[k]:  # as _constant, with one reduction for the group
+                notes.append(Notes(columns[:, k], _texts(len(columns), text), text))
     return notes
 
 
