@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import io
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from predictor import InvalidParameterError, load_model
 from predictor._cli import main
 from predictor.io._batch import (
     IN_FLIGHT_PER_WORKER,
+    SPOOL_PREFIX,
     BatchError,
     CsvReader,
     _ChunkScorer,
@@ -152,6 +154,22 @@ def test_chunks_in_flight_are_bounded(messy_file: Path) -> None:
             ahead.append(pulled - written)
     assert written == pulled >= 15
     assert max(ahead) <= IN_FLIGHT_PER_WORKER * 2
+
+
+def test_a_killed_runs_spool_folder_is_removed_by_the_next_run(
+    messy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f"{SPOOL_PREFIX}{int(dead.stdout)}-abc"
+    stale.mkdir()
+    (stale / "rows.csv").write_text("left by a killed run")
+    alive = tmp_path / f"{SPOOL_PREFIX}{os.getpid()}-xyz"  # a run going on: kept
+    alive.mkdir()
+    _score(messy_file, tmp_path, 2)
+    assert not stale.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.glob(f"{SPOOL_PREFIX}*")) == [alive.name]
 
 
 # --------------------------------------------------------------------------- errors

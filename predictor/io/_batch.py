@@ -42,7 +42,7 @@ import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
-from predictor._atomic import atomic_outputs
+from predictor._atomic import _running, atomic_outputs
 from predictor._params import (
     BOOL,
     INF,
@@ -462,12 +462,27 @@ _worker_spool = ""
 """The folder where this worker process writes the rows it scored."""
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker process when its parent dies (killed
+    outright, say), rather than leave it waiting for work forever."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     """Initialise a worker process: keep the scorer (its model is unpickled once per process),
     one BLAS thread (the processes are the parallelism), and leave Ctrl-C to the parent, which
     stops the workers and removes its unfinished files."""
     global _worker_scorer, _worker_spool
     _worker_scorer, _worker_spool = scorer, spool
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
     from threadpoolctl import threadpool_limits
@@ -511,6 +526,20 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
+SPOOL_PREFIX = "ketamine-predictor-score-"
+
+
+def _spool_folder() -> str:
+    """A new private folder for the workers' rows, ``$TMPDIR/ketamine-predictor-score-PID-*``;
+    the folders of runs whose process no longer runs (killed outright) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{SPOOL_PREFIX}*-*"):
+        pid = stale.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)) and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
+
+
 def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.ProcessPoolExecutor:
     """``workers`` processes, each holding ``scorer`` (and its model) from its start, writing
     the rows they score into the folder ``spool``."""
@@ -550,7 +579,7 @@ def _scored_in_order(
                 yield scorer(chunk)
         return
     assert first is not None
-    spool = tempfile.mkdtemp(prefix="ketamine-predictor-score-")
+    spool = _spool_folder()
     pool = _pool(scorer, workers, spool)
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
 
