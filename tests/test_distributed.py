@@ -110,6 +110,22 @@ def test_score_dask_loads_the_model_once_per_worker(client) -> None:
     assert sorted(loads.values()) in ([0, 1], [1, 1])
 
 
+def test_score_dask_with_a_loaded_model_and_a_model_folder(client, tmp_path: Path) -> None:
+    import shutil
+
+    from predictor import load_model
+
+    model = load_model()
+    (tmp_path / "model").mkdir()
+    for name in ("model.json", "manifest.json"):  # the shipped model, copied elsewhere
+        shutil.copy(Path(__file__).parents[1] / "models" / name, tmp_path / "model" / name)
+    cells = _cells(_export(300, seed=34))
+    expected = predict(cells, invalid="collect").scored
+    for given in (model, tmp_path / "model"):
+        scored, _ = dask.compute(*score_dask(dd.from_pandas(cells, npartitions=3), model=given))
+        _assert_same_scores(scored, expected)
+
+
 def test_score_dask_refuses_a_pandas_frame() -> None:
     from predictor.io import BatchError
 

@@ -169,10 +169,12 @@ def score_dask(frame: Any, *, model: ModelLike = None, explain: bool = False) ->
     meta_scored, meta_rejects = _score_partition(frame._meta, 0, ref, explain)
     parts = frame.to_delayed()
     delayed = dask.delayed
+    # one node of the graph: a cluster sends it to each worker once, not with every task
+    shared = delayed(ref, traverse=False)
     offset: Any = 0
     results = []
     for k, part in enumerate(parts):
-        results.append(delayed(_score_partition)(part, offset, ref, explain))
+        results.append(delayed(_score_partition)(part, offset, shared, explain))
         if k + 1 < len(parts):
             offset = delayed(operator.add)(offset, delayed(len)(part))
     scored = dd.from_delayed(
