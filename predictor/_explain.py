@@ -270,6 +270,8 @@ def _missing_groups(features: FeatureMap) -> tuple[_MissingGroup, ...]:
 def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
+    if len(missing) == 1:  # one patient (predict(dict)): the same notes, from Python's bools
+        return _one_patient_not_measured(model, cast(list[bool], missing[0].tolist()))
     notes = []
     # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
     any_missing = cast(list[bool], missing.any(axis=0).tolist())
@@ -285,6 +287,20 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
         for k, text in enumerate(group.alone):
             if alone[k]:  # as _constant, with one reduction for the group
                 notes.append(Notes(columns[:, k], _texts(len(columns), text), text))
+    return notes
+
+
+def _one_patient_not_measured(model: Model, missing: list[bool]) -> list[Notes]:
+    """:func:`_not_measured_notes` for one patient, whose missing fields are ``missing``."""
+    notes = []
+    for group in _missing_groups(model.features):
+        flags = [missing[j] for j in group.terms]
+        if group.together and all(flags):
+            notes.append(Notes(np.ones(1, dtype=bool), _texts(1, group.together), group.together))
+            continue
+        for flag, text in zip(flags, group.alone, strict=True):
+            if flag:
+                notes.append(Notes(np.ones(1, dtype=bool), _texts(1, text), text))
     return notes
 
 

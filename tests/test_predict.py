@@ -443,3 +443,16 @@ def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool)
         one = {name: column[i : i + 1] for name, column in values.items()}
         alone = reason_notes(model, one, contributions[i : i + 1])
         assert notes_for(alone, 0) == notes_for(table, i)
+
+
+def test_one_patients_warnings_are_those_the_table_gives_that_patient() -> None:
+    # warning_notes has a path for one patient's not-measured fields (predict(dict))
+    model = load_model()
+    cohort = simulate_cohort(300, seed=29)
+    names = (*model.fields, *SAFETY_FIELDS)
+    values = {name: cohort[name].to_numpy() for name in names}
+    table = warning_notes(model, values, model.features.encode(values, sparse=True))
+    for i in range(len(cohort)):
+        one = {name: column[i : i + 1] for name, column in values.items()}
+        alone = warning_notes(model, one, model.features.encode(one, sparse=True))
+        assert notes_for(alone, 0) == notes_for(table, i)
