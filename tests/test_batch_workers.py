@@ -119,6 +119,17 @@ def test_two_workers_write_standard_output_as_one(
     assert written[1] == written[2] == (_score(messy_file, tmp_path, 1)[0])
 
 
+def test_progress_bar_with_two_workers_reaches_the_end_of_the_file(
+    messy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = score_csv(
+        messy_file, tmp_path / "out.csv", chunk_rows=CHUNK_ROWS, workers=2, progress=True
+    )
+    err = capsys.readouterr().err  # the bar follows the reading, the counts the writing
+    assert "scoring" in err and "100%" in err
+    assert f"rows={summary.rows_scored:,}" in err
+
+
 def test_command_line_refuses_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["score", "in.csv", "--out", "out.csv", "--workers", "0"])
