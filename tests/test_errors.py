@@ -31,6 +31,7 @@ from predictor import (
 )
 from predictor._cli import UsageError, main
 from predictor._params import BOOL, BadParameter, check
+from predictor.distributed import DaskUnavailableError
 from predictor.io import validate_csv
 from predictor.io._input_stream import InputError, InputReason
 from predictor.model._additive import fit_additive_model
@@ -64,6 +65,7 @@ EXAMPLES: dict[type, Callable[[], PredictorError]] = {
     ModelFileError: lambda: ModelFileError("no model at m/"),
     TrainingDataError: lambda: TrainingDataError("no responded column"),
     UsageError: lambda: UsageError("--n cannot go with --data"),
+    DaskUnavailableError: lambda: DaskUnavailableError("scoring with Dask needs Dask, ..."),
 }
 """One instance of every exception class; a new class needs an example here (a test says so)."""
 
@@ -75,6 +77,7 @@ BUILT_INS: dict[type, tuple[type, ...]] = {
     ModelFileError: (ValueError,),
     TrainingDataError: (ValueError,),
     UsageError: (),
+    DaskUnavailableError: (ImportError,),
 }
 
 
