@@ -93,7 +93,7 @@ def is_missing(value: Any) -> bool:
     if value is None or value is pd.NA:
         return True
     if isinstance(value, (float, np.floating)):
-        return bool(np.isnan(value))
+        return math.isnan(value)  # ~20x faster than np.isnan on one number
     if isinstance(value, str):
         return value.strip().casefold() in MISSING_TOKENS
     return False

@@ -46,6 +46,7 @@ from predictor.io import (
     problems_as_rejects,
     read_labelled_csv,
     score_csv,
+    usable_cores,
     validate_csv,
     write_rejects,
 )
@@ -357,8 +358,51 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def run_score_dask(args: argparse.Namespace) -> int:
+    """Score many CSV files on a Dask cluster: one output part per input file in --out."""
+    # Imported here: plain scoring never imports Dask.
+    from predictor.distributed import DaskUnavailableError, score_files_dask
+
+    if args.out == "-" or args.rejects == "-" or args.input == "-":
+        raise UsageError(
+            "--engine dask reads files and writes folders: not standard input or output"
+        )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = score_files_dask(
+            [args.input],
+            args.out,
+            rejects=args.rejects,
+            model=args.model,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            explain=args.explain,
+            chunk_rows=args.chunk_rows,
+            escape=not args.no_formula_escape,
+            **_reading(args),
+        )
+    except (BatchError, ModelFileError, DaskUnavailableError) as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the parts in {args.out}: {exc.strerror or exc}") from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.quiet:
+        where = args.scheduler or "a local cluster"
+        _say(
+            f"{_count(len(result.outputs), 'file')} on {where}: "
+            f"{_count(result.rows_scored, 'row')} scored, {result.rows_rejected:,} rejected "
+            f"({_count(result.problems, 'problem')}); one part per file in {args.out}"
+        )
+    return EXIT_OK if result.rows_rejected == 0 else EXIT_INVALID_ROWS
+
+
 def run_score(args: argparse.Namespace) -> int:
     """Score a CSV file: scored rows to --out, rejected rows to --rejects, a summary on stderr."""
+    if args.engine == "dask":
+        return run_score_dask(args)
+    if args.scheduler is not None:
+        raise UsageError("--scheduler goes with --engine dask")
     if args.out == "-" and args.rejects == "-":
         raise UsageError("--out and --rejects cannot both be standard output")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up as for Ctrl-C
@@ -372,6 +416,7 @@ def run_score(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             escape=not args.no_formula_escape,
             progress=not args.quiet and sys.stderr.isatty(),
+            workers=usable_cores() if args.workers is None else args.workers,
             **_reading(args),
         )
     except (BatchError, ModelFileError) as exc:
@@ -543,7 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         "Score a CSV file of patients: every valid row gets a probability of response with its "
         "90% interval, label, top reasons and warnings; invalid rows go to a rejects file.",
-        "python -m predictor score examples/patients.csv --out scored.csv --rejects rejects.csv",
+        "python -m predictor score examples/patients.csv --out scored.csv --rejects rejects.csv"
+        "\n  python -m predictor score 'exports/*.csv' --out scored/ --engine dask "
+        "--scheduler tcp://host:8786",
         SCORE_NOTES,
     )
     score.add_argument("input", help="input CSV file, or - for stdin")
@@ -559,6 +606,28 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--model", help="model directory or model.json (default: the shipped model)")
     _reading_options(score)
     _chunk_rows_option(score)
+    score.add_argument(
+        "--workers",
+        type=_whole_number(1),
+        default=None,
+        help="processes that score chunks at the same time; the output is the same, in input "
+        f"order (default: one per usable core, here {usable_cores()})",
+    )
+    score.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local (default): this machine's --workers processes; dask: INPUT is a file or a "
+        "quoted glob pattern ('exports/*.csv'), --out (and --rejects) are folders that get one "
+        "part per input file, named as it, scored on a Dask cluster (pip install "
+        "'ketamine-predictor[dask]')",
+    )
+    score.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler of a running Dask cluster (tcp://host:8786); "
+        "default: a local cluster of --workers processes",
+    )
     score.add_argument(
         "--quiet", action="store_true", help="no progress bar and no summary (errors still show)"
     )

@@ -137,7 +137,11 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
     assert phrases.prefixes is not None  # a number's phrases
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
-    distinct, inverse = np.unique(numbers[present], return_inverse=True)
+    if numbers.size <= 16:  # too few to be worth finding the distinct ones
+        distinct = numbers[present]
+        inverse = np.arange(distinct.size)
+    else:
+        distinct, inverse = np.unique(numbers[present], return_inverse=True)
     low, high = phrases.cuts
     above_low = distinct > low if phrases.low_includes_cut else distinct >= low
     bucket = above_low.astype(np.intp) + (distinct > high)
@@ -176,6 +180,8 @@ def reason_notes(
     """
     n, n_terms = contributions.shape
     top = min(TOP_REASONS, n_terms)
+    if n == 1:  # one patient (predict(dict)): the same texts, without the grouping by field
+        return _one_patient_reasons(model, values, contributions[0], top)
     order = _top_order(contributions, top)
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
@@ -194,6 +200,25 @@ def reason_notes(
         taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
         flat_texts[where] = _reasons(model, j, taken, flat_size[where] > 0)
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
+
+
+def _one_patient_reasons(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame, contributions: np.ndarray, top: int
+) -> list[Notes]:
+    """:func:`reason_notes` for one patient: the largest contributions (ties: the lower index
+    first, as :func:`_top_order`), each put into words by :func:`_reasons`."""
+    sizes = contributions.tolist()
+    order = sorted(range(len(sizes)), key=lambda j: -abs(sizes[j]))[:top]  # stable
+    notes = []
+    for j in order:
+        shown = abs(sizes[j]) >= MIN_REASON_LOG_ODDS
+        text = _texts(1, "")
+        if shown:
+            column = values[model.features.terms[j].field]
+            taken = column.array[:1] if isinstance(column, pd.Series) else np.asarray(column)[:1]
+            text[0] = _reasons(model, j, taken, np.array([sizes[j] > 0]))[0]
+        notes.append(Notes(np.array([shown]), text))
+    return notes
 
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
@@ -245,19 +270,37 @@ def _missing_groups(features: FeatureMap) -> tuple[_MissingGroup, ...]:
 def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
+    if len(missing) == 1:  # one patient (predict(dict)): the same notes, from Python's bools
+        return _one_patient_not_measured(model, cast(list[bool], missing[0].tolist()))
     notes = []
     # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
-    any_missing = cast(np.ndarray, missing.any(axis=0))
+    any_missing = cast(list[bool], missing.any(axis=0).tolist())
     for group in _missing_groups(model.features):
-        if not any_missing[group.terms].any():
+        if not any(any_missing[j] for j in group.terms):
             continue
         columns = missing[:, group.terms]
         if group.together:
             together = cast(np.ndarray, columns.all(axis=1))  # as any_missing
             notes += _constant(together, group.together)
             columns = columns & ~together[:, None]
+        alone = cast(list[bool], columns.any(axis=0).tolist())
         for k, text in enumerate(group.alone):
-            notes += _constant(columns[:, k], text)
+            if alone[k]:  # as _constant, with one reduction for the group
+                notes.append(Notes(columns[:, k], _texts(len(columns), text), text))
+    return notes
+
+
+def _one_patient_not_measured(model: Model, missing: list[bool]) -> list[Notes]:
+    """:func:`_not_measured_notes` for one patient, whose missing fields are ``missing``."""
+    notes = []
+    for group in _missing_groups(model.features):
+        flags = [missing[j] for j in group.terms]
+        if group.together and all(flags):
+            notes.append(Notes(np.ones(1, dtype=bool), _texts(1, group.together), group.together))
+            continue
+        for flag, text in zip(flags, group.alone, strict=True):
+            if flag:
+                notes.append(Notes(np.ones(1, dtype=bool), _texts(1, text), text))
     return notes
 
 

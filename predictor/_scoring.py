@@ -155,7 +155,7 @@ def score_clean(model: Model, clean: Mapping[str, Any] | pd.DataFrame) -> Scored
 
     The one code path behind :func:`predict` for a record and for a table.
     """
-    encoded = model.features.encode(clean)
+    encoded = model.features.encode(clean, sparse=True)
     scores = model.score(encoded.design)
     return ScoredRecords(
         scores,

@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("predictor._explain",),
     ("predictor._scoring",),
     ("predictor.io", "predictor.simulation", "predictor.evaluation"),
-    ("predictor._training", "predictor.serve"),
+    ("predictor._training", "predictor.serve", "predictor.distributed"),
     ("predictor._cli",),
     ("predictor", "predictor.__main__"),
 )
@@ -72,12 +72,19 @@ def test_architecture_units_import_only_from_lower_layers() -> None:
 
 
 def test_architecture_public_surface_is_small_and_importable() -> None:
+    import predictor.distributed
     import predictor.evaluation
     import predictor.io
     import predictor.model
     import predictor.simulation
 
-    for package in (predictor, predictor.model, predictor.io, predictor.evaluation):
+    for package in (
+        predictor,
+        predictor.model,
+        predictor.io,
+        predictor.evaluation,
+        predictor.distributed,
+    ):
         assert len(package.__all__) <= 30, package.__name__
         assert all(hasattr(package, name) for name in package.__all__), package.__name__
     private = [p.name for p in (ROOT / "predictor").rglob("*.py") if not p.name.startswith("_")]

@@ -31,6 +31,7 @@ from predictor import (
 )
 from predictor._cli import UsageError, main
 from predictor._params import BOOL, BadParameter, check
+from predictor.distributed import DaskUnavailableError
 from predictor.io import validate_csv
 from predictor.io._input_stream import InputError, InputReason
 from predictor.model._additive import fit_additive_model
@@ -68,6 +69,7 @@ EXAMPLES: dict[type, Callable[[], PredictorError]] = {
     RequestProblem: lambda: RequestProblem(
         [ProblemOut(record=None, field="", column="", value="[", rule="json", message="...")]
     ),
+    DaskUnavailableError: lambda: DaskUnavailableError("scoring with Dask needs Dask, ..."),
 }
 """One instance of every exception class; a new class needs an example here (a test says so)."""
 
@@ -80,6 +82,7 @@ BUILT_INS: dict[type, tuple[type, ...]] = {
     TrainingDataError: (ValueError,),
     UsageError: (),
     RequestProblem: (ValueError,),
+    DaskUnavailableError: (ImportError,),
 }
 
 

@@ -20,6 +20,7 @@ from predictor._explain import (
     _top_order,
     join_notes,
     notes_for,
+    reason_notes,
     warning_notes,
 )
 from predictor._scoring import OUTPUT_COLUMNS
@@ -422,3 +423,34 @@ def test_scored_cells_split_back_into_the_lists_of_predict_record(
         for column, texts in (("warnings", single.warnings), ("top_reasons", single.reasons)):
             cell = table.iloc[i][column]
             assert (cell.split(NOTE_SEPARATOR) if cell else []) == list(texts), (i, column)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["measured", "tied"])
+def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool) -> None:
+    # reason_notes has a path for one patient (predict(dict)); it must give the same texts
+    # as the table's path, ties included (the lower field index first).
+    model = load_model()
+    cohort = simulate_cohort(200, seed=23)
+    values = {name: cohort[name].to_numpy() for name in model.fields}
+    contributions = model.score(model.features.design(cohort)).contributions
+    if ties:  # equal magnitudes, both signs, and some too small to be a reason
+        rng = np.random.default_rng(1)
+        contributions = rng.choice([-0.5, 0.5, 0.3, -0.3, 0.001], size=contributions.shape)
+    table = reason_notes(model, values, contributions)
+    for i in range(len(cohort)):
+        one = {name: column[i : i + 1] for name, column in values.items()}
+        alone = reason_notes(model, one, contributions[i : i + 1])
+        assert notes_for(alone, 0) == notes_for(table, i)
+
+
+def test_one_patients_warnings_are_those_the_table_gives_that_patient() -> None:
+    # warning_notes has a path for one patient's not-measured fields (predict(dict))
+    model = load_model()
+    cohort = simulate_cohort(300, seed=29)
+    names = (*model.fields, *SAFETY_FIELDS)
+    values = {name: cohort[name].to_numpy() for name in names}
+    table = warning_notes(model, values, model.features.encode(values, sparse=True))
+    for i in range(len(cohort)):
+        one = {name: column[i : i + 1] for name, column in values.items()}
+        alone = warning_notes(model, one, model.features.encode(one, sparse=True))
+        assert notes_for(alone, 0) == notes_for(table, i)

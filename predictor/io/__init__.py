@@ -15,6 +15,7 @@ from predictor.io._batch import (
     problems_as_rejects,
     read_labelled_csv,
     score_csv,
+    usable_cores,
     validate_csv,
     write_rejects,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "problems_as_rejects",
     "read_labelled_csv",
     "score_csv",
+    "usable_cores",
     "validate_csv",
     "write_rejects",
 ]

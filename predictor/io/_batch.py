@@ -14,17 +14,26 @@ cells that a spreadsheet would run as a formula are escaped (:func:`escape_formu
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
+import itertools
+import multiprocessing
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -33,7 +42,7 @@ import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
-from predictor._atomic import atomic_outputs
+from predictor._atomic import _running, atomic_outputs
 from predictor._params import (
     BOOL,
     INF,
@@ -73,6 +82,7 @@ __all__ = [
     "merged_rejects",
     "read_labelled_csv",
     "score_csv",
+    "usable_cores",
     "validate_csv",
 ]
 
@@ -147,6 +157,7 @@ _SCORE_PARAMETERS: ParameterTable = {
     "rejects": [NONE, PATH],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],
+    "workers": [NONE, Interval(int, 1, INF, closed="left")],
 }
 _VALIDATE_PARAMETERS: ParameterTable = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
 
@@ -342,11 +353,46 @@ def rejects_table(problems: pd.DataFrame, chunk: Chunk) -> pd.DataFrame:
 # --------------------------------------------------------------------------- scoring
 
 
-class _Scored(NamedTuple):
-    """One chunk scored: its output and rejects as CSV rows, and counts for the summary."""
+class _Spooled(NamedTuple):
+    """CSV rows a worker process wrote to a file of its own (see :func:`_score_in_worker`)."""
 
-    output: pa.Buffer
-    rejects: pa.Buffer
+    path: str
+    size: int
+
+    def copy_to(self, sink: IO[bytes]) -> None:
+        """Append the rows to ``sink`` (copied by the kernel where it can) and remove the
+        file."""
+        try:
+            with open(self.path, "rb") as source:
+                sink.flush()
+                try:
+                    target = sink.fileno()
+                except (AttributeError, io.UnsupportedOperation):
+                    target = None
+                sent = 0
+                if target is not None and hasattr(os, "sendfile"):
+                    try:
+                        while sent < self.size:
+                            done = os.sendfile(target, source.fileno(), sent, self.size - sent)
+                            if done == 0:
+                                break
+                            sent += done
+                    except OSError as exc:  # a terminal, say: not a target sendfile takes
+                        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                            raise
+                source.seek(sent)
+                while block := source.read(1 << 20):  # where sendfile cannot: by hand
+                    sink.write(block)
+        finally:
+            os.unlink(self.path)
+
+
+class _Scored(NamedTuple):
+    """One chunk scored: its output and rejects as CSV rows (or, from a worker process, the
+    files holding them), and counts for the summary."""
+
+    output: pa.Buffer | _Spooled
+    rejects: pa.Buffer | _Spooled
     scored: int
     rejected: int
     problems: int
@@ -394,6 +440,167 @@ class _ChunkScorer:
         )
 
 
+# --------------------------------------------------------------------------- workers
+
+
+IN_FLIGHT_PER_WORKER = 2
+"""Chunks read ahead per worker process: at most ``IN_FLIGHT_PER_WORKER * workers`` chunks are
+being scored or waiting to be written, so memory is set by ``chunk_rows``, not by the file."""
+
+
+def usable_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity; at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+_worker_scorer: _ChunkScorer | None = None
+"""The scorer of this worker process (set once, when the process starts)."""
+_worker_spool = ""
+"""The folder where this worker process writes the rows it scored."""
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker process when its parent dies (killed
+    outright, say), rather than leave it waiting for work forever."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
+    """Initialise a worker process: keep the scorer (its model is unpickled once per process),
+    one BLAS thread (the processes are the parallelism), and leave Ctrl-C to the parent, which
+    stops the workers and removes its unfinished files."""
+    global _worker_scorer, _worker_spool
+    _worker_scorer, _worker_spool = scorer, spool
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # for the whole life of the process
+
+
+def _score_in_worker(chunk: Chunk) -> _Scored:
+    """Score a chunk in a worker process. The CSV rows (about 500 bytes per patient with the
+    reasons and warnings) are written to files in the spool folder rather than sent back
+    through a pipe: the parent appends them to its outputs with ``sendfile``, without copying
+    them through Python."""
+    assert _worker_scorer is not None, "a worker process scores only after _start_worker"
+    scored = _worker_scorer(chunk)
+    spooled = []
+    for rows in (scored.output, scored.rejects):
+        descriptor, path = tempfile.mkstemp(dir=_worker_spool, suffix=".csv")
+        data = cast(pa.Buffer, rows)  # a buffer: the scorer wrote it here
+        with open(descriptor, "wb") as sink:
+            sink.write(data)
+        spooled.append(_Spooled(path, data.size))
+    return scored._replace(output=spooled[0], rejects=spooled[1])
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """How worker processes start. On Linux, when this process runs no other Python thread,
+    by forking it: at once, with the model and modules already in memory (the BLAS and
+    pyarrow reset their thread pools in a forked child). Otherwise from a fresh server process
+    (``forkserver``; ``spawn`` where there is none), since forking a process whose other
+    threads may hold a lock can copy the held lock into the child: the server imports this
+    module once, and is started here (it goes on importing while this process reads)."""
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return context
+
+
+SPOOL_PREFIX = "ketamine-predictor-score-"
+
+
+def _spool_folder() -> str:
+    """A new private folder for the workers' rows, ``$TMPDIR/ketamine-predictor-score-PID-*``;
+    the folders of runs whose process no longer runs (killed outright) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{SPOOL_PREFIX}*-*"):
+        pid = stale.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)) and stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
+
+
+def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes, each holding ``scorer`` (and its model) from its start, writing
+    the rows they score into the folder ``spool``."""
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_start_worker, initargs=(scorer, spool)
+    )
+
+
+def _first_line(chunk: Chunk) -> int:
+    lines = [*chunk.frame.index[:1].tolist(), *(p.row for p in chunk.problems[:1])]
+    return int(min(lines)) if lines else 0
+
+
+def _scored_in_order(
+    chunks: Iterator[Chunk], scorer: _ChunkScorer, workers: int, chunk_rows: int
+) -> Generator[_Scored, None, None]:
+    """Each chunk scored, in input order: here (one worker, or a file of one chunk), or by
+    ``workers`` processes, with at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker read
+    ahead of the one being written.
+
+    Raises
+    ------
+    BatchError
+        If a worker process stops without a result (killed, or out of memory).
+    """
+    from threadpoolctl import threadpool_limits
+
+    first = next(chunks, None)
+    if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
+        _context()  # more chunks likely: the processes' server starts while the next is read
+    second = next(chunks, None) if first is not None and workers > 1 else None
+    if second is None:  # nothing to share: no processes to start
+        # One BLAS thread, as in a worker: the numbers are then the same to the last bit
+        # (another number of BLAS threads may sum a product in another order).
+        with threadpool_limits(1):
+            for chunk in itertools.chain(() if first is None else (first,), chunks):
+                yield scorer(chunk)
+        return
+    assert first is not None
+    spool = _spool_folder()
+    pool = _pool(scorer, workers, spool)
+    pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
+
+    try:
+        for chunk in itertools.chain((first, second), chunks):
+            pending.append((_first_line(chunk), pool.submit(_score_in_worker, chunk)))
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                yield pending.popleft()[1].result()
+        while pending:
+            yield pending.popleft()[1].result()
+    except concurrent.futures.process.BrokenProcessPool as exc:
+        where = f" (the chunk from line {pending[0][0]:,} or one after it)" if pending else ""
+        raise BatchError(
+            f"a scoring worker process stopped without a result{where}: killed, or out of "
+            f"memory; nothing was written. Try fewer --workers or a smaller --chunk-rows"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(spool, ignore_errors=True)  # rows not written: an error stopped the run
+
+
 def _renamed(header: list[str], match: ColumnMatch, output: list[str]) -> list[str]:
     """Notes on the input columns renamed in the output (they had an output column's name)."""
     unknown = [header[k] for k in match.unknown]
@@ -421,6 +628,7 @@ def score_csv(
     strict_columns: bool = False,
     escape: bool = True,
     progress: bool = False,
+    workers: int | None = 1,
 ) -> BatchSummary:
     """Score a CSV file of patients, chunk by chunk, into a scored CSV file and a rejects file.
 
@@ -459,6 +667,15 @@ def score_csv(
         leading ``'``, so that a spreadsheet shows them rather than running them.
     progress : bool
         Show a progress bar on standard error.
+    workers : int, optional
+        Processes that validate and score chunks at the same time (default 1: this process
+        scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
+        does). This process reads the input and writes the outputs, in input order; the files
+        are byte for byte those of one worker. A file of one chunk is scored here, without
+        starting any process. On Linux the processes are forked from this one when it runs no
+        other Python thread; otherwise they start from a fresh interpreter (``forkserver``),
+        which imports the main module again: a script that scores with several workers should
+        guard its entry point with ``if __name__ == "__main__":``.
 
     Returns
     -------
@@ -469,7 +686,7 @@ def score_csv(
     BatchError
         If the input cannot be read as CSV text, its header breaks the schema (a field given
         twice, a column whose unit is unclear, no input field at all), or an output is the
-        input.
+        input; or a worker process stopped without a result.
     ModelFileError
         If the model cannot be loaded.
     InvalidParameterError
@@ -507,13 +724,17 @@ def score_csv(
         strict_columns=strict_columns,
         progress=progress,
         started=started,
+        workers=usable_cores() if workers is None else workers,
     )
 
 
 def _progress_bar(opened: OpenedInput, progress: bool, description: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(
+    class Bar(tqdm):  # type: ignore[misc]  # tqdm has no type information
+        monitor_interval = 0  # no monitor thread: the workers can then start by fork
+
+    return Bar(
         total=opened.size,
         unit="B",
         unit_scale=True,
@@ -533,10 +754,11 @@ def _run(
     strict_columns: bool,
     progress: bool,
     started: float,
+    workers: int = 1,
 ) -> BatchSummary:
-    """Read ``source`` chunk by chunk, validate (and with a model, score) each, and write the
-    rejects and the output (``outputs``: the option and path of each, rejects first; None: not
-    kept) so that they appear together, once complete."""
+    """Read ``source`` chunk by chunk, validate (and with a model, score) each, with
+    ``workers`` processes, and write the rejects and the output (``outputs``: the option and
+    path of each, rejects first; None: not kept) so that they appear together, once complete."""
     wanted = [(option, path) for option, path in outputs if path is not None]
     with _records(source, chunk_rows=chunk_rows, outputs=wanted, **reading) as (
         reader,
@@ -564,10 +786,15 @@ def _run(
             headers = {"--out": columns}
             for option, sink in sinks.items():
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
-            for chunk in reader.chunks():
-                scored = scorer(chunk)
+            in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
+            stack.callback(in_order.close)  # stops the workers on an error
+            for scored in in_order:
                 for option, sink in sinks.items():
-                    sink.write(scored.output if option == "--out" else scored.rejects)
+                    rows = scored.output if option == "--out" else scored.rejects
+                    if isinstance(rows, _Spooled):
+                        rows.copy_to(sink)
+                    else:
+                        sink.write(rows)
                 totals[0] += scored.scored
                 totals[1] += scored.rejected
                 totals[2] += scored.problems

@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.special import expit, ndtri
 
 from predictor.model._document import finite_array, finite_number, read_document
-from predictor.model._features import FeatureMap
+from predictor.model._features import FeatureMap, SparseDesign
 from predictor.model._fitter import (
     LAMBDA_BOUNDS,
     PER_TERM,
@@ -65,6 +65,10 @@ DEFAULT_THRESHOLD = 0.5
 least as likely as not."""
 
 LABELS = ("unlikely responder", "likely responder")
+_Z = float(ndtri(0.5 + INTERVAL_LEVEL / 2))
+"""The interval's half-width in standard errors (1.645 for 90%)."""
+SCORE_BLOCK_ROWS = 1024
+"""Rows of a sparse design scored at a time: the block's basis rows stay in the cache."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,11 +131,30 @@ class AdditiveModel:
         """Log-odds of the average training patient: intercept + sum of the term means."""
         return float(self.intercept + self.term_means.sum())
 
-    def score(self, design: np.ndarray) -> Scores:
-        """Probabilities, 90% intervals and contributions for rows of the design matrix."""
+    @functools.cached_property
+    def _basis_numbers(self) -> tuple[np.ndarray, np.ndarray]:
+        """The model in the terms' own bases (:class:`~predictor.model._features.Basis`):
+        each basis column's effect on its term (log-odds), shape (size,), and ``H`` with
+        ``H @ H.T`` the posterior covariance in that basis, shape (size, p + 1), so that a row
+        ``z`` of the basis space has ``x' V x = |z @ H|^2`` for its design row ``x``."""
+        to_design = self.features.basis.to_design
+        effect = to_design[:, 1:] @ self.coef
+        effect[0] = 0.0  # the intercept is not a term
+        return effect, to_design @ np.linalg.cholesky(self.covariance)
+
+    def score(self, design: np.ndarray | SparseDesign) -> Scores:
+        """Probabilities, 90% intervals and contributions for rows of the design matrix,
+        dense or sparse (:meth:`FeatureMap.encode` with ``sparse=True``).
+
+        A sparse design is scored from each row's nonzero basis columns, in blocks of
+        :data:`SCORE_BLOCK_ROWS` rows: a term's value is the sum of its (at most four) basis
+        values times their effects, and ``x' V x`` is ``|z @ H|^2`` for the basis row ``z``.
+        The numbers are those of the dense design to rounding (tests hold them to 1e-12).
+        """
+        if isinstance(design, SparseDesign):
+            return self._scores(*self._sparse_terms(design))
         terms = (design * self.coef) @ self.features.membership
         contributions = terms - self.term_means
-        logit = self.baseline + contributions.sum(axis=1)
         # se^2 = x' V x with x = (1, design row): V's intercept row and column split out.
         covariance = self.covariance
         variance = (
@@ -139,10 +162,41 @@ class AdditiveModel:
             + 2.0 * (design @ covariance[0, 1:])  # exactly the same, without an (n, p) copy
             + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
         )
+        return self._scores(contributions, variance)
+
+    def _sparse_terms(self, design: SparseDesign) -> tuple[np.ndarray, np.ndarray]:
+        """Contributions and ``x' V x`` of the rows of a sparse design."""
+        features, n = self.features, design.n
+        basis = features.basis
+        effect, root = self._basis_numbers
+        contributions = np.empty((n, len(features.terms)))
+        contributions[:] = -self.term_means  # an unused term: 0 minus its mean
+        variance = np.empty(n)
+        firsts = basis.firsts
+        used = basis.slots[firsts]
+        block = np.zeros((min(n, SCORE_BLOCK_ROWS), basis.size))
+        for start in range(0, n, SCORE_BLOCK_ROWS):
+            stop = min(n, start + SCORE_BLOCK_ROWS)
+            columns, values = features.nonzero(design, start, stop)
+            if used.size:
+                terms = np.add.reduceat(values * effect[columns], firsts, axis=1)
+                contributions[start:stop, used] = terms - self.term_means[used]
+            rows = block[: stop - start]
+            rows[:] = 0.0
+            rows[:, 0] = 1.0  # the intercept
+            flat = np.arange(stop - start)[:, None] * basis.size + columns
+            rows.reshape(-1)[flat.reshape(-1)] = values.reshape(-1)
+            projected = rows @ root
+            variance[start:stop] = np.einsum("ij,ij->i", projected, projected)
+        return contributions, variance
+
+    def _scores(self, contributions: np.ndarray, variance: np.ndarray) -> Scores:
+        """Scores from the centred terms and ``x' V x`` of each row."""
+        logit = self.baseline + contributions.sum(axis=1)
         # x' V x >= 0 for a positive definite V, but rounding can take it a hair below 0 when V
         # is nearly singular: 0 then, not NaN.
         se = np.sqrt(np.maximum(variance, 0.0))
-        half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * se
+        half_width = _Z * se
         return Scores(
             logit,
             expit(logit),

@@ -364,11 +364,39 @@ def _term_from_document(entry: Mapping[str, Any], definition: FieldDefinition) -
     return term
 
 
+class SparseDesign(NamedTuple):
+    """Rows of the design matrix by the few columns of each term's basis that are not zero,
+    as :meth:`FeatureMap.encode` gives them with ``sparse=True``.
+
+    A number's cubic B-spline basis has at most four functions that are not zero at any value
+    (those of the knot interval the value lies in), and a category has one column per level:
+    each row has at most four nonzero basis values per number and one per category, out of
+    about a hundred design columns. :meth:`FeatureMap.nonzero` gives them, and
+    :meth:`FeatureMap.dense` the dense design they stand for.
+    """
+
+    interval: np.ndarray
+    """shape (n, number of spline terms), intp: the knot interval ``m`` of each value on the
+    model scale (``knots[m] <= value < knots[m + 1]``, the last interval for the highest knot);
+    that of the lowest value of the range where the value is missing"""
+    offset: np.ndarray
+    """shape (n, number of spline terms): the value minus ``knots[m]``, model scale"""
+    absent: np.ndarray
+    """shape (n, number of spline terms), bool: the value is missing"""
+    codes: np.ndarray
+    """shape (n, number of category terms), intp: level index, -1 when missing"""
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return len(self.interval)
+
+
 class Encoded(NamedTuple):
     """Clean records as the model sees them."""
 
-    design: np.ndarray
-    """shape (n, number of design columns)"""
+    design: np.ndarray | SparseDesign
+    """shape (n, number of design columns), or the same rows as a :class:`SparseDesign`"""
     missing: np.ndarray
     """shape (n, number of terms), bool: the field was not measured"""
     outside: np.ndarray
@@ -486,30 +514,79 @@ class FeatureMap:
         ranges = np.array([self.terms[j].value_range for j in indices]).reshape(-1, 2)
         return indices, ranges[:, 0], ranges[:, 1]
 
-    def encode(self, clean: Mapping[str, Any] | pd.DataFrame) -> Encoded:
+    @functools.cached_property
+    def basis(self) -> Basis:
+        """The terms' bases, for :class:`SparseDesign` rows (built once per map)."""
+        return _basis(self)
+
+    def nonzero(self, design: SparseDesign, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """The nonzero basis columns of rows ``start:stop`` of a sparse design.
+
+        Returns
+        -------
+        (columns, values) : numpy.ndarray, shape (rows, Basis.width)
+            Columns of the basis space (:attr:`Basis.to_design`'s rows; never the intercept's)
+            and their values: four per spline term (a missing value: its "not measured" column,
+            with three zeros), then one per category term, in :attr:`Basis.slots` order.
+        """
+        basis = self.basis
+        interval = design.interval[start:stop]
+        rows, splines = interval.shape
+        codes = design.codes[start:stop]
+        columns = np.empty((rows, basis.width), dtype=np.intp)
+        values = np.empty((rows, basis.width))
+        if splines:
+            u = design.offset[start:stop].reshape(-1)
+            powers = np.empty((u.size, 4))
+            powers[:, 3] = 1.0
+            powers[:, 2] = u
+            np.multiply(u, u, out=powers[:, 1])
+            np.multiply(powers[:, 1], u, out=powers[:, 0])
+            # on its knot interval each basis function is a cubic in u
+            cubic = basis.polynomials.take((interval + basis.polynomial_rows).reshape(-1), axis=0)
+            spline_values = np.einsum("npk,np->nk", cubic, powers).reshape(rows, splines, 4)
+            spline_columns = (basis.starts[:, None] - SPLINE_DEGREE + _FOUR) + interval[..., None]
+            absent = design.absent[start:stop]
+            if absent.any():
+                spline_values = np.where(absent[..., None], _MISSING_VALUES, spline_values)
+                spline_columns = np.where(absent[..., None], basis.missing_columns, spline_columns)
+            columns[:, : 4 * splines] = spline_columns.reshape(rows, 4 * splines)
+            values[:, : 4 * splines] = spline_values.reshape(rows, 4 * splines)
+        if codes.shape[1]:
+            columns[:, 4 * splines :] = basis.category_starts + np.where(
+                codes < 0, basis.category_levels, codes
+            )
+            values[:, 4 * splines :] = 1.0
+        return columns, values
+
+    def dense(self, design: SparseDesign) -> np.ndarray:
+        """The dense design matrix a sparse one stands for, shape (n, len(columns))."""
+        basis = self.basis
+        columns, values = self.nonzero(design, 0, design.n)
+        rows = np.zeros((design.n, basis.size))
+        flat = np.arange(design.n)[:, None] * basis.size + columns
+        rows.reshape(-1)[flat.reshape(-1)] = values.reshape(-1)
+        return rows @ basis.to_design[:, 1:]
+
+    def encode(self, clean: Mapping[str, Any] | pd.DataFrame, *, sparse: bool = False) -> Encoded:
         """Clean records (a frame, or a mapping of field -> array of values) as the model's
         design matrix, with which fields are missing or outside the training range.
 
         Number fields are prepared together, as one (n, fields) array: checked against the
         training range, clipped to it, and put on the model scale (log CRP); a missing value
-        becomes the "not measured" row.
+        becomes the "not measured" row. With ``sparse``, the design is a
+        :class:`SparseDesign`: each value's knot interval and place in it, and each level's
+        index, from which the nonzero basis columns follow (:meth:`nonzero`).
         """
         n = len(clean[self.terms[0].field])
-        design = np.zeros((n, len(self.columns)))
         missing = np.zeros((n, len(self.terms)), dtype=bool)
         outside = np.zeros((n, len(self.terms)), dtype=np.int8)
-        numbers, lows, highs = self._numbers
+        if sparse:
+            return self._encode_sparse(clean, n, missing, outside)
+        design = np.zeros((n, len(self.columns)))
+        numbers = self._numbers[0]
         if numbers:
-            values = np.stack(
-                [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
-            )
-            absent = np.isnan(values)
-            outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
-            scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
-            for k, j in enumerate(numbers):
-                field = self.terms[j].field
-                if FIELDS_BY_NAME[field].log_floor is not None:
-                    scaled[:, k] = model_scale(field, scaled[:, k])
+            scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # a 2-d array reduced over one axis is a 1-d array (numpy's stubs allow a scalar)
             all_absent = cast(list[bool], absent.all(axis=0).tolist())
@@ -534,6 +611,170 @@ class FeatureMap:
                 design[missing[:, j], self.slices[j]] = term.missing_row
         return Encoded(design, missing, outside)
 
+    def _scaled(
+        self, clean: Mapping[str, Any] | pd.DataFrame, outside: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The spline terms' values (n, spline terms) clipped to the training range and on the
+        model scale (the range's low end where missing), and where they are missing; sets
+        ``outside``."""
+        numbers, lows, highs = self._numbers
+        values = np.stack(
+            [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
+        )
+        absent = np.isnan(values)
+        outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
+        scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
+        for k, j in enumerate(numbers):
+            field = self.terms[j].field
+            if FIELDS_BY_NAME[field].log_floor is not None:
+                scaled[:, k] = model_scale(field, scaled[:, k])
+        return scaled, absent
+
+    def _encode_sparse(
+        self,
+        clean: Mapping[str, Any] | pd.DataFrame,
+        n: int,
+        missing: np.ndarray,
+        outside: np.ndarray,
+    ) -> Encoded:
+        basis = self.basis
+        numbers = self._numbers[0]
+        if numbers:
+            scaled, absent = self._scaled(clean, outside)
+            missing[:, numbers] = absent
+            # knots[m] <= value < knots[m + 1]: count the interior knots at or below the value
+            interval = SPLINE_DEGREE + (scaled[:, :, None] >= basis.interior).sum(axis=2)
+            interval = np.minimum(interval, basis.last)
+            offset = scaled - basis.knots[basis.spline_rows, interval]
+        else:
+            interval = np.zeros((n, 0), dtype=np.intp)
+            offset, absent = np.zeros((n, 0)), np.zeros((n, 0), dtype=bool)
+        codes = np.empty((n, len(basis.categories)), dtype=np.intp)
+        for k, j in enumerate(basis.categories.tolist()):
+            codes[:, k] = self.terms[j].codes(clean[self.terms[j].field])
+            missing[:, j] = codes[:, k] < 0
+        return Encoded(SparseDesign(interval, offset, absent, codes), missing, outside)
+
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """The design matrix alone, shape (n, len(columns))."""
-        return self.encode(clean).design
+        return cast(np.ndarray, self.encode(clean).design)
+
+
+_FOUR = np.arange(SPLINE_DEGREE + 1)
+_MISSING_VALUES = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+class Basis(NamedTuple):
+    """A feature map's terms in their own bases, for sparse design rows.
+
+    The *basis space* has one column for the intercept, then for each term the model uses its
+    B-spline basis functions (a number) or its levels (a category), and one "not measured"
+    column. :attr:`to_design` maps a row of it to the design row (with the intercept first)
+    that :meth:`FeatureMap.encode` builds: a spline term's basis function to its row of the
+    term's ``transform``, a level to its one-hot column, "not measured" to the term's
+    ``missing_row``.
+    """
+
+    size: int
+    """columns of the basis space"""
+    to_design: np.ndarray
+    """shape (size, 1 + len(columns))"""
+    splines: np.ndarray
+    """indices of the spline terms, shape (S,)"""
+    categories: np.ndarray
+    """indices of the category terms (those the model uses), shape (C,)"""
+    starts: np.ndarray
+    """basis-space column of each spline term's first basis function, shape (S,)"""
+    missing_columns: np.ndarray
+    """shape (S, 4): the columns of a missing value's row (three of them zero, the last the
+    term's "not measured" column)"""
+    category_starts: np.ndarray
+    """basis-space column of each category term's first level, shape (C,)"""
+    category_levels: np.ndarray
+    """number of levels of each category term, shape (C,): its "not measured" column is
+    ``start + levels``"""
+    knots: np.ndarray
+    """shape (S, K): each spline term's knots, padded with its last"""
+    spline_rows: np.ndarray
+    """``arange(S)``, to index :attr:`knots` row by row"""
+    interior: np.ndarray
+    """shape (S, K - 8): the knots after the first four, up to the last basis interval's
+    start (padded with +inf)"""
+    last: np.ndarray
+    """shape (S,): each spline term's last knot interval that is not empty"""
+    polynomials: np.ndarray
+    """shape (S * K, 4, 4): on knot interval m of spline term s, basis function ``m - 3 + k``
+    is ``sum_p polynomials[s * K + m, p, k] * u ** (3 - p)`` with ``u = value - knots[s, m]``"""
+    polynomial_rows: np.ndarray
+    """shape (S,): ``s * K``, the first row of each spline term's polynomials"""
+    width: int
+    """nonzero columns per row: four per spline term, one per category term"""
+    slots: np.ndarray
+    """the term of each of a row's nonzero columns, shape (width,)"""
+    firsts: np.ndarray
+    """where each used term's nonzero columns start among a row's, in slot order"""
+
+
+def _basis(features: FeatureMap) -> Basis:
+    """Build :class:`Basis` for a feature map."""
+    from scipy.interpolate import PPoly
+
+    terms, slices = features.terms, features.slices
+    splines = [j for j, term in enumerate(terms) if term.is_spline]
+    categories = [j for j, term in enumerate(terms) if not term.is_spline and not term.unused]
+    starts: dict[int, int] = {}
+    size = 1
+    for j, term in enumerate(terms):
+        if not term.unused:
+            starts[j] = size
+            size += (term.n_basis if term.is_spline else len(term.levels)) + 1
+    to_design = np.zeros((size, 1 + len(features.columns)))
+    to_design[0, 0] = 1.0
+    for j, start in starts.items():
+        term, columns = terms[j], slices[j]
+        own = term.n_basis if term.is_spline else len(term.levels)
+        block = term.transform if term.is_spline else np.eye(own)
+        to_design[start : start + own, 1 + columns.start : 1 + columns.start + own] = block
+        to_design[start + own, 1 + columns.start : 1 + columns.stop] = term.missing_row
+    width = max([terms[j].knots.size for j in splines], default=2 * SPLINE_DEGREE + 2)
+    knots = np.empty((len(splines), width))
+    interior = np.full((len(splines), width - 2 * SPLINE_DEGREE - 2), np.inf)
+    last = np.empty(len(splines), dtype=np.intp)
+    polynomials = np.zeros((len(splines), width, 4, 4))
+    for s, j in enumerate(splines):
+        t, n_basis = terms[j].knots, terms[j].n_basis
+        knots[s] = np.r_[t, np.full(width - t.size, t[-1])]
+        interior[s, : n_basis - SPLINE_DEGREE - 1] = t[SPLINE_DEGREE + 1 : n_basis]
+        last[s] = max(m for m in range(SPLINE_DEGREE, n_basis) if t[m] < t[m + 1])
+        for i in range(n_basis):
+            # the power-basis form of basis function i on each knot interval
+            piece = PPoly.from_spline(BSpline(t, np.eye(n_basis)[i], SPLINE_DEGREE)).c
+            for m in range(max(i, SPLINE_DEGREE), min(i + SPLINE_DEGREE, n_basis - 1) + 1):
+                polynomials[s, m, :, i - m + SPLINE_DEGREE] = piece[:, m]
+    spline_starts = np.array([starts[j] for j in splines], dtype=np.intp)
+    n_bases = np.array([terms[j].n_basis for j in splines], dtype=np.intp)
+    missing_columns = np.column_stack(
+        [spline_starts, spline_starts + 1, spline_starts + 2, spline_starts + n_bases]
+    ).reshape(-1, 4)
+    slots = np.array(
+        [j for j in splines for _ in range(SPLINE_DEGREE + 1)] + categories, dtype=np.intp
+    )
+    return Basis(
+        size=size,
+        to_design=to_design,
+        splines=np.array(splines, dtype=np.intp),
+        categories=np.array(categories, dtype=np.intp),
+        starts=spline_starts,
+        missing_columns=missing_columns,
+        category_starts=np.array([starts[j] for j in categories], dtype=np.intp),
+        category_levels=np.array([len(terms[j].levels) for j in categories], dtype=np.intp),
+        knots=knots,
+        spline_rows=np.arange(len(splines), dtype=np.intp),
+        interior=interior,
+        last=last,
+        polynomials=polynomials.reshape(-1, 4, 4),
+        polynomial_rows=np.arange(len(splines), dtype=np.intp) * width,
+        width=len(slots),
+        slots=slots,
+        firsts=np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else slots,
+    )

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from predictor.model._features import FeatureMap
+from predictor.model._features import FeatureMap, SparseDesign
 
 
 class Scores(NamedTuple):
@@ -75,7 +75,8 @@ class Model(Protocol):
         The model's kind in a model file (``"additive"``); a class attribute.
     features : FeatureMap
         The input layer: one term per input field (``features.terms``), and
-        ``features.encode(clean)`` -> design matrix, missing and out-of-range flags.
+        ``features.encode(clean)`` -> design matrix (or, with ``sparse=True``, its nonzero
+        basis columns), missing and out-of-range flags.
     threshold : float
         Probability at or above which :meth:`labels` says "likely responder".
     fields : tuple of str
@@ -99,9 +100,10 @@ class Model(Protocol):
     @property
     def baseline(self) -> float: ...
 
-    def score(self, design: np.ndarray) -> Scores:
+    def score(self, design: np.ndarray | SparseDesign) -> Scores:
         """Probabilities, intervals and contributions for rows of the design matrix,
-        shape (n, len(features.columns))."""
+        shape (n, len(features.columns)), or the same rows as a :class:`SparseDesign`
+        (``features.encode(clean, sparse=True)``, what scoring passes)."""
         ...
 
     def labels(self, probability: np.ndarray) -> np.ndarray:

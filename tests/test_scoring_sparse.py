@@ -1,0 +1,216 @@
+"""Sparse scoring: each value touches at most four basis functions, so contributions and the
+interval's ``x' V x`` come from each row's nonzero basis columns; they must equal the dense
+design's arithmetic (kept here as the reference) to 1e-12, on random and edge inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, ndtri
+
+from data_schemas import FIELDS_BY_NAME, Kind
+from predictor import load_model
+from predictor.model import INTERVAL_LEVEL, AdditiveModel, Scores
+from predictor.model._additive import fit_additive_model
+from predictor.model._features import MODEL_FIELDS, SparseDesign, from_model_scale
+from predictor.simulation._synthetic import simulate_cohort
+
+TOLERANCE = 1e-12
+
+
+def dense_scores(model: AdditiveModel, design: np.ndarray) -> Scores:
+    """The dense arithmetic scoring used before sparse scoring: every design column of every
+    row, ``(design * coef) @ membership`` and ``x' V x`` with the full covariance."""
+    terms = (design * model.coef) @ model.features.membership
+    contributions = terms - model.term_means
+    logit = model.baseline + contributions.sum(axis=1)
+    covariance = model.covariance
+    variance = (
+        covariance[0, 0]
+        + 2.0 * (design @ covariance[0, 1:])
+        + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
+    )
+    half_width = ndtri(0.5 + INTERVAL_LEVEL / 2) * np.sqrt(np.maximum(variance, 0.0))
+    return Scores(
+        logit, expit(logit), expit(logit - half_width), expit(logit + half_width), contributions
+    )
+
+
+def _fitted(cohort: pd.DataFrame, fields: tuple[str, ...] | None = None) -> AdditiveModel:
+    model, _ = fit_additive_model(
+        cohort, cohort["responded"].to_numpy(), smoothing=10.0, fields=fields
+    )
+    return model
+
+
+def _few_missing() -> AdditiveModel:
+    """Fields missing for fewer than 20 training patients: their missing value is the term's
+    training average (a dense row), not a column of its own."""
+    cohort = simulate_cohort(1500, seed=5)
+    for name in ("crp_mg_l", "bdnf_ng_ml", "sex", "family_history_alcohol_use_disorder"):
+        values = cohort[name].copy()
+        values[values.isna()] = values.dropna().iloc[0]
+        values.iloc[:5] = np.nan
+        cohort[name] = values
+    return _fitted(cohort)
+
+
+def _unused_fields() -> AdditiveModel:
+    """A field no training patient had and one with a single value: terms without columns."""
+    cohort = simulate_cohort(1500, seed=6)
+    cohort["delta_sleep_ratio"] = np.nan
+    cohort["slow_wave_sleep_pct"] = np.where(cohort["slow_wave_sleep_pct"].isna(), np.nan, 9.0)
+    return _fitted(cohort)
+
+
+def _chosen_smoothing() -> AdditiveModel:
+    """Smoothing chosen by LAML on a small cohort (its structure too), with the corrected
+    covariance behind the intervals."""
+    cohort = simulate_cohort(800, seed=8)
+    model, _ = fit_additive_model(cohort, cohort["responded"].to_numpy())
+    return model
+
+
+MODELS: dict[str, Callable[[], AdditiveModel]] = {
+    "shipped": load_model,
+    "few-missing": _few_missing,
+    "unused-fields": _unused_fields,
+    "some-fields": lambda: _fitted(simulate_cohort(1500, seed=7), ("route", "crp_mg_l")),
+    "chosen-smoothing": _chosen_smoothing,
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS), ids=list(MODELS))
+def model(request: pytest.FixtureRequest) -> AdditiveModel:
+    return MODELS[request.param]()
+
+
+def _random_records(model: AdditiveModel, n: int, seed: int) -> dict[str, Any]:
+    """Clean values of the model's fields: numbers anywhere in and beyond the training range,
+    levels (booleans as 0.0/1.0), and a random share of every field missing."""
+    rng = np.random.default_rng(seed)
+    records: dict[str, Any] = {}
+    for term in model.features.terms:
+        kind = FIELDS_BY_NAME[term.field].kind
+        if kind in (Kind.NUMBER, Kind.INTEGER):
+            low, high = term.value_range if term.is_spline else (0.0, 10.0)
+            span = high - low if high > low else 1.0
+            values = rng.uniform(max(low - 0.2 * span, 0.0), high + 0.2 * span, n)
+        elif kind is Kind.BOOLEAN:
+            values = rng.integers(0, 2, n).astype(np.float64)
+        else:
+            levels = np.array(FIELDS_BY_NAME[term.field].levels, dtype=object)
+            values = levels[rng.integers(0, len(levels), n)]
+        values = values.astype(object) if values.dtype == object else values
+        gone = rng.random(n) < 0.3
+        if values.dtype == object:
+            values[gone] = None
+        else:
+            values[gone] = np.nan
+        records[term.field] = values
+    return records
+
+
+def _edge_records(model: AdditiveModel) -> dict[str, Any]:
+    """One row per edge value of each number: every knot (the boundary knots included, in the
+    schema's unit), the ends of the training range, just inside and outside them; each level
+    of each category and nothing at all. Other fields are missing."""
+    columns: dict[str, list[Any]] = {term.field: [] for term in model.features.terms}
+
+    def row(field: str | None = None, value: Any = None) -> None:
+        for name, values in columns.items():
+            values.append(value if name == field else None)
+
+    row()  # every field missing
+    for term in model.features.terms:
+        if term.is_spline:
+            low, high = term.value_range
+            knots = from_model_scale(term.field, term.knots).tolist()
+            for value in [*knots, low, high, np.nextafter(low, -np.inf), np.nextafter(high, np.inf),
+                          np.nextafter(low, np.inf), np.nextafter(high, -np.inf)]:  # fmt: skip
+                row(term.field, value)
+        for level in term.levels:
+            row(term.field, 1.0 if level == "yes" else 0.0 if level == "no" else level)
+    out: dict[str, Any] = {}
+    for term in model.features.terms:
+        values = columns[term.field]
+        if FIELDS_BY_NAME[term.field].kind is Kind.CATEGORY:
+            out[term.field] = np.array(values, dtype=object)
+        else:
+            out[term.field] = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return out
+
+
+def _assert_scores_match(model: AdditiveModel, records: dict[str, Any]) -> None:
+    sparse = model.features.encode(records, sparse=True)
+    dense = model.features.encode(records)
+    assert isinstance(sparse.design, SparseDesign)
+    np.testing.assert_array_equal(sparse.missing, dense.missing)
+    np.testing.assert_array_equal(sparse.outside, dense.outside)
+    assert isinstance(dense.design, np.ndarray)
+    np.testing.assert_allclose(
+        model.features.dense(sparse.design), dense.design, rtol=0, atol=TOLERANCE
+    )
+    ours, reference = model.score(sparse.design), dense_scores(model, dense.design)
+    for name in Scores._fields:
+        np.testing.assert_allclose(
+            getattr(ours, name), getattr(reference, name), rtol=0, atol=TOLERANCE, err_msg=name
+        )
+    # and the dense path of score() itself is the reference arithmetic
+    for name in Scores._fields:
+        np.testing.assert_allclose(
+            getattr(model.score(dense.design), name),
+            getattr(reference, name),
+            rtol=0,
+            atol=TOLERANCE,
+            err_msg=name,
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2], ids=["seed0", "seed1", "seed2"])
+def test_sparse_scores_equal_the_dense_arithmetic_on_random_records(
+    model: AdditiveModel, seed: int
+) -> None:
+    # 2,500 rows: more than two blocks of SCORE_BLOCK_ROWS, the last one partial
+    _assert_scores_match(model, _random_records(model, 2_500, seed))
+
+
+def test_sparse_scores_equal_the_dense_arithmetic_at_knots_and_range_ends(
+    model: AdditiveModel,
+) -> None:
+    _assert_scores_match(model, _edge_records(model))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2], ids=["none", "one", "two"])
+def test_sparse_scores_of_a_few_rows(model: AdditiveModel, n: int) -> None:
+    _assert_scores_match(model, _random_records(model, n, seed=9))
+
+
+def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:
+    model = load_model()
+    records = _random_records(model, 500, seed=4)
+    design = model.features.encode(records, sparse=True).design
+    assert isinstance(design, SparseDesign)
+    basis = model.features.basis
+    columns, values = model.features.nonzero(design, 0, design.n)
+    assert columns.shape == values.shape == (500, basis.width)
+    assert basis.width == 4 * len(basis.splines) + len(basis.categories)
+    # each row's columns are distinct, and a spline term's four lie inside its own basis
+    assert all(len(set(row)) == basis.width for row in columns.tolist())
+    for k, j in enumerate(basis.splines.tolist()):
+        own = columns[:, 4 * k : 4 * k + 4]
+        start = basis.starts[k]
+        assert ((own >= start) & (own <= start + model.features.terms[j].n_basis)).all()
+    # B-splines sum to one where the value is measured
+    present = ~design.absent
+    sums = values[:, : 4 * len(basis.splines)].reshape(500, -1, 4).sum(axis=2)
+    np.testing.assert_allclose(sums[present], 1.0, rtol=0, atol=1e-12)
+
+
+def test_model_fields_cover_the_schema_predictors() -> None:
+    # the random records above draw every model field
+    assert set(MODEL_FIELDS) == {term.field for term in load_model().features.terms}
