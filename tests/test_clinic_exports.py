@@ -462,6 +462,23 @@ def test_the_shipped_example_still_scores(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- second review
 
 
+def test_a_record_whose_middle_line_closes_one_quoted_field_and_opens_another_is_one_record(
+    tmp_path: Path,
+) -> None:
+    """Found by the property test: a middle line ``,,1",F,...,"`` has the header's width on its
+    own, but its last quote opens a field; it is not a patient swallowed by a stray quote."""
+    source = tmp_path / "in.csv"
+    header = ["patient_id", "site", "sex", "crp_mg_l", "route", "bdnf_ng_ml", "note", "x", "y"]
+    good = ["K-1", "Leeds", "F", "0.9", "iv", "27", "ok", "no", "Leeds"]
+    quoted = ["K-2", "\n,,1", "F", "0.9", "iv", "27", "yes", "\n", "Leeds"]
+    with open(source, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, good, quoted])
+    summary = score_csv(source, tmp_path / "out.csv", rejects=tmp_path / "rejects.csv")
+    assert (summary.rows_scored, summary.rows_rejected) == (2, 0)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert out["patient_id"].tolist() == ["K-1", "K-2"]
+
+
 @pytest.mark.parametrize("rows_between", [0, 1, 300], ids=["next-line", "one-between", "many"])
 def test_a_stray_quote_closed_by_a_later_one_still_costs_its_line_only(
     tmp_path: Path, rows_between: int

@@ -655,15 +655,21 @@ class CsvReader:
     def _swallows(self, pos: int, ends: list[int]) -> bool:
         """Whether a record of several lines (from ``pos``, its lines ending at ``ends``) holds
         a whole record of the file inside a quoted field: a line between its first and last
-        that has the header's width on its own, or a last line whose text up to the closing
-        quote has it. That is patients a stray quote joined into one cell."""
+        that has the header's width on its own (and whose own quotes close: a line that ends
+        one quoted field and opens the next is part of a quoted record), or a last line whose
+        text up to the closing quote has it. That is patients a stray quote joined into one
+        cell."""
         sep = self.dialect.separator
         starts = [pos, *ends[:-1]]
         for k in range(1, len(ends)):
             text = self._pending[starts[k] : ends[k]].decode("utf-8").rstrip("\r\n")
             if k == len(ends) - 1:
                 text = _before_closing_quote(text)
-            if len(next(csv.reader([text], delimiter=sep), [])) == self.width:
+            try:  # strict: a line whose own quotes do not close is part of a quoted field
+                cells = next(csv.reader([text], delimiter=sep, strict=True), [])
+            except csv.Error:
+                continue
+            if len(cells) == self.width:
                 return True
         return False
 
