@@ -325,11 +325,7 @@ def train(
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
     summary = model.summary()
-    edf_by_field: dict[str, float] = {}
-    for name, edf in zip(fit.blocks, fit.edf, strict=True):
-        field = name.split(":")[0]
-        edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
-    shrunk = [field for field, edf in edf_by_field.items() if edf < 0.01]
+    shrunk = model.shrunk_fields
     stage(
         f"fitted: {summary.coefficients} coefficients, {sum(fit.edf):.1f} effective degrees of "
         f"freedom, {fit.iterations} iterations"

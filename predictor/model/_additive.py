@@ -127,6 +127,16 @@ class AdditiveModel:
         return tuple(term.field for term in self.features.terms)
 
     @functools.cached_property
+    def shrunk_fields(self) -> list[str]:
+        """The fields whose every penalty block has (almost) no effective degrees of freedom:
+        terms the data did not support, shrunk to zero (pooled blocks name no field)."""
+        edf_by_field: dict[str, float] = {}
+        for name, edf in self.edf.items():
+            field = name.split(":")[0]
+            edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
+        return [field for field, edf in edf_by_field.items() if edf < 0.01 and field != "all"]
+
+    @functools.cached_property
     def baseline(self) -> float:
         """Log-odds of the average training patient: intercept + sum of the term means."""
         return float(self.intercept + self.term_means.sum())
@@ -229,11 +239,7 @@ class AdditiveModel:
                 "smoothing_parameters": len(self.smoothing),
                 "edf_total": round(sum(self.edf.values()), 2),
             }
-            edf_by_field: dict[str, float] = {}
-            for name, edf in self.edf.items():
-                field = name.split(":")[0]
-                edf_by_field[field] = edf_by_field.get(field, 0.0) + edf
-            off = [field for field, edf in edf_by_field.items() if edf < 0.01 and field != "all"]
+            off = self.shrunk_fields
             straight = [
                 name.split(":")[0]
                 for name, edf in self.edf.items()
@@ -528,6 +534,7 @@ def _structure_log_loss(
 ) -> dict[str, float]:
     """Each smoothing structure's cross-validated log-loss: every row predicted by a fit (the
     feature map, the smoothing parameters and the coefficients) without its fold."""
+    from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
     predicted = {name: np.empty(len(y)) for name in STRUCTURES}
@@ -539,11 +546,7 @@ def _structure_log_loss(
         for name in STRUCTURES:
             fit = fit_penalised_logistic(design, y[fit_index], term_penalties(features, name)[1])
             predicted[name][test_index] = expit(fit.intercept + test_design @ fit.coef)
-    clipped = {name: np.clip(p, 1e-15, 1 - 1e-15) for name, p in predicted.items()}
-    return {
-        name: float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-        for name, p in clipped.items()
-    }
+    return {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in predicted.items()}
 
 
 def _given_smoothing(

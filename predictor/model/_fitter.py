@@ -413,7 +413,7 @@ def _fit(
     # Given lambdas are treated as estimates from this data too (as when a model is refitted
     # on part of its training data with the smoothing parameters chosen on all of it).
     gradient = Z.T @ (weights * (y - mu))  # of the log-likelihood, at the fit
-    corrected = _edge_corrected(xtwx, gradient, log_lik, theta, theta0, blocks, lam)
+    corrected = _edge_corrected(xtwx, gradient, log_lik, theta, theta0, blocks, lam, vp)
     # Back to the given columns: intercept = theta[0] - centre @ beta, a linear map A.
     to_given = np.eye(size)
     to_given[0, 1:] = -centre
@@ -560,6 +560,7 @@ def _edge_corrected(
     theta0: np.ndarray,
     blocks: _Blocks,
     lam: np.ndarray,
+    vp: np.ndarray,
 ) -> np.ndarray:
     """The posterior covariance corrected for smoothing-parameter uncertainty: ``Vp + J V_rho
     J'`` (Wood, Pya & Saefken 2016, section 3.1), with an edge correction after mgcv's
@@ -576,10 +577,9 @@ def _edge_corrected(
     curvature set to 0, plus 1e-7, as mgcv) are taken there. mgcv stops at a fall of 0.02 and
     keeps the fitted ``Vp``; measured on simulated cohorts (``bench/model_quality.py``), that
     left the 90% intervals too narrow. The coefficients are the fitted model's either way:
-    only the intervals change.
+    only the intervals change. ``vp`` is the fit's posterior covariance ``H^-1`` at ``lam``.
     """
     size = len(theta)
-    vp = cho_solve(_cholesky(xtwx + _penalty_matrix(blocks, lam, size)), np.eye(size))
     curvature = -np.diag(_laml_hessian(vp, theta - theta0, blocks, lam))
     flat = np.flatnonzero((curvature < FLAT_CURVATURE) & (lam > LAMBDA_BOUNDS[0] * 1.001))
     moved = lam.copy()
