@@ -161,8 +161,14 @@ class AdditiveModel:
         values times their effects, and ``x' V x`` is ``|z @ H|^2`` for the basis row ``z``.
         The numbers are those of the dense design to rounding (tests hold them to 1e-12).
         """
+        return self._scores(*self.terms(design))
+
+    def terms(self, design: np.ndarray | SparseDesign) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's centred terms (contributions, shape (n, number of terms), log-odds) and
+        ``x' V x`` (the variance of its logit, shape (n,)): what :meth:`score` is made of, for
+        a model built on this one (a recalibrated model scales both)."""
         if isinstance(design, SparseDesign):
-            return self._scores(*self._sparse_terms(design))
+            return self._sparse_terms(design)
         terms = (design * self.coef) @ self.features.membership
         contributions = terms - self.term_means
         # se^2 = x' V x with x = (1, design row): V's intercept row and column split out.
@@ -172,7 +178,7 @@ class AdditiveModel:
             + 2.0 * (design @ covariance[0, 1:])  # exactly the same, without an (n, p) copy
             + np.einsum("ij,ij->i", design @ covariance[1:, 1:], design)
         )
-        return self._scores(contributions, variance)
+        return contributions, variance
 
     def _sparse_terms(self, design: SparseDesign) -> tuple[np.ndarray, np.ndarray]:
         """Contributions and ``x' V x`` of the rows of a sparse design."""
