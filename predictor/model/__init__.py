@@ -11,6 +11,7 @@ from predictor.model._additive import (
     INTERVAL_LEVEL,
     AdditiveModel,
     fit_additive_model,
+    revise_additive_model,
 )
 from predictor.model._artifact import (
     ARTIFACT_NAME,
@@ -33,6 +34,7 @@ from predictor.model._features import (
     model_scale,
 )
 from predictor.model._protocol import Model, ModelSummary, Scores
+from predictor.model._recalibrated import RecalibratedModel, recalibrate
 
 __all__ = [
     "ARTIFACT_NAME",
@@ -49,6 +51,7 @@ __all__ = [
     "ModelFileError",
     "ModelFiles",
     "ModelSummary",
+    "RecalibratedModel",
     "Scores",
     "SparseDesign",
     "Term",
@@ -57,5 +60,7 @@ __all__ = [
     "load_model",
     "model_scale",
     "read_manifest",
+    "recalibrate",
+    "revise_additive_model",
     "save_model",
 ]

@@ -493,10 +493,84 @@ def fit_additive_model(
         structure = min(log_losses, key=log_losses.__getitem__)
     structure = structure or PER_TERM
     features = FeatureMap.fit(clean, fields=fields)
+    return _fit_terms(features, clean, y, structure, smoothing, None, threshold, log_losses)
+
+
+def revise_additive_model(
+    base: AdditiveModel,
+    clean: pd.DataFrame,
+    responded: np.ndarray,
+    *,
+    slope: float = 1.0,
+    structure: str | None = None,
+) -> tuple[AdditiveModel, FitReport]:
+    """Model revision: every term of ``base`` refitted on ``clean``, each penalty pulling its
+    coefficients toward ``slope`` times the base's instead of toward zero.
+
+    The fitter's prior mean (:func:`~predictor.model._fitter.fit_penalised_logistic`'s
+    ``prior_mean``) is ``slope * base.coef``: a huge smoothing parameter keeps a term at the
+    base's, scaled by ``slope`` (logistic recalibration's slope, so that revision starts from
+    the recalibrated model), and a small one lets the site's data reshape it; LAML chooses
+    each, as for a fit from scratch, and the intercept is free. The terms keep the base's
+    inputs (knots, ranges, levels: ``base.features``), so the revised model reads the same
+    fields the same way; its baseline and contributions are centred on ``clean``'s patients.
+    Intervals are the revised fit's posterior covariance (corrected for the smoothing
+    parameters' uncertainty): the site's data and the pull toward the base, not the base's own
+    uncertainty.
+
+    Parameters
+    ----------
+    base : AdditiveModel
+        The model to revise.
+    clean : pandas.DataFrame, shape (n, ...)
+        The new site's records, as ``data_schemas.validate`` returns them.
+    responded : numpy.ndarray, shape (n,)
+        0/1 outcome.
+    slope : float
+        The prior mean is ``slope * base.coef``.
+    structure : str, optional
+        As for :func:`fit_additive_model`: None chooses between per-term and pooled smoothing
+        by 5-fold cross-validated log-loss on cohorts of at most :data:`STRUCTURE_CHECK_ROWS`.
+
+    Returns
+    -------
+    (AdditiveModel, FitReport)
+
+    Raises
+    ------
+    ValueError
+        If the fit is impossible (say, only one outcome).
+    """
+    y = np.asarray(responded, dtype=np.float64)
+    if y.size and (y.min() == y.max()):
+        raise ValueError("every row has the same outcome: a model needs both")
+    prior = slope * base.coef
+    log_losses = None
+    if structure is None and len(y) <= STRUCTURE_CHECK_ROWS:
+        log_losses = _structure_log_loss(clean, y, base.fields, features=base.features, prior=prior)
+        structure = min(log_losses, key=log_losses.__getitem__)
+    return _fit_terms(
+        base.features, clean, y, structure or PER_TERM, None, prior, base.threshold, log_losses
+    )
+
+
+def _fit_terms(
+    features: FeatureMap,
+    clean: pd.DataFrame,
+    y: np.ndarray,
+    structure: str,
+    smoothing: float | Mapping[str, float] | None,
+    prior: np.ndarray | None,
+    threshold: float,
+    log_losses: dict[str, float] | None,
+) -> tuple[AdditiveModel, FitReport]:
+    """The additive model on a feature map: the penalised fit, centred terms, a model."""
     design = features.design(clean)
     names, penalties = term_penalties(features, structure)
     lambdas = _given_smoothing(smoothing, names)
-    fit = fit_penalised_logistic(design, y, penalties, lambdas=lambdas, select=lambdas is None)
+    fit = fit_penalised_logistic(
+        design, y, penalties, prior_mean=prior, lambdas=lambdas, select=lambdas is None
+    )
     coef = fit.coef.copy()
     term_means = np.array([design[:, s].mean(axis=0) @ coef[s] for s in features.slices])
     for j, (term, columns) in enumerate(zip(features.terms, features.slices, strict=True)):
@@ -536,10 +610,17 @@ STRUCTURE_SEED = 0
 
 
 def _structure_log_loss(
-    clean: pd.DataFrame, y: np.ndarray, fields: Sequence[str] | None
+    clean: pd.DataFrame,
+    y: np.ndarray,
+    fields: Sequence[str] | None,
+    *,
+    features: FeatureMap | None = None,
+    prior: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Each smoothing structure's cross-validated log-loss: every row predicted by a fit (the
-    feature map, the smoothing parameters and the coefficients) without its fold."""
+    feature map, the smoothing parameters and the coefficients) without its fold. With
+    ``features`` (a revision), that feature map is kept in every fold and the penalty pulls
+    toward ``prior``."""
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
@@ -547,10 +628,11 @@ def _structure_log_loss(
     folds = StratifiedKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED)
     for fit_index, test_index in folds.split(np.zeros(len(y)), y):
         rows, test = clean.iloc[fit_index], clean.iloc[test_index]
-        features = FeatureMap.fit(rows, fields=fields)
-        design, test_design = features.design(rows), features.design(test)
+        fold_features = features or FeatureMap.fit(rows, fields=fields)
+        design, test_design = fold_features.design(rows), fold_features.design(test)
         for name in STRUCTURES:
-            fit = fit_penalised_logistic(design, y[fit_index], term_penalties(features, name)[1])
+            penalties = term_penalties(fold_features, name)[1]
+            fit = fit_penalised_logistic(design, y[fit_index], penalties, prior_mean=prior)
             predicted[name][test_index] = expit(fit.intercept + test_design @ fit.coef)
     return {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in predicted.items()}
 

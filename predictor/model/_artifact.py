@@ -64,6 +64,7 @@ from predictor._params import NONE, PATH, ParameterTable, check
 from predictor.model._additive import AdditiveModel
 from predictor.model._document import FieldDefinition, ModelFileError, read_document
 from predictor.model._protocol import Model
+from predictor.model._recalibrated import RecalibratedModel
 
 ARTIFACT_NAME = "model.json"
 MANIFEST_NAME = "manifest.json"
@@ -77,7 +78,9 @@ ENVELOPE: Mapping[str, Any] = MappingProxyType(
 )
 """What ``model.json`` and ``manifest.json`` both begin with: this package's file format and
 the schema version they were written for."""
-MODEL_KINDS: Mapping[str, type[Model]] = MappingProxyType({AdditiveModel.kind: AdditiveModel})
+MODEL_KINDS: Mapping[str, type[Model]] = MappingProxyType(
+    {AdditiveModel.kind: AdditiveModel, RecalibratedModel.kind: RecalibratedModel}
+)
 """The registry of model kinds: a model file's ``kind`` -> the class that reads it. A new kind
 of model is added here."""
 PROJECT_NAME = "ketamine-predictor"

@@ -1,0 +1,393 @@
+"""Updating a model to a new site: the five candidates, and a principled choice between them.
+
+A clinic with a few hundred patients of its own gets a better model by *updating* an existing
+one than by developing a new one (Steyerberg, *Clinical Prediction Models*, 2nd ed., ch. 20;
+Vergouwe et al. 2017, Stat Med 36:4529). :func:`choose_update` fits, on the site's labelled
+patients:
+
+(a) the base model as it is (nothing fitted);
+(b) recalibration in the large (1 number: the intercept moves);
+(c) logistic recalibration (2 numbers: intercept and slope; every contribution scaled);
+(d) revision: every term refitted, its penalty pulling toward the recalibrated base's
+    coefficients (slope times the base's) instead of toward zero, the pull of each penalty
+    block chosen by LAML, the fitter's criterion (:func:`~predictor.model.revise_additive_model`);
+(e) a refit from scratch of the same fields (:func:`~predictor.model.fit_additive_model`).
+
+The choice:
+
+1. Vergouwe's closed test among (a)-(c), by likelihood-ratio tests on the site's patients at
+   level ``alpha`` (0.05): (c) against (a) on 2 degrees of freedom; if not significant, the
+   base as it is; else (c) against (b) on 1: (c) if significant, else (b). A closed test keeps
+   the chance of updating a model that needs none at ``alpha``.
+2. (d) and (e), whose effective number of parameters a likelihood-ratio test cannot count, are
+   compared with the closed test's choice by 5-fold cross-validated log-loss (stratified, on
+   the same folds for every candidate, each candidate's whole fit repeated in each fold, with
+   the smoothing structure chosen on all the rows). One replaces it only when its log-loss is
+   lower by a margin the data support: the patients' paired differences in out-of-fold
+   log-loss have a mean above 1.645 standard errors (one-sided, at ``alpha``), the same
+   guard against a needless update as the closed test's; the lower of the two if both pass.
+   A smaller difference is noise at a few hundred patients: on a site like the training
+   population, a revision "won" by chance at 300 patients.
+
+Every candidate's statistics are kept (:class:`UpdateChoice`), for the log, the manifest and
+the model card; the chosen candidate's out-of-fold scores are its internal validation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import log_expit
+from scipy.stats import chi2
+
+from predictor.model import (
+    CV_FOLDS,
+    AdditiveModel,
+    Model,
+    Scores,
+    fit_additive_model,
+    recalibrate,
+    revise_additive_model,
+)
+
+BASE = "base model as it is"
+IN_THE_LARGE = "recalibration in the large"
+LOGISTIC = "logistic recalibration"
+REVISION = "revision"
+REFIT = "refit from scratch"
+CANDIDATES = (BASE, IN_THE_LARGE, LOGISTIC, REVISION, REFIT)
+"""The candidates, (a) to (e), in the order of the module docstring."""
+ALPHA = 0.05
+"""Level of the closed test's likelihood-ratio tests."""
+ONE_SIDED_Z = 1.645
+"""Standard errors by which a revision's or refit's cross-validated log-loss must be lower than
+the closed test's choice's to replace it (one-sided, at :data:`ALPHA`)."""
+UPDATE_SEED = 0
+"""Seed of the cross-validation folds (a fixed one: the same data give the same choice)."""
+
+
+@dataclass(frozen=True)
+class CandidateFit:
+    """One candidate fitted on every site patient, with its statistics.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`CANDIDATES`.
+    parameters : float
+        Numbers fitted on the site: 0, 1, 2, or the effective degrees of freedom of a revision
+        or refit (the intercept included).
+    log_likelihood : float
+        On the site's patients, as fitted (apparent).
+    cv_log_loss : float
+        Mean log-loss of the out-of-fold predictions (per patient).
+    cv_brier : float
+        Brier score of the out-of-fold predictions.
+    """
+
+    name: str
+    parameters: float
+    log_likelihood: float
+    cv_log_loss: float
+    cv_brier: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "parameters": round(self.parameters, 2),
+            "log_likelihood": self.log_likelihood,
+            "cv_log_loss": self.cv_log_loss,
+            "cv_brier": self.cv_brier,
+        }
+
+
+@dataclass(frozen=True)
+class LikelihoodRatioTest:
+    """One step of the closed test: ``larger`` against ``smaller``."""
+
+    larger: str
+    smaller: str
+    statistic: float
+    df: int
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "larger": self.larger,
+            "smaller": self.smaller,
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+        }
+
+    def describe(self) -> str:
+        verdict = "significant" if self.significant else "not significant"
+        return (
+            f"{self.larger} against {self.smaller}: LR {self.statistic:.2f} on {self.df} df, "
+            f"p = {self.p_value:.3g} ({verdict} at {ALPHA})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class UpdateChoice:
+    """What :func:`choose_update` found.
+
+    Attributes
+    ----------
+    model : Model
+        The chosen candidate, fitted on every site patient.
+    chosen : str
+        Its name (one of :data:`CANDIDATES`).
+    why : str
+        One sentence: the closed test's verdict and the cross-validated comparison.
+    candidates : tuple of CandidateFit
+        Every candidate's statistics, in the order of :data:`CANDIDATES`.
+    tests : tuple of LikelihoodRatioTest
+        The closed test's steps, in order.
+    closed_test_choice : str
+        What the closed test chose among (a)-(c).
+    scores : Scores
+        The chosen candidate's out-of-fold scores (each patient scored by a fit without
+        their fold; the base's own scores when the base is chosen).
+    probability : mapping of str to numpy.ndarray
+        Every candidate's out-of-fold probabilities.
+    structure : mapping of str to str
+        The smoothing structure of the revision and the refit.
+    """
+
+    model: Model
+    chosen: str
+    why: str
+    candidates: tuple[CandidateFit, ...]
+    tests: tuple[LikelihoodRatioTest, ...]
+    closed_test_choice: str
+    scores: Scores
+    probability: Mapping[str, np.ndarray] = field(repr=False)
+    structure: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the manifest: plain JSON values."""
+        return {
+            "chosen": self.chosen,
+            "why": self.why,
+            "procedure": (
+                f"Vergouwe's closed test (likelihood-ratio tests at {ALPHA}) among the base, "
+                "recalibration in the large and logistic recalibration; revision and a refit "
+                f"replace its choice only with a lower {CV_FOLDS}-fold cross-validated log-loss"
+            ),
+            "closed_test": [test.to_dict() for test in self.tests],
+            "closed_test_choice": self.closed_test_choice,
+            "candidates": [candidate.to_dict() for candidate in self.candidates],
+            "structure": dict(self.structure),
+        }
+
+    def lines(self) -> list[str]:
+        """Every candidate's statistics and the choice, for the log."""
+        width = max(len(name) for name in CANDIDATES)
+        table = [
+            f"  {'candidate':<{width}}  parameters  log-likelihood  CV log-loss  CV Brier",
+            *(
+                f"  {c.name:<{width}}  {c.parameters:10.1f}  {c.log_likelihood:14.2f}  "
+                f"{c.cv_log_loss:11.4f}  {c.cv_brier:8.4f}"
+                + ("  <- chosen" if c.name == self.chosen else "")
+                for c in self.candidates
+            ),
+        ]
+        return [
+            "closed test: " + "; ".join(test.describe() for test in self.tests),
+            *table,
+            f"chosen: {self.chosen}: {self.why}",
+        ]
+
+
+def _log_likelihood(y: np.ndarray, logit: np.ndarray) -> float:
+    return float(np.sum(y * log_expit(logit) + (1.0 - y) * log_expit(-logit)))
+
+
+def _lr_test(larger: str, smaller: str, ll: Mapping[str, float], df: int) -> LikelihoodRatioTest:
+    statistic = max(0.0, 2.0 * (ll[larger] - ll[smaller]))
+    return LikelihoodRatioTest(larger, smaller, statistic, df, float(chi2.sf(statistic, df)))
+
+
+def _closed_test(ll: Mapping[str, float]) -> tuple[str, tuple[LikelihoodRatioTest, ...]]:
+    """Vergouwe's closed test among (a)-(c): the choice and the tests made."""
+    first = _lr_test(LOGISTIC, BASE, ll, 2)
+    if not first.significant:
+        return BASE, (first,)
+    second = _lr_test(LOGISTIC, IN_THE_LARGE, ll, 1)
+    return (LOGISTIC if second.significant else IN_THE_LARGE), (first, second)
+
+
+def _fitters(
+    base: AdditiveModel, structure: Mapping[str, str]
+) -> dict[str, Callable[[pd.DataFrame, np.ndarray], Model]]:
+    """Each fitted candidate as a function of (rows, outcomes); the revision and the refit
+    with the smoothing structure chosen on all the rows."""
+
+    def revision(rows: pd.DataFrame, y: np.ndarray) -> Model:
+        slope = recalibrate(base, rows, y).slope
+        return revise_additive_model(base, rows, y, slope=slope, structure=structure[REVISION])[0]
+
+    return {
+        BASE: lambda rows, y: base,
+        IN_THE_LARGE: lambda rows, y: recalibrate(base, rows, y, method="in the large"),
+        LOGISTIC: lambda rows, y: recalibrate(base, rows, y, method="logistic"),
+        REVISION: revision,
+        REFIT: lambda rows, y: fit_additive_model(
+            rows, y, structure=structure[REFIT], threshold=base.threshold, fields=base.fields
+        )[0],
+    }
+
+
+def _parameters(model: Model, name: str) -> float:
+    if name in (REVISION, REFIT):
+        assert isinstance(model, AdditiveModel)
+        return 1.0 + sum(model.edf.values())
+    return float(CANDIDATES.index(name))  # 0, 1, 2 for (a)-(c)
+
+
+def choose_update(
+    base: AdditiveModel,
+    clean: pd.DataFrame,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> UpdateChoice:
+    """Fit the five candidates on a site's labelled patients and choose one (module
+    docstring).
+
+    Parameters
+    ----------
+    base : AdditiveModel
+        The model to update (the shipped one by default on the command line).
+    clean : pandas.DataFrame, shape (n, ...)
+        The site's records as ``data_schemas.validate`` returns them, with ``responded``.
+    progress : callable, optional
+        Receives a line after each stage.
+
+    Returns
+    -------
+    UpdateChoice
+
+    Raises
+    ------
+    ValueError
+        If a candidate cannot be fitted (say, one outcome only).
+    """
+    from sklearn.metrics import brier_score_loss, log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    say = progress or (lambda line: None)
+    started = time.perf_counter()
+    y = clean["responded"].to_numpy(dtype=np.float64)
+    n = len(y)
+
+    def stage(text: str) -> None:
+        say(f"[{time.perf_counter() - started:6.1f} s] {text}")
+
+    # On every patient: the candidates themselves, and the structures the folds keep.
+    recalibrated = recalibrate(base, clean, y)
+    revised, revision_report = revise_additive_model(base, clean, y, slope=recalibrated.slope)
+    stage(
+        f"revision fitted ({revision_report.structure} smoothing, "
+        f"{sum(revision_report.edf):.1f} effective parameters of change)"
+    )
+    refitted, refit_report = fit_additive_model(
+        clean, y, threshold=base.threshold, fields=base.fields
+    )
+    stage(f"refit fitted ({refit_report.structure} smoothing, {sum(refit_report.edf):.1f} edf)")
+    structure = {REVISION: revision_report.structure, REFIT: refit_report.structure}
+    fitters = _fitters(base, structure)
+    models: dict[str, Model] = {
+        BASE: base,
+        IN_THE_LARGE: fitters[IN_THE_LARGE](clean, y),
+        LOGISTIC: recalibrated,
+        REVISION: revised,
+        REFIT: refitted,
+    }
+    ll = {
+        name: _log_likelihood(y, model.score(model.features.design(clean)).logit)
+        for name, model in models.items()
+    }
+    closed_choice, tests = _closed_test(ll)
+
+    # Cross-validation: each candidate's whole fit repeated without each fold.
+    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=UPDATE_SEED)
+    parts: dict[str, list[tuple[np.ndarray, Scores]]] = {name: [] for name in CANDIDATES}
+    for k, (fit_index, test_index) in enumerate(folds.split(np.zeros(n), y), 1):
+        rows, test = clean.iloc[fit_index], clean.iloc[test_index]
+        for name, fit in fitters.items():
+            model = fit(rows, y[fit_index])
+            parts[name].append((test_index, model.score(model.features.design(test))))
+        stage(f"cross-validation: fold {k} of {CV_FOLDS} done (all five candidates)")
+    scores = {name: _pooled(pieces, n) for name, pieces in parts.items()}
+    probability = {name: s.probability for name, s in scores.items()}
+    cv_loss = {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in probability.items()}
+    candidates = tuple(
+        CandidateFit(
+            name,
+            _parameters(models[name], name),
+            ll[name],
+            cv_loss[name],
+            float(brier_score_loss(y, probability[name])),
+        )
+        for name in CANDIDATES
+    )
+    gain = {
+        name: _paired_gain(y, probability[closed_choice], probability[name])
+        for name in (REVISION, REFIT)
+    }
+    better = [name for name, z in gain.items() if z > ONE_SIDED_Z]
+    chosen = min(better, key=cv_loss.__getitem__) if better else closed_choice
+    why = f"the closed test chose the {closed_choice}" + (
+        f"; the {chosen} has a lower cross-validated log-loss ({cv_loss[chosen]:.4f} against "
+        f"{cv_loss[closed_choice]:.4f}, {gain[chosen]:.1f} standard errors lower)"
+        if chosen != closed_choice
+        else f", and neither revision ({cv_loss[REVISION]:.4f}, {gain[REVISION]:+.1f} standard "
+        f"errors) nor a refit ({cv_loss[REFIT]:.4f}, {gain[REFIT]:+.1f}) has a cross-validated "
+        f"log-loss lower than its {cv_loss[closed_choice]:.4f} by {ONE_SIDED_Z} standard errors"
+    )
+    chosen_scores = base.score(base.features.design(clean)) if chosen == BASE else scores[chosen]
+    return UpdateChoice(
+        models[chosen],
+        chosen,
+        why,
+        candidates,
+        tests,
+        closed_choice,
+        chosen_scores,
+        probability,
+        structure,
+    )
+
+
+def _paired_gain(y: np.ndarray, reference: np.ndarray, candidate: np.ndarray) -> float:
+    """How many standard errors lower the candidate's mean log-loss is than the reference's,
+    from the patients' paired differences (positive: the candidate does better)."""
+    eps = 1e-15
+
+    def losses(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p, eps, 1.0 - eps)
+        return -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
+
+    difference = losses(reference) - losses(candidate)
+    se = float(np.std(difference, ddof=1) / np.sqrt(len(y)))
+    return float(np.mean(difference) / se) if se > 0.0 else 0.0
+
+
+def _pooled(pieces: list[tuple[np.ndarray, Scores]], n: int) -> Scores:
+    """The folds' scores put back in the rows' order."""
+    order = np.argsort(np.concatenate([index for index, _ in pieces]), kind="stable")
+    if len(order) != n:
+        raise AssertionError("the folds do not cover every row once")
+    return Scores(
+        *(np.concatenate([getattr(s, f) for _, s in pieces])[order] for f in Scores._fields)
+    )

@@ -1,0 +1,196 @@
+"""Updating a model to a new site: the recalibrated kind, revision, and the choice between the
+five candidates (``predictor._updating``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from predictor import ModelFileError, load_model, predict
+from predictor._updating import (
+    BASE,
+    IN_THE_LARGE,
+    LOGISTIC,
+    REFIT,
+    REVISION,
+    _closed_test,
+    _paired_gain,
+    choose_update,
+)
+from predictor.evaluation._metrics import calibration_intercept, calibration_slope
+from predictor.model import (
+    RecalibratedModel,
+    recalibrate,
+    revise_additive_model,
+    save_model,
+)
+from predictor.model._artifact import model_from_json, model_to_json
+from predictor.simulation import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_model()
+
+
+def _site(base, n: int, *, slope: float, shift: float, seed: int) -> pd.DataFrame:
+    """Patients whose outcomes follow the base model's log-odds, scaled and moved: a site where
+    logistic recalibration is the true model."""
+    cohort = simulate_cohort(n, seed=seed).drop(columns=["true_probability"])
+    logit = base.score(base.features.design(cohort)).logit
+    truth = expit(shift + slope * logit)
+    rng = np.random.default_rng([seed, 1])  # not the simulator's stream: its first draws
+    return cohort.assign(responded=(rng.random(n) < truth).astype(float))
+
+
+@pytest.mark.parametrize("method", ["logistic", "in the large"])
+def test_recalibrate_matches_the_calibration_measures(base, method):
+    site = _site(base, 3000, slope=0.6, shift=0.3, seed=4)
+    y = site["responded"].to_numpy()
+    model = recalibrate(base, site, y, method=method)
+    p = base.score(base.features.design(site)).probability
+    if method == "logistic":  # an independent fit: scikit-learn's
+        assert model.slope == pytest.approx(calibration_slope(y, p), abs=1e-6)
+        assert model.slope == pytest.approx(0.6, abs=0.15)
+    else:
+        assert model.slope == 1.0
+        assert model.shift == pytest.approx(calibration_intercept(y, p), abs=1e-6)
+
+
+def test_recalibrated_model_is_exactly_additive_and_widens_the_interval(base):
+    site = _site(base, 2000, slope=0.7, shift=-0.2, seed=5)
+    model = recalibrate(base, site, site["responded"].to_numpy())
+    design = base.features.design(site.head(200))
+    scores, base_scores = model.score(design), base.score(design)
+    np.testing.assert_allclose(
+        scores.logit, model.baseline + scores.contributions.sum(axis=1), atol=1e-12
+    )
+    np.testing.assert_allclose(scores.contributions, model.slope * base_scores.contributions)
+    np.testing.assert_allclose(scores.logit, model.shift + model.slope * base_scores.logit)
+    # The interval carries the base's uncertainty (scaled) and the recalibration's own.
+    width = np.log(scores.high / (1 - scores.high)) - scores.logit
+    base_width = np.log(base_scores.high / (1 - base_scores.high)) - base_scores.logit
+    assert np.all(width > abs(model.slope) * base_width)
+    bare = RecalibratedModel(base, model.method, model.shift, model.slope, np.zeros((2, 2)))
+    bare_scores = bare.score(design)
+    bare_width = np.log(bare_scores.high / (1 - bare_scores.high)) - bare_scores.logit
+    np.testing.assert_allclose(bare_width, abs(model.slope) * base_width, rtol=1e-9)
+
+
+def test_recalibrated_model_round_trips_through_its_files(base, tmp_path):
+    site = _site(base, 1000, slope=0.8, shift=0.1, seed=6)
+    model = recalibrate(base, site, site["responded"].to_numpy())
+    save_model(model, tmp_path, {})
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, RecalibratedModel)
+    records = site.head(20)
+    pd.testing.assert_frame_equal(predict(records, model=tmp_path), predict(records, model=model))
+    refitted = loaded.refit(site, site["responded"].to_numpy(), seed=0)
+    assert refitted.slope == pytest.approx(model.slope, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (lambda d: d.update(slope=float("nan")), "slope"),
+        (lambda d: d.update(slope=0.0), "slope"),
+        (lambda d: d.update(method="isotonic"), "method"),
+        (lambda d: d.update(method="in the large"), "in the large"),
+        (lambda d: d.update(covariance=[[1.0, 2.0], [2.0, 1.0]]), "covariance"),
+        (lambda d: d.update(covariance=[[1.0, 0.0], [0.1, 1.0]]), "covariance"),
+        (lambda d: d.update(threshold=0.3), "threshold"),
+        (lambda d: d["base"].update(kind="recalibrated"), "additive"),
+        (lambda d: d.pop("base"), "base"),
+    ],
+    ids=[
+        "nan-slope",
+        "zero-slope",
+        "unknown-method",
+        "in-the-large-with-a-slope",
+        "covariance-not-psd",
+        "covariance-not-symmetric",
+        "threshold-differs-from-base",
+        "base-not-additive",
+        "no-base",
+    ],
+)
+def test_tampered_recalibrated_model_is_refused(base, change, rule):
+    site = _site(base, 800, slope=0.8, shift=0.1, seed=7)
+    document = json.loads(model_to_json(recalibrate(base, site, site["responded"].to_numpy())))
+    model_from_json(json.dumps(document))  # as written, it loads
+    change(document)
+    with pytest.raises(ModelFileError, match=rule):
+        model_from_json(json.dumps(document), source="changed")
+
+
+def test_revision_of_a_site_like_the_base_stays_at_the_base(base):
+    """On patients drawn like the base's training cohort, revision finds (almost) nothing to
+    change: each penalty holds its terms at the base's, scaled by the slope."""
+    site = simulate_cohort(1500, seed=21)
+    y = site["responded"].to_numpy()
+    revised, report = revise_additive_model(base, site, y, slope=0.9, structure="pooled")
+    assert sum(report.edf) < 3.0
+    np.testing.assert_allclose(revised.coef, 0.9 * base.coef, atol=0.15)
+    assert revised.features is base.features
+
+
+def test_revision_learns_a_term_the_site_changes(base):
+    """A site where CRP has the opposite effect: the revised CRP term follows the site."""
+    site = simulate_cohort(3000, seed=22).drop(columns=["true_probability"])
+    j = base.fields.index("crp_mg_l")
+    scores = base.score(base.features.design(site))
+    crp = scores.contributions[:, j]
+    truth = expit(scores.logit - 2.0 * crp)  # the CRP term reversed
+    y = (np.random.default_rng(3).random(len(site)) < truth).astype(float)
+    revised, _ = revise_additive_model(base, site, y, structure="per term")
+    revised_crp = revised.score(revised.features.design(site)).contributions[:, j]
+    measured = site["crp_mg_l"].notna().to_numpy()
+    assert np.corrcoef(revised_crp[measured], crp[measured])[0, 1] < -0.5
+
+
+@pytest.mark.parametrize(
+    ("ll", "expected"),
+    [
+        ({BASE: -100.0, IN_THE_LARGE: -99.5, LOGISTIC: -99.0}, BASE),  # LR 2.0 on 2 df
+        ({BASE: -100.0, IN_THE_LARGE: -96.0, LOGISTIC: -95.9}, IN_THE_LARGE),
+        ({BASE: -100.0, IN_THE_LARGE: -99.0, LOGISTIC: -95.0}, LOGISTIC),
+    ],
+    ids=["nothing-to-fix", "the-intercept-only", "intercept-and-slope"],
+)
+def test_closed_test_follows_vergouwe(ll, expected):
+    chosen, tests = _closed_test(ll)
+    assert chosen == expected
+    assert tests[0].larger == LOGISTIC and tests[0].smaller == BASE and tests[0].df == 2
+    assert len(tests) == (1 if expected == BASE else 2)
+
+
+def test_paired_gain_is_positive_when_the_candidate_predicts_better():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.1, 0.9, 2000)
+    y = (rng.random(2000) < truth).astype(float)
+    assert _paired_gain(y, np.full(2000, y.mean()), truth) > 3.0
+    assert _paired_gain(y, truth, np.full(2000, y.mean())) < -3.0
+    assert _paired_gain(y, truth, truth) == 0.0
+
+
+@pytest.mark.slow
+def test_choose_update_recalibrates_a_miscalibrated_site(base):
+    site = _site(base, 1200, slope=0.5, shift=0.4, seed=8)
+    lines: list[str] = []
+    choice = choose_update(base, site, progress=lines.append)
+    assert choice.closed_test_choice == LOGISTIC
+    assert choice.chosen in (LOGISTIC, REVISION)
+    assert [c.name for c in choice.candidates] == [BASE, IN_THE_LARGE, LOGISTIC, REVISION, REFIT]
+    assert any("fold 5 of 5" in line for line in lines)
+    assert len(choice.scores.probability) == len(site)
+    assert choice.chosen in "\n".join(choice.lines())
+
+
+@pytest.mark.slow
+def test_choose_update_keeps_the_base_on_its_own_population(base):
+    choice = choose_update(base, simulate_cohort(600, seed=23))
+    assert choice.chosen in (BASE, IN_THE_LARGE, LOGISTIC)
