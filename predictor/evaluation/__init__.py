@@ -26,6 +26,12 @@ from predictor.evaluation._report import (
     build_report,
     training_distribution,
 )
+from predictor.evaluation._sample_size import (
+    SampleSize,
+    cox_snell_r2,
+    minimum_sample_size,
+    nagelkerke_r2,
+)
 
 __all__ = [
     "COMPARISONS",
@@ -38,11 +44,15 @@ __all__ = [
     "Metrics",
     "Report",
     "ReportFiles",
+    "SampleSize",
     "build_report",
+    "cox_snell_r2",
     "cross_validate",
     "evaluate_model",
     "metrics",
+    "minimum_sample_size",
     "model_card",
+    "nagelkerke_r2",
     "training_distribution",
     "write_report",
 ]
