@@ -272,6 +272,45 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_update(args: argparse.Namespace) -> int:
+    """Update a model (the shipped one by default) to a site's own labelled patients."""
+    from predictor._updating import update
+
+    for option, path in (("--data", args.data), ("--rejects", args.rejects)):
+        if path and _inside(path, args.out):
+            raise UsageError(
+                f"{option} {path} is inside --out {args.out}, which the update replaces as a "
+                f"whole; choose another folder"
+            )
+    clean, refused, summary = _labelled_rows(args, "update a model", [("--rejects", args.rejects)])
+    try:
+        base = load_model(args.model)
+    except ModelFileError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    _say("\n".join(summary))
+    base_source = "the shipped model" if args.model is None else f"the model at {args.model}"
+    name = "standard input" if args.data == "-" else Path(args.data).name
+    try:
+        result = update(
+            clean,
+            base=base,
+            base_source=base_source,
+            out=args.out,
+            source=f"{name} (a user-supplied cohort)",
+            n_refused=refused,
+            progress=_say,
+        )
+    except TrainingDataError as exc:
+        raise UsageError(f"{args.data}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
+    _say(
+        f"wrote {result.files.artifact.parent}: the {result.choice.chosen}; use it with "
+        f"--model {args.out}"
+    )
+    return EXIT_OK
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a CSV file with outcomes and write the evaluation report."""
     # Imported here: scikit-learn, which they import, costs ``score`` about 1 s of start-up.
@@ -692,6 +731,32 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"patients in the simulated cohort (default: {DEFAULT_TRAINING_N:,})",
     )
     fit.set_defaults(run=run_train)
+
+    revise = command(
+        "update",
+        "Update a model (default: the shipped one) to your own labelled patients: fit the base "
+        "as it is, recalibration in the large, logistic recalibration, revision toward the "
+        "base and a refit from scratch, choose one by Vergouwe's closed test and "
+        "cross-validated log-loss, and write the chosen model's files, report and card.",
+        "python -m predictor update --data site.csv --out site_model",
+        "What a site of a few hundred patients should use: refitting from scratch needs "
+        "thousands (train says how many).",
+    )
+    revise.add_argument(
+        "--data", required=True, help="CSV with a 0/1 `responded` column, or - for stdin"
+    )
+    revise.add_argument(
+        "--out",
+        required=True,
+        help="directory for the updated model's files, replaced as a whole once they are all "
+        "written",
+    )
+    revise.add_argument(
+        "--model", help="the model to update: a directory or its model.json (default: shipped)"
+    )
+    revise.add_argument("--rejects", help="write the refused records here (CSV)")
+    _reading_options(revise)
+    revise.set_defaults(run=run_update)
 
     evaluate = command(
         "evaluate",

@@ -391,3 +391,148 @@ def _pooled(pieces: list[tuple[np.ndarray, Scores]], n: int) -> Scores:
     return Scores(
         *(np.concatenate([getattr(s, f) for _, s in pieces])[order] for f in Scores._fields)
     )
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What :func:`update` produced."""
+
+    choice: UpdateChoice
+    manifest: dict[str, Any]
+    files: ModelFiles
+
+
+def update(
+    clean: pd.DataFrame,
+    *,
+    base: Model,
+    base_source: str,
+    out: str | Path,
+    source: str,
+    n_refused: int = 0,
+    progress: Callable[[str], None] = print,
+) -> UpdateResult:
+    """Update ``base`` to a site's labelled patients and write the model folder.
+
+    Chooses among the five candidates (:func:`choose_update`) and writes, as training does
+    (one set of files, or none: :func:`predictor._training.write_model_folder`), the chosen
+    model's ``model.json``, a manifest recording every candidate's statistics, the choice and
+    why, the evaluation report on the chosen candidate's out-of-fold predictions (internal
+    validation; the base's own predictions when the base is kept, which is then an external
+    validation), and the model card. ``predict(..., model=out)`` and ``score --model out`` use
+    the result.
+
+    Parameters
+    ----------
+    clean : pandas.DataFrame
+        The site's records with ``responded``, as :func:`predictor._training.training_rows`
+        returns them.
+    base : Model
+        The model to update: an additive model (the shipped one by default on the command
+        line).
+    base_source : str
+        Where the base came from, for the manifest and card.
+    out : path
+        The folder to write (:func:`predictor._training.check_destination` says which).
+    source : str
+        Where the site's data came from.
+    n_refused : int
+        Rows of the site's file left out for schema problems.
+    progress : callable
+        Receives one line per stage.
+
+    Raises
+    ------
+    TrainingDataError
+        If the base is not an additive model, the cohort has too few of an outcome, or a
+        candidate cannot be fitted.
+    OSError
+        If ``out`` is refused or the files cannot be written.
+    """
+    from predictor._training import (
+        TrainingDataError,
+        check_destination,
+        check_outcomes,
+        fingerprint,
+        manifest_header,
+        missing_shares,
+        write_model_folder,
+    )
+    from predictor.evaluation import build_report
+
+    if not isinstance(base, AdditiveModel):
+        raise TrainingDataError(
+            f"the base model is a {base.kind} model; update takes an additive model (a model "
+            "that `train` wrote, or the shipped one)"
+        )
+    check_destination(out)
+    check_outcomes(clean["responded"], purpose="update a model", n_refused=n_refused)
+    started = time.perf_counter()
+    try:
+        choice = choose_update(base, clean, progress=progress)
+    except ValueError as exc:
+        raise TrainingDataError(f"the candidates cannot be fitted on this data: {exc}") from exc
+    for line in choice.lines():
+        progress(line)
+    y = clean["responded"].to_numpy()
+    model = choice.model
+    internal = (
+        "none: the base model is kept as it is, so the report is an external validation of it "
+        "on these patients"
+        if choice.chosen == BASE
+        else f"{CV_FOLDS}-fold cross-validation of the whole update (stratified, seed "
+        f"{UPDATE_SEED}): each patient predicted by a {choice.chosen} fitted without them"
+    )
+    manifest = {
+        **manifest_header(),
+        "training_data": {
+            "source": source,
+            "sha256": fingerprint(clean),
+            "seed": UPDATE_SEED,
+            "n": len(clean),
+            "n_refused": n_refused,
+            "response_rate": float(np.mean(y)),
+            "simulated": False,
+            "missing": missing_shares(clean, model.fields),
+        },
+        "update": {"base": base_source, **choice.to_dict()},
+        "validation": {"internal": internal, "external": None},
+        "evaluation_cohort": None,
+        "model": {
+            "kind": model.kind,
+            "coefficients": model.summary().coefficients,
+            "threshold": model.threshold,
+            "fields": list(model.fields),
+        },
+        "metrics": {"cross-validated": _candidate_metrics(choice, y)},
+    }
+    report_source = (
+        f"the {len(clean):,} patients of {source}, scored by the base model as it is (nothing "
+        "was fitted on them: external validation)"
+        if choice.chosen == BASE
+        else f"the {len(clean):,} patients of {source}, each predicted by a {choice.chosen} "
+        f"fitted without them ({CV_FOLDS}-fold cross-validation: internal validation)"
+    )
+    files, manifest = write_model_folder(
+        model,
+        manifest,
+        out,
+        lambda written: build_report(
+            model,
+            clean,
+            manifest=written,
+            source=report_source,
+            scores=choice.scores,
+        ),
+        progress=lambda text: progress(f"[{time.perf_counter() - started:6.1f} s] {text}"),
+    )
+    return UpdateResult(choice, manifest, files)
+
+
+def _candidate_metrics(choice: UpdateChoice, y: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each candidate's metrics on its out-of-fold predictions."""
+    from predictor.evaluation import metrics
+
+    return {
+        name: metrics(y, p, interval=None).to_dict() for name, p in choice.probability.items()
+    }
