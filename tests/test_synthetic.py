@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,20 @@ def test_simulate_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     n = kwargs.pop("n")
     with pytest.raises(ValueError, match=match):
         simulate_cohort(n, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"crp_shape": "step"}, "crp_shape = 'step' must be one of 'tanh', 'threshold'"),
+        ({"failed_trials_shape": "tanh"}, "failed_trials_shape = 'tanh'"),
+        ({"family_history_unknown": 1.5}, "family_history_unknown = 1.5"),
+    ],
+    ids=["crp-shape", "trials-shape", "family-history-share"],
+)
+def test_response_model_refuses_an_unknown_shape(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        replace(SECOND_SITE_RESPONSE, **change)
 
 
 def test_house_site_is_the_default() -> None:

@@ -85,7 +85,9 @@ How each moves within the literature's uncertainty (house effect in brackets):
 Its oracle AUC is about 0.67 (house about 0.70). The shipped model on 20,000 of its patients
 (``python bench/second_site.py``): AUC about 0.64 (ratio to the oracle about 0.96), calibration
 slope about 0.80, calibration-in-the-large about -0.03: it transports, imperfectly, which is
-what recalibration and revision are for. Patient ids are ``"B<seed>-<k>"``.
+what recalibration and revision are for. Its 90% intervals, which carry only the uncertainty of
+its own fit, contain this site's ``true_probability`` for about 20% of patients (house site:
+about 87%). Patient ids are ``"B<seed>-<k>"``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ oracle AUC) that the tests hold this simulator to, kept here as
 The evidence for several predictors is thin; the simulator encodes the direction the sources
 report, at a modest size.
 
+What follows is the house site (:data:`HOUSE_SITE`, the default), the one the shipped model is
+trained on: a :class:`Site` is its case mix (:class:`CaseMix`), missingness
+(:class:`Missingness`) and response model (:class:`ResponseModel`), and
+:mod:`predictor.simulation._sites` documents the others.
+
 Data-generating process
 -----------------------
 Patients (one row each; every value rounded as a clinic would record it, and inside the schema's
@@ -95,10 +100,28 @@ import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
 from data_schemas import validate
-from predictor._params import INF, NONE, InstanceOf, Interval, ParameterTable, check
+from predictor._params import (
+    INF,
+    NONE,
+    InstanceOf,
+    Interval,
+    Options,
+    ParameterTable,
+    check,
+)
 
 DEFAULT_SEED = 0
 FAMILY_HISTORY_AUD_PREVALENCE = 0.35
+
+
+_SHAPE_PARAMETERS: ParameterTable = {
+    "crp_shape": [Options("tanh", "threshold")],
+    "bdnf_shape": [Options("tanh", "linear")],
+    "delta_sleep_ratio_shape": [Options("tanh", "linear")],
+    "bmi_shape": [Options("tanh", "linear")],
+    "failed_trials_shape": [Options("log2", "linear")],
+    "family_history_unknown": [Interval(float, 0, 1)],
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +171,10 @@ class ResponseModel:
     bmi_shape: Literal["tanh", "linear"] = "tanh"
     failed_trials_shape: Literal["log2", "linear"] = "log2"
     family_history_unknown: float = FAMILY_HISTORY_AUD_PREVALENCE
+
+    def __post_init__(self) -> None:
+        shapes = {name: getattr(self, name) for name in _SHAPE_PARAMETERS}
+        check("ResponseModel", _SHAPE_PARAMETERS, shapes)
 
 
 RESPONSE_MODEL = ResponseModel(
