@@ -51,7 +51,7 @@ from predictor.io import (
     write_rejects,
 )
 from predictor.model import ModelFileError, load_model, read_manifest
-from predictor.simulation import DEFAULT_SEED, simulate_cohort
+from predictor.simulation import DEFAULT_SEED, SITES, simulate_cohort
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEBUG = "KETAMINE_PREDICTOR_DEBUG"
@@ -105,12 +105,12 @@ def _write_csv(frame: pd.DataFrame, out: str) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    """Simulate a synthetic cohort and write it as CSV."""
+    """Simulate a synthetic cohort of one site and write it as CSV."""
     started = time.perf_counter()
-    cohort = simulate_cohort(args.n, seed=args.seed)
+    cohort = simulate_cohort(args.n, seed=args.seed, site=SITES[args.site])
     _write_csv(cohort, args.out)
     _say(
-        f"simulated {len(cohort):,} patients (seed {args.seed}, response rate "
+        f"simulated {len(cohort):,} patients ({args.site} site, seed {args.seed}, response rate "
         f"{cohort['responded'].mean():.3f}) -> {args.out} in {time.perf_counter() - started:.2f} s"
     )
     return EXIT_OK
@@ -675,11 +675,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command(
         "simulate",
         "Simulate a synthetic cohort (every schema field, `responded`, `true_probability`).",
-        "python -m predictor simulate --n 10000 --seed 7 --out cohort.csv",
+        "python -m predictor simulate --n 10000 --seed 7 --out cohort.csv"
+        "\n  python -m predictor simulate --site second --n 2000 --out site.csv",
     )
     simulate.add_argument("--n", type=_whole_number(1), default=10_000, help="patients")
     simulate.add_argument(
         "--seed", type=_whole_number(0), default=DEFAULT_SEED, help="random seed (default: 0)"
+    )
+    simulate.add_argument(
+        "--site",
+        choices=tuple(SITES),
+        default="house",
+        help="house (default): the site the shipped model was trained on; second: another case "
+        "mix, missingness and response model, which the shipped model never saw (for testing "
+        "an update to a clinic's cohort)",
     )
     simulate.add_argument("--out", required=True, help="output CSV file, or - for stdout")
     simulate.set_defaults(run=run_simulate)

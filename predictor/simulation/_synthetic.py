@@ -8,6 +8,11 @@ oracle AUC) that the tests hold this simulator to, kept here as
 The evidence for several predictors is thin; the simulator encodes the direction the sources
 report, at a modest size.
 
+What follows is the house site (:data:`HOUSE_SITE`, the default), the one the shipped model is
+trained on: a :class:`Site` is its case mix (:class:`CaseMix`), missingness
+(:class:`Missingness`) and response model (:class:`ResponseModel`), and
+:mod:`predictor.simulation._sites` documents the others.
+
 Data-generating process
 -----------------------
 Patients (one row each; every value rounded as a clinic would record it, and inside the schema's
@@ -86,22 +91,64 @@ them and ``python bench/simulator_targets.py`` prints every target against the v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
 from data_schemas import validate
-from predictor._params import INF, InstanceOf, Interval, ParameterTable, check
+from predictor._params import (
+    INF,
+    NONE,
+    InstanceOf,
+    Interval,
+    Options,
+    ParameterTable,
+    check,
+)
 
 DEFAULT_SEED = 0
 FAMILY_HISTORY_AUD_PREVALENCE = 0.35
 
 
+_SHAPE_PARAMETERS: ParameterTable = {
+    "crp_shape": [Options("tanh", "threshold")],
+    "bdnf_shape": [Options("tanh", "linear")],
+    "delta_sleep_ratio_shape": [Options("tanh", "linear")],
+    "bmi_shape": [Options("tanh", "linear")],
+    "failed_trials_shape": [Options("log2", "linear")],
+    "family_history_unknown": [Interval(float, 0, 1)],
+}
+
+
 @dataclass(frozen=True)
 class ResponseModel:
-    """Effects on the log-odds of response; see the module docstring for each term's shape."""
+    """Effects on the log-odds of response, and the shape of each field's term.
+
+    The house site's shapes are the defaults (see the module docstring); another site may draw
+    some terms with another shape (:mod:`predictor.simulation._sites`). Every shape is 0 at the
+    same typical value, so a missing value contributes 0 whatever the shape.
+
+    Attributes
+    ----------
+    crp_shape : {"tanh", "threshold"}
+        ``tanh(log(CRP / 1.7))``, or a smooth step at the clinical cut-off of 3 mg/L:
+        ``expit(log(CRP / 3) / 0.3) - expit(log(1.7 / 3) / 0.3)`` (about -0.13 below 1 mg/L,
+        0.87 above 8 mg/L).
+    bdnf_shape : {"tanh", "linear"}
+        ``tanh((BDNF - 22) / 10)``, or ``(BDNF - 22) / 10`` (BDNF in ng/mL).
+    delta_sleep_ratio_shape : {"tanh", "linear"}
+        ``tanh(log(DSR / 1.2) / 0.35)``, or ``(DSR - 1.2) / 0.4``.
+    bmi_shape : {"tanh", "linear"}
+        ``tanh((BMI - 29) / 8)``, or ``(BMI - 29) / 8`` (BMI in kg/m2).
+    failed_trials_shape : {"log2", "linear"}
+        ``log2((trials + 1) / 4)``, or ``(trials - 3) / 2``.
+    family_history_unknown : float
+        What an unknown family history of AUD counts as (the site's prevalence), 0 to 1.
+    """
 
     intercept: float
     iv_route: float
@@ -118,6 +165,16 @@ class ResponseModel:
     age: float = -0.08
     female: float = 0.05
     baseline_madrs: float = -0.05
+    crp_shape: Literal["tanh", "threshold"] = "tanh"
+    bdnf_shape: Literal["tanh", "linear"] = "tanh"
+    delta_sleep_ratio_shape: Literal["tanh", "linear"] = "tanh"
+    bmi_shape: Literal["tanh", "linear"] = "tanh"
+    failed_trials_shape: Literal["log2", "linear"] = "log2"
+    family_history_unknown: float = FAMILY_HISTORY_AUD_PREVALENCE
+
+    def __post_init__(self) -> None:
+        shapes = {name: getattr(self, name) for name in _SHAPE_PARAMETERS}
+        check("ResponseModel", _SHAPE_PARAMETERS, shapes)
 
 
 RESPONSE_MODEL = ResponseModel(
@@ -137,6 +194,110 @@ RESPONSE_MODEL = ResponseModel(
 """The effects solved by ``bench/calibrate_simulator.py`` to reproduce the literature targets."""
 
 
+@dataclass(frozen=True)
+class CaseMix:
+    """Who a site treats: the parameters of the patient draws (the house site's by default; the
+    module docstring gives each draw).
+
+    Attributes
+    ----------
+    age_mean, age_sd : float
+        Age in years, before truncation to 18-80.
+    female : float
+        Share of women.
+    bmi_median : float
+        Median BMI in kg/m2 (log-SD 0.20, truncated to 16-60).
+    baseline_madrs_mean : float
+        Mean baseline MADRS in points (SD 6, truncated to 20-54).
+    extra_failed_trials : float
+        Mean number of failed trials above 2 (negative binomial, size 2).
+    iv_share : float
+        Share given IV ketamine (the others intranasal esketamine).
+    family_history_aud : float
+        Share with a family history of alcohol use disorder (before any is unknown).
+    sud_with_family_history, sud_without_family_history : float
+        Share with any substance-use disorder, with and without that family history.
+    current_sud : float
+        Share of those with a SUD whose SUD is current (the others past).
+    """
+
+    age_mean: float = 44.0
+    age_sd: float = 13.0
+    female: float = 0.60
+    bmi_median: float = 28.4
+    baseline_madrs_mean: float = 32.0
+    extra_failed_trials: float = 1.4
+    iv_share: float = 0.5
+    family_history_aud: float = FAMILY_HISTORY_AUD_PREVALENCE
+    sud_with_family_history: float = 0.50
+    sud_without_family_history: float = 0.192
+    current_sud: float = 1.0 / 3.0
+
+
+@dataclass(frozen=True)
+class Missingness:
+    """Which tests a site runs: the chance each value is recorded (the house site's by default).
+
+    Attributes
+    ----------
+    crp_missing : float
+        Share of patients without a CRP (missing at random).
+    bdnf_measured_iv, bdnf_measured_intranasal : float
+        Share with a BDNF assay, by route.
+    polysomnography_intercept, polysomnography_bmi, polysomnography_age : float
+        Log-odds of a sleep study (DSR and N3 %, recorded together):
+        ``intercept + bmi (BMI - 29) + age (age - 44)``, BMI in kg/m2, age in years.
+    actigraphy_measured_iv, actigraphy_measured_intranasal : float
+        Share with actigraphy (RA and IS, recorded together), by route.
+    family_history_missing : float
+        Share whose family history of AUD is unknown.
+    """
+
+    crp_missing: float = 0.10
+    bdnf_measured_iv: float = 0.80
+    bdnf_measured_intranasal: float = 0.60
+    polysomnography_intercept: float = -0.9
+    polysomnography_bmi: float = 0.06
+    polysomnography_age: float = 0.015
+    actigraphy_measured_iv: float = 0.60
+    actigraphy_measured_intranasal: float = 0.40
+    family_history_missing: float = 0.15
+
+
+@dataclass(frozen=True)
+class Site:
+    """A simulated site: whom it treats, which tests it runs, and how its patients respond.
+
+    Attributes
+    ----------
+    name : str
+        What the command line calls it (``--site``).
+    id_prefix : str
+        Start of its patient ids, ``"<prefix><seed>-<k>"``; no two sites share one, so ids
+        of two sites' cohorts never collide.
+    case_mix : CaseMix
+    missingness : Missingness
+    response : ResponseModel
+        The true response model: ``true_probability`` = sigmoid(:func:`response_logit`).
+    """
+
+    name: str
+    id_prefix: str
+    case_mix: CaseMix
+    missingness: Missingness
+    response: ResponseModel
+
+
+HOUSE_SITE = Site(
+    name="house",
+    id_prefix="S",
+    case_mix=CaseMix(),
+    missingness=Missingness(),
+    response=RESPONSE_MODEL,
+)
+"""The site the shipped model was trained on: this module's docstring documents it."""
+
+
 def _truncated_normal(
     rng: np.random.Generator,
     mean: float | np.ndarray,
@@ -150,19 +311,39 @@ def _truncated_normal(
     return mean + sd * ndtri(a + (b - a) * rng.random(size))
 
 
-def draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Draw ``n`` recorded patient records, without outcome or id (the first half of
-    :func:`simulate_cohort`; the calibration script solves the response model on its output)."""
-    age = np.round(_truncated_normal(rng, 44.0, 13.0, 18.0, 80.0, n))
-    female = rng.random(n) < 0.60
-    bmi = np.exp(_truncated_normal(rng, np.log(28.4), 0.20, np.log(16.0), np.log(60.0), n))
-    madrs = np.round(_truncated_normal(rng, 32.0, 6.0, 20.0, 54.0, n))
-    trials = 2.0 + np.minimum(rng.negative_binomial(2, 2.0 / 3.4, n), 8)
-    iv = rng.random(n) < 0.5
+def draw_patients(n: int, rng: np.random.Generator, *, site: Site = HOUSE_SITE) -> pd.DataFrame:
+    """Draw ``n`` recorded patient records of ``site``, without outcome or id (the first half of
+    :func:`simulate_cohort`; the calibration script solves the response model on its output).
 
-    family_history = rng.random(n) < FAMILY_HISTORY_AUD_PREVALENCE
-    any_sud = rng.random(n) < np.where(family_history, 0.50, 0.192)
-    current = any_sud & (rng.random(n) < 1.0 / 3.0)
+    Parameters
+    ----------
+    n : int
+        Number of patients.
+    rng : numpy.random.Generator
+        The random generator (the draws follow one fixed order, so a seed gives one cohort).
+    site : Site
+        Whose case mix and missingness to draw (default: the house site).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n, 18)
+        The schema's patient fields, unvalidated (plain strings and floats).
+    """
+    mix, missing = site.case_mix, site.missingness
+    age = np.round(_truncated_normal(rng, mix.age_mean, mix.age_sd, 18.0, 80.0, n))
+    female = rng.random(n) < mix.female
+    bmi = np.exp(
+        _truncated_normal(rng, np.log(mix.bmi_median), 0.20, np.log(16.0), np.log(60.0), n)
+    )
+    madrs = np.round(_truncated_normal(rng, mix.baseline_madrs_mean, 6.0, 20.0, 54.0, n))
+    trials = 2.0 + np.minimum(rng.negative_binomial(2, 2.0 / (2.0 + mix.extra_failed_trials), n), 8)
+    iv = rng.random(n) < mix.iv_share
+
+    family_history = rng.random(n) < mix.family_history_aud
+    any_sud = rng.random(n) < np.where(
+        family_history, mix.sud_with_family_history, mix.sud_without_family_history
+    )
+    current = any_sud & (rng.random(n) < mix.current_sud)
     sud = np.where(current, "current", np.where(any_sud, "past", "none"))
 
     crp = np.exp(np.log(1.4) + 0.075 * (bmi - 29.0) + rng.normal(0.0, 1.22, n))
@@ -180,11 +361,19 @@ def draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
     cardiovascular = rng.random(n) < expit(-2.9 + 0.06 * (age - 44.0))
     naltrexone = rng.random(n) < np.where(current, 0.08, 0.01)
 
-    crp_measured = rng.random(n) >= 0.10
-    bdnf_measured = rng.random(n) < np.where(iv, 0.80, 0.60)
-    psg_measured = rng.random(n) < expit(-0.9 + 0.06 * (bmi - 29.0) + 0.015 * (age - 44.0))
-    actigraphy_measured = rng.random(n) < np.where(iv, 0.60, 0.40)
-    family_history_known = rng.random(n) >= 0.15
+    crp_measured = rng.random(n) >= missing.crp_missing
+    bdnf_measured = rng.random(n) < np.where(
+        iv, missing.bdnf_measured_iv, missing.bdnf_measured_intranasal
+    )
+    psg_measured = rng.random(n) < expit(
+        missing.polysomnography_intercept
+        + missing.polysomnography_bmi * (bmi - 29.0)
+        + missing.polysomnography_age * (age - 44.0)
+    )
+    actigraphy_measured = rng.random(n) < np.where(
+        iv, missing.actigraphy_measured_iv, missing.actigraphy_measured_intranasal
+    )
+    family_history_known = rng.random(n) >= missing.family_history_missing
 
     def recorded(values: np.ndarray, measured: np.ndarray, decimals: int) -> np.ndarray:
         return np.where(measured, np.round(values, decimals), np.nan)
@@ -215,6 +404,23 @@ def draw_patients(n: int, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
+_CRP_STEP_AT_TYPICAL = float(expit(np.log(1.7 / 3.0) / 0.3))
+
+_SHAPES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    # term:shape -> the shape, 0 at the term's typical value (see ResponseModel)
+    "crp:tanh": lambda crp: np.tanh(np.log(crp / 1.7)),
+    "crp:threshold": lambda crp: expit(np.log(crp / 3.0) / 0.3) - _CRP_STEP_AT_TYPICAL,
+    "bdnf:tanh": lambda bdnf: np.tanh((bdnf - 22.0) / 10.0),
+    "bdnf:linear": lambda bdnf: (bdnf - 22.0) / 10.0,
+    "delta_sleep_ratio:tanh": lambda dsr: np.tanh(np.log(dsr / 1.2) / 0.35),
+    "delta_sleep_ratio:linear": lambda dsr: (dsr - 1.2) / 0.4,
+    "bmi:tanh": lambda bmi: np.tanh((bmi - 29.0) / 8.0),
+    "bmi:linear": lambda bmi: (bmi - 29.0) / 8.0,
+    "failed_trials:log2": lambda trials: np.log2((trials + 1.0) / 4.0),
+    "failed_trials:linear": lambda trials: (trials - 3.0) / 2.0,
+}
+
+
 def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL) -> np.ndarray:
     """The response model's log-odds for recorded patients (a missing value contributes 0).
 
@@ -223,39 +429,44 @@ def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL
     patients : pandas.DataFrame, shape (n, ...)
         Canonical records (as :func:`simulate_cohort` or ``data_schemas.validate`` give them).
     model : ResponseModel
-        The effects.
+        The effects and shapes (default: the house site's).
 
     Returns
     -------
     numpy.ndarray, shape (n,)
     """
 
-    def term(values: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(values, nan=0.0)
-
     def column(name: str) -> np.ndarray:
         return patients[name].to_numpy(dtype=np.float64)
+
+    def term(name: str, shape: str, values: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(_SHAPES[f"{name}:{shape}"](values), nan=0.0)
+
+    def plain(values: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(values, nan=0.0)
 
     sud = patients["substance_use_disorder"]
     eta = (
         model.intercept
         + model.iv_route * (patients["route"] == "iv_ketamine").to_numpy(dtype=float)
-        + model.crp * term(np.tanh(np.log(column("crp_mg_l") / 1.7)))
-        + model.bdnf * term(np.tanh((column("bdnf_ng_ml") - 22.0) / 10.0))
-        + model.delta_sleep_ratio * term(np.tanh(np.log(column("delta_sleep_ratio") / 1.2) / 0.35))
-        + model.relative_amplitude * term((column("rhythm_relative_amplitude") - 0.75) / 0.12)
-        + model.interdaily_stability * term((column("rhythm_interdaily_stability") - 0.50) / 0.13)
+        + model.crp * term("crp", model.crp_shape, column("crp_mg_l"))
+        + model.bdnf * term("bdnf", model.bdnf_shape, column("bdnf_ng_ml"))
+        + model.delta_sleep_ratio
+        * term("delta_sleep_ratio", model.delta_sleep_ratio_shape, column("delta_sleep_ratio"))
+        + model.relative_amplitude * plain((column("rhythm_relative_amplitude") - 0.75) / 0.12)
+        + model.interdaily_stability * plain((column("rhythm_interdaily_stability") - 0.50) / 0.13)
         + model.sud_past * (sud == "past").to_numpy(dtype=float)
         + model.sud_current * (sud == "current").to_numpy(dtype=float)
         + model.family_history_aud
         * np.nan_to_num(
-            column("family_history_alcohol_use_disorder"), nan=FAMILY_HISTORY_AUD_PREVALENCE
+            column("family_history_alcohol_use_disorder"), nan=model.family_history_unknown
         )
-        + model.bmi * term(np.tanh((column("bmi_kg_m2") - 29.0) / 8.0))
-        + model.failed_trials * term(np.log2((column("failed_antidepressant_trials") + 1.0) / 4.0))
-        + model.age * term((column("age_years") - 44.0) / 13.0)
+        + model.bmi * term("bmi", model.bmi_shape, column("bmi_kg_m2"))
+        + model.failed_trials
+        * term("failed_trials", model.failed_trials_shape, column("failed_antidepressant_trials"))
+        + model.age * plain((column("age_years") - 44.0) / 13.0)
         + model.female * (patients["sex"] == "female").to_numpy(dtype=float)
-        + model.baseline_madrs * term((column("baseline_madrs") - 32.0) / 6.0)
+        + model.baseline_madrs * plain((column("baseline_madrs") - 32.0) / 6.0)
     )
     return eta
 
@@ -263,7 +474,8 @@ def response_logit(patients: pd.DataFrame, model: ResponseModel = RESPONSE_MODEL
 _SIMULATE_PARAMETERS: ParameterTable = {
     "n": [Interval(int, 1, INF, closed="left")],
     "seed": [Interval(int, 0, INF, closed="left")],
-    "model": [InstanceOf(ResponseModel, "a ResponseModel")],
+    "model": [InstanceOf(ResponseModel, "a ResponseModel"), NONE],
+    "site": [InstanceOf(Site, "a Site")],
 }
 
 
@@ -271,12 +483,14 @@ def simulate_cohort(
     n: int,
     *,
     seed: int = DEFAULT_SEED,
-    model: ResponseModel = RESPONSE_MODEL,
+    model: ResponseModel | None = None,
+    site: Site = HOUSE_SITE,
 ) -> pd.DataFrame:
-    """Simulate a cohort of ``n`` patients with their response to ketamine.
+    """Simulate a cohort of ``n`` patients of a site with their response to ketamine.
 
-    The data-generating process is in this module's docstring and the README; the same ``n`` and
-    ``seed`` always give the same frame.
+    The house site's data-generating process is in this module's docstring and the README, the
+    other sites' in :mod:`predictor.simulation._sites`; the same ``n``, ``seed`` and ``site``
+    always give the same frame.
 
     Parameters
     ----------
@@ -284,20 +498,25 @@ def simulate_cohort(
         Number of patients (>= 1).
     seed : int
         Seed of the random generator.
-    model : ResponseModel
-        The response model's effects (default: the ones calibrated to the literature).
+    model : ResponseModel, optional
+        The response model (default: the site's; the house site's is calibrated to the
+        literature).
+    site : Site
+        Whose patients: case mix, missingness and response model (default: the house site,
+        on which the shipped model was trained; ``SECOND_SITE`` is another).
 
     Returns
     -------
     pandas.DataFrame, shape (n, 21)
         Every schema field in schema order and canonical dtypes (as ``data_schemas.validate``
-        returns them), including ``patient_id`` (``"S<seed>-<k>"``), ``responded`` (0/1) and
+        returns them), including ``patient_id`` (``"<site prefix><seed>-<k>"``, ``"S<seed>-<k>"``
+        at the house site), ``responded`` (0/1) and
         ``true_probability`` (the probability ``responded`` was drawn from).
 
     Raises
     ------
     InvalidParameterError
-        If ``n`` is not a whole number >= 1, or ``seed`` not one >= 0.
+        If ``n`` is not a whole number >= 1, ``seed`` not one >= 0, or ``site`` not a Site.
 
     Examples
     --------
@@ -309,12 +528,12 @@ def simulate_cohort(
     """
     check("simulate_cohort", _SIMULATE_PARAMETERS, locals())
     rng = np.random.default_rng(seed)
-    patients = draw_patients(int(n), rng)
-    probability = expit(response_logit(patients, model))
+    patients = draw_patients(int(n), rng, site=site)
+    probability = expit(response_logit(patients, site.response if model is None else model))
     patients["responded"] = (rng.random(int(n)) < probability).astype(float)
     patients["true_probability"] = probability
     width = len(str(n))
-    patients["patient_id"] = [f"S{seed}-{k:0{width}d}" for k in range(1, int(n) + 1)]
+    patients["patient_id"] = [f"{site.id_prefix}{seed}-{k:0{width}d}" for k in range(1, int(n) + 1)]
     cohort, problems = validate(patients)  # schema order and dtypes, and a check of every value
     if not problems.empty:
         raise RuntimeError(f"the simulator wrote values the schema refuses:\n{problems}")
