@@ -38,6 +38,8 @@ from predictor.model._artifact import read_manifest
 from predictor.simulation._synthetic import simulate_cohort
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WITHOUT_BOOTSTRAP = {key: name for key, name in FIGURE_NAMES.items() if key != "instability"}
+"""The figures of a report without a bootstrap validation."""
 
 
 @pytest.fixture(scope="module")
@@ -247,19 +249,20 @@ def test_decision_summary_names_the_thresholds_where_the_model_helps(
 @pytest.mark.slow
 def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) -> None:
     out = written[0]
-    for name in FIGURE_NAMES.values():
+    for name in WITHOUT_BOOTSTRAP.values():
         data = (out / "figures" / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000, name
     text = (out / REPORT_NAME).read_text()
-    for name in FIGURE_NAMES.values():
+    for name in WITHOUT_BOOTSTRAP.values():
         assert f"](figures/{name})" in text
+    assert not (out / "figures" / FIGURE_NAMES["instability"]).exists()
     assert json.loads((out / METRICS_NAME).read_text()) == report.to_json()
 
 
 @pytest.mark.slow
 def test_write_report_same_report_gives_identical_files(written) -> None:
     files = sorted(p.relative_to(written[0]) for p in written[0].rglob("*") if p.is_file())
-    assert len(files) == 2 + len(FIGURE_NAMES)
+    assert len(files) == 2 + len(WITHOUT_BOOTSTRAP)
     for name in files:
         assert (written[0] / name).read_bytes() == (written[1] / name).read_bytes(), name
 
@@ -357,6 +360,7 @@ def test_figures_draw_every_figure_the_report_names() -> None:
 EVALUATION_ORDER = (
     "_metrics",
     "_comparison",
+    "_bootstrap",
     "_report",
     "_markdown",
     "_figures",

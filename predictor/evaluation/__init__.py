@@ -2,11 +2,13 @@
 report and the model card.
 
 Above the model layer; training and the command line use the names below. Inside, data flows
-one way: metrics (``_metrics``) and comparison models (``_comparison``) -> the report's numbers
+one way: metrics (``_metrics``), comparison models (``_comparison``) and the bootstrap
+(``_bootstrap``: optimism correction and prediction instability) -> the report's numbers
 (``_report``: :class:`Report`) -> Markdown (``_markdown``) and figures (``_figures``, with
 matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
+from predictor.evaluation._bootstrap import BootstrapValidation, bootstrap_validation
 from predictor.evaluation._card import model_card
 from predictor.evaluation._comparison import (
     COMPARISONS,
@@ -34,10 +36,12 @@ __all__ = [
     "METRICS_NAME",
     "NO_FIGURES_NOTE",
     "REPORT_NAME",
+    "BootstrapValidation",
     "CrossValidation",
     "Metrics",
     "Report",
     "ReportFiles",
+    "bootstrap_validation",
     "build_report",
     "cross_validate",
     "evaluate_model",

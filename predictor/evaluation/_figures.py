@@ -277,14 +277,72 @@ def contributions_figure(report: Report) -> Figure:
     return figure
 
 
-DRAWERS: dict[str, Callable[[Report], Figure]] = {
+def instability_figure(report: Report) -> Figure | None:
+    """Prediction instability plot (Riley and Collins 2023): each bootstrap model's
+    probability for a patient against the final model's, with the 2.5th and 97.5th percentile
+    curves, the diagonal and the threshold; None for a report without a bootstrap."""
+    if report.bootstrap is None:
+        return None
+    b = report.bootstrap
+    s = b.instability
+    figure = Figure(figsize=(5.2, 5.8), layout="constrained")
+    ax = figure.add_subplot()
+    shown = len(s.point_final)
+    ax.scatter(
+        s.point_final,
+        s.point_bootstrap,
+        s=5,
+        color=MODEL_COLOUR,
+        alpha=0.2 if shown > 1000 else 0.4,
+        linewidths=0,
+        rasterized=True,
+        label=f"a bootstrap model's probability for a patient ({shown:,} shown)",
+    )
+    ax.plot(
+        [0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="same as final"
+    )
+    ax.plot(
+        s.final,
+        s.low,
+        color="black",
+        linestyle="--",
+        linewidth=1.2,
+        label="2.5th and 97.5th percentiles",
+    )
+    ax.plot(s.final, s.high, color="black", linestyle="--", linewidth=1.2)
+    ax.axvline(s.threshold, color=REFERENCE_COLOUR, linewidth=0.8)
+    ax.axhline(
+        s.threshold, color=REFERENCE_COLOUR, linewidth=0.8, label=f"threshold {s.threshold:g}"
+    )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        aspect="equal",
+        xlabel="final model's probability of response",
+        ylabel="bootstrap model's probability of response",
+        title=(
+            f"Prediction instability: {b.repeats - b.failed:,} bootstrap models, {b.n:,} patients\n"
+            f"MAPE {s.mape:.3f}; labels at {s.threshold:g} differ from the final model's in "
+            f"{s.classification_instability:.1%} of models"
+        ),
+    )
+    legend = figure.legend(loc="outside lower center", ncols=2, markerscale=2.5)
+    for handle in legend.legend_handles:  # the points' marker, opaque in the legend
+        if handle is not None:
+            handle.set_alpha(1.0)
+    return figure
+
+
+DRAWERS: dict[str, Callable[[Report], Figure | None]] = {
     "roc": roc_figure,
     "calibration": calibration_figure,
     "decision_curve": decision_curve_figure,
     "subgroups": subgroup_figure,
     "terms": terms_figure,
     "contributions": contributions_figure,
+    "instability": instability_figure,
 }
+"""Figure key -> its drawer; a drawer returns None for a figure the report has no numbers for."""
 
 
 def draw_figures(report: Report) -> dict[str, bytes]:
@@ -298,7 +356,9 @@ def draw_figures(report: Report) -> dict[str, bytes]:
     Returns
     -------
     dict
-        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`) -> PNG bytes.
+        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`) -> PNG bytes,
+        for the figures the report has numbers for (``instability`` only with a bootstrap).
     """
     with matplotlib.style.context(["default", STYLE]):
-        return {key: _png(draw(report)) for key, draw in DRAWERS.items()}
+        drawn = {key: draw(report) for key, draw in DRAWERS.items()}
+        return {key: _png(figure) for key, figure in drawn.items() if figure is not None}

@@ -64,9 +64,11 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
     """Write ``metrics.json``, the figures and ``report.md`` into ``out`` (created).
 
     Each file is written atomically (it appears complete or not at all); ``report.md`` comes
-    last. Without matplotlib, no figure is drawn, figures left from an earlier report are
-    removed, and ``report.md`` says why it has no figures. Any other error while drawing is
-    raised before a file is written, and the figures already there are left alone.
+    last. A figure this report does not have (the instability figure without a bootstrap)
+    is removed if an earlier report left it. Without matplotlib, no figure is drawn, figures
+    left from an earlier report are removed, and ``report.md`` says why it has no figures.
+    Any other error while drawing is raised before a file is written, and the figures already
+    there are left alone.
 
     Parameters
     ----------
@@ -88,6 +90,9 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
             with atomic_bytes_output(figure_dir / FIGURE_NAMES[key]) as handle:
                 handle.write(png)
             figures[key] = f"{FIGURES_DIR}/{FIGURE_NAMES[key]}"
+        for key, name in FIGURE_NAMES.items():  # one an earlier report drew, this one has not
+            if key not in drawn:
+                (figure_dir / name).unlink(missing_ok=True)
     elif figure_dir.is_dir():
         for name in FIGURE_NAMES.values():
             (figure_dir / name).unlink(missing_ok=True)
