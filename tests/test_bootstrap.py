@@ -25,7 +25,11 @@ from predictor.evaluation import (
 from predictor.evaluation._bootstrap import BOOTSTRAP_METRICS, _resamples
 from predictor.evaluation._markdown import precision_note
 from predictor.evaluation._metrics import metrics
-from predictor.evaluation._report import FIGURE_NAMES, INSTABILITY_POINTS, WIDE_AUC_INTERVAL
+from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
+    INSTABILITY_POINTS,
+    WIDE_AUC_INTERVAL,
+)
 from predictor.model import fit_additive_model
 from predictor.simulation import simulate_cohort
 
@@ -296,7 +300,7 @@ def test_write_report_with_bootstrap_draws_the_instability_figure(
     drawers = {"instability": _figures.DRAWERS["instability"]}
     monkeypatch.setattr(_figures, "DRAWERS", drawers)
     files = write_report(boot_report, tmp_path)
-    figure = tmp_path / "figures" / FIGURE_NAMES["instability"]
+    figure = tmp_path / "figures" / BOOTSTRAP_FIGURE_NAMES["instability"]
     assert figure.read_bytes().startswith(PNG_MAGIC) and figure.stat().st_size > 5000
     assert files.figures is not None and files.figures["instability"] == "figures/instability.png"
     text = files.report.read_text()

@@ -23,6 +23,7 @@ from predictor.evaluation._files import write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE, decision_summary
 from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
     FIGURE_NAMES,
     METRICS_NAME,
     REPORT_NAME,
@@ -38,8 +39,6 @@ from predictor.model._artifact import read_manifest
 from predictor.simulation._synthetic import simulate_cohort
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-WITHOUT_BOOTSTRAP = {key: name for key, name in FIGURE_NAMES.items() if key != "instability"}
-"""The figures of a report without a bootstrap validation."""
 
 
 @pytest.fixture(scope="module")
@@ -249,20 +248,20 @@ def test_decision_summary_names_the_thresholds_where_the_model_helps(
 @pytest.mark.slow
 def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) -> None:
     out = written[0]
-    for name in WITHOUT_BOOTSTRAP.values():
+    for name in FIGURE_NAMES.values():
         data = (out / "figures" / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000, name
     text = (out / REPORT_NAME).read_text()
-    for name in WITHOUT_BOOTSTRAP.values():
+    for name in FIGURE_NAMES.values():
         assert f"](figures/{name})" in text
-    assert not (out / "figures" / FIGURE_NAMES["instability"]).exists()
+    assert not (out / "figures" / BOOTSTRAP_FIGURE_NAMES["instability"]).exists()
     assert json.loads((out / METRICS_NAME).read_text()) == report.to_json()
 
 
 @pytest.mark.slow
 def test_write_report_same_report_gives_identical_files(written) -> None:
     files = sorted(p.relative_to(written[0]) for p in written[0].rglob("*") if p.is_file())
-    assert len(files) == 2 + len(WITHOUT_BOOTSTRAP)
+    assert len(files) == 2 + len(FIGURE_NAMES)
     for name in files:
         assert (written[0] / name).read_bytes() == (written[1] / name).read_bytes(), name
 
@@ -354,7 +353,7 @@ def test_figures_module_is_none_only_when_matplotlib_is_missing(
 
 
 def test_figures_draw_every_figure_the_report_names() -> None:
-    assert set(_figures.DRAWERS) == set(FIGURE_NAMES)
+    assert set(_figures.DRAWERS) == set(FIGURE_NAMES) | set(BOOTSTRAP_FIGURE_NAMES)
 
 
 EVALUATION_ORDER = (

@@ -20,6 +20,7 @@ from predictor.evaluation._files import ReportFiles, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
 from predictor.evaluation._metrics import Metrics, metrics
 from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
     FIGURE_NAMES,
     FIGURES_DIR,
     METRICS_NAME,
@@ -30,6 +31,7 @@ from predictor.evaluation._report import (
 )
 
 __all__ = [
+    "BOOTSTRAP_FIGURE_NAMES",
     "COMPARISONS",
     "FIGURES_DIR",
     "FIGURE_NAMES",

@@ -356,8 +356,9 @@ def draw_figures(report: Report) -> dict[str, bytes]:
     Returns
     -------
     dict
-        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`) -> PNG bytes,
-        for the figures the report has numbers for (``instability`` only with a bootstrap).
+        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`, and of
+        :data:`~predictor.evaluation._report.BOOTSTRAP_FIGURE_NAMES` for a report with a
+        bootstrap) -> PNG bytes.
     """
     with matplotlib.style.context(["default", STYLE]):
         drawn = {key: draw(report) for key, draw in DRAWERS.items()}

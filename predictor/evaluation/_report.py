@@ -48,11 +48,12 @@ FIGURE_NAMES = {
     "subgroups": "subgroups.png",
     "terms": "terms.png",
     "contributions": "contributions.png",
-    "instability": "instability.png",
 }
-"""Figure key -> file name in ``figures/`` (here, not with the figures, so that the report's
-files are known without matplotlib). ``instability`` is drawn only for a report with a
-bootstrap validation (:attr:`Report.bootstrap`)."""
+"""Figure key -> file name in ``figures/`` of the figures every report has (here, not with the
+figures, so that the report's files are known without matplotlib)."""
+BOOTSTRAP_FIGURE_NAMES = {"instability": "instability.png"}
+"""The same for the figures only a report with a bootstrap validation has
+(:attr:`Report.bootstrap`)."""
 FORMAT = "ketamine-predictor evaluation report"
 FORMAT_VERSION = 2
 
