@@ -285,6 +285,8 @@ def test_build_report_instability_points_are_subsampled_not_the_curves(small) ->
     assert section is not None
     s = section.instability
     assert len(s.point_final) == len(s.point_bootstrap) == INSTABILITY_POINTS
+    assert len(s.patient_final) == len(s.patient_instability) == 200  # every patient
+    np.testing.assert_allclose(s.patient_instability, many.patient_instability, atol=5e-5)
     assert len(s.final) == len(s.low) == len(s.high) >= 10
     assert all(lo <= hi for lo, hi in zip(s.low, s.high, strict=True))
     assert np.all(np.diff(s.final) >= 0)

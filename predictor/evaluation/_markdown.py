@@ -306,6 +306,12 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
     figure = figure_link(
         figures, "instability", "Prediction instability: bootstrap models against the final model"
     )
+    shown = (
+        "\nThe figure shows each bootstrap model's probability for a patient against the final "
+        "model's (left), and each patient's share of flipped labels (right)."
+        if figure
+        else ""
+    )
     return f"""
 ## Internal validation: bootstrap optimism correction
 
@@ -329,7 +335,7 @@ bootstrap models on average (the classification instability index; at most
 {s.max_classification_instability:.0%} for one patient). They say how much a patient's
 probability and label depend on which patients happened to be in the training data: another
 sample of the same size would have moved a probability by about the MAPE, and flipped about
-that share of labels.
+that share of labels.{shown}
 {figure}"""
 
 

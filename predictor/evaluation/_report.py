@@ -314,6 +314,10 @@ class PredictionInstability:
     point_final, point_bootstrap : tuple of float
         The (patient, model) pairs drawn (:data:`INSTABILITY_POINTS`): the final model's
         probability and the bootstrap model's.
+    patient_final, patient_instability : tuple of float
+        The patients drawn (at most :data:`INSTABILITY_POINTS`): the final model's
+        probability and the patient's classification instability index, which Riley and
+        Collins plot against each other (their classification instability plot).
     """
 
     threshold: float
@@ -326,6 +330,8 @@ class PredictionInstability:
     high: tuple[float, ...]
     point_final: tuple[float, ...]
     point_bootstrap: tuple[float, ...]
+    patient_final: tuple[float, ...]
+    patient_instability: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -712,13 +718,16 @@ def _instability(bootstrap: BootstrapValidation) -> PredictionInstability:
         np.argsort(final, kind="stable"),
         min(INSTABILITY_GROUPS, max(n // INSTABILITY_GROUP_SIZE, 1)),
     )
-    total = probability.size
-    if total > INSTABILITY_POINTS:
-        rng = np.random.default_rng(bootstrap.seed)
-        chosen = np.sort(rng.choice(total, size=INSTABILITY_POINTS, replace=False))
-    else:
-        chosen = np.arange(total)
+    rng = np.random.default_rng(bootstrap.seed)
+
+    def drawn(total: int) -> np.ndarray:
+        if total <= INSTABILITY_POINTS:
+            return np.arange(total)
+        return np.sort(rng.choice(total, size=INSTABILITY_POINTS, replace=False))
+
+    chosen = drawn(probability.size)
     patient = chosen % n  # probability is (models, n), flattened row by row
+    patients = drawn(n)
     return PredictionInstability(
         threshold=bootstrap.threshold,
         mape=bootstrap.mape,
@@ -730,6 +739,8 @@ def _instability(bootstrap: BootstrapValidation) -> PredictionInstability:
         high=_rounded([bootstrap.high[g].mean() for g in groups]),
         point_final=_rounded(final[patient], 4),
         point_bootstrap=_rounded(probability.ravel()[chosen], 4),
+        patient_final=_rounded(final[patients], 4),
+        patient_instability=_rounded(bootstrap.patient_instability[patients], 4),
     )
 
 
