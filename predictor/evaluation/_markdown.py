@@ -266,7 +266,7 @@ def precision_note(report: Report) -> str:
         f"\n> **Imprecise estimates.** With {data.n:,} patients ({data.responders:,} "
         f"responders) these estimates are imprecise: the AUC's {LEVEL} interval runs from "
         f"{m.auc_low:.2f} to {m.auc_high:.2f}, wider than the {WIDE_AUC_INTERVAL:.2f} a "
-        "validation should aim for (Riley et al., Statistics in Medicine 2021). Read every "
+        "validation should aim for (Riley et al. 2021; Pavlou et al. 2021). Read every "
         "number below with its interval; more patients narrow them.\n"
     )
 
