@@ -23,6 +23,7 @@ from predictor.evaluation._files import write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE, decision_summary
 from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
     FIGURE_NAMES,
     METRICS_NAME,
     REPORT_NAME,
@@ -253,6 +254,7 @@ def test_write_report_writes_every_figure_as_a_non_empty_png(report, written) ->
     text = (out / REPORT_NAME).read_text()
     for name in FIGURE_NAMES.values():
         assert f"](figures/{name})" in text
+    assert not (out / "figures" / BOOTSTRAP_FIGURE_NAMES["instability"]).exists()
     assert json.loads((out / METRICS_NAME).read_text()) == report.to_json()
 
 
@@ -351,12 +353,13 @@ def test_figures_module_is_none_only_when_matplotlib_is_missing(
 
 
 def test_figures_draw_every_figure_the_report_names() -> None:
-    assert set(_figures.DRAWERS) == set(FIGURE_NAMES)
+    assert set(_figures.DRAWERS) == set(FIGURE_NAMES) | set(BOOTSTRAP_FIGURE_NAMES)
 
 
 EVALUATION_ORDER = (
     "_metrics",
     "_comparison",
+    "_bootstrap",
     "_report",
     "_markdown",
     "_figures",

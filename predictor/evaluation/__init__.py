@@ -2,11 +2,13 @@
 report and the model card.
 
 Above the model layer; training and the command line use the names below. Inside, data flows
-one way: metrics (``_metrics``) and comparison models (``_comparison``) -> the report's numbers
+one way: metrics (``_metrics``), comparison models (``_comparison``) and the bootstrap
+(``_bootstrap``: optimism correction and prediction instability) -> the report's numbers
 (``_report``: :class:`Report`) -> Markdown (``_markdown``) and figures (``_figures``, with
 matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
+from predictor.evaluation._bootstrap import BootstrapValidation, bootstrap_validation
 from predictor.evaluation._card import model_card
 from predictor.evaluation._comparison import (
     COMPARISONS,
@@ -18,6 +20,7 @@ from predictor.evaluation._files import ReportFiles, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
 from predictor.evaluation._metrics import Metrics, metrics
 from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
     FIGURE_NAMES,
     FIGURES_DIR,
     METRICS_NAME,
@@ -34,17 +37,20 @@ from predictor.evaluation._sample_size import (
 )
 
 __all__ = [
+    "BOOTSTRAP_FIGURE_NAMES",
     "COMPARISONS",
     "FIGURES_DIR",
     "FIGURE_NAMES",
     "METRICS_NAME",
     "NO_FIGURES_NOTE",
     "REPORT_NAME",
+    "BootstrapValidation",
     "CrossValidation",
     "Metrics",
     "Report",
     "ReportFiles",
     "SampleSize",
+    "bootstrap_validation",
     "build_report",
     "cox_snell_r2",
     "cross_validate",

@@ -277,14 +277,97 @@ def contributions_figure(report: Report) -> Figure:
     return figure
 
 
-DRAWERS: dict[str, Callable[[Report], Figure]] = {
+def instability_figure(report: Report) -> Figure | None:
+    """Riley and Collins' (2023) instability plots. Left, prediction instability: each
+    bootstrap model's probability for a patient against the final model's, with the 2.5th and
+    97.5th percentile curves, the diagonal and the threshold. Right, classification
+    instability: each patient's share of bootstrap models whose label differs from the final
+    model's, against the final model's probability. None for a report without a bootstrap."""
+    if report.bootstrap is None:
+        return None
+    b = report.bootstrap
+    s = b.instability
+    figure = Figure(figsize=(9.6, 5.4), layout="constrained")
+    left, right = figure.subplots(1, 2, width_ratios=(1.25, 1))
+    shown = len(s.point_final)
+    left.scatter(
+        s.point_final,
+        s.point_bootstrap,
+        s=5,
+        color=MODEL_COLOUR,
+        alpha=0.2 if shown > 1000 else 0.4,
+        linewidths=0,
+        rasterized=True,
+        label=f"a bootstrap model's probability for a patient ({shown:,} shown)",
+    )
+    left.plot(
+        [0, 1], [0, 1], color=REFERENCE_COLOUR, linestyle=":", linewidth=1, label="same as final"
+    )
+    left.plot(
+        s.final,
+        s.low,
+        color="black",
+        linestyle="--",
+        linewidth=1.2,
+        label="2.5th and 97.5th percentiles",
+    )
+    left.plot(s.final, s.high, color="black", linestyle="--", linewidth=1.2)
+    left.axhline(s.threshold, color=REFERENCE_COLOUR, linewidth=0.8)
+    for ax in (left, right):
+        ax.axvline(
+            s.threshold,
+            color=REFERENCE_COLOUR,
+            linewidth=0.8,
+            label=f"threshold {s.threshold:g}" if ax is left else None,
+        )
+    left.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        aspect="equal",
+        xlabel="final model's probability of response",
+        ylabel="bootstrap model's probability of response",
+        title=f"Prediction instability: MAPE {s.mape:.3f}",
+    )
+    right.scatter(
+        s.patient_final,
+        s.patient_instability,
+        s=7,
+        color=MODEL_COLOUR,
+        alpha=0.5,
+        linewidths=0,
+        rasterized=True,
+    )
+    right.set(
+        xlim=(0, 1),
+        ylim=(0, max(0.5, max(s.patient_instability, default=0.0) + 0.05)),
+        xlabel="final model's probability of response",
+        ylabel="share of bootstrap models with the other label",
+        title=(
+            f"Classification instability at {s.threshold:g}: mean "
+            f"{s.classification_instability:.1%}"
+        ),
+    )
+    figure.suptitle(
+        f"{b.repeats - b.failed:,} bootstrap models refitted on resamples of the {b.n:,} "
+        "training patients, scored on those patients"
+    )
+    legend = figure.legend(loc="outside lower center", ncols=4, markerscale=2.5)
+    for handle in legend.legend_handles:  # the points' marker, opaque in the legend
+        if handle is not None:
+            handle.set_alpha(1.0)
+    return figure
+
+
+DRAWERS: dict[str, Callable[[Report], Figure | None]] = {
     "roc": roc_figure,
     "calibration": calibration_figure,
     "decision_curve": decision_curve_figure,
     "subgroups": subgroup_figure,
     "terms": terms_figure,
     "contributions": contributions_figure,
+    "instability": instability_figure,
 }
+"""Figure key -> its drawer; a drawer returns None for a figure the report has no numbers for."""
 
 
 def draw_figures(report: Report) -> dict[str, bytes]:
@@ -298,7 +381,10 @@ def draw_figures(report: Report) -> dict[str, bytes]:
     Returns
     -------
     dict
-        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`) -> PNG bytes.
+        Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`, and of
+        :data:`~predictor.evaluation._report.BOOTSTRAP_FIGURE_NAMES` for a report with a
+        bootstrap) -> PNG bytes.
     """
     with matplotlib.style.context(["default", STYLE]):
-        return {key: _png(draw(report)) for key, draw in DRAWERS.items()}
+        drawn = {key: draw(report) for key, draw in DRAWERS.items()}
+        return {key: _png(figure) for key, figure in drawn.items() if figure is not None}

@@ -17,6 +17,7 @@ from types import ModuleType
 from predictor._atomic import atomic_bytes_output, atomic_text_output
 from predictor.evaluation._markdown import report_markdown
 from predictor.evaluation._report import (
+    BOOTSTRAP_FIGURE_NAMES,
     FIGURE_NAMES,
     FIGURES_DIR,
     METRICS_NAME,
@@ -25,6 +26,8 @@ from predictor.evaluation._report import (
 )
 
 FIGURES_MODULE = "predictor.evaluation._figures"
+EVERY_FIGURE = {**FIGURE_NAMES, **BOOTSTRAP_FIGURE_NAMES}
+"""Figure key -> file name, of every figure a report may have."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,11 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
     """Write ``metrics.json``, the figures and ``report.md`` into ``out`` (created).
 
     Each file is written atomically (it appears complete or not at all); ``report.md`` comes
-    last. Without matplotlib, no figure is drawn, figures left from an earlier report are
-    removed, and ``report.md`` says why it has no figures. Any other error while drawing is
-    raised before a file is written, and the figures already there are left alone.
+    last. A figure this report does not have (the instability figure without a bootstrap)
+    is removed if an earlier report left it. Without matplotlib, no figure is drawn, figures
+    left from an earlier report are removed, and ``report.md`` says why it has no figures.
+    Any other error while drawing is raised before a file is written, and the figures already
+    there are left alone.
 
     Parameters
     ----------
@@ -85,11 +90,14 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
         figure_dir.mkdir(exist_ok=True)
         figures = {}
         for key, png in drawn.items():
-            with atomic_bytes_output(figure_dir / FIGURE_NAMES[key]) as handle:
+            with atomic_bytes_output(figure_dir / EVERY_FIGURE[key]) as handle:
                 handle.write(png)
-            figures[key] = f"{FIGURES_DIR}/{FIGURE_NAMES[key]}"
+            figures[key] = f"{FIGURES_DIR}/{EVERY_FIGURE[key]}"
+        for key, name in EVERY_FIGURE.items():  # one an earlier report drew, this one has not
+            if key not in drawn:
+                (figure_dir / name).unlink(missing_ok=True)
     elif figure_dir.is_dir():
-        for name in FIGURE_NAMES.values():
+        for name in EVERY_FIGURE.values():
             (figure_dir / name).unlink(missing_ok=True)
     metrics_path = directory / METRICS_NAME
     with atomic_text_output(metrics_path) as handle:

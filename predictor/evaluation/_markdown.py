@@ -13,6 +13,7 @@ from predictor.evaluation._report import (
     CALIBRATION_BINS,
     LEVEL,
     METRICS_NAME,
+    WIDE_AUC_INTERVAL,
     CoreMetrics,
     DecisionCurve,
     Report,
@@ -246,6 +247,98 @@ def figure_link(figures: Mapping[str, str] | None, key: str, caption: str) -> st
     return f"\n![{caption}]({figures[key]})\n"
 
 
+BOOTSTRAP_LABELS = {
+    "auc": ("AUC", ".3f", "+.3f"),
+    "calibration_slope": ("calibration slope (ideal 1)", ".2f", "+.2f"),
+    "calibration_intercept": ("calibration intercept (ideal 0)", "+.3f", "+.3f"),
+    "brier": ("Brier score", ".4f", "+.4f"),
+}
+"""Bootstrap metric -> its label, and the formats of its value and of its optimism."""
+
+
+def precision_note(report: Report) -> str:
+    """A plain warning when the AUC's interval is wider than
+    :data:`~predictor.evaluation._report.WIDE_AUC_INTERVAL`, or nothing."""
+    if not report.auc_is_imprecise():
+        return ""
+    data, m = report.data, report.metrics
+    return (
+        f"\n> **Imprecise estimates.** With {data.n:,} patients ({data.responders:,} "
+        f"responders) these estimates are imprecise: the AUC's {LEVEL} interval runs from "
+        f"{m.auc_low:.2f} to {m.auc_high:.2f}, wider than the {WIDE_AUC_INTERVAL:.2f} a "
+        "validation should aim for (Riley et al. 2021; Pavlou et al. 2021). Read every "
+        "number below with its interval; more patients narrow them.\n"
+    )
+
+
+def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str:
+    """The section on Harrell's bootstrap optimism correction and the prediction instability,
+    or nothing when the report has no bootstrap."""
+    b = report.bootstrap
+    if b is None:
+        return ""
+    rows = [
+        [
+            label,
+            format(b.metrics[key].apparent, value),
+            format(b.metrics[key].optimism, change),
+            f"**{b.metrics[key].corrected:{value}}**",
+        ]
+        for key, (label, value, change) in BOOTSTRAP_LABELS.items()
+        if key in b.metrics
+    ]
+    used = b.repeats - b.failed
+    plural = b.failed > 1
+    failed = (
+        f"{b.failed:,} refit{'s' if plural else ''} failed and {'were' if plural else 'was'} "
+        f"skipped, so {used:,} models are averaged"
+        if b.failed
+        else "none failed"
+    )
+    redrawn = (
+        f"; {b.redrawn:,} resample{'s' if b.redrawn > 1 else ''} with one outcome only "
+        f"{'were' if b.redrawn > 1 else 'was'} drawn again"
+        if b.redrawn
+        else ""
+    )
+    s = b.instability
+    flips = f"{s.classification_instability:.1%}"
+    figure = figure_link(
+        figures, "instability", "Prediction instability: bootstrap models against the final model"
+    )
+    shown = (
+        "\nThe figure shows each bootstrap model's probability for a patient against the final "
+        "model's (left), and each patient's share of flipped labels (right)."
+        if figure
+        else ""
+    )
+    return f"""
+## Internal validation: bootstrap optimism correction
+
+The whole fit was repeated on {b.repeats:,} bootstrap resamples of the {b.n:,} patients the
+model was fitted on ({b.responders:,} responders; drawn with replacement, seed {b.seed}):
+{failed}{redrawn}. Each refitted model does better on its own resample than on the original
+patients; the mean of that difference is the optimism, and the apparent performance (the final
+model on the patients it was fitted on) less the optimism is the corrected figure (Harrell,
+Regression Modeling Strategies, section 5.3). **Quote the corrected column**: the apparent one
+flatters the model.
+
+{_table(["metric", "apparent", "optimism", "corrected"], rows)}
+
+### Prediction instability
+
+The same {used:,} bootstrap models' probabilities for the original patients, against the final
+model's (Riley and Collins, Biometrical Journal 2023): the mean absolute prediction error
+(MAPE) is {s.mape:.3f} (the largest for one patient, {s.max_patient_mape:.3f}), and at the
+threshold {s.threshold:g} a patient's label differs from the final model's in {flips} of the
+bootstrap models on average (the classification instability index; at most
+{s.max_classification_instability:.0%} for one patient). They say how much a patient's
+probability and label depend on which patients happened to be in the training data: another
+sample of the same size would have moved a probability by about the MAPE, and flipped about
+that share of labels.{shown}
+{figure}"""
+
+
 def report_markdown(report: Report, figures: Mapping[str, str] | None) -> str:
     """``report.md``: the report's numbers in words, tables and figures.
 
@@ -314,7 +407,7 @@ evaluate --compare` does it on the data evaluated.
 
 _Generated from the model and the data; no number is typed by hand. Every number is also in
 `{METRICS_NAME}`._
-{note}
+{precision_note(report)}{note}
 ## Data
 
 - Data: {data.source}; {data.n:,} patients, {data.responders:,} responders (response
@@ -323,7 +416,7 @@ _Generated from the model and the data; no number is typed by hand. Every number
   of {model.threshold:g} or more.
 - Intervals: {LEVEL} DeLong intervals for each AUC (DeLong et al. 1988; the default of R's
   pROC).
-
+{bootstrap_markdown(report, figures)}
 ## Discrimination
 
 AUC {auc_text(m)}: the chance that a random responder gets a higher probability than a random

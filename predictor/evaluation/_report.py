@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Field, Kind, Role
+from predictor.evaluation._bootstrap import BootstrapValidation, Optimism
 from predictor.evaluation._metrics import (
     Metrics,
     auc_interval,
@@ -48,8 +49,11 @@ FIGURE_NAMES = {
     "terms": "terms.png",
     "contributions": "contributions.png",
 }
-"""Figure key -> file name in ``figures/`` (here, not with the figures, so that the report's
-files are known without matplotlib)."""
+"""Figure key -> file name in ``figures/`` of the figures every report has (here, not with the
+figures, so that the report's files are known without matplotlib)."""
+BOOTSTRAP_FIGURE_NAMES = {"instability": "instability.png"}
+"""The same for the figures only a report with a bootstrap validation has
+(:attr:`Report.bootstrap`)."""
 FORMAT = "ketamine-predictor evaluation report"
 FORMAT_VERSION = 2
 
@@ -71,6 +75,24 @@ TRAINING_BINS = 24
 """Bins of each number field's training histogram (stored in the model's manifest)."""
 CURVE_DECIMALS = 5
 LEVEL = f"{CONFIDENCE_LEVEL:.0%}"
+WIDE_AUC_INTERVAL = 0.1
+"""An AUC whose confidence interval is wider than this is reported as imprecise, near the top
+of ``report.md``. It is the precision the sample-size literature for validating a prediction
+model aims at: a standard error of the C-statistic below 0.025 (Pavlou et al., Statistical
+Methods in Medical Research 2021), which is a 95% interval about 0.1 wide, the width Riley et
+al. target (Minimum sample size for external validation of a clinical prediction model with a
+binary outcome, Statistics in Medicine 2021; BMJ 2024;384:e074821). Stricter than the 0.15
+first proposed: at 0.15 a cohort of 300 with an AUC near 0.7 (an interval about 0.11 wide)
+would pass without a word."""
+INSTABILITY_POINTS = 4000
+"""Most (patient, bootstrap model) pairs stored for the instability figure, drawn at random
+(seeded) when there are more; the percentile curves use every pair."""
+INSTABILITY_GROUPS = 25
+"""The instability figure's percentile curves: patients sorted by the final model's probability
+in at most this many equal groups (at least :data:`INSTABILITY_GROUP_SIZE` patients each), each
+group's mean of the patients' 2.5th and 97.5th percentiles at its mean probability (Riley and
+Collins smooth the patients' percentiles with a lowess; group means are the simpler smoother)."""
+INSTABILITY_GROUP_SIZE = 15
 
 FLATTEN = {"flatten": True}
 """Field metadata: the field's JSON keys are merged into its parent's (absent when None)."""
@@ -269,6 +291,78 @@ class TermShape:
     training: TrainingDistribution | None = None
 
 
+@dataclass(frozen=True)
+class PredictionInstability:
+    """How much each patient's prediction depends on the sample the model was fitted on
+    (Riley and Collins 2023): the bootstrap models' probabilities for the original patients,
+    against the final model's.
+
+    Attributes
+    ----------
+    threshold : float
+        The model's threshold, for the labels.
+    mape : float
+        Mean absolute prediction error: mean over patients and models of ``|p_b - p_final|``.
+    max_patient_mape : float
+        The largest of one patient's mean absolute prediction error.
+    classification_instability : float
+        Mean over patients of the classification instability index (the share of bootstrap
+        models whose label differs from the final model's).
+    max_classification_instability : float
+        The largest of one patient's classification instability index.
+    final, low, high : tuple of float
+        The percentile curves (:data:`INSTABILITY_GROUPS`): each group's mean final
+        probability and mean 2.5th and 97.5th percentile of the bootstrap probabilities.
+    point_final, point_bootstrap : tuple of float
+        The (patient, model) pairs drawn (:data:`INSTABILITY_POINTS`): the final model's
+        probability and the bootstrap model's.
+    patient_final, patient_instability : tuple of float
+        The patients drawn (at most :data:`INSTABILITY_POINTS`): the final model's
+        probability and the patient's classification instability index, which Riley and
+        Collins plot against each other (their classification instability plot).
+    """
+
+    threshold: float
+    mape: float
+    max_patient_mape: float
+    classification_instability: float
+    max_classification_instability: float
+    final: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    point_final: tuple[float, ...]
+    point_bootstrap: tuple[float, ...]
+    patient_final: tuple[float, ...]
+    patient_instability: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BootstrapSummary:
+    """Harrell's bootstrap optimism correction on the patients the model was fitted on
+    (:func:`~predictor.evaluation._bootstrap.bootstrap_validation`).
+
+    Attributes
+    ----------
+    n, responders : int
+        The patients resampled.
+    repeats, failed, redrawn, seed : int
+        Resamples drawn, refits that failed (skipped), resamples drawn again for holding one
+        outcome only, and the seed.
+    metrics : dict of str to Optimism
+        Metric -> apparent, optimism, corrected.
+    instability : PredictionInstability
+    """
+
+    n: int
+    responders: int
+    repeats: int
+    failed: int
+    redrawn: int
+    seed: int
+    metrics: dict[str, Optimism]
+    instability: PredictionInstability
+
+
 def mean_abs_contribution(term: TermShape) -> float:
     """A report term's mean absolute contribution, which :func:`build_report` fills."""
     assert term.mean_abs_contribution is not None  # filled in every Report's terms
@@ -294,6 +388,9 @@ class Report:
     terms: tuple[TermShape, ...]
     software: dict[str, str | None]
     """Package -> version (None: not installed), and the Python version."""
+    bootstrap: BootstrapSummary | None = field(default=None, metadata=OMIT_NONE)
+    """Bootstrap optimism correction and prediction instability on the training patients;
+    absent from ``metrics.json`` when not computed."""
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``metrics.json``: strict JSON (NaN -> None), in field order."""
@@ -307,6 +404,10 @@ class Report:
     def own_threshold(self) -> ThresholdRow:
         """The threshold table's row at the model's own threshold."""
         return next(r for r in self.thresholds if r.threshold == self.model.threshold)
+
+    def auc_is_imprecise(self) -> bool:
+        """Whether the AUC's interval is wider than :data:`WIDE_AUC_INTERVAL`."""
+        return bool(self.metrics.auc_high - self.metrics.auc_low > WIDE_AUC_INTERVAL)
 
 
 def _to_json(value: Any) -> Any:
@@ -610,6 +711,54 @@ def _summarise_folds(folds: Mapping[str, list[Metrics]]) -> dict[str, dict[str, 
     return summary
 
 
+def _instability(bootstrap: BootstrapValidation) -> PredictionInstability:
+    """The instability numbers, percentile curves and the points drawn, from every bootstrap
+    model's probabilities."""
+    final, probability = bootstrap.final, bootstrap.probability
+    n = len(final)
+    groups = np.array_split(
+        np.argsort(final, kind="stable"),
+        min(INSTABILITY_GROUPS, max(n // INSTABILITY_GROUP_SIZE, 1)),
+    )
+    rng = np.random.default_rng(bootstrap.seed)
+
+    def drawn(total: int) -> np.ndarray:
+        if total <= INSTABILITY_POINTS:
+            return np.arange(total)
+        return np.sort(rng.choice(total, size=INSTABILITY_POINTS, replace=False))
+
+    chosen = drawn(probability.size)
+    patient = chosen % n  # probability is (models, n), flattened row by row
+    patients = drawn(n)
+    return PredictionInstability(
+        threshold=bootstrap.threshold,
+        mape=bootstrap.mape,
+        max_patient_mape=float(bootstrap.patient_mape.max()),
+        classification_instability=bootstrap.classification_instability,
+        max_classification_instability=float(bootstrap.patient_instability.max()),
+        final=_rounded([final[g].mean() for g in groups]),
+        low=_rounded([bootstrap.low[g].mean() for g in groups]),
+        high=_rounded([bootstrap.high[g].mean() for g in groups]),
+        point_final=_rounded(final[patient], 4),
+        point_bootstrap=_rounded(probability.ravel()[chosen], 4),
+        patient_final=_rounded(final[patients], 4),
+        patient_instability=_rounded(bootstrap.patient_instability[patients], 4),
+    )
+
+
+def _bootstrap_summary(bootstrap: BootstrapValidation) -> BootstrapSummary:
+    return BootstrapSummary(
+        n=len(bootstrap.final),
+        responders=bootstrap.responders,
+        repeats=bootstrap.repeats,
+        failed=bootstrap.failed,
+        redrawn=bootstrap.redrawn,
+        seed=bootstrap.seed,
+        metrics=dict(bootstrap.metrics),
+        instability=_instability(bootstrap),
+    )
+
+
 def _software() -> dict[str, str | None]:
     names = ("ketamine-predictor", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib")
     found: dict[str, str | None] = {"python": platform.python_version()}
@@ -631,6 +780,7 @@ def build_report(
     comparison: Mapping[str, list[Metrics]] | None = None,
     comparison_source: str = "",
     scores: Scores | None = None,
+    bootstrap: BootstrapValidation | None = None,
 ) -> Report:
     """Every number of the evaluation report.
 
@@ -655,6 +805,11 @@ def build_report(
         The scores of ``clean`` to report, when they are not the model's own: the out-of-fold
         scores of cross-validation (:class:`~predictor.evaluation.CrossValidation`), each row
         predicted by a fit that did not see it. Default: ``model.score`` of ``clean``.
+    bootstrap : BootstrapValidation, optional
+        Harrell's bootstrap optimism correction and the prediction instability, from
+        :func:`~predictor.evaluation._bootstrap.bootstrap_validation` on the patients the
+        model was fitted on (which need not be ``clean``): adds :attr:`Report.bootstrap`, its
+        section of ``report.md`` and the instability figure.
 
     Returns
     -------
@@ -733,4 +888,5 @@ def build_report(
         ),
         terms=terms,
         software=_software(),
+        bootstrap=_bootstrap_summary(bootstrap) if bootstrap is not None else None,
     )
