@@ -90,13 +90,6 @@ def is_simulated(manifest: Mapping[str, Any]) -> bool:
     return "fresh simulated cohort" in external
 
 
-def _plural(n: int, noun: str, verb: str = "") -> str:
-    """``1 record was``, ``2 records were``."""
-    verbs = {"was": ("was", "were")}
-    said = f"{n:,} {noun}{'' if n == 1 else 's'}"
-    return said + (f" {verbs[verb][n != 1]}" if verb else "")
-
-
 def _missing_shares(manifest: Mapping[str, Any], model: Model) -> dict[str, float] | None:
     """Each model field's share of training rows without a value: the manifest's
     ``training_data.missing``, else (an older manifest) from its training distribution."""
@@ -309,8 +302,8 @@ def model_card(
         for name, m in additive.items()
     )
     refused = (
-        f"; {_plural(data['n_refused'], 'further record', 'was')} of the file left out for "
-        "schema or CSV problems"
+        f"; {data['n_refused']:,} further record{'s' if data['n_refused'] != 1 else ''} of the "
+        f"file {'were' if data['n_refused'] != 1 else 'was'} left out for schema or CSV problems"
         if data.get("n_refused")
         else ""
     )
