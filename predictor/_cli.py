@@ -375,7 +375,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     _say("\n".join(summary))
     name = "standard input" if args.data == "-" else Path(args.data).name
-    if manifest.get("training_data", {}).get("sha256") == fingerprint(clean):
+    trained_on = manifest.get("training_data") or {}
+    if trained_on.get("n") == len(clean) and trained_on.get("sha256") == fingerprint(clean):
         _say(
             "warning: these are the patients the model was fitted on (the same rows as its "
             "training data): the figures are apparent performance, optimistic"

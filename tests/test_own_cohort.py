@@ -266,7 +266,7 @@ def test_train_function_refuses_bad_fields_before_the_work(tmp_path, fields) -> 
 
 
 @pytest.mark.slow
-def test_train_fields_with_a_simulated_cohort(tmp_path) -> None:
+def test_train_fields_with_a_simulated_cohort(tmp_path, capsys) -> None:
     out = tmp_path / "m"
     assert (
         main(["train", "--n", "300", "--fields", "route,crp_mg_l,age_years", "--out", str(out)])
@@ -280,6 +280,13 @@ def test_train_fields_with_a_simulated_cohort(tmp_path) -> None:
     assert "The model uses 3 of the schema's 14 predictor fields" in card
     for phrase in ("The shipped model learned from simulated data", "bench/model_quality.py"):
         assert phrase in card  # the simulated model keeps its sentences
+    # The simulated training cohort, written by `simulate`, is its training data too.
+    cohort = tmp_path / "cohort.csv"
+    assert main(["simulate", "--n", "300", "--seed", "0", "--out", str(cohort)]) == 0
+    capsys.readouterr()
+    args = ["evaluate", "--data", str(cohort), "--model", str(out), "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    assert "warning: these are the patients the model was fitted on" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
