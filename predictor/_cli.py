@@ -23,14 +23,23 @@ from typing import TypedDict
 
 import pandas as pd
 
-from data_schemas import PredictorError, SchemaError, markdown_table, summary_lines
+from data_schemas import (
+    FIELDS_BY_NAME,
+    PredictorError,
+    Role,
+    SchemaError,
+    markdown_table,
+    match_columns,
+    summary_lines,
+)
 from predictor._atomic import atomic_text_output
 from predictor._params import InvalidParameterError
 from predictor._scoring import SCORE_COLUMNS
 from predictor._training import (
     DEFAULT_TRAINING_N,
-    MIN_ROWS,
+    MIN_SIMULATED_N,
     TrainingDataError,
+    fingerprint,
     train,
     training_rows,
 )
@@ -50,7 +59,7 @@ from predictor.io import (
     validate_csv,
     write_rejects,
 )
-from predictor.model import ModelFileError, load_model, read_manifest
+from predictor.model import MODEL_FIELDS, ModelFileError, load_model, read_manifest
 from predictor.simulation import DEFAULT_SEED, SITES, simulate_cohort
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -207,8 +216,63 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([real, base]) == base
 
 
+def _field_meant(name: str) -> str | None:
+    """The schema field a name not spelled as a field most likely means (an alias, another
+    case, a missing unit, a near miss: :func:`data_schemas.match_columns`), if any."""
+    match = match_columns((name,))
+    meant = [source.field.name for source in match.sources]
+    meant += [problem.field for problem in match.problems if problem.field]
+    meant += [resemblance.field for resemblance in match.resembling]
+    return meant[0] if meant else None
+
+
+def _model_fields(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The model's predictors from ``--fields`` or ``--exclude`` (None: every predictor field),
+    in the schema's order.
+
+    Raises
+    ------
+    UsageError
+        Both options given, a name that is not a predictor field (naming it, and the field
+        it most likely means or else the valid ones), or no field left.
+    """
+    if args.fields is not None and args.exclude is not None:
+        raise UsageError("give --fields or --exclude, not both")
+    option, text = (
+        ("--fields", args.fields) if args.fields is not None else ("--exclude", args.exclude)
+    )
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"{option} needs field names, separated by commas")
+    for name in names:
+        if name in MODEL_FIELDS:
+            continue
+        meant = _field_meant(name)
+        field = FIELDS_BY_NAME.get(meant) if meant is not None else None
+        if field is not None and field.role is Role.PREDICTOR:
+            hint = f"did you mean {meant}? (field names as the schema spells them)"
+        elif field is not None:
+            what = f"{'an' if field.role.value[0] in 'aeiou' else 'a'} {field.role.value} field"
+            said = "it is" if field.name == name else f"it resembles {field.name},"
+            hint = f"{said} {what}, not a model input; the predictor fields are " + ", ".join(
+                MODEL_FIELDS
+            )
+        else:
+            hint = f"the predictor fields are {', '.join(MODEL_FIELDS)}"
+        raise UsageError(f"{option}: {name!r} is not a predictor field of the schema; {hint}")
+    chosen = set(names) if option == "--fields" else set(MODEL_FIELDS) - set(names)
+    if not chosen:
+        raise UsageError(
+            "--exclude leaves the model no field: leave out fewer, or choose with --fields"
+        )
+    return tuple(name for name in MODEL_FIELDS if name in chosen)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Fit the model on a cohort, evaluate it on data it never saw, write the model files."""
+    fields = _model_fields(args)
     if args.data:
         if args.n is not None:
             raise UsageError("--n sets the size of a simulated cohort; it cannot go with --data")
@@ -250,6 +314,7 @@ def run_train(args: argparse.Namespace) -> int:
             source=source,
             simulated=simulated,
             n_refused=refused,
+            fields=fields,
             progress=_say,
         )
     except TrainingDataError as exc:
@@ -349,6 +414,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     _say("\n".join(summary))
     name = "standard input" if args.data == "-" else Path(args.data).name
+    trained_on = manifest.get("training_data") or {}
+    if trained_on.get("n") == len(clean) and trained_on.get("sha256") == fingerprint(clean):
+        _say(
+            "warning: these are the patients the model was fitted on (the same rows as its "
+            "training data): the figures are apparent performance, optimistic"
+        )
+        name += (
+            " (**these are the patients the model was fitted on: the figures are apparent "
+            "performance, optimistic**)"
+        )
     comparison = None
     if args.compare:
         try:  # the model refitted with its own settings in each fold
@@ -735,9 +810,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--n",
-        type=_whole_number(MIN_ROWS),
+        type=_whole_number(MIN_SIMULATED_N),
         default=None,
         help=f"patients in the simulated cohort (default: {DEFAULT_TRAINING_N:,})",
+    )
+    fit.add_argument(
+        "--fields",
+        metavar="A,B,...",
+        help="the model's predictors: schema predictor fields, separated by commas (default: "
+        "all of them: " + ", ".join(MODEL_FIELDS) + ")",
+    )
+    fit.add_argument(
+        "--exclude",
+        metavar="X,Y,...",
+        help="leave these predictor fields out of the model (say, delta_sleep_ratio,"
+        "slow_wave_sleep_pct for a clinic without sleep studies); not with --fields",
     )
     fit.set_defaults(run=run_train)
 

@@ -18,7 +18,7 @@ import hashlib
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -33,18 +33,23 @@ from predictor._params import (
     BOOL,
     CALLABLE,
     INF,
+    NONE,
     PATH,
     SEED,
     TEXT,
     InstanceOf,
     Interval,
+    NonEmptySequenceOf,
+    Options,
     ParameterTable,
+    Where,
     check,
 )
 from predictor.model import (
     ARTIFACT_NAME,
     CV_FOLDS,
     MANIFEST_NAME,
+    MODEL_FIELDS,
     Model,
     ModelFiles,
     fit_additive_model,
@@ -60,8 +65,13 @@ DEFAULT_TRAINING_N = 50_000
 """Patients in the default simulated training cohort."""
 EVALUATION_N = 20_000
 """Patients in the fresh simulated cohort the model is evaluated on."""
-MIN_ROWS = 200
-MIN_PER_OUTCOME = 20
+MIN_PER_OUTCOME = 10
+"""Responders and non-responders each needed to train or evaluate: with fewer, a fit or an
+AUC is possible in principle but every figure is noise. The only floor on a cohort's size
+(whether a cohort is large enough for the model's number of parameters is another check)."""
+MIN_SIMULATED_N = 10 * MIN_PER_OUTCOME
+"""The smallest simulated training cohort (``train --n``): at the simulator's response rate,
+several times :data:`MIN_PER_OUTCOME` of each outcome."""
 LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn")
 CARD_NAME = "MODEL_CARD.md"
 MODEL_FOLDER_ENTRIES = (
@@ -80,6 +90,7 @@ class TrainingDataError(PredictorError, ValueError):
     """Training data that cannot be used: no outcome, a bad outcome, or too few rows."""
 
 
+_FIELD_NAMES = NonEmptySequenceOf(Options(*MODEL_FIELDS))
 _TRAIN_PARAMETERS: ParameterTable = {
     "clean": [InstanceOf(pd.DataFrame, "a DataFrame")],
     "seed": [SEED],
@@ -87,6 +98,15 @@ _TRAIN_PARAMETERS: ParameterTable = {
     "source": [TEXT],
     "simulated": [BOOL],
     "n_refused": [Interval(int, 0, INF, closed="left")],
+    "fields": [
+        NONE,
+        Where(
+            lambda value: _FIELD_NAMES.accepts(value) and len(set(value)) == len(value),
+            "a non-empty list or tuple of the schema's predictor fields, each once ("
+            + ", ".join(MODEL_FIELDS)
+            + ")",
+        ),
+    ],
     "progress": [CALLABLE],
 }
 
@@ -120,7 +140,8 @@ def training_rows(
     SchemaError
         If the columns themselves are unusable.
     TrainingDataError
-        If ``responded`` is missing, has missing values, or too few usable rows remain.
+        If ``responded`` is missing or has missing values, or fewer than
+        :data:`MIN_PER_OUTCOME` responders or non-responders remain (:func:`check_outcomes`).
     """
     clean, problems = validate(frame, decimal=decimal)
     given = {source.field.name for source in match_columns(tuple(frame.columns)).sources}
@@ -148,16 +169,41 @@ def training_rows(
             f"`responded` is empty on {unknown.sum():,} rows (first: {rows}); give 1 or 0 for "
             f"every patient, or remove the rows without an outcome"
         )
-    counts = clean["responded"].value_counts()
-    fewest = min(counts.get(0.0, 0), counts.get(1.0, 0))
-    if len(clean) < MIN_ROWS or fewest < MIN_PER_OUTCOME:
-        raise TrainingDataError(
-            f"too few usable rows to {purpose}: {len(clean):,} valid ({len(frame) - len(clean):,} "
-            f"refused), {counts.get(1.0, 0):,} responders and {counts.get(0.0, 0):,} "
-            f"non-responders; at least {MIN_ROWS} rows and {MIN_PER_OUTCOME} of each outcome "
-            f"are needed"
-        )
+    check_outcomes(clean["responded"], purpose=purpose, n_refused=len(frame) - len(clean))
     return clean, problems
+
+
+def check_outcomes(responded: pd.Series, *, purpose: str, n_refused: int = 0) -> None:
+    """Refuse a cohort with fewer than :data:`MIN_PER_OUTCOME` responders or non-responders.
+
+    Parameters
+    ----------
+    responded : pandas.Series
+        The 0/1 outcome of every usable row.
+    purpose : str
+        ``"train"`` or ``"evaluate"``, for the message.
+    n_refused : int
+        Rows left out for schema problems, for the message.
+
+    Raises
+    ------
+    TrainingDataError
+        Naming the counts and the rule.
+    """
+    responders = int((responded == 1).sum())
+    non_responders = int((responded == 0).sum())
+    if min(responders, non_responders) < MIN_PER_OUTCOME:
+        refused = f" ({n_refused:,} refused)" if n_refused else ""
+        raise TrainingDataError(
+            f"too few of an outcome to {purpose}: {len(responded):,} usable rows{refused}, "
+            f"{responders:,} responders and {non_responders:,} non-responders; at least "
+            f"{MIN_PER_OUTCOME} of each outcome are needed"
+        )
+
+
+def missing_shares(clean: pd.DataFrame, fields: Sequence[str]) -> dict[str, float]:
+    """The share of rows without a value, for each of ``fields`` (rounded to 4 decimals)."""
+    return {name: round(float(clean[name].isna().mean()), 4) for name in fields}
 
 
 def fingerprint(clean: pd.DataFrame) -> str:
@@ -255,6 +301,7 @@ def train(
     source: str,
     simulated: bool,
     n_refused: int = 0,
+    fields: Sequence[str] | None = None,
     progress: Callable[[str], None] = print,
 ) -> TrainingResult:
     """Fit the additive model, evaluate it on data it never saw, and write the model files.
@@ -283,13 +330,18 @@ def train(
         cohort (seed ``seed + 1``).
     n_refused : int
         Rows of the user's file left out for schema problems (recorded in the manifest).
+    fields : sequence of str, optional
+        The model's predictors: predictor fields of the schema, each once (default: every
+        one, :data:`~predictor.model.MODEL_FIELDS`). Cross-validation and the comparison
+        models use the same fields; the manifest and card name the fields left out.
     progress : callable
         Receives one line per stage.
 
     Raises
     ------
     TrainingDataError
-        If the model cannot be fitted on this data.
+        If the model cannot be fitted on this data, or it has fewer than
+        :data:`MIN_PER_OUTCOME` of an outcome.
     OSError
         If ``out`` is refused (:func:`check_destination`) or the files cannot be written.
     InvalidParameterError
@@ -312,13 +364,15 @@ def train(
         progress(f"[{time.perf_counter() - started:6.1f} s] {text}")
 
     check_destination(out)
+    check_outcomes(clean["responded"], purpose="train", n_refused=n_refused)
     y = clean["responded"].to_numpy()
+    left_out = [name for name in MODEL_FIELDS if fields is not None and name not in fields]
     stage(
         f"fitting the additive model on all {len(clean):,} patients (smoothing chosen by "
-        "marginal likelihood)"
+        "marginal likelihood)" + (f"; fields left out: {', '.join(left_out)}" if left_out else "")
     )
     try:
-        model, fit = fit_additive_model(clean, y)
+        model, fit = fit_additive_model(clean, y, fields=fields)
     except ValueError as exc:
         raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
@@ -375,6 +429,8 @@ def train(
             "n": len(clean),
             "n_refused": n_refused,
             "response_rate": float(np.mean(y)),
+            "simulated": simulated,
+            "missing": missing_shares(clean, model.fields),
         },
         "validation": {
             "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})",
@@ -400,6 +456,9 @@ def train(
             "converged": fit.converged,
             "iterations": fit.iterations,
             "threshold": model.threshold,
+            "fields": list(model.fields),
+            "left_out_fields": left_out,
+            "shrunk_fields": list(shrunk),
             "unused_fields": unused,
         },
         "metrics": evaluation,

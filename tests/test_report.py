@@ -448,11 +448,11 @@ def test_cli_evaluate_compare_cross_validates_on_the_data(tmp_path) -> None:
     [
         ("no-file", "no such file"),
         ("no-outcome", "has no `responded` column: to evaluate"),
-        ("too-few-rows", "too few usable rows to evaluate: 150 valid"),
+        ("too-few-of-an-outcome", "too few of an outcome to evaluate: 15 usable rows"),
         ("bad-model", "no model at"),
         ("out-is-a-file", "cannot write the report to"),
     ],
-    ids=["no-file", "no-outcome", "too-few-rows", "bad-model", "out-is-a-file"],
+    ids=["no-file", "no-outcome", "too-few-of-an-outcome", "bad-model", "out-is-a-file"],
 )
 def test_cli_evaluate_unusable_input_exits_2_in_one_line(
     tmp_path, capsys, case: str, message: str
@@ -462,8 +462,8 @@ def test_cli_evaluate_unusable_input_exits_2_in_one_line(
     args = ["evaluate", "--data", str(data), "--out", str(out)]
     if case == "no-outcome":
         _cohort_csv(data, 300, responded=None)
-    elif case == "too-few-rows":
-        _cohort_csv(data, 150)
+    elif case == "too-few-of-an-outcome":
+        _cohort_csv(data, 15)
     elif case != "no-file":
         _cohort_csv(data, 300)
     if case == "bad-model":

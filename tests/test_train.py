@@ -304,7 +304,8 @@ def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, ca
     manifest = read_manifest(tmp_path / "m")
     assert manifest["training_data"]["n"] == 398
     assert manifest["training_data"]["n_refused"] == 2
-    assert "2 further rows were left out" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "2 further records of the file were left out for schema or CSV problems" in card
     assert manifest["training_data"]["source"].startswith("mine.csv")
     assert set(manifest["metrics"]) == {"cross-validated"}  # no fresh cohort for user data
     report = json.loads((tmp_path / "m" / METRICS_NAME).read_text())
@@ -331,10 +332,12 @@ def test_train_on_unusable_user_data_exits_2_with_one_line(
     assert not (tmp_path / "m").exists()
 
 
-def test_train_with_too_few_rows_says_how_many_are_needed(tmp_path, capsys) -> None:
-    data = _write_cohort(tmp_path / "tiny.csv", n=150)
+def test_train_with_too_few_of_an_outcome_says_how_many_are_needed(tmp_path, capsys) -> None:
+    data = _write_cohort(tmp_path / "tiny.csv", n=15)  # 150 rows are enough: test_own_cohort.py
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 2
-    assert "too few usable rows to train: 150 valid" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "too few of an outcome to train: 15 usable rows" in err
+    assert "at least 10 of each outcome are needed" in err
 
 
 def test_train_refuses_n_with_data(tmp_path, capsys) -> None:

@@ -21,7 +21,7 @@ from predictor.evaluation._markdown import (
     threshold_markdown,
 )
 from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
-from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, Model
+from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, MODEL_FIELDS, Model
 
 SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is Role.SAFETY)
 """The safety-screen fields in words, for the card."""
@@ -77,6 +77,126 @@ def _predictors_table(model: Model) -> str:
             )
         rows.append(f"| `{term.field}` | {unit} | {shape} | {missing} |")
     return "\n".join(rows)
+
+
+def is_simulated(manifest: Mapping[str, Any]) -> bool:
+    """Whether the model was trained on a simulated cohort: the manifest's
+    ``training_data.simulated``; a manifest written before it had one says so by its external
+    validation on a fresh simulated cohort."""
+    data = manifest["training_data"]
+    if "simulated" in data:
+        return bool(data["simulated"])
+    external = (manifest.get("validation") or {}).get("external") or ""
+    return "fresh simulated cohort" in external
+
+
+def _missing_shares(manifest: Mapping[str, Any], model: Model) -> dict[str, float] | None:
+    """Each model field's share of training rows without a value: the manifest's
+    ``training_data.missing``, else (an older manifest) from its training distribution."""
+    data = manifest["training_data"]
+    if data.get("missing") is not None:
+        return dict(data["missing"])
+    distribution = manifest.get("training_distribution") or {}
+    if not data.get("n") or not all(field in distribution for field in model.fields):
+        return None
+    return {field: distribution[field]["n_missing"] / data["n"] for field in model.fields}
+
+
+def _missing_table(shares: Mapping[str, float]) -> str:
+    rows = ["| field | training patients without a value |", "|---|---|"]
+    rows += [f"| `{field}` | {share:.1%} |" for field, share in shares.items()]
+    return "\n".join(rows)
+
+
+def _validation_text(manifest: Mapping[str, Any]) -> str:
+    """How the model was validated, from the manifest's ``validation``."""
+    validation = manifest.get("validation") or {}
+    internal = validation.get(
+        "internal", f"{CV_FOLDS}-fold cross-validation (seed {manifest['training_data']['seed']})"
+    )
+    external = validation.get("external")
+    return f"internal, by {internal}: each patient predicted by a model fitted without them" + (
+        f"; external, on {external} that no part of training saw"
+        if external
+        else "; no external validation (no other patients were evaluated)"
+    )
+
+
+def _fields_paragraph(model: Model) -> str:
+    """Which predictor fields the model leaves out (chosen when it was trained), as against
+    those the fit shrank to zero; nothing when it uses every one."""
+    left_out = [name for name in MODEL_FIELDS if name not in model.fields]
+    if not left_out:
+        return ""
+    shrunk = model.shrunk_fields if hasattr(model, "shrunk_fields") else []
+    return (
+        f"\nThe model uses {len(model.fields)} of the schema's {len(MODEL_FIELDS)} predictor "
+        f"fields. Left out when it was trained (`--fields` / `--exclude`), so not inputs of "
+        f"this model: {', '.join(f'`{name}`' for name in left_out)}; a value given for them "
+        "is ignored."
+        + (
+            f" In the model but shrunk to zero by the fit (no support in the data): "
+            f"{', '.join(f'`{name}`' for name in shrunk)}."
+            if shrunk
+            else ""
+        )
+        + "\n"
+    )
+
+
+SIMULATED_TEXTS = (
+    """\
+> **Demonstration only: not for clinical decisions.** This model was trained on
+> {source}. It shows how the system works; it has not been validated on real
+> patients and must not guide anyone's treatment.""",
+    """\
+The shipped model learned from simulated data whose effects were set from published effect
+sizes, several of them small or uncertain. Its probabilities say what the simulation implies,
+not what will happen to a patient.""",
+    """\
+- Synthetic data: the effects are assumptions taken from small studies. The evidence for CRP
+  is weak and mixed, for the circadian rhythm weak, and the size of the substance-use effect is
+  an assumption (no study gives one). Real cohorts will differ.
+- Real clinic data will bring biases the simulation does not: who gets polysomnography or
+  actigraphy, how response is measured, and who is referred for ketamine at all.""",
+)
+"""The card's banner, caution and cohort limitations for a model of a simulated cohort."""
+COHORT_TEXTS = (
+    """\
+> **Not for clinical decisions.** This model was trained on {source}, and validated
+> only on those patients (cross-validation); it has not been validated on other patients and
+> must not guide anyone's treatment.""",
+    """\
+This model learned from the {n:,} patients of its training data: its probabilities describe
+that cohort (who was referred, which tests were done, how response was measured), and its
+validation says how it does on patients like them, each predicted by a fit that did not see
+them. How it does on other patients is unknown until it is evaluated on them (`python -m
+predictor evaluate`).""",
+    """\
+- Internal validation only: cross-validation on the patients the model was fitted on (the
+  smoothing parameters chosen once on all of them, a small optimism). Another clinic's
+  patients, or this clinic's next ones, may differ: evaluate the model on them
+  (`python -m predictor evaluate --data new.csv --model <this folder> --out report`).
+- The cohort's own biases are in the model: who gets polysomnography or actigraphy, how
+  response is measured, and who is referred for ketamine at all.""",
+)
+"""The same for a model of a user's own cohort: nothing about a simulation."""
+
+
+def _cohort_texts(data: Mapping[str, Any], *, simulated: bool) -> tuple[str, str, str]:
+    """The banner, the caution and the limitations that depend on the training cohort."""
+    texts = SIMULATED_TEXTS if simulated else COHORT_TEXTS
+    banner, caution, limitations = (
+        text.format(source=data["source"], n=data["n"]) for text in texts
+    )
+    return banner, caution, limitations
+
+
+def update_and_sample_size_sections(manifest: Mapping[str, Any]) -> str:
+    """The card's sections on how the model was updated and on its sample size, placed after
+    the data section: none yet (to be added here; return Markdown starting with a blank line
+    and a ``## `` heading, or ``""``)."""
+    return ""
 
 
 def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str, str]:
@@ -171,6 +291,7 @@ def model_card(
         else dict.fromkeys(("predictors", "performance", "calibration", "limitations"), "")
     )
     data = manifest["training_data"]
+    simulated = is_simulated(manifest)
     fresh = manifest.get("evaluation_cohort")
     summary = model.summary()
     additive = {name: sets[summary.name] for name, sets in manifest["metrics"].items()}
@@ -181,10 +302,37 @@ def model_card(
         for name, m in additive.items()
     )
     refused = (
-        f"; {data['n_refused']:,} further rows were left out for schema problems"
+        f"; {data['n_refused']:,} further record{'s' if data['n_refused'] != 1 else ''} of the "
+        f"file {'were' if data['n_refused'] != 1 else 'was'} left out for schema or CSV problems"
         if data.get("n_refused")
         else ""
     )
+    shares = _missing_shares(manifest, model)
+    missing = (
+        "\nShare of the training patients without a value, for each model field:\n\n"
+        + _missing_table(shares)
+        + "\n"
+        if shares is not None
+        else ""
+    )
+    has = {key for sets in manifest["metrics"].values() for m in sets.values() for key in m}
+    oracle = (
+        " The oracle AUC is that of the simulator's true\nprobability: the best any model of "
+        "these fields can do."
+        if "oracle_auc" in has
+        else ""
+    )
+    coverage = (
+        """
+Interval coverage (of the simulator's true probability) is one draw per fitted model: all test
+patients share the same fitted coefficients, so it varies with the training sample more than
+the other figures do. `python bench/model_quality.py` fits the model on 20 training
+cohorts and prints the spread.
+"""
+        if "interval_coverage" in has
+        else ""
+    )
+    banner, caution, cohort_limitations = _cohort_texts(data, simulated=simulated)
     evaluated_on = (
         f"{CV_FOLDS}-fold cross-validation on the training cohort (internal validation: each "
         "patient predicted by a model fitted without them, the smoothing parameters chosen once "
@@ -198,9 +346,7 @@ def model_card(
     )
     return f"""# Model card: ketamine treatment-response predictor
 
-> **Demonstration only: not for clinical decisions.** This model was trained on
-> {data["source"]}. It shows how the system works; it has not been validated on real
-> patients and must not guide anyone's treatment.
+{banner}
 
 _Generated by `python train.py` from the model and its manifest; do not edit by hand._
 
@@ -213,23 +359,22 @@ cohort. It is not meant for patients, nor for deciding anyone's care.
 
 ## Not for clinical decisions
 
-The shipped model learned from simulated data whose effects were set from published effect
-sizes, several of them small or uncertain. Its probabilities say what the simulation implies,
-not what will happen to a patient.
+{caution}
 
 ## Data
 
 - Source: {data["source"]}; {data["n"]:,} patients
-  (response rate {data["response_rate"]:.3f}){refused}. The model was fitted on all of them;
-  its internal validation is {CV_FOLDS}-fold cross-validation (seed {data["seed"]}).
+  (response rate {data["response_rate"]:.3f}){refused}.
+- The model was fitted on all {data["n"]:,} of them; none was held back.
+- Validation: {_validation_text(manifest)}.
 - Training data sha256: `{data["sha256"]}`.
 - Outcome (`responded`): at least 50% reduction in MADRS from baseline at the end of the
   induction course (six IV infusions over 2-3 weeks, or eight intranasal sessions over 4 weeks).
-
+{missing}{update_and_sample_size_sections(manifest)}
 ## Predictors
 
 {_predictors_table(model)}
-
+{_fields_paragraph(model)}
 {extra["predictors"]}
 
 Safety-screen fields ({SAFETY_FIELDS}) are not model inputs; when set they add a warning.
@@ -255,17 +400,11 @@ A number field that no training patient had, or that had a single value, is not 
 
 ## Performance
 
-Measured by {evaluated_on}, for the {summary.name} and, fitted on the same rows, plain
-logistic regression and gradient boosting. The oracle AUC is that of the simulator's true
-probability: the best any model of these fields can do.
+Measured by {evaluated_on}, for the {summary.name} and, fitted on the same rows and fields,
+plain logistic regression and gradient boosting.{oracle}
 
 {performance_table(manifest["metrics"])}
-
-Interval coverage (of the simulator's true probability) is one draw per fitted model: all test
-patients share the same fitted coefficients, so it varies with the training sample more than
-the other figures do. `python bench/model_quality.py` fits the model on 20 training
-cohorts and prints the spread.
-{extra["performance"]}
+{coverage}{extra["performance"]}
 ## Calibration
 
 {calibration}
@@ -274,11 +413,7 @@ cohorts and prints the spread.
 ## Limitations and known biases
 
 {extra["limitations"]}
-- Synthetic data: the effects are assumptions taken from small studies. The evidence for CRP
-  is weak and mixed, for the circadian rhythm weak, and the size of the substance-use effect is
-  an assumption (no study gives one). Real cohorts will differ.
-- Real clinic data will bring biases the simulation does not: who gets polysomnography or
-  actigraphy, how response is measured, and who is referred for ketamine at all.
+{cohort_limitations}
 - Baseline-only prediction of antidepressant response is modest at best (AUC about 0.65-0.75 in
   the literature); a probability near 0.5 says little about one patient.
 - Beyond the range of its training data, each term is held at its edge value (and a warning
