@@ -426,17 +426,45 @@ FIELDS: tuple[Field, ...] = (
         "route",
         Kind.CATEGORY,
         Role.PREDICTOR,
-        "Treatment: IV racemic ketamine or intranasal esketamine.",
-        levels=("iv_ketamine", "intranasal_esketamine"),
+        "Treatment: IV racemic ketamine, intranasal esketamine, or intramuscular, oral or "
+        "sublingual (troche, lozenge) racemic ketamine.",
+        levels=(
+            "iv_ketamine",
+            "intranasal_esketamine",
+            "intramuscular_ketamine",
+            "oral_ketamine",
+            "sublingual_ketamine",
+        ),
+        # Only spellings that name one route: not "ketamine", "tablet" (oral or sublingual),
+        # "nasal spray" or "IN" (a word too), nor "buccal" (a route of its own).
         level_aliases={
             "iv": "iv_ketamine",
             "intranasal": "intranasal_esketamine",
             "esketamine": "intranasal_esketamine",
+            "im": "intramuscular_ketamine",
+            "im_ketamine": "intramuscular_ketamine",
+            "intramuscular": "intramuscular_ketamine",
+            "po": "oral_ketamine",
+            "po_ketamine": "oral_ketamine",
+            "oral": "oral_ketamine",
+            "sl": "sublingual_ketamine",
+            "sl_ketamine": "sublingual_ketamine",
+            "sublingual": "sublingual_ketamine",
+            "troche": "sublingual_ketamine",
+            "ketamine_troche": "sublingual_ketamine",
+            "lozenge": "sublingual_ketamine",
+            "ketamine_lozenge": "sublingual_ketamine",
         },
         aliases=(Alias("route_of_administration"),),
         label="route",
         wording=Wording(
-            levels={"iv_ketamine": "IV ketamine", "intranasal_esketamine": "Intranasal esketamine"}
+            levels={
+                "iv_ketamine": "IV ketamine",
+                "intranasal_esketamine": "Intranasal esketamine",
+                "intramuscular_ketamine": "Intramuscular ketamine",
+                "oral_ketamine": "Oral ketamine",
+                "sublingual_ketamine": "Sublingual ketamine",
+            }
         ),
         subgroups=Subgroups("route"),
     ),

@@ -12,8 +12,14 @@ them into one string per patient or the texts of one patient.
   ``wording`` in ``data_schemas/fields.py``.
 * Warnings: a model field not measured (and what the model did instead), a value outside the
   range seen in training (its term is held at the edge), a category level that no training
-  patient had (its term is the training average), and each safety-screen flag that is set (its
-  text is the schema's ``caution``).
+  patient had (its term is the training average), a level of the schema that the model does
+  not have (the schema gained it after the model was fitted, as ``route`` gained intramuscular,
+  oral and sublingual ketamine: its term is that of a patient without the field, which for a
+  term without a learned "not measured" column is the training average, contribution 0), and
+  each safety-screen flag that is set (its text is the schema's ``caution``).
+
+A level the model does not have is never given as a reason: its contribution says nothing
+about that level.
 
 A scored table joins each patient's reasons, and warnings, into one cell with
 :data:`NOTE_SEPARATOR`, which no text contains (a test builds every text to check it), so a
@@ -31,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.model import Encoded, FeatureMap, Model, Term
+from predictor.model import NOT_IN_MODEL, Encoded, FeatureMap, Model, Term
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01
@@ -180,6 +186,11 @@ def reason_notes(
     """
     n, n_terms = contributions.shape
     top = min(TOP_REASONS, n_terms)
+    not_in_model = _not_in_model(model, values)
+    if not_in_model:  # never a reason: the contribution says nothing about that level
+        contributions = contributions.copy()
+        for j, mask in not_in_model.items():
+            contributions[mask, j] = 0.0
     if n == 1:  # one patient (predict(dict)): the same texts, without the grouping by field
         return _one_patient_reasons(model, values, contributions[0], top)
     order = _top_order(contributions, top)
@@ -344,6 +355,40 @@ def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) 
     return notes
 
 
+def _not_in_model(
+    model: Model, values: Mapping[str, Any] | pd.DataFrame
+) -> dict[int, np.ndarray]:
+    """Term index -> which patients have a level of the schema that the term does not have
+    (for the terms where some patient has one)."""
+    out = {}
+    for j, term in enumerate(model.features.terms):
+        if term.schema_only_levels:
+            mask = term.codes(values[term.field]) == NOT_IN_MODEL
+            if mask.any():
+                out[j] = mask
+    return out
+
+
+def _not_in_model_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
+    """A note for each value that is a level of the schema the model does not have."""
+    notes = []
+    for j, mask in _not_in_model(model, values).items():
+        term = model.features.terms[j]
+        label = _label(term)
+        given = np.asarray(values[term.field], dtype=object)
+        if term.learned_missing:
+            scored = f"it is scored as {label} not measured ({_instead(term)})"
+        else:
+            scored = f"its {label} term is that of an average training patient (contribution 0)"
+        for level in term.schema_only_levels:
+            notes += _constant(
+                mask & (given == level),
+                f"{label} = {level} was not seen when this model was trained: {scored}, and "
+                f"the interval does not cover what this {label} changes",
+            )
+    return notes
+
+
 def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
@@ -362,7 +407,8 @@ def warning_notes(
 ) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
-    category levels that no training patient had.
+    category levels that no training patient had, levels of the schema that the model does not
+    have.
 
     Parameters
     ----------
@@ -386,6 +432,7 @@ def warning_notes(
         + _unused_notes(model, values)
         + _outside_range_notes(model, values, encoded.outside)
         + _unseen_level_notes(model, values)
+        + _not_in_model_notes(model, values)
     )
 
 

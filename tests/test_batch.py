@@ -133,7 +133,7 @@ def test_score_reads_each_dialect_to_the_same_scores(tmp_path: Path, dialect: st
 BAD_CELLS = {
     "text-in-a-number": ("crp_mg_l", "high", "not_a_number"),
     "out-of-range": ("age_years", "12", "out_of_range"),
-    "unknown-level": ("route", "oral", "unknown_level"),
+    "unknown-level": ("route", "subcutaneous", "unknown_level"),
     "bad-boolean": ("family_history_aud", "maybe", "not_a_boolean"),
     "inf": ("crp_mg_l", "inf", "not_finite"),
 }

@@ -870,8 +870,11 @@ def test_category_level_aliases_normalise(check, field, value, expected):
         ("sex", "fem"),
         ("sex", 1),
         ("sex", True),
-        ("route", "oral"),
+        ("route", "subcutaneous"),
         ("route", "ketamine"),
+        ("route", "tablet"),  # oral or sublingual: ambiguous
+        ("route", "buccal"),  # a route of its own
+        ("route", "in"),
         ("route", "iv ketamine infusion"),
         ("substance_use_disorder", "no"),
         ("substance_use_disorder", "yes"),
