@@ -355,9 +355,7 @@ def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) 
     return notes
 
 
-def _not_in_model(
-    model: Model, values: Mapping[str, Any] | pd.DataFrame
-) -> dict[int, np.ndarray]:
+def _not_in_model(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> dict[int, np.ndarray]:
     """Term index -> which patients have a level of the schema that the term does not have
     (for the terms where some patient has one)."""
     out = {}
