@@ -12,14 +12,14 @@ them into one string per patient or the texts of one patient.
   ``wording`` in ``data_schemas/fields.py``.
 * Warnings: a model field not measured (and what the model did instead), a value outside the
   range seen in training (its term is held at the edge), a category level that no training
-  patient had (its term is the training average), a level of the schema that the model does
-  not have (the schema gained it after the model was fitted, as ``route`` gained intramuscular,
-  oral and sublingual ketamine: its term is that of a patient without the field, which for a
-  term without a learned "not measured" column is the training average, contribution 0), and
-  each safety-screen flag that is set (its text is the schema's ``caution``).
-
-A level the model does not have is never given as a reason: its contribution says nothing
-about that level.
+  patient had, and each safety-screen flag that is set (its text is the schema's ``caution``).
+  A level no training patient had is either one the model has a column of zeros for (its term
+  is the training average: contribution 0) or one of the schema's levels that the model does
+  not have at all (the schema gained it after the model was fitted, as ``route`` gained
+  intramuscular, oral and sublingual ketamine): that one gets the term's missing-value row,
+  which is the training average too (contribution 0) unless the model learned a "not
+  measured" term for the field, and the warning says which. Either way the level is never
+  given as a reason: its contribution says nothing about that level.
 
 A scored table joins each patient's reasons, and warnings, into one cell with
 :data:`NOTE_SEPARATOR`, which no text contains (a test builds every text to check it), so a
@@ -338,20 +338,40 @@ def _outside_range_notes(
     return notes
 
 
+def _unseen_text(term: Term, level: str, scored: str) -> str:
+    label = _label(term)
+    return (
+        f"{label} = {level} was not seen when this model was trained: {scored}, and the "
+        f"interval does not cover what this {label} changes"
+    )
+
+
 def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
-    """A note for each value that is a category level no training patient had."""
+    """A note for each value that is a category level no training patient had: a level the
+    model has a column of zeros for (whose coefficient is the term's training mean), or a level
+    of the schema that the model does not have (the schema gained it after the model was
+    fitted: it gets the term's missing-value row, see :func:`_not_in_model`)."""
     notes = []
     for term in model.features.terms:
-        if not term.unseen_levels:
+        if not (term.unseen_levels or term.schema_only_levels):
             continue
+        label = _label(term)
+        average = f"its {label} term is that of an average training patient (contribution 0)"
         codes = term.codes(values[term.field])
         for level in term.unseen_levels:
             notes += _constant(
-                codes == term.levels.index(level),
-                f"{_label(term)} {level} was not seen in training: its term is 0 "
-                f"(the training average), and the prediction is less certain than its interval "
-                f"says",
+                codes == term.levels.index(level), _unseen_text(term, level, average)
             )
+        not_in_model = codes == NOT_IN_MODEL
+        if not not_in_model.any():
+            continue
+        if term.learned_missing:
+            scored = f"it is scored as {label} not measured ({_instead(term)})"
+        else:  # the missing-value row is the training average
+            scored = average
+        given = np.asarray(values[term.field], dtype=object)
+        for level in term.schema_only_levels:
+            notes += _constant(not_in_model & (given == level), _unseen_text(term, level, scored))
     return notes
 
 
@@ -365,26 +385,6 @@ def _not_in_model(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> dic
             if mask.any():
                 out[j] = mask
     return out
-
-
-def _not_in_model_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
-    """A note for each value that is a level of the schema the model does not have."""
-    notes = []
-    for j, mask in _not_in_model(model, values).items():
-        term = model.features.terms[j]
-        label = _label(term)
-        given = np.asarray(values[term.field], dtype=object)
-        if term.learned_missing:
-            scored = f"it is scored as {label} not measured ({_instead(term)})"
-        else:
-            scored = f"its {label} term is that of an average training patient (contribution 0)"
-        for level in term.schema_only_levels:
-            notes += _constant(
-                mask & (given == level),
-                f"{label} = {level} was not seen when this model was trained: {scored}, and "
-                f"the interval does not cover what this {label} changes",
-            )
-    return notes
 
 
 def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
@@ -405,8 +405,8 @@ def warning_notes(
 ) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
-    category levels that no training patient had, levels of the schema that the model does not
-    have.
+    category levels that no training patient had (the model's own, and the schema's that the
+    model does not have).
 
     Parameters
     ----------
@@ -430,7 +430,6 @@ def warning_notes(
         + _unused_notes(model, values)
         + _outside_range_notes(model, values, encoded.outside)
         + _unseen_level_notes(model, values)
-        + _not_in_model_notes(model, values)
     )
 
 

@@ -314,7 +314,7 @@ def narrow_model() -> AdditiveModel:
     return model
 
 
-UNSEEN = "was not seen in training: its term is 0 (the training average), and the prediction is "
+UNSEEN = "was not seen when this model was trained: its "
 
 
 def test_unseen_level_is_warned_after_out_of_range_values_and_contributes_zero(
@@ -328,8 +328,11 @@ def test_unseen_level_is_warned_after_out_of_range_values_and_contributes_zero(
         model=narrow_model,
     )
     expected = [
-        f"route intranasal_esketamine {UNSEEN}less certain than its interval says",
-        f"substance-use disorder current {UNSEEN}less certain than its interval says",
+        f"route = intranasal_esketamine {UNSEEN}route term is that of an average training "
+        "patient (contribution 0), and the interval does not cover what this route changes",
+        f"substance-use disorder = current {UNSEEN}substance-use disorder term is that of an "
+        "average training patient (contribution 0), and the interval does not cover what this "
+        "substance-use disorder changes",
     ]
     assert list(p.warnings[-2:]) == expected
     assert "is above the range seen in training" in p.warnings[-3]  # out of range: before
@@ -393,8 +396,8 @@ def test_no_message_contains_the_note_separator(narrow_model: AdditiveModel) -> 
     cautions = {f"safety screen: {f.caution}" for f in FIELDS if f.role is Role.SAFETY}
     assert cautions <= texts and any("; " in c for c in cautions)  # why "; " cannot serve
     kinds = ("not measured", "not recorded", "is not used by this model", "below the range",
-             "above the range", "was not seen in training", " the chance of response",
-             "was not seen when this model was trained")  # fmt: skip
+             "above the range", "was not seen when this model was trained",
+             " the chance of response")  # fmt: skip
     for kind in kinds:
         assert any(kind in text for text in texts), kind
     levels = sum(len(t.levels) for t in load_model().features.terms)
