@@ -138,7 +138,9 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
     missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
     if phrases.levels is not None:
         rows = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
-        codes = model.features.terms[j].codes(values)  # -1 (not measured) takes the last row
+        # -1 (not measured) takes the last row; -2 (a level the model does not have) never
+        # comes here: reason_notes gives it no contribution
+        codes = model.features.terms[j].codes(values)
         return np.array([*rows, missing], dtype=object)[codes, direction]
     assert phrases.prefixes is not None  # a number's phrases
     numbers = np.asarray(values, dtype=np.float64)
