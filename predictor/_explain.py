@@ -12,8 +12,14 @@ them into one string per patient or the texts of one patient.
   ``wording`` in ``data_schemas/fields.py``.
 * Warnings: a model field not measured (and what the model did instead), a value outside the
   range seen in training (its term is held at the edge), a category level that no training
-  patient had (its term is the training average), and each safety-screen flag that is set (its
-  text is the schema's ``caution``).
+  patient had, and each safety-screen flag that is set (its text is the schema's ``caution``).
+  A level no training patient had is either one the model has a column of zeros for (its term
+  is the training average: contribution 0) or one of the schema's levels that the model does
+  not have at all (the schema gained it after the model was fitted, as ``route`` gained
+  intramuscular, oral and sublingual ketamine): that one gets the term's missing-value row,
+  which is the training average too (contribution 0) unless the model learned a "not
+  measured" term for the field, and the warning says which. Either way the level is never
+  given as a reason: its contribution says nothing about that level.
 
 A scored table joins each patient's reasons, and warnings, into one cell with
 :data:`NOTE_SEPARATOR`, which no text contains (a test builds every text to check it), so a
@@ -31,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
-from predictor.model import Encoded, FeatureMap, Model, Term
+from predictor.model import NOT_IN_MODEL, Encoded, FeatureMap, Model, Term
 
 TOP_REASONS = 3
 MIN_REASON_LOG_ODDS = 0.01
@@ -132,7 +138,9 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
     missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
     if phrases.levels is not None:
         rows = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
-        codes = model.features.terms[j].codes(values)  # -1 (not measured) takes the last row
+        # -1 (not measured) takes the last row; -2 (a level the model does not have) never
+        # comes here: reason_notes gives it no contribution
+        codes = model.features.terms[j].codes(values)
         return np.array([*rows, missing], dtype=object)[codes, direction]
     assert phrases.prefixes is not None  # a number's phrases
     numbers = np.asarray(values, dtype=np.float64)
@@ -180,6 +188,11 @@ def reason_notes(
     """
     n, n_terms = contributions.shape
     top = min(TOP_REASONS, n_terms)
+    not_in_model = _not_in_model(model, values)
+    if not_in_model:  # never a reason: the contribution says nothing about that level
+        contributions = contributions.copy()
+        for j, mask in not_in_model.items():
+            contributions[mask, j] = 0.0
     if n == 1:  # one patient (predict(dict)): the same texts, without the grouping by field
         return _one_patient_reasons(model, values, contributions[0], top)
     order = _top_order(contributions, top)
@@ -327,21 +340,53 @@ def _outside_range_notes(
     return notes
 
 
+def _unseen_text(term: Term, level: str, scored: str) -> str:
+    label = _label(term)
+    return (
+        f"{label} = {level} was not seen when this model was trained: {scored}, and the "
+        f"interval does not cover what this {label} changes"
+    )
+
+
 def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
-    """A note for each value that is a category level no training patient had."""
+    """A note for each value that is a category level no training patient had: a level the
+    model has a column of zeros for (whose coefficient is the term's training mean), or a level
+    of the schema that the model does not have (the schema gained it after the model was
+    fitted: it gets the term's missing-value row, see :func:`_not_in_model`)."""
     notes = []
     for term in model.features.terms:
-        if not term.unseen_levels:
+        if not (term.unseen_levels or term.schema_only_levels):
             continue
+        label = _label(term)
+        average = f"its {label} term is that of an average training patient (contribution 0)"
         codes = term.codes(values[term.field])
         for level in term.unseen_levels:
             notes += _constant(
-                codes == term.levels.index(level),
-                f"{_label(term)} {level} was not seen in training: its term is 0 "
-                f"(the training average), and the prediction is less certain than its interval "
-                f"says",
+                codes == term.levels.index(level), _unseen_text(term, level, average)
             )
+        not_in_model = codes == NOT_IN_MODEL
+        if not not_in_model.any():
+            continue
+        if term.learned_missing:
+            scored = f"it is scored as {label} not measured ({_instead(term)})"
+        else:  # the missing-value row is the training average
+            scored = average
+        given = np.asarray(values[term.field], dtype=object)
+        for level in term.schema_only_levels:
+            notes += _constant(not_in_model & (given == level), _unseen_text(term, level, scored))
     return notes
+
+
+def _not_in_model(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> dict[int, np.ndarray]:
+    """Term index -> which patients have a level of the schema that the term does not have
+    (for the terms where some patient has one)."""
+    out = {}
+    for j, term in enumerate(model.features.terms):
+        if term.schema_only_levels:
+            mask = term.codes(values[term.field]) == NOT_IN_MODEL
+            if mask.any():
+                out[j] = mask
+    return out
 
 
 def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
@@ -362,7 +407,8 @@ def warning_notes(
 ) -> list[Notes]:
     """Warnings for each patient, in this order: safety-screen flags set, fields not measured,
     values given for a field the model does not use, values outside the training range,
-    category levels that no training patient had.
+    category levels that no training patient had (the model's own, and the schema's that the
+    model does not have).
 
     Parameters
     ----------

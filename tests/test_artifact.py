@@ -458,7 +458,7 @@ def test_load_model_without_seen_levels_treats_every_level_as_seen(
     _write(saved, _edit(lambda d: [t.pop("seen_levels") for t in d["terms"]])(text).encode())
     loaded = load_model(saved)
     for old, new in zip(loaded.features.terms, model.features.terms, strict=True):
-        assert old.seen_levels == old.levels == new.seen_levels
+        assert old.seen_levels == old.levels == new.levels
         assert old.unseen_levels == ()
     assert predict(RECORD, model=loaded).to_dict() == predict(RECORD, model=model).to_dict()
 
@@ -475,7 +475,7 @@ def test_save_model_round_trip_keeps_the_levels_seen_in_training(
     save_model(narrowed, tmp_path / "m", {"note": "test"})
     loaded = load_model(tmp_path / "m")
     assert loaded.features.terms[route].seen_levels == ("iv_ketamine",)
-    assert loaded.features.terms[route].unseen_levels == ("intranasal_esketamine",)
+    assert loaded.features.terms[route].unseen_levels == FIELDS_BY_NAME["route"].levels[1:]
 
 
 # A model file or manifest that is not a regular file: refused before a byte is read, and
@@ -591,6 +591,30 @@ def test_load_model_format_1_scores_exactly_as_before(tmp_path: Path) -> None:
     # the same texts and columns; the same numbers to rounding (scoring sums each row's
     # nonzero basis columns since issue 17, in another order than the dense design did)
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["shipped", "format-1"])
+def test_load_model_of_two_routes_scores_the_schemas_other_routes_as_an_average_patient(
+    tmp_path: Path, which: str
+) -> None:
+    # Both files know route's levels of their day (IV, intranasal), a subset of today's: they
+    # load, keep their two levels when saved again, and score the new ones as unseen.
+    model = load_model(None if which == "shipped" else FORMAT_1_DIR)
+    route = model.features.terms[model.fields.index("route")]
+    schema = FIELDS_BY_NAME["route"].levels
+    assert route.levels == schema[:2] and route.schema_only_levels == schema[2:]
+    save_model(model, tmp_path / "again", {"note": "test"})
+    document = json.loads((tmp_path / "again" / ARTIFACT_NAME).read_text())
+    assert _field(document, "route")["levels"] == list(schema[:2])
+    assert _term(document, "route")["levels"] == list(schema[:2])
+    for level in schema[2:]:
+        p = predict({**RECORD, "route": level}, model=model)
+        assert p.contributions["route"] == 0.0
+        assert [w for w in p.warnings if w.startswith("route")] == [
+            f"route = {level} was not seen when this model was trained: its route term is that "
+            "of an average training patient (contribution 0), and the interval does not cover "
+            "what this route changes"
+        ]
 
 
 def test_save_model_format_1_model_saved_again_is_format_2_with_the_same_numbers(

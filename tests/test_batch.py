@@ -133,7 +133,7 @@ def test_score_reads_each_dialect_to_the_same_scores(tmp_path: Path, dialect: st
 BAD_CELLS = {
     "text-in-a-number": ("crp_mg_l", "high", "not_a_number"),
     "out-of-range": ("age_years", "12", "out_of_range"),
-    "unknown-level": ("route", "oral", "unknown_level"),
+    "unknown-level": ("route", "subcutaneous", "unknown_level"),
     "bad-boolean": ("family_history_aud", "maybe", "not_a_boolean"),
     "inf": ("crp_mg_l", "inf", "not_finite"),
 }
@@ -608,3 +608,45 @@ def test_score_a_field_over_128_kib_is_the_rows_problem_not_the_files(
     assert code == 1
     assert "A" in out["patient_id"].tolist() and "C" in out["patient_id"].tolist()
     assert "wrong_field_count" in rejects["reason"].tolist()
+
+
+def test_score_a_route_the_model_never_saw_contributes_zero_and_is_warned(tmp_path: Path) -> None:
+    # the shipped model knows IV and intranasal; the schema also intramuscular, oral, sublingual
+    routes = ["IM", "PO", "iv", "troche", "Sublingual", "esketamine", ""]
+    levels = [
+        "intramuscular_ketamine",
+        "oral_ketamine",
+        None,
+        "sublingual_ketamine",
+        "sublingual_ketamine",
+        None,
+        None,
+    ]
+    rows = [[f"P{k}", "0.9", route] for k, route in enumerate(routes)]
+    source = tmp_path / "in.csv"
+    source.write_text(_csv([["patient_id", "crp_mg_l", "Route"], *rows]))
+    read = {"dtype": str, "keep_default_na": False}
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}.csv"
+        summary = score_csv(source, out, explain=True, chunk_rows=2, workers=workers)
+        assert (summary.rows_scored, summary.rows_rejected) == (len(rows), 0)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    scored = pd.read_csv(tmp_path / "out1.csv", **read)
+    expected = predict(pd.DataFrame(rows, columns=["patient_id", "crp_mg_l", "route"]))
+    assert scored["warnings"].tolist() == expected["warnings"].tolist()
+    for i, level in enumerate(levels):
+        warnings = scored["warnings"].iloc[i].split(NOTE_SEPARATOR)
+        note = [w for w in warnings if w.startswith("route = ")]
+        if level is None:
+            assert note == []
+            continue
+        assert note == [
+            f"route = {level} was not seen when this model was trained: its route term is "
+            "that of an average training patient (contribution 0), and the interval does not "
+            "cover what this route changes"
+        ]
+        assert float(scored["contribution_route"].iloc[i]) == 0.0
+        assert "route not measured" not in scored["warnings"].iloc[i]
+        assert "ketamine" not in scored["top_reasons"].iloc[i].lower()

@@ -9,6 +9,7 @@ from scipy.interpolate import BSpline
 from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
+from data_schemas import FIELDS_BY_NAME
 from predictor import load_model
 from predictor.model._additive import fit_additive_model
 from predictor.model._artifact import model_to_json
@@ -123,7 +124,12 @@ def test_covariance_is_the_inverse_penalised_hessian_plus_a_correction(cohort, s
     p = expit(full @ np.r_[small_model.intercept, small_model.coef])
     penalty = np.r_[0.0, np.full(design.shape[1], 10.0)]  # small_model's smoothing
     gradient = full.T @ (y - p) - penalty * np.r_[small_model.intercept, small_model.coef]
-    assert np.abs(gradient).max() < 1e-4  # the penalised likelihood's optimum
+    fitted = np.ones(len(gradient), dtype=bool)  # not a level no training patient had: its
+    for term, columns in zip(small_model.features.terms, small_model.features.slices, strict=True):
+        for level in term.unseen_levels:  # zero column's coefficient is set after the fit
+            fitted[1 + columns.start + term.levels.index(level)] = False
+    assert not fitted.all()  # the routes the simulator does not give
+    assert np.abs(gradient[fitted]).max() < 1e-4  # the penalised likelihood's optimum
     hessian = full.T @ (full * (p * (1 - p))[:, None]) + np.diag(penalty)
     # The covariance is the posterior one, the inverse penalised Hessian, plus a positive
     # semi-definite correction for the smoothing parameters' uncertainty.
@@ -268,13 +274,14 @@ def test_feature_map_records_the_levels_seen_in_training(cohort: pd.DataFrame) -
     features = FeatureMap.fit(one_route)
     route = features.terms[MODEL_FIELDS.index("route")]
     family = features.terms[MODEL_FIELDS.index("family_history_alcohol_use_disorder")]
-    assert (route.seen_levels, route.unseen_levels) == (
-        ("intranasal_esketamine",),
-        ("iv_ketamine",),
-    )
+    others = tuple(level for level in route.levels if level != "intranasal_esketamine")
+    assert (route.seen_levels, route.unseen_levels) == (("intranasal_esketamine",), others)
+    assert route.levels == FIELDS_BY_NAME["route"].levels  # a term has the schema's levels
     assert (family.seen_levels, family.unseen_levels) == (("no",), ("yes",))
-    for term in FeatureMap.fit(cohort).terms:  # every level seen; numbers have none
-        assert term.seen_levels == term.levels and term.unseen_levels == ()
+    new_routes = ("intramuscular_ketamine", "oral_ketamine", "sublingual_ketamine")
+    for term in FeatureMap.fit(cohort).terms:  # every level seen but the routes not simulated
+        assert term.unseen_levels == (new_routes if term.field == "route" else ())
+        assert term.seen_levels == tuple(v for v in term.levels if v not in term.unseen_levels)
 
 
 def test_unseen_level_gets_the_mean_term_and_nothing_else_changes(cohort: pd.DataFrame) -> None:

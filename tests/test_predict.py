@@ -33,6 +33,12 @@ PATIENT = json.loads(
 )
 
 
+ROUTES = FIELDS_BY_NAME["route"].levels
+NEW_ROUTES = ROUTES[2:]
+"""The routes the schema gained after the shipped model was fitted (it knows IV and
+intranasal only)."""
+
+
 def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
@@ -165,7 +171,7 @@ def test_aliases_and_units_give_the_same_prediction() -> None:
 
 def test_bad_record_raises_schema_error_listing_every_problem() -> None:
     with pytest.raises(SchemaError) as caught:
-        predict({"crp_mg_l": "high", "age_years": 12, "route": "oral"})
+        predict({"crp_mg_l": "high", "age_years": 12, "route": "subcutaneous"})
     reasons = sorted(p.reason for p in caught.value.problems)
     assert reasons == sorted([Reason.NOT_A_NUMBER, Reason.OUT_OF_RANGE, Reason.UNKNOWN_LEVEL])
 
@@ -308,7 +314,7 @@ def narrow_model() -> AdditiveModel:
     return model
 
 
-UNSEEN = "was not seen in training: its term is 0 (the training average), and the prediction is "
+UNSEEN = "was not seen when this model was trained: its "
 
 
 def test_unseen_level_is_warned_after_out_of_range_values_and_contributes_zero(
@@ -316,14 +322,17 @@ def test_unseen_level_is_warned_after_out_of_range_values_and_contributes_zero(
 ) -> None:
     route = narrow_model.features.terms[narrow_model.fields.index("route")]
     assert route.seen_levels == ("iv_ketamine",)
-    assert route.unseen_levels == ("intranasal_esketamine",)
+    assert route.unseen_levels == ROUTES[1:]  # fitted on today's schema: all its levels
     p = predict(
         {"route": "intranasal_esketamine", "substance_use_disorder": "current", "age_years": 99},
         model=narrow_model,
     )
     expected = [
-        f"route intranasal_esketamine {UNSEEN}less certain than its interval says",
-        f"substance-use disorder current {UNSEEN}less certain than its interval says",
+        f"route = intranasal_esketamine {UNSEEN}route term is that of an average training "
+        "patient (contribution 0), and the interval does not cover what this route changes",
+        f"substance-use disorder = current {UNSEEN}substance-use disorder term is that of an "
+        "average training patient (contribution 0), and the interval does not cover what this "
+        "substance-use disorder changes",
     ]
     assert list(p.warnings[-2:]) == expected
     assert "is above the range seen in training" in p.warnings[-3]  # out of range: before
@@ -365,8 +374,9 @@ def _every_message(model: AdditiveModel) -> set[str]:
     n = len(missing)
     values: dict[str, np.ndarray] = {name: np.ones(n) for name in SAFETY_FIELDS}
     for j, term in enumerate(terms):
-        if term.levels:  # every level, seen or not, in turn
-            values[term.field] = np.resize(np.array(term.levels, dtype=object), n)
+        if term.levels:  # every level, seen or not, and the schema's the model does not have
+            levels = (*term.levels, *term.schema_only_levels)
+            values[term.field] = np.resize(np.array(levels, dtype=object), n)
         elif term.is_spline:
             low, high = term.value_range
             column = np.full(n, (low + high) / 2)
@@ -386,7 +396,8 @@ def test_no_message_contains_the_note_separator(narrow_model: AdditiveModel) -> 
     cautions = {f"safety screen: {f.caution}" for f in FIELDS if f.role is Role.SAFETY}
     assert cautions <= texts and any("; " in c for c in cautions)  # why "; " cannot serve
     kinds = ("not measured", "not recorded", "is not used by this model", "below the range",
-             "above the range", "was not seen in training", " the chance of response")  # fmt: skip
+             "above the range", "was not seen when this model was trained",
+             " the chance of response")  # fmt: skip
     for kind in kinds:
         assert any(kind in text for text in texts), kind
     levels = sum(len(t.levels) for t in load_model().features.terms)
@@ -402,7 +413,7 @@ def _with_every_warning(patients: pd.DataFrame) -> pd.DataFrame:
     frame = patients.iloc[:40].copy()
     for k, name in enumerate(SAFETY_FIELDS):
         frame[name] = np.where(np.arange(len(frame)) % (k + 2) == 0, "yes", "no")
-    frame["route"] = np.resize(["iv_ketamine", "intranasal_esketamine"], len(frame))
+    frame["route"] = np.resize(ROUTES, len(frame))
     frame["age_years"] = frame["age_years"].astype(float)
     frame.iloc[::3, frame.columns.get_loc("age_years")] = 99.0
     frame.iloc[::4, frame.columns.get_loc("crp_mg_l")] = np.nan
@@ -454,3 +465,110 @@ def test_one_patients_warnings_are_those_the_table_gives_that_patient() -> None:
         one = {name: column[i : i + 1] for name, column in values.items()}
         alone = warning_notes(model, one, model.features.encode(one, sparse=True))
         assert notes_for(alone, 0) == notes_for(table, i)
+
+
+# ------------------------------------------------- levels the schema gained after the model
+
+
+def _not_in_model(route: str, scored: str) -> str:
+    return (
+        f"route = {route} was not seen when this model was trained: {scored}, and the interval "
+        "does not cover what this route changes"
+    )
+
+
+AVERAGE = "its route term is that of an average training patient (contribution 0)"
+ROUTE_REASONS = ("IV ketamine", "Intranasal esketamine", "Intramuscular", "Oral", "Sublingual")
+
+
+@pytest.mark.parametrize("route", NEW_ROUTES, ids=NEW_ROUTES)
+def test_a_route_the_shipped_model_never_saw_contributes_zero_and_is_warned(route: str) -> None:
+    model = load_model()
+    assert model.features.terms[model.fields.index("route")].levels == ROUTES[:2]
+    record = {**PATIENT, "route": route}
+    p = predict(record)
+    without = predict({k: v for k, v in record.items() if k != "route"})
+    assert p.contributions["route"] == 0.0
+    assert p.warnings == (_not_in_model(route, AVERAGE),)  # nothing else: PATIENT is complete
+    assert not any(r.startswith(ROUTE_REASONS) or "Route" in r for r in p.reasons)
+    # the average patient's route term: the row a patient without a route gets, unwarned so
+    assert (p.probability, p.interval) == (without.probability, without.interval)
+    assert "route not measured: the training average was assumed" in without.warnings
+
+
+def test_iv_and_intranasal_score_as_before_beside_the_new_routes() -> None:
+    # the shipped model's own levels are untouched by the schema's new ones
+    for route, sign in (("iv_ketamine", 1.0), ("intranasal_esketamine", -1.0)):
+        p = predict({**PATIENT, "route": route})
+        assert math.copysign(1.0, p.contributions["route"]) == sign
+        assert p.warnings == ()
+
+
+def test_new_routes_in_a_table_contribute_zero_and_are_warned_row_by_row() -> None:
+    spelled = ["IV", "esketamine", "IM", "PO", "troche", None, "Sublingual"]
+    canonical = [*ROUTES[:2], ROUTES[2], ROUTES[3], ROUTES[4], None, ROUTES[4]]
+    frame = pd.DataFrame([{**PATIENT, "route": route} for route in spelled])
+    table = predict(frame, explain=True)
+    for i, route in enumerate(canonical):
+        warned = route in NEW_ROUTES
+        assert (table["contribution_route"].iloc[i] == 0.0) == (warned or route is None)
+        expected = _not_in_model(route, AVERAGE) if warned else ""
+        if route is None:
+            expected = "route not measured: the training average was assumed"
+        assert table["warnings"].iloc[i] == expected, i
+        single = predict({**PATIENT, "route": spelled[i]})
+        assert table["response_probability"].iloc[i] == pytest.approx(single.probability, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def route_missing_model() -> AdditiveModel:
+    """A model fitted before the schema had the new routes (they are cut out of a fitted one:
+    its columns are zero columns, so the rest of the fit is the same), from a cohort where
+    route is missing for enough patients to learn a "not measured" term of its own, and where
+    its absence goes with response, so that the term is large enough to be a reason."""
+    cohort = simulate_cohort(3000, seed=11)
+    gone = cohort["responded"].to_numpy(dtype=bool) & (np.arange(len(cohort)) % 3 == 0)
+    cohort["route"] = cohort["route"].astype(object).where(~gone, None)
+    model, _ = fit_additive_model(cohort, cohort["responded"].to_numpy(), smoothing=1.0)
+    j = model.fields.index("route")
+    document = model.to_document()
+    term = document["terms"][j]
+    assert term["learned_missing"] and term["levels"] == list(ROUTES)
+    drop = [model.features.slices[j].start + ROUTES.index(route) for route in NEW_ROUTES]
+    keep = [k for k in range(len(model.coef)) if k not in drop]
+    covariance = np.asarray(document["covariance"])[
+        np.ix_([0, *np.add(keep, 1)], [0, *np.add(keep, 1)])
+    ]
+    document.update(coef=model.coef[keep].tolist(), covariance=covariance.tolist())
+    own = [k for k, level in enumerate(term["levels"]) if level not in NEW_ROUTES]
+    term.update(
+        levels=list(ROUTES[:2]),
+        seen_levels=list(ROUTES[:2]),
+        columns=[term["columns"][k] for k in [*own, len(ROUTES)]],
+        missing_row=[term["missing_row"][k] for k in [*own, len(ROUTES)]],
+    )
+    document["fields"][j]["levels"] = list(ROUTES[:2])
+    return AdditiveModel.from_document(document)
+
+
+def test_a_route_the_model_never_saw_is_never_a_reason_even_when_its_term_is_not_zero(
+    route_missing_model: AdditiveModel,
+) -> None:
+    model = route_missing_model
+    scored = (
+        "it is scored as route not measured (the model used what it learned from patients "
+        "without it)"
+    )
+    without = predict({"crp_mg_l": 1.5}, model=model)
+    assert abs(without.contributions["route"]) >= 0.3  # its absence is a large term
+    assert any(r.startswith("Route not measured") for r in without.reasons)
+    for route in NEW_ROUTES:
+        p = predict({"crp_mg_l": 1.5, "route": route}, model=model)
+        assert p.contributions["route"] == without.contributions["route"]
+        assert p.probability == without.probability
+        assert not any(r.startswith(ROUTE_REASONS) or "Route" in r for r in p.reasons)
+        assert _not_in_model(route, scored) in p.warnings
+        assert not any(w.startswith("route not measured") for w in p.warnings)
+        table = predict(pd.DataFrame({"crp_mg_l": [1.5], "route": [route]}), model=model)
+        assert table["top_reasons"].iloc[0].split(NOTE_SEPARATOR) == list(p.reasons)
+        assert table["warnings"].iloc[0].split(NOTE_SEPARATOR) == list(p.warnings)

@@ -214,3 +214,31 @@ def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:
 def test_model_fields_cover_the_schema_predictors() -> None:
     # the random records above draw every model field
     assert set(MODEL_FIELDS) == {term.field for term in load_model().features.terms}
+
+
+def test_sparse_and_dense_agree_on_routes_the_shipped_model_never_saw() -> None:
+    # The schema's route has levels the shipped model does not (it knows IV and intranasal):
+    # both paths give them the term's missing-value row, the training average, without
+    # counting them as missing.
+    model = load_model()
+    routes = FIELDS_BY_NAME["route"].levels
+    j = model.fields.index("route")
+    assert model.features.terms[j].schema_only_levels == routes[2:]
+    records = _edge_records(model)  # every field missing, then edge values
+    n = len(records["route"])
+    rows = [*routes, None]
+    for name, values in records.items():
+        if name == "route":
+            records[name] = np.array([*values, *rows], dtype=object)
+        else:
+            records[name] = np.concatenate([values, values[:1].repeat(len(rows))])
+    _assert_scores_match(model, records)
+    sparse = model.features.encode(records, sparse=True)
+    dense = model.features.encode(records)
+    assert sparse.missing[n:, j].tolist() == [False] * len(routes) + [True]
+    for scores in (model.score(sparse.design), dense_scores(model, dense.design)):
+        route = scores.contributions[n:, j]
+        assert route[2:].tolist() == [0.0] * (len(routes) - 2) + [0.0]  # new ones, missing
+        assert route[0] > 0.0 > route[1]  # IV, intranasal: their own terms
+        # a new route scores exactly as a patient without one
+        np.testing.assert_array_equal(scores.logit[n + 2 : n + len(routes)], scores.logit[-1])

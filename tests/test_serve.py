@@ -306,6 +306,44 @@ def test_serve_page_form_is_generated_from_the_schema(client: TestClient) -> Non
         assert choice and re.findall(r'value="([^"]+)"', choice.group(0)) == list(units)
 
 
+def test_serve_page_route_select_offers_every_route_in_words(client: TestClient) -> None:
+    html = client.get("/").text
+    select = re.search(r'<select id="f-route" name="route".*?</select>', html, re.DOTALL)
+    assert select
+    options = re.findall(r'<option value="([^"]*)">([^<]*)</option>', select.group(0))
+    assert options == [
+        ("", "not recorded"),
+        ("iv_ketamine", "IV ketamine"),
+        ("intranasal_esketamine", "Intranasal esketamine"),
+        ("intramuscular_ketamine", "Intramuscular ketamine"),
+        ("oral_ketamine", "Oral ketamine"),
+        ("sublingual_ketamine", "Sublingual ketamine"),
+    ]
+
+
+NEVER_SAW = (
+    "route = sublingual_ketamine was not seen when this model was trained: its route term is "
+    "that of an average training patient (contribution 0), and the interval does not cover "
+    "what this route changes"
+)
+
+
+def test_serve_route_the_model_never_saw_is_warned_on_the_page_and_in_the_api(
+    client: TestClient,
+) -> None:
+    # the shipped model knows IV and intranasal only
+    expected = predict({"crp_mg_l": "0.9", "route": "sublingual_ketamine"})
+    assert NEVER_SAW in expected.warnings and expected.contributions["route"] == 0.0
+    html = client.post("/", data={"crp_mg_l": "0.9", "route": "sublingual_ketamine"}).text
+    assert _probability(html) == expected.probability
+    assert f"<li>{NEVER_SAW}</li>" in html
+    assert "Sublingual ketamine raises" not in html and "Sublingual ketamine lowers" not in html
+    assert 'data-field="route" data-contribution="0.0"' in html  # the chart's route bar
+    body = client.post("/predict", json={"crp_mg_l": 0.9, "route": "troche"}).json()
+    assert body["warnings"] == list(expected.warnings)
+    assert body["contributions"]["route"] == 0.0 and body["reasons"] == list(expected.reasons)
+
+
 def test_serve_page_submit_shows_the_numbers_of_predict_dict(client: TestClient) -> None:
     form = {k: str(v) for k, v in PATIENT.items() if k != "patient_id"}
     form["crp_mg_l"], form["crp_mg_l__unit"] = "0.09", "mg/dL"

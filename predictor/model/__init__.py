@@ -26,6 +26,7 @@ from predictor.model._document import ModelFileError
 from predictor.model._features import (
     MIN_MISSING_TO_LEARN,
     MODEL_FIELDS,
+    NOT_IN_MODEL,
     Encoded,
     FeatureMap,
     SparseDesign,
@@ -44,6 +45,7 @@ __all__ = [
     "MIN_MISSING_TO_LEARN",
     "MODEL_FIELDS",
     "MODEL_KINDS",
+    "NOT_IN_MODEL",
     "AdditiveModel",
     "Encoded",
     "FeatureMap",

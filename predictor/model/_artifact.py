@@ -41,6 +41,14 @@ So any file that loads gives finite probabilities and intervals for any clean re
 
 Each category term lists the levels its training patients had (``seen_levels``); a file
 written before that was recorded has no such list, and loads as if every level was seen.
+
+A model file knows the levels of its day, which may be fewer than today's schema has (the
+shipped model's ``route`` has IV and intranasal; the schema has since gained intramuscular,
+oral and sublingual ketamine). It loads and scores its own levels exactly as before; a level
+it does not have gets the term's missing-value row without counting as missing
+(``Term.schema_only_levels``), which is the training average (contribution 0) unless the model
+learned a "not measured" term for the field, and the prediction warns that the level was not
+seen when the model was trained (:mod:`predictor._explain`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ Every predictor field of the schema becomes one *term* of the model, a block of 
   penalty; a value outside the training range is held at the nearest edge;
 * a category or boolean: one column per level (one-hot); the levels that training patients had
   are recorded (``Term.seen_levels``): a level no training patient had has a column of zeros,
-  about which the data say nothing, and a prediction for it is warned about;
+  about which the data say nothing, and a prediction for it is warned about; a level the schema
+  gained after the model was fitted (``Term.schema_only_levels``: a model file knows the levels
+  of its day) has no column at all, and is given the term's "not measured" row without being
+  counted as missing (see :meth:`Term.codes`); a prediction for it is warned about too;
 * a missing value: its own "not measured" column when the training data had enough patients
   without the field (whether the test was done can carry information, as a marker of the kind
   of patient or clinic, not as a cause), so the model learns the term of a patient without it;
@@ -54,6 +57,11 @@ MIN_MISSING_TO_LEARN = 20
 """A field needs this many training patients without it for its own "not measured" column."""
 
 LEVEL_NAMES_BOOLEAN = ("no", "yes")
+NOT_MEASURED = -1
+""":meth:`Term.codes` of a missing value."""
+NOT_IN_MODEL = -2
+""":meth:`Term.codes` of a level of the schema's field that the term does not have (the schema
+gained it after the model was fitted)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +128,16 @@ class Term:
         assert self.seen_levels is not None  # __post_init__ sets it
         return tuple(level for level in self.levels if level not in self.seen_levels)
 
+    @functools.cached_property
+    def schema_only_levels(self) -> tuple[str, ...]:
+        """The levels of the schema's field that the term does not have, in the schema's order:
+        levels added to the schema after the model was fitted (empty for a number or a
+        boolean). :meth:`codes` gives them :data:`NOT_IN_MODEL`."""
+        field = FIELDS_BY_NAME.get(self.field)
+        if field is None or self.unused or field.kind is not Kind.CATEGORY:
+            return ()
+        return tuple(level for level in field.levels if level not in self.levels)
+
     @property
     def n_basis(self) -> int:
         """Columns for a measured value (without the "not measured" column)."""
@@ -140,7 +158,9 @@ class Term:
             raise ValueError(f"{self.field}: levels and columns do not agree")
         if not (self.unused or self.columns):
             raise ValueError(f"{self.field}: a term without columns must say why it is unused")
-        object.__setattr__(self, "_level_index", {v: i for i, v in enumerate(self.levels)})
+        index = dict.fromkeys(self.schema_only_levels, NOT_IN_MODEL)
+        index.update({v: i for i, v in enumerate(self.levels)})
+        object.__setattr__(self, "_level_index", index)
         seen = self.levels if self.seen_levels is None else tuple(self.seen_levels)
         if seen != tuple(level for level in self.levels if level in seen):
             raise ValueError(f"{self.field}: the levels seen in training are not its levels")
@@ -149,21 +169,28 @@ class Term:
             raise ValueError(f"{self.field}: the missing-value row has the wrong length")
 
     def codes(self, values: Any) -> np.ndarray:
-        """Level index of each value (-1 for missing): categories as schema levels (Categorical
-        or text), booleans as 1.0 / 0.0 / NaN."""
+        """Level index of each value: categories as schema levels (Categorical or text),
+        booleans as 1.0 / 0.0 / NaN; :data:`NOT_MEASURED` (-1) for a missing value (or text
+        that is no level of the schema's field), :data:`NOT_IN_MODEL` (-2) for a level of the
+        schema's field that the term does not have (:attr:`schema_only_levels`)."""
         if not self.levels:
             raise TypeError(f"{self.field} is a number, not a category")
         if isinstance(values, pd.Series):
             values = values.array
-        if isinstance(values, pd.Categorical) and tuple(values.categories) == self.levels:
-            return values.codes.astype(np.intp)
+        if isinstance(values, pd.Categorical):
+            if tuple(values.categories) == self.levels:
+                return values.codes.astype(np.intp)
+            # the categories' codes, then each value's (-1, missing, stays -1)
+            index = self._level_index
+            lookup = [index.get(level, NOT_MEASURED) for level in values.categories.tolist()]
+            return np.array([*lookup, NOT_MEASURED], dtype=np.intp)[values.codes]
         array = np.asarray(values)
         if self.levels == LEVEL_NAMES_BOOLEAN and array.dtype.kind == "f":
             if ((array != 0.0) & (array != 1.0) & ~np.isnan(array)).any():
                 raise ValueError(f"{self.field}: a boolean is coded 0 or 1 (or NaN for missing)")
             return np.where(np.isnan(array), -1, array).astype(np.intp)
         index = self._level_index
-        return np.array([index.get(v, -1) for v in array.tolist()], dtype=np.intp)
+        return np.array([index.get(v, NOT_MEASURED) for v in array.tolist()], dtype=np.intp)
 
     def block(self, values: Any) -> np.ndarray:
         """The term's design columns for clean ``values``, shape (n, len(columns))."""
@@ -384,7 +411,8 @@ class SparseDesign(NamedTuple):
     absent: np.ndarray
     """shape (n, number of spline terms), bool: the value is missing"""
     codes: np.ndarray
-    """shape (n, number of category terms), intp: level index, -1 when missing"""
+    """shape (n, number of category terms), intp: level index, -1 when missing, -2 for a level
+    the term does not have (:data:`NOT_IN_MODEL`; its row is the missing value's)"""
 
     @property
     def n(self) -> int:
@@ -606,9 +634,9 @@ class FeatureMap:
             codes = term.codes(clean[term.field])
             present = np.flatnonzero(codes >= 0)
             design[present, self.slices[j].start + codes[present]] = 1.0
-            if present.size < n:
-                missing[:, j] = codes < 0
-                design[missing[:, j], self.slices[j]] = term.missing_row
+            if present.size < n:  # missing, or a level the term does not have: its missing row
+                missing[:, j] = codes == NOT_MEASURED
+                design[codes < 0, self.slices[j]] = term.missing_row
         return Encoded(design, missing, outside)
 
     def _scaled(
@@ -652,7 +680,7 @@ class FeatureMap:
         codes = np.empty((n, len(basis.categories)), dtype=np.intp)
         for k, j in enumerate(basis.categories.tolist()):
             codes[:, k] = self.terms[j].codes(clean[self.terms[j].field])
-            missing[:, j] = codes[:, k] < 0
+            missing[:, j] = codes[:, k] == NOT_MEASURED
         return Encoded(SparseDesign(interval, offset, absent, codes), missing, outside)
 
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
