@@ -59,7 +59,7 @@ from predictor.model import (
 from predictor.simulation import simulate_cohort
 
 if TYPE_CHECKING:
-    from predictor.evaluation import CrossValidation
+    from predictor.evaluation import CrossValidation, Report
 
 DEFAULT_TRAINING_N = 50_000
 """Patients in the default simulated training cohort."""
@@ -293,6 +293,69 @@ def check_destination(out: str | os.PathLike[str]) -> None:
         )
 
 
+def manifest_header() -> dict[str, Any]:
+    """What every model folder's manifest begins with: the Python and library versions the
+    model was fitted with."""
+    return {
+        "python": platform.python_version(),
+        "libraries": {name: version(name) for name in LIBRARIES},
+    }
+
+
+def write_model_folder(
+    model: Model,
+    manifest: dict[str, Any],
+    out: str | Path,
+    report: Callable[[dict[str, Any]], Report],
+    *,
+    progress: Callable[[str], None],
+) -> tuple[ModelFiles, dict[str, Any]]:
+    """Write a model folder: ``model.json``, ``manifest.json``, the evaluation report and the
+    model card, as one set.
+
+    Every file is written into a hidden staging folder beside ``out``, which replaces ``out``
+    in one step once all are complete and synced (:func:`predictor._atomic.atomic_directory`):
+    an error, Ctrl-C or a killed process leaves ``out`` as it was. Training and updating both
+    write their folders with it.
+
+    Parameters
+    ----------
+    model : Model
+        The model to save.
+    manifest : dict
+        Its manifest (what :func:`predictor.model.save_model` completes and writes).
+    out : path
+        The folder (checked beforehand with :func:`check_destination`).
+    report : callable
+        Builds the evaluation report from the manifest as written.
+    progress : callable
+        Receives a line before and after.
+
+    Returns
+    -------
+    (ModelFiles, dict)
+        Where the model files are, and the manifest as written.
+    """
+    from predictor.evaluation import model_card, write_report
+
+    progress("writing the model files, the evaluation report and its figures")
+    with atomic_directory(out, owned=MODEL_FOLDER_ENTRIES) as staging:
+        manifest = read_manifest(save_model(model, staging, manifest).artifact)
+        built = report(manifest)
+        written = write_report(built, staging)
+        card = model_card(model, manifest, report=built, figures=written.figures)
+        (staging / CARD_NAME).write_text(card, encoding="utf-8", newline="")  # synced later
+    files = ModelFiles.at(Path(out) / ARTIFACT_NAME)
+    progress(
+        f"wrote {files.artifact.parent}: {ARTIFACT_NAME}, {MANIFEST_NAME}, {CARD_NAME} and the "
+        f"evaluation report ({written.report.name}, "
+        f"{written.metrics.name}"
+        + (f" and {len(written.figures)} figures)" if written.figures is not None else ")")
+        + (" (no figures: matplotlib is not installed)" if written.figures is None else "")
+    )
+    return files, manifest
+
+
 def train(
     clean: pd.DataFrame,
     *,
@@ -353,9 +416,7 @@ def train(
     from predictor.evaluation import (
         build_report,
         cross_validate,
-        model_card,
         training_distribution,
-        write_report,
     )
 
     started = time.perf_counter()
@@ -420,8 +481,7 @@ def train(
             f"{evaluation_seed(seed)}), with logistic regression and gradient boosting"
         )
     manifest = {
-        "python": platform.python_version(),
-        "libraries": {name: version(name) for name in LIBRARIES},
+        **manifest_header(),
         "training_data": {
             "source": source,
             "sha256": fingerprint(clean),
@@ -464,44 +524,34 @@ def train(
         "metrics": evaluation,
     }
     manifest["training_distribution"] = training_distribution(model, clean)
-    stage("writing the model files, the evaluation report and its figures")
-    with atomic_directory(out, owned=MODEL_FOLDER_ENTRIES) as staging:
-        manifest = read_manifest(save_model(model, staging, manifest).artifact)
-        comparison_source = f"the {len(clean):,} patients the model was fitted on"
-        if fresh is not None:  # external validation
-            report = build_report(
-                model,
-                fresh,
-                manifest=manifest,
-                source=(
-                    f"a fresh simulated cohort (seed {evaluation_seed(seed)}) that no part of "
-                    "training saw: external validation"
-                ),
-                comparison=validation.folds,
-                comparison_source=comparison_source,
-            )
-        else:  # internal validation: each patient predicted by a fit without them
-            report = build_report(
-                model,
-                clean,
-                manifest=manifest,
-                source=(
-                    f"the {len(clean):,} training patients, each predicted by a model fitted "
-                    f"without them ({CV_FOLDS}-fold cross-validation: internal validation)"
-                ),
-                comparison=validation.folds,
-                comparison_source=comparison_source,
-                scores=validation.scores,
-            )
-        written = write_report(report, staging)
-        card = model_card(model, manifest, report=report, figures=written.figures)
-        (staging / CARD_NAME).write_text(card, encoding="utf-8", newline="")  # synced later
-    files = ModelFiles.at(Path(out) / ARTIFACT_NAME)
-    stage(
-        f"wrote {files.artifact.parent}: {ARTIFACT_NAME}, {MANIFEST_NAME}, {CARD_NAME} and the "
-        f"evaluation report ({written.report.name}, "
-        f"{written.metrics.name}"
-        + (f" and {len(written.figures)} figures)" if written.figures is not None else ")")
-        + (" (no figures: matplotlib is not installed)" if written.figures is None else "")
+    comparison_source = f"the {len(clean):,} patients the model was fitted on"
+    if fresh is not None:  # external validation
+        data, report_source, scores = (
+            fresh,
+            f"a fresh simulated cohort (seed {evaluation_seed(seed)}) that no part of training "
+            "saw: external validation",
+            None,
+        )
+    else:  # internal validation: each patient predicted by a fit without them
+        data, report_source, scores = (
+            clean,
+            f"the {len(clean):,} training patients, each predicted by a model fitted without "
+            f"them ({CV_FOLDS}-fold cross-validation: internal validation)",
+            validation.scores,
+        )
+    files, manifest = write_model_folder(
+        model,
+        manifest,
+        out,
+        lambda written: build_report(
+            model,
+            data,
+            manifest=written,
+            source=report_source,
+            comparison=validation.folds,
+            comparison_source=comparison_source,
+            scores=scores,
+        ),
+        progress=stage,
     )
     return TrainingResult(model, manifest, files)
