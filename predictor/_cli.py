@@ -36,6 +36,8 @@ from predictor._atomic import atomic_text_output
 from predictor._params import InvalidParameterError
 from predictor._scoring import SCORE_COLUMNS
 from predictor._training import (
+    BOOTSTRAP_BELOW,
+    BOOTSTRAP_REPEATS,
     DEFAULT_TRAINING_N,
     MIN_SIMULATED_N,
     TrainingDataError,
@@ -315,12 +317,20 @@ def run_train(args: argparse.Namespace) -> int:
             simulated=simulated,
             n_refused=refused,
             fields=fields,
+            bootstrap=args.bootstrap,
             progress=_say,
         )
     except TrainingDataError as exc:
         raise UsageError(f"{args.data or 'the simulated cohort'}: {exc}") from exc
     except OSError as exc:
         raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
+    corrected = (result.manifest.get("bootstrap") or {}).get("corrected")
+    if corrected:
+        _say(
+            f"bootstrap optimism-corrected ({result.manifest['bootstrap']['repeats']} "
+            f"resamples): AUC {corrected['auc']:.3f}, calibration slope "
+            f"{corrected['calibration_slope']:.2f}, Brier {corrected['brier']:.4f}"
+        )
     for name, models in result.manifest["metrics"].items():
         m = models[result.model.summary().name]
         oracle = f" (oracle {m['oracle_auc']:.3f})" if "oracle_auc" in m else ""
@@ -825,6 +835,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X,Y,...",
         help="leave these predictor fields out of the model (say, delta_sleep_ratio,"
         "slow_wave_sleep_pct for a clinic without sleep studies); not with --fields",
+    )
+    fit.add_argument(
+        "--bootstrap",
+        type=_whole_number(0),
+        default=None,
+        metavar="B",
+        help="resamples of Harrell's bootstrap optimism correction, besides cross-validation "
+        f"(default: {BOOTSTRAP_REPEATS} for a cohort of fewer than {BOOTSTRAP_BELOW:,} "
+        "patients, else none; 0: none)",
     )
     fit.set_defaults(run=run_train)
 

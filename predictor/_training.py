@@ -51,6 +51,7 @@ from predictor.model import (
     MANIFEST_NAME,
     MODEL_FIELDS,
     Model,
+    ModelFileError,
     ModelFiles,
     fit_additive_model,
     read_manifest,
@@ -69,6 +70,13 @@ MIN_PER_OUTCOME = 10
 """Responders and non-responders each needed to train or evaluate: with fewer, a fit or an
 AUC is possible in principle but every figure is noise. The only floor on a cohort's size
 (whether a cohort is large enough for the model's number of parameters is another check)."""
+BOOTSTRAP_BELOW = 1_000
+"""Cohorts of fewer patients get Harrell's bootstrap optimism correction besides
+cross-validation (:func:`train`): below this size a fold of 5-fold cross-validation has under
+200 patients and its figures are noisy; the bootstrap's 200 refits take about 0.1 s each at a
+few hundred patients (``bench/bench_bootstrap.py``)."""
+BOOTSTRAP_REPEATS = 200
+"""Resamples of the bootstrap optimism correction, as Harrell recommends (150-200)."""
 MIN_SIMULATED_N = 10 * MIN_PER_OUTCOME
 """The smallest simulated training cohort (``train --n``): at the simulator's response rate,
 several times :data:`MIN_PER_OUTCOME` of each outcome."""
@@ -98,6 +106,7 @@ _TRAIN_PARAMETERS: ParameterTable = {
     "source": [TEXT],
     "simulated": [BOOL],
     "n_refused": [Interval(int, 0, INF, closed="left")],
+    "bootstrap": [NONE, Interval(int, 0, 10_000, closed="both")],
     "fields": [
         NONE,
         Where(
@@ -293,6 +302,100 @@ def check_destination(out: str | os.PathLike[str]) -> None:
         )
 
 
+def sample_size_check(clean: pd.DataFrame, fields: Sequence[str] | None) -> dict[str, Any]:
+    """Riley et al.'s (2020) minimum sample size for a model of ``fields`` on this cohort, for
+    the manifest and the training log (:func:`predictor.evaluation.minimum_sample_size`).
+
+    Two counts of the model's parameters bracket the answer: every candidate coefficient (the
+    design's columns, as Riley et al. count them: conservative for a penalised fit, which
+    spends fewer), and the effective degrees of freedom the penalised fit of the shipped model
+    spent on its cohort of 50,000 (closer to what a penalised fit of a smaller cohort spends,
+    but not a bound: a smaller cohort's fit chooses its own). The anticipated R-squared is
+    the shipped model's Nagelkerke R-squared on a fresh simulated cohort (its external
+    validation), or Riley et al.'s conservative 0.15 when the shipped model's manifest does not
+    give it.
+
+    Returns
+    -------
+    dict
+        ``outcome_rate``, ``r2_nagelkerke``, ``r2_source``, ``criteria`` (one entry per count
+        of parameters: ``what``, ``parameters`` and the :class:`SampleSize` numbers),
+        ``verdict`` (a sentence) and ``enough`` (whether the cohort reaches the smaller size).
+    """
+    from predictor.evaluation import minimum_sample_size
+    from predictor.model import FeatureMap
+
+    rate = float(clean["responded"].mean())
+    features = FeatureMap.fit(clean, fields=fields)
+    unseen = sum(len(term.unseen_levels) for term in features.terms)
+    candidate = len(features.columns) - unseen
+    r2, r2_source, effective = None, "Riley et al.'s conservative default", None
+    try:
+        shipped = read_manifest(None)
+        external = shipped["metrics"]["fresh cohort"]["additive model"]
+        phi, loss = float(external["response_rate"]), float(external["log_loss"])
+        null = -(phi * np.log(phi) + (1.0 - phi) * np.log(1.0 - phi))
+        r2 = (1.0 - np.exp(2.0 * (loss - null))) / (1.0 - np.exp(-2.0 * null))
+        r2_source = (
+            f"the shipped model's on a fresh simulated cohort of {external['n']:,} (its external "
+            "validation)"
+        )
+        effective = 1.0 + sum(b["edf"] for b in shipped["model"]["smoothing"].values())
+    except (ModelFileError, KeyError, TypeError, ValueError):
+        pass  # no shipped manifest to anticipate from: the default R2 and one count
+    r2 = float(r2) if r2 is not None and 0.0 < r2 < 1.0 else None
+    counts = [
+        (
+            f"candidate coefficients (the design's columns, with {len(features.terms)} terms)",
+            float(candidate),
+        )
+    ]
+    if effective is not None:
+        counts.append(("effective parameters of the shipped model's penalised fit", effective))
+    criteria: list[dict[str, Any]] = []
+    for what, parameters in counts:
+        size = minimum_sample_size(
+            outcome_rate=rate, parameters=parameters, r2_nagelkerke=r2, r2_source=r2_source
+        )
+        criteria.append(
+            {
+                "what": what,
+                "parameters": round(parameters, 1),
+                "n": size.n,
+                "events": round(size.events, 1),
+                "n_shrinkage": size.n_shrinkage,
+                "n_optimism": size.n_optimism,
+                "n_outcome_rate": size.n_outcome_rate,
+            }
+        )
+    needs = [int(c["n"]) for c in criteria]
+    smallest, largest = min(needs), max(needs)
+    n = len(clean)
+    if n >= largest:
+        verdict = "enough by every count of the model's parameters."
+    elif n >= smallest:
+        verdict = (
+            f"enough by the shipped fit's effective parameters ({smallest:,}), not by every "
+            f"candidate coefficient ({largest:,}): the penalised fit should hold, and the "
+            "validation says by how much it is optimistic."
+        )
+    else:
+        verdict = (
+            f"fewer than the {smallest:,} that even the smaller count asks for: a model fitted "
+            "from scratch on this cohort is likely to be overfitted and worse than updating the "
+            "shipped one (`python -m predictor update --data FILE --out DIR`: recalibration "
+            "or revision, which need far fewer patients)."
+        )
+    return {
+        "outcome_rate": round(rate, 4),
+        "r2_nagelkerke": round(r2 if r2 is not None else 0.15, 4),
+        "r2_source": r2_source,
+        "criteria": criteria,
+        "verdict": verdict,
+        "enough": n >= smallest,
+    }
+
+
 def manifest_header() -> dict[str, Any]:
     """What every model folder's manifest begins with: the Python and library versions the
     model was fitted with."""
@@ -365,6 +468,7 @@ def train(
     simulated: bool,
     n_refused: int = 0,
     fields: Sequence[str] | None = None,
+    bootstrap: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> TrainingResult:
     """Fit the additive model, evaluate it on data it never saw, and write the model files.
@@ -397,6 +501,12 @@ def train(
         The model's predictors: predictor fields of the schema, each once (default: every
         one, :data:`~predictor.model.MODEL_FIELDS`). Cross-validation and the comparison
         models use the same fields; the manifest and card name the fields left out.
+    bootstrap : int, optional
+        Resamples of Harrell's bootstrap optimism correction (``predictor.evaluation.
+        bootstrap_validation``: the report then has its section and the instability figure);
+        0 for none. None (the default): :data:`BOOTSTRAP_REPEATS` for a cohort of fewer than
+        :data:`BOOTSTRAP_BELOW` patients, where cross-validation's folds are small and its
+        figures noisy, none for a larger one.
     progress : callable
         Receives one line per stage.
 
@@ -414,6 +524,7 @@ def train(
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up.
     from predictor.evaluation import (
+        bootstrap_validation,
         build_report,
         cross_validate,
         training_distribution,
@@ -427,6 +538,17 @@ def train(
     check_destination(out)
     check_outcomes(clean["responded"], purpose="train", n_refused=n_refused)
     y = clean["responded"].to_numpy()
+    sample_size = None if simulated else sample_size_check(clean, fields)
+    if sample_size is not None:
+        stage(
+            "sample size (Riley et al. 2020; anticipated Nagelkerke R2 "
+            f"{sample_size['r2_nagelkerke']:.3f}): "
+            + "; ".join(
+                f"{c['n']:,} patients for {c['parameters']:g} {c['what'].split(' (')[0]}"
+                for c in sample_size["criteria"]
+            )
+            + f". This cohort has {len(clean):,}: {sample_size['verdict']}"
+        )
     left_out = [name for name in MODEL_FIELDS if fields is not None and name not in fields]
     stage(
         f"fitting the additive model on all {len(clean):,} patients (smoothing chosen by "
@@ -472,6 +594,34 @@ def train(
         ),
     )
     evaluation = {"cross-validated": _cross_validated_metrics(model, clean, validation)}
+    repeats = (
+        (BOOTSTRAP_REPEATS if len(clean) < BOOTSTRAP_BELOW else 0)
+        if bootstrap is None
+        else bootstrap
+    )
+    optimism = None
+    if repeats:
+        structure = fit.structure
+
+        def refit(rows: pd.DataFrame, y_rows: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
+            again, _ = fit_additive_model(rows, y_rows, structure=structure, fields=model.fields)
+            return lambda frame: again.score(again.features.design(frame)).probability
+
+        step = max(1, repeats // 10)
+        optimism = bootstrap_validation(
+            clean,
+            y,
+            refit=refit,
+            final=model.score(model.features.design(clean)).probability,
+            repeats=repeats,
+            seed=seed,
+            threshold=model.threshold,
+            progress=lambda done, total: (
+                stage(f"bootstrap optimism correction: {done} of {total} refits done")
+                if done % step == 0 or done == total
+                else None
+            ),
+        )
     fresh = None
     if simulated:
         fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
@@ -493,13 +643,31 @@ def train(
             "missing": missing_shares(clean, model.fields),
         },
         "validation": {
-            "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})",
+            "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})"
+            + (
+                f", and Harrell's bootstrap optimism correction ({repeats} resamples, each "
+                "refitted with the smoothing chosen again)"
+                if optimism is not None
+                else ""
+            ),
             "external": (
                 f"a fresh simulated cohort of {EVALUATION_N:,} (seed {evaluation_seed(seed)})"
                 if simulated
                 else None
             ),
         },
+        "bootstrap": (
+            {
+                "repeats": optimism.repeats,
+                "failed": optimism.failed,
+                "corrected": {k: v.corrected for k, v in optimism.metrics.items()},
+                "apparent": {k: v.apparent for k, v in optimism.metrics.items()},
+                "mape": optimism.mape,
+                "classification_instability": optimism.classification_instability,
+            }
+            if optimism is not None
+            else None
+        ),
         "evaluation_cohort": (
             {"seed": evaluation_seed(seed), "n": EVALUATION_N} if simulated else None
         ),
@@ -522,6 +690,7 @@ def train(
             "unused_fields": unused,
         },
         "metrics": evaluation,
+        **({"sample_size": sample_size} if sample_size is not None else {}),
     }
     manifest["training_distribution"] = training_distribution(model, clean)
     comparison_source = f"the {len(clean):,} patients the model was fitted on"
@@ -551,6 +720,7 @@ def train(
             comparison=validation.folds,
             comparison_source=comparison_source,
             scores=scores,
+            bootstrap=optimism,
         ),
         progress=stage,
     )

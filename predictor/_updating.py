@@ -44,6 +44,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ from predictor.model import (
     CV_FOLDS,
     AdditiveModel,
     Model,
+    ModelFiles,
     Scores,
     fit_additive_model,
     recalibrate,
@@ -189,7 +191,8 @@ class UpdateChoice:
             "procedure": (
                 f"Vergouwe's closed test (likelihood-ratio tests at {ALPHA}) among the base, "
                 "recalibration in the large and logistic recalibration; revision and a refit "
-                f"replace its choice only with a lower {CV_FOLDS}-fold cross-validated log-loss"
+                f"replace its choice only with a {CV_FOLDS}-fold cross-validated log-loss lower "
+                f"by {ONE_SIDED_Z:.2f} standard errors of the patients' paired differences"
             ),
             "closed_test": [test.to_dict() for test in self.tests],
             "closed_test_choice": self.closed_test_choice,
@@ -256,9 +259,9 @@ def _fitters(
 
 
 def _parameters(model: Model, name: str) -> float:
-    if name in (REVISION, REFIT):
-        assert isinstance(model, AdditiveModel)
-        return 1.0 + sum(model.edf.values())
+    if name in (REVISION, REFIT):  # the intercept, the effective degrees of freedom, and for
+        assert isinstance(model, AdditiveModel)  # a revision the recalibration's slope
+        return (2.0 if name == REVISION else 1.0) + sum(model.edf.values())
     return float(CANDIDATES.index(name))  # 0, 1, 2 for (a)-(c)
 
 
@@ -466,7 +469,7 @@ def update(
         missing_shares,
         write_model_folder,
     )
-    from predictor.evaluation import build_report
+    from predictor.evaluation import build_report, training_distribution
 
     if not isinstance(base, AdditiveModel):
         raise TrainingDataError(
@@ -485,11 +488,12 @@ def update(
     y = clean["responded"].to_numpy()
     model = choice.model
     internal = (
-        "none: the base model is kept as it is, so the report is an external validation of it "
-        "on these patients"
+        "the base model is kept as it is: nothing was fitted on these patients, so its "
+        "report on them is an external validation of the base"
         if choice.chosen == BASE
-        else f"{CV_FOLDS}-fold cross-validation of the whole update (stratified, seed "
-        f"{UPDATE_SEED}): each patient predicted by a {choice.chosen} fitted without them"
+        else f"internal, by {CV_FOLDS}-fold cross-validation (stratified, seed {UPDATE_SEED}): "
+        f"each patient predicted by a {choice.chosen} fitted without them (the choice between "
+        "the candidates was made once, on all of them); no external validation"
     )
     manifest = {
         **manifest_header(),
@@ -513,6 +517,7 @@ def update(
             "fields": list(model.fields),
         },
         "metrics": {"cross-validated": _candidate_metrics(choice, y)},
+        "training_distribution": training_distribution(model, clean),
     }
     report_source = (
         f"the {len(clean):,} patients of {source}, scored by the base model as it is (nothing "

@@ -111,6 +111,8 @@ def _missing_table(shares: Mapping[str, float]) -> str:
 def _validation_text(manifest: Mapping[str, Any]) -> str:
     """How the model was validated, from the manifest's ``validation``."""
     validation = manifest.get("validation") or {}
+    if manifest.get("update"):  # the update's own sentence: what its report was made from
+        return str(validation["internal"])
     internal = validation.get(
         "internal", f"{CV_FOLDS}-fold cross-validation (seed {manifest['training_data']['seed']})"
     )
@@ -193,10 +195,92 @@ def _cohort_texts(data: Mapping[str, Any], *, simulated: bool) -> tuple[str, str
 
 
 def update_and_sample_size_sections(manifest: Mapping[str, Any]) -> str:
-    """The card's sections on how the model was updated and on its sample size, placed after
-    the data section: none yet (to be added here; return Markdown starting with a blank line
-    and a ``## `` heading, or ``""``)."""
-    return ""
+    """The card's sections on how the model was updated (``manifest["update"]``, written by
+    ``python -m predictor update``) and on its sample size (``manifest["sample_size"]``,
+    Riley et al.'s criteria, written by training), placed after the data section; ``""`` when
+    the manifest has neither."""
+    return _update_section(manifest.get("update")) + _sample_size_section(
+        manifest.get("sample_size"), manifest["training_data"]["n"]
+    )
+
+
+def _update_section(update: Mapping[str, Any] | None) -> str:
+    if not update:
+        return ""
+    rows = [
+        "| candidate | parameters fitted | log-likelihood | CV log-loss | CV Brier |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {'**' + c['name'] + '** (chosen)' if c['name'] == update['chosen'] else c['name']}"
+            f" | {c['parameters']:g} | {c['log_likelihood']:.2f} | {c['cv_log_loss']:.4f} | "
+            f"{c['cv_brier']:.4f} |"
+            for c in update["candidates"]
+        ),
+    ]
+    tests = "\n".join(
+        f"- {t['larger']} against {t['smaller']}: likelihood ratio {t['statistic']:.2f} on "
+        f"{t['df']} df, p = {t['p_value']:.3g}"
+        for t in update["closed_test"]
+    )
+    return f"""
+## How the model was updated
+
+This model is {update["base"]}, updated to the patients above: {update["chosen"]}. Five
+candidates were fitted on them: the base as it is, recalibration in the large (its intercept
+moved), logistic recalibration (its log-odds scaled and moved), revision (every term refitted,
+pulled toward the recalibrated base by penalties chosen by marginal likelihood) and a refit
+from scratch. The procedure: {update["procedure"]}.
+
+Closed test:
+
+{tests}
+
+{chr(10).join(rows)}
+
+Why: {update["why"]}. Parameters fitted counts the numbers fitted on these patients (for a
+revision or refit, effective degrees of freedom); the log-likelihood is on these patients as
+fitted; CV figures are 5-fold cross-validated (each patient predicted by the candidate fitted
+without them). The model's intervals include the uncertainty of what was fitted here (and, for
+a recalibration, the base model's own); they do not cover a further change of population.
+"""
+
+
+def _sample_size_section(sample: Mapping[str, Any] | None, n: int) -> str:
+    if not sample:
+        return ""
+    lines = "\n".join(
+        f"- With {entry['parameters']:g} {entry['what']}: {entry['n']:,} patients "
+        f"({entry['events']:,.0f} responders): shrinkage {entry['n_shrinkage']:,}, optimism "
+        f"{entry['n_optimism']:,}, outcome rate {entry['n_outcome_rate']:,}."
+        for entry in sample["criteria"]
+    )
+    return f"""
+## Sample size
+
+Riley et al. (2020, BMJ 368:m441) give the patients a binary-outcome model needs for expected
+shrinkage of at least 0.9, optimism in Nagelkerke's R-squared of at most 0.05 and the response
+rate within 0.05, from the response rate ({sample["outcome_rate"]:.3f}), the model's number of
+parameters and an anticipated R-squared (Nagelkerke {sample["r2_nagelkerke"]:.3f}:
+{sample["r2_source"]}):
+
+{lines}
+
+This cohort has {n:,}: {sample["verdict"]}
+"""
+
+
+def _bootstrap_line(report: Report) -> str:
+    """A bullet with the bootstrap's optimism-corrected figures, or nothing."""
+    b = report.bootstrap
+    if b is None:
+        return ""
+    c = {name: entry.corrected for name, entry in b.metrics.items()}
+    return (
+        f"\n- Optimism-corrected by Harrell's bootstrap ({b.repeats} resamples of the "
+        f"{b.n:,} training patients; the figures to quote): AUC {c['auc']:.3f}, calibration "
+        f"slope {c['calibration_slope']:.2f}, calibration intercept "
+        f"{c['calibration_intercept']:+.3f}, Brier {c['brier']:.4f}."
+    )
 
 
 def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str, str]:
@@ -223,7 +307,7 @@ def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str
 From the full evaluation report ([{REPORT_NAME}]({REPORT_NAME}), numbers in
 [{METRICS_NAME}]({METRICS_NAME})), on {data.source.lower()} ({data.n:,} patients):
 {figure_note}
-- Discrimination: AUC {auc_text(m)}.
+- Discrimination: AUC {auc_text(m)}.{_bootstrap_line(report)}
 - At the model's threshold ({report.model.threshold:g}): flags {own.flagged:.1%},
   sensitivity {own.sensitivity:.3f}, specificity {own.specificity:.3f}, PPV
   {own.ppv:.3f}, NPV {own.npv:.3f}.
@@ -294,7 +378,9 @@ def model_card(
     simulated = is_simulated(manifest)
     fresh = manifest.get("evaluation_cohort")
     summary = model.summary()
-    additive = {name: sets[summary.name] for name, sets in manifest["metrics"].items()}
+    update = manifest.get("update")
+    own = update["chosen"] if update else summary.name  # the model's row in the metrics
+    additive = {name: sets[own] for name, sets in manifest["metrics"].items() if own in sets}
     calibration = "\n".join(
         f"- {name}: slope {m['calibration_slope']:.2f}, calibration-in-the-large "
         f"{m['calibration_in_the_large']:+.3f} (observed minus mean predicted response rate), "
@@ -333,8 +419,17 @@ cohorts and prints the spread.
         else ""
     )
     banner, caution, cohort_limitations = _cohort_texts(data, simulated=simulated)
+    if update:
+        banner = banner.replace(
+            "This model was trained on", f"This model is {update['base']}, updated on"
+        )
+    made_by = "python -m predictor update" if update else "python train.py"
     evaluated_on = (
-        f"{CV_FOLDS}-fold cross-validation on the training cohort (internal validation: each "
+        f"{CV_FOLDS}-fold cross-validation of every candidate of the update on these patients "
+        "(each patient predicted by the candidate fitted without them), for the "
+        f"{update['chosen']} and the other candidates"
+        if update
+        else f"{CV_FOLDS}-fold cross-validation on the training cohort (internal validation: each "
         "patient predicted by a model fitted without them, the smoothing parameters chosen once "
         "on all patients)"
         + (
@@ -343,12 +438,14 @@ cohorts and prints the spread.
             if fresh
             else ""
         )
+        + f", for the {summary.name} and, fitted on the same rows and fields, plain logistic "
+        "regression and gradient boosting"
     )
     return f"""# Model card: ketamine treatment-response predictor
 
 {banner}
 
-_Generated by `python train.py` from the model and its manifest; do not edit by hand._
+_Generated by `{made_by}` from the model and its manifest; do not edit by hand._
 
 ## Intended use and users
 
@@ -400,8 +497,7 @@ A number field that no training patient had, or that had a single value, is not 
 
 ## Performance
 
-Measured by {evaluated_on}, for the {summary.name} and, fitted on the same rows and fields,
-plain logistic regression and gradient boosting.{oracle}
+Measured by {evaluated_on}.{oracle}
 
 {performance_table(manifest["metrics"])}
 {coverage}{extra["performance"]}
