@@ -217,13 +217,14 @@ def test_model_fields_cover_the_schema_predictors() -> None:
 
 
 def test_sparse_and_dense_agree_on_routes_the_shipped_model_never_saw() -> None:
-    # The schema's route has levels the shipped model does not (it knows IV and intranasal):
-    # both paths give them the term's missing-value row, the training average, without
-    # counting them as missing.
+    # The schema's route has levels no patient of the shipped model's had (IV and intranasal
+    # only): both paths give them the average training patient's term, without counting them
+    # as missing.
     model = load_model()
     routes = FIELDS_BY_NAME["route"].levels
     j = model.fields.index("route")
-    assert model.features.terms[j].schema_only_levels == routes[2:]
+    term = model.features.terms[j]
+    assert set(term.schema_only_levels) | set(term.unseen_levels) == set(routes[2:])
     records = _edge_records(model)  # every field missing, then edge values
     n = len(records["route"])
     rows = [*routes, None]
