@@ -35,14 +35,14 @@ from sklearn.metrics import brier_score_loss
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_quality import _raw_ridge  # noqa: E402
+from model_quality import _raw_ridge
 
-from predictor import load_model  # noqa: E402
-from predictor._updating import choose_update  # noqa: E402
-from predictor.evaluation import metrics  # noqa: E402
-from predictor.evaluation._comparison import Comparison, _categories_as_objects  # noqa: E402
-from predictor.model import fit_additive_model, recalibrate  # noqa: E402
-from predictor.simulation import SECOND_SITE, simulate_cohort  # noqa: E402
+from predictor import load_model
+from predictor._updating import choose_update
+from predictor.evaluation import metrics
+from predictor.evaluation._comparison import Comparison, _categories_as_objects
+from predictor.model import fit_additive_model, recalibrate
+from predictor.simulation import SECOND_SITE, simulate_cohort
 
 TEST_N = 20_000
 TEST_SEED = 999

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("predictor._scoring",),
     ("predictor.io", "predictor.simulation", "predictor.evaluation"),
     ("predictor._training", "predictor.serve", "predictor.distributed"),
+    ("predictor._updating",),
     ("predictor._cli",),
     ("predictor", "predictor.__main__"),
 )

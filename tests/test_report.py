@@ -360,6 +360,7 @@ EVALUATION_ORDER = (
     "_metrics",
     "_comparison",
     "_bootstrap",
+    "_sample_size",
     "_report",
     "_markdown",
     "_figures",

@@ -11,6 +11,7 @@ import pytest
 from scipy.special import expit
 
 from predictor import ModelFileError, load_model, predict
+from predictor._cli import main
 from predictor._updating import (
     BASE,
     IN_THE_LARGE,
@@ -24,12 +25,13 @@ from predictor._updating import (
 from predictor.evaluation._metrics import calibration_intercept, calibration_slope
 from predictor.model import (
     RecalibratedModel,
+    read_manifest,
     recalibrate,
     revise_additive_model,
     save_model,
 )
 from predictor.model._artifact import model_from_json, model_to_json
-from predictor.simulation import simulate_cohort
+from predictor.simulation import SECOND_SITE, simulate_cohort
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +205,88 @@ def test_choose_update_recalibrates_a_miscalibrated_site(base):
 def test_choose_update_keeps_the_base_on_its_own_population(base):
     choice = choose_update(base, simulate_cohort(600, seed=23))
     assert choice.chosen in (BASE, IN_THE_LARGE, LOGISTIC)
+
+
+def _site_file(tmp_path, n: int, seed: int):
+    """A clinic's file from the second simulated site (no ``true_probability``)."""
+    path = tmp_path / f"site{n}.csv"
+    cohort = simulate_cohort(n, seed=seed, site=SECOND_SITE).drop(columns=["true_probability"])
+    cohort.to_csv(path, index=False)
+    return path, cohort
+
+
+@pytest.mark.slow
+def test_update_command_writes_a_model_that_predict_and_score_use(tmp_path, capsys):
+    data, cohort = _site_file(tmp_path, 400, seed=3)
+    out = tmp_path / "site_model"
+    assert main(["update", "--data", str(data), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    manifest = read_manifest(out)
+    update = manifest["update"]
+    assert update["chosen"] in {BASE, IN_THE_LARGE, LOGISTIC, REVISION, REFIT}
+    assert [c["name"] for c in update["candidates"]] == [
+        BASE,
+        IN_THE_LARGE,
+        LOGISTIC,
+        REVISION,
+        REFIT,
+    ]
+    assert f"chosen: {update['chosen']}" in err and "closed test:" in err
+    assert manifest["training_data"]["n"] == 400 and manifest["training_data"]["simulated"] is False
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## How the model was updated" in card and update["chosen"] in card
+    assert "simulator" not in card and "oracle" not in card
+    assert (out / "report.md").exists()
+    records = cohort.drop(columns=["responded"]).head(30)
+    scored = predict(records, model=out)
+    assert scored["response_probability"].between(0, 1).all()
+    records.to_csv(tmp_path / "patients.csv", index=False)
+    args = ["score", str(tmp_path / "patients.csv"), "--out", str(tmp_path / "scored.csv")]
+    assert main([*args, "--model", str(out), "--workers", "1"]) == 0
+    written = pd.read_csv(tmp_path / "scored.csv")
+    np.testing.assert_allclose(
+        written["response_probability"], scored["response_probability"], atol=1e-6
+    )
+
+
+def test_update_command_refuses_its_data_inside_out_and_a_base_that_is_not_additive(
+    tmp_path, capsys
+):
+    data, cohort = _site_file(tmp_path, 200, seed=4)
+    inside = tmp_path / "out" / "site.csv"
+    inside.parent.mkdir()
+    inside.write_bytes(data.read_bytes())
+    assert main(["update", "--data", str(inside), "--out", str(tmp_path / "out")]) == 2
+    assert "inside --out" in capsys.readouterr().err
+    y = cohort["responded"].to_numpy()
+    base = load_model()
+    save_model(recalibrate(base, cohort, y), tmp_path / "recalibrated", {})
+    args = ["update", "--data", str(data), "--out", str(tmp_path / "again")]
+    assert main([*args, "--model", str(tmp_path / "recalibrated")]) == 2
+    err = capsys.readouterr().err
+    assert "recalibrated model; update takes an additive model" in err
+    assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.slow
+def test_train_on_a_small_cohort_says_how_many_riley_asks_for_and_recommends_update(
+    tmp_path, capsys
+):
+    data, _ = _site_file(tmp_path, 300, seed=5)
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--out", str(out), "--bootstrap", "20"]) == 0
+    err = capsys.readouterr().err
+    manifest = read_manifest(out)
+    sample = manifest["sample_size"]
+    assert sample["criteria"][0]["parameters"] > 90  # the candidate coefficients
+    assert all(c["n"] > 1_000 for c in sample["criteria"]) and sample["enough"] is False
+    assert "python -m predictor update" in sample["verdict"] and "predictor update" in err
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Sample size" in card and "Riley et al." in card
+    boot = manifest["bootstrap"]
+    assert boot["repeats"] == 20 and boot["corrected"]["auc"] < boot["apparent"]["auc"]
+    assert "bootstrap optimism-corrected (20 resamples)" in err
+    assert (
+        "## Internal validation: bootstrap optimism correction" in (out / "report.md").read_text()
+    )
+    assert (out / "figures" / "instability.png").exists()
