@@ -15,8 +15,9 @@ never saw), for each development size n and each of ``--samples`` development co
 * ``train.py --data`` (the additive model fitted from scratch, as training fits it);
 * the model ``update`` chooses (:func:`predictor._updating.choose_update`).
 
-It prints each one's mean Brier score and the update's mean calibration slope, what the update
-chose for each cohort, and the time of one ``update`` at n = 1,200. Targets: the update's mean
+It prints each one's mean Brier score, the update's mean calibration slope and the coverage of
+the true probability by its 90% intervals, what the update chose for each cohort, and the
+time of one ``update`` at n = 1,200. Targets: the update's mean
 Brier at most the best of the other four + 0.0005 at every n; its mean calibration slope
 0.85-1.15 from n = 300 up; one update on 1,200 patients within 30 s.
 """
@@ -65,10 +66,10 @@ def _one(n: int, seed: int, test: Any, base: Any) -> dict[str, Any]:
             "train --data": refit,
             "update": choice.model,
         }
-        probability = {
-            name: model.score(model.features.design(test)).probability
-            for name, model in models.items()
-        }
+        scores = {name: model.score(model.features.design(test)) for name, model in models.items()}
+        probability = {name: s.probability for name, s in scores.items()}
+        truth = test["true_probability"].to_numpy()
+        covered = (scores["update"].low <= truth) & (truth <= scores["update"].high)
         probability["ridge"] = raw.probability(ridge, test)
     outcome = test["responded"].to_numpy()
     return {
@@ -78,6 +79,7 @@ def _one(n: int, seed: int, test: Any, base: Any) -> dict[str, Any]:
         "seconds": seconds,
         "brier": {k: brier_score_loss(outcome, p) for k, p in probability.items()},
         "slope": metrics(outcome, probability["update"]).calibration_slope,
+        "coverage": float(covered.mean()),
     }
 
 
@@ -103,17 +105,22 @@ def main() -> None:
             )
     names = ["base", "recalibrated", "ridge", "train --data", "update"]
     print(f"\nMean Brier on {TEST_N:,} second-site patients ({args.samples} cohorts per size)")
-    print(f"{'n':>6}" + "".join(f"{name:>14}" for name in names) + "  best other  slope  verdict")
+    print(
+        f"{'n':>6}"
+        + "".join(f"{name:>14}" for name in names)
+        + "  best other  slope  coverage  verdict"
+    )
     for n in sizes:
         rows = [r for r in results if r["n"] == n]
         brier = {name: float(np.mean([r["brier"][name] for r in rows])) for name in names}
         best = min(brier[name] for name in names if name != "update")
         slope = float(np.mean([r["slope"] for r in rows]))
+        coverage = float(np.mean([r["coverage"] for r in rows]))
         ok = brier["update"] <= best + MARGIN and (n < 300 or 0.85 <= slope <= 1.15)
         print(
             f"{n:>6}"
             + "".join(f"{brier[name]:14.4f}" for name in names)
-            + f"{best:12.4f}{slope:7.2f}  {'met' if ok else 'MISSED'}"
+            + f"{best:12.4f}{slope:7.2f}{coverage:10.3f}  {'met' if ok else 'MISSED'}"
         )
         chosen = Counter(r["chosen"] for r in rows)
         print(f"{'':>6}  chosen: " + ", ".join(f"{k} x{v}" for k, v in chosen.items()))

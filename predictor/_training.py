@@ -337,8 +337,9 @@ def sample_size_check(clean: pd.DataFrame, fields: Sequence[str] | None) -> dict
         null = -(phi * np.log(phi) + (1.0 - phi) * np.log(1.0 - phi))
         r2 = (1.0 - np.exp(2.0 * (loss - null))) / (1.0 - np.exp(-2.0 * null))
         r2_source = (
-            f"the shipped model's on a fresh simulated cohort of {external['n']:,} (its external "
-            "validation)"
+            f"the shipped model's external validation, on {external['n']:,} simulated patients: "
+            "an anticipation from the demonstration model, since this cohort's own is not known "
+            "before a fit"
         )
         effective = 1.0 + sum(b["edf"] for b in shipped["model"]["smoothing"].values())
     except (ModelFileError, KeyError, TypeError, ValueError):
