@@ -61,7 +61,13 @@ from predictor.io import (
     validate_csv,
     write_rejects,
 )
-from predictor.model import MODEL_FIELDS, ModelFileError, load_model, read_manifest
+from predictor.model import (
+    MODEL_FIELDS,
+    ModelFileError,
+    ModelFiles,
+    load_model,
+    read_manifest,
+)
 from predictor.simulation import DEFAULT_SEED, SITES, simulate_cohort
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_UNUSABLE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -191,7 +197,8 @@ def _labelled_rows(
         read = read_labelled_csv(path, outputs=outputs, **_reading(args))
         clean, problems = training_rows(read.frame, purpose=purpose, decimal=read.dialect.decimal)
     except (BatchError, SchemaError, TrainingDataError) as exc:
-        raise UsageError(f"{path}: {exc}".replace("\n", " ")) from exc
+        message = str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}"
+        raise UsageError(message.replace("\n", " ")) from exc
     rejected = merged_rejects([read.rejected, problems_as_rejects(problems, read.frame)])
     if args.rejects:
         try:
@@ -208,6 +215,23 @@ def _labelled_rows(
     if refused and not args.rejects:
         summary.append("  (--rejects FILE keeps every refused record with its line number)")
     return clean, refused, summary
+
+
+def _refuse_model_files(model: str | None, outputs: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse an output file that is the model's own ``model.json`` or ``manifest.json`` (the
+    shipped model's when ``model`` is None), through any link, before anything is written."""
+    files = ModelFiles.at(model)
+    own = [f for f in (files.artifact, files.manifest) if f.exists()]
+    for option, path in outputs:
+        if not path or path == "-" or not os.path.exists(path):
+            continue
+        for file in own:
+            if os.path.samefile(path, file):
+                raise UsageError(
+                    f"{option} {path} is the model's own {file.name} (--model "
+                    f"{model or 'the shipped model'}); writing it would destroy the model: "
+                    "choose another file"
+                )
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -351,17 +375,30 @@ def run_update(args: argparse.Namespace) -> int:
     """Update a model (the shipped one by default) to a site's own labelled patients."""
     from predictor._updating import update
 
+    base_folder = str(ModelFiles.at(args.model).artifact.parent)
     for option, path in (("--data", args.data), ("--rejects", args.rejects)):
         if path and _inside(path, args.out):
             raise UsageError(
                 f"{option} {path} is inside --out {args.out}, which the update replaces as a "
                 f"whole; choose another folder"
             )
-    clean, refused, summary = _labelled_rows(args, "update a model", [("--rejects", args.rejects)])
-    try:
+    if _inside(base_folder, args.out):
+        raise UsageError(
+            f"--out {args.out} holds the model to update ({base_folder}), which the update "
+            "would replace: write the updated model to another folder"
+        )
+    _refuse_model_files(args.model, [("--rejects", args.rejects)])
+    try:  # before the data: a base that cannot be updated fails fast
         base = load_model(args.model)
+        base_manifest = read_manifest(args.model)
     except ModelFileError as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
+    if base.kind != "additive":
+        raise UsageError(
+            f"--model {args.model} is a {base.kind} model; update takes an additive model (a "
+            "model that train wrote, or the shipped one): update its base instead"
+        )
+    clean, refused, summary = _labelled_rows(args, "update a model", [("--rejects", args.rejects)])
     _say("\n".join(summary))
     base_source = "the shipped model" if args.model is None else f"the model at {args.model}"
     name = "standard input" if args.data == "-" else Path(args.data).name
@@ -370,6 +407,7 @@ def run_update(args: argparse.Namespace) -> int:
             clean,
             base=base,
             base_source=base_source,
+            base_manifest=base_manifest,
             out=args.out,
             source=f"{name} (a user-supplied cohort)",
             n_refused=refused,
@@ -413,6 +451,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"{option} {path} is a file the report in --out {args.out} replaces; choose "
                 f"another file or folder"
             )
+    _refuse_model_files(args.model, [("--rejects", args.rejects)])
     clean, refused, summary = _labelled_rows(args, "evaluate", [("--rejects", args.rejects)])
     try:
         model, manifest = load_model(args.model), read_manifest(args.model)
@@ -529,6 +568,7 @@ def run_score(args: argparse.Namespace) -> int:
         raise UsageError("--scheduler goes with --engine dask")
     if args.out == "-" and args.rejects == "-":
         raise UsageError("--out and --rejects cannot both be standard output")
+    _refuse_model_files(args.model, [("--out", args.out), ("--rejects", args.rejects)])
     previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up as for Ctrl-C
     try:
         summary = score_csv(

@@ -297,8 +297,8 @@ def check_destination(out: str | os.PathLike[str]) -> None:
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
         raise OSError(
             errno.ENOTEMPTY,
-            f"it is a folder with other files ({shown}) and no model; training replaces its "
-            f"folder as a whole: give a new or empty folder, or a model folder",
+            f"it is a folder with other files ({shown}) and no model; a model folder is replaced "
+            "as a whole: give a new or empty folder, or a model folder",
         )
 
 

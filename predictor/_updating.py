@@ -57,6 +57,7 @@ from predictor.model import (
     AdditiveModel,
     Model,
     ModelFiles,
+    RecalibratedModel,
     Scores,
     fit_additive_model,
     recalibrate,
@@ -97,6 +98,8 @@ class CandidateFit:
         Mean log-loss of the out-of-fold predictions (per patient).
     cv_brier : float
         Brier score of the out-of-fold predictions.
+    failed : str or None
+        Why the candidate could not be fitted (its statistics are then NaN), or None.
     """
 
     name: str
@@ -104,8 +107,11 @@ class CandidateFit:
     log_likelihood: float
     cv_log_loss: float
     cv_brier: float
+    failed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.failed is not None:
+            return {"name": self.name, "failed": self.failed}
         return {
             "name": self.name,
             "parameters": round(self.parameters, 2),
@@ -206,7 +212,9 @@ class UpdateChoice:
         table = [
             f"  {'candidate':<{width}}  parameters  log-likelihood  CV log-loss  CV Brier",
             *(
-                f"  {c.name:<{width}}  {c.parameters:10.1f}  {c.log_likelihood:14.2f}  "
+                f"  {c.name:<{width}}  could not be fitted: {c.failed}"
+                if c.failed is not None
+                else f"  {c.name:<{width}}  {c.parameters:10.1f}  {c.log_likelihood:14.2f}  "
                 f"{c.cv_log_loss:11.4f}  {c.cv_brier:8.4f}"
                 + ("  <- chosen" if c.name == self.chosen else "")
                 for c in self.candidates
@@ -229,7 +237,14 @@ def _lr_test(larger: str, smaller: str, ll: Mapping[str, float], df: int) -> Lik
 
 
 def _closed_test(ll: Mapping[str, float]) -> tuple[str, tuple[LikelihoodRatioTest, ...]]:
-    """Vergouwe's closed test among (a)-(c): the choice and the tests made."""
+    """Vergouwe's closed test among (a)-(c): the choice and the tests made. A candidate that
+    could not be fitted is not in ``ll``: without (c), (b) against (a) on 1 degree of
+    freedom; without both, the base."""
+    if LOGISTIC not in ll:
+        if IN_THE_LARGE not in ll:
+            return BASE, ()
+        only = _lr_test(IN_THE_LARGE, BASE, ll, 1)
+        return (IN_THE_LARGE if only.significant else BASE), (only,)
     first = _lr_test(LOGISTIC, BASE, ll, 2)
     if not first.significant:
         return BASE, (first,)
@@ -244,7 +259,7 @@ def _fitters(
     with the smoothing structure chosen on all the rows."""
 
     def revision(rows: pd.DataFrame, y: np.ndarray) -> Model:
-        slope = recalibrate(base, rows, y).slope
+        slope = _revision_slope(base, rows, y)
         return revise_additive_model(base, rows, y, slope=slope, structure=structure[REVISION])[0]
 
     return {
@@ -256,6 +271,25 @@ def _fitters(
             rows, y, structure=structure[REFIT], threshold=base.threshold, fields=base.fields
         )[0],
     }
+
+
+def _revision_slope(base: AdditiveModel, rows: pd.DataFrame, y: np.ndarray) -> float:
+    """The slope revision starts from: logistic recalibration's, or 1 when it cannot be
+    fitted, or 0 (the prior mean at zero: a refit on the base's inputs) when it is not
+    positive."""
+    try:
+        return max(0.0, recalibrate(base, rows, y).slope)
+    except ValueError:
+        return 1.0
+
+
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+"""What a candidate's fit raises on data it cannot be fitted to (a singular system, NaN from
+columns no patient has): the candidate is then left out, and said so."""
+
+
+class OutcomeReversedError(ValueError):
+    """The base model's log-odds predict the outcome the wrong way round, beyond chance."""
 
 
 def _parameters(model: Model, name: str) -> float:
@@ -304,43 +338,92 @@ def choose_update(
         say(f"[{time.perf_counter() - started:6.1f} s] {text}")
 
     # On every patient: the candidates themselves, and the structures the folds keep.
-    recalibrated = recalibrate(base, clean, y)
-    revised, revision_report = revise_additive_model(base, clean, y, slope=recalibrated.slope)
-    stage(
-        f"revision fitted ({revision_report.structure} smoothing, "
-        f"{sum(revision_report.edf):.1f} effective parameters of change)"
-    )
-    refitted, refit_report = fit_additive_model(
-        clean, y, threshold=base.threshold, fields=base.fields
-    )
-    stage(f"refit fitted ({refit_report.structure} smoothing, {sum(refit_report.edf):.1f} edf)")
-    structure = {REVISION: revision_report.structure, REFIT: refit_report.structure}
-    fitters = _fitters(base, structure)
-    models: dict[str, Model] = {
-        BASE: base,
-        IN_THE_LARGE: fitters[IN_THE_LARGE](clean, y),
-        LOGISTIC: recalibrated,
-        REVISION: revised,
-        REFIT: refitted,
+    failed: dict[str, str] = {}
+    models: dict[str, Model] = {BASE: base}
+
+    def attempt(name: str, fit: Callable[[], Model]) -> None:
+        try:
+            with np.errstate(all="ignore"):
+                models[name] = fit()
+        except FIT_ERRORS as exc:
+            failed[name] = str(exc) or type(exc).__name__
+
+    attempt(IN_THE_LARGE, lambda: recalibrate(base, clean, y, method="in the large"))
+    attempt(LOGISTIC, lambda: recalibrate(base, clean, y))
+    recalibrated = models.get(LOGISTIC)
+    if isinstance(recalibrated, RecalibratedModel) and recalibrated.slope <= 0.0:
+        upper = recalibrated.slope + 1.96 * float(np.sqrt(recalibrated.covariance[1, 1]))
+        if upper < 0.0:
+            raise OutcomeReversedError(
+                "the base model's log-odds predict the outcome the wrong way round on these "
+                f"patients (logistic recalibration slope {recalibrated.slope:.2f}, 95% upper "
+                f"bound {upper:.2f}): check that `responded` is 1 for a responder (at least "
+                "50% MADRS reduction) and 0 for a non-responder; if it is, the base does not "
+                "apply to this site: train a model of your own (train --data)"
+            )
+        del models[LOGISTIC]
+        failed[LOGISTIC] = (
+            f"its slope {recalibrated.slope:.2f} is not positive: the base's log-odds do not "
+            "rank these patients the right way round"
+        )
+    reports: dict[str, Any] = {}
+
+    def revise() -> Model:
+        model, reports[REVISION] = revise_additive_model(
+            base, clean, y, slope=_revision_slope(base, clean, y)
+        )
+        return model
+
+    def refit() -> Model:
+        model, reports[REFIT] = fit_additive_model(
+            clean, y, threshold=base.threshold, fields=base.fields
+        )
+        return model
+
+    attempt(REVISION, revise)
+    if REVISION in reports:
+        stage(
+            f"revision fitted ({reports[REVISION].structure} smoothing, "
+            f"{sum(reports[REVISION].edf):.1f} effective parameters of change)"
+        )
+    attempt(REFIT, refit)
+    if REFIT in reports:
+        stage(
+            f"refit fitted ({reports[REFIT].structure} smoothing, "
+            f"{sum(reports[REFIT].edf):.1f} edf)"
+        )
+    structure = {name: report.structure for name, report in reports.items() if name in models}
+    fitters = {
+        name: fit
+        for name, fit in _fitters(
+            base, {**dict.fromkeys((REVISION, REFIT), ""), **structure}
+        ).items()
+        if name in models
     }
     ll = {
         name: _log_likelihood(y, model.score(model.features.design(clean)).logit)
         for name, model in models.items()
     }
-    closed_choice, tests = _closed_test(ll)
 
     # Cross-validation: each candidate's whole fit repeated without each fold.
     folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=UPDATE_SEED)
-    parts: dict[str, list[tuple[np.ndarray, Scores]]] = {name: [] for name in CANDIDATES}
+    parts: dict[str, list[tuple[np.ndarray, Scores]]] = {name: [] for name in fitters}
     for k, (fit_index, test_index) in enumerate(folds.split(np.zeros(n), y), 1):
         rows, test = clean.iloc[fit_index], clean.iloc[test_index]
-        for name, fit in fitters.items():
-            model = fit(rows, y[fit_index])
-            parts[name].append((test_index, model.score(model.features.design(test))))
-        stage(f"cross-validation: fold {k} of {CV_FOLDS} done (all five candidates)")
+        for name, fit in list(fitters.items()):
+            try:
+                with np.errstate(all="ignore"):
+                    model = fit(rows, y[fit_index])
+                    parts[name].append((test_index, model.score(model.features.design(test))))
+            except FIT_ERRORS as exc:
+                failed[name] = f"in cross-validation fold {k}: {exc or type(exc).__name__}"
+                del fitters[name], parts[name], models[name], ll[name]
+        stage(f"cross-validation: fold {k} of {CV_FOLDS} done ({len(fitters)} candidates)")
+    closed_choice, tests = _closed_test(ll)
     scores = {name: _pooled(pieces, n) for name, pieces in parts.items()}
     probability = {name: s.probability for name, s in scores.items()}
     cv_loss = {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in probability.items()}
+    nan = float("nan")
     candidates = tuple(
         CandidateFit(
             name,
@@ -349,22 +432,30 @@ def choose_update(
             cv_loss[name],
             float(brier_score_loss(y, probability[name])),
         )
+        if name in models
+        else CandidateFit(name, nan, nan, nan, nan, failed[name])
         for name in CANDIDATES
     )
     gain = {
         name: _paired_gain(y, probability[closed_choice], probability[name])
         for name in (REVISION, REFIT)
+        if name in models
     }
     better = [name for name, z in gain.items() if z > ONE_SIDED_Z]
     chosen = min(better, key=cv_loss.__getitem__) if better else closed_choice
+    others = ", ".join(
+        f"{'a ' if name == REFIT else ''}{name} ({cv_loss[name]:.4f}, "
+        + (f"better by {z:.1f}" if z > 0 else f"worse by {-z:.1f}")
+        + " standard errors)"
+        for name, z in gain.items()
+    )
     why = f"the closed test chose the {closed_choice}" + (
         f"; the {chosen} has a lower cross-validated log-loss ({cv_loss[chosen]:.4f} against "
         f"{cv_loss[closed_choice]:.4f}, {gain[chosen]:.1f} standard errors lower)"
         if chosen != closed_choice
-        else f", and neither revision ({cv_loss[REVISION]:.4f}, {gain[REVISION]:+.1f} standard "
-        f"errors) nor a refit ({cv_loss[REFIT]:.4f}, {gain[REFIT]:+.1f}) has a cross-validated "
-        f"log-loss lower than its {cv_loss[closed_choice]:.4f} by {ONE_SIDED_Z:.2f} standard "
-        "errors"
+        else f", and no revision or refit beats its cross-validated log-loss "
+        f"({cv_loss[closed_choice]:.4f}) by {ONE_SIDED_Z:.2f} standard errors"
+        + (f": {others}" if others else "")
     )
     chosen_scores = base.score(base.features.design(clean)) if chosen == BASE else scores[chosen]
     return UpdateChoice(
@@ -418,6 +509,7 @@ def update(
     *,
     base: Model,
     base_source: str,
+    base_manifest: Mapping[str, Any] | None = None,
     out: str | Path,
     source: str,
     n_refused: int = 0,
@@ -443,6 +535,9 @@ def update(
         line).
     base_source : str
         Where the base came from, for the manifest and card.
+    base_manifest : mapping, optional
+        The base's manifest (``read_manifest``): its ``model.json``'s sha256 and what it was
+        trained on are recorded with the update.
     out : path
         The folder to write (:func:`predictor._training.check_destination` says which).
     source : str
@@ -467,6 +562,7 @@ def update(
         fingerprint,
         manifest_header,
         missing_shares,
+        sample_size_check,
         write_model_folder,
     )
     from predictor.evaluation import build_report, training_distribution
@@ -481,6 +577,8 @@ def update(
     started = time.perf_counter()
     try:
         choice = choose_update(base, clean, progress=progress)
+    except OutcomeReversedError as exc:
+        raise TrainingDataError(str(exc)) from exc
     except ValueError as exc:
         raise TrainingDataError(f"the candidates cannot be fitted on this data: {exc}") from exc
     for line in choice.lines():
@@ -507,7 +605,12 @@ def update(
             "simulated": False,
             "missing": missing_shares(clean, model.fields),
         },
-        "update": {"base": base_source, **choice.to_dict()},
+        "update": {
+            "base": base_source,
+            "base_sha256": (base_manifest or {}).get("artifact_sha256"),
+            "base_training_data": ((base_manifest or {}).get("training_data") or {}).get("source"),
+            **choice.to_dict(),
+        },
         "validation": {"internal": internal, "external": None},
         "evaluation_cohort": None,
         "model": {
@@ -519,6 +622,8 @@ def update(
         "metrics": {"cross-validated": _candidate_metrics(choice, y)},
         "training_distribution": training_distribution(model, clean),
     }
+    if choice.chosen == REFIT:  # a model developed here: is the cohort large enough for it?
+        manifest["sample_size"] = sample_size_check(clean, model.fields)
     report_source = (
         f"the {len(clean):,} patients of {source}, scored by the base model as it is (nothing "
         "was fitted on them: external validation)"

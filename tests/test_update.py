@@ -4,6 +4,7 @@ five candidates (``predictor._updating``)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,8 @@ from predictor.model import (
 )
 from predictor.model._artifact import model_from_json, model_to_json
 from predictor.simulation import SECOND_SITE, simulate_cohort
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +293,86 @@ def test_train_on_a_small_cohort_says_how_many_riley_asks_for_and_recommends_upd
         "## Internal validation: bootstrap optimism correction" in (out / "report.md").read_text()
     )
     assert (out / "figures" / "instability.png").exists()
+
+
+def _shipped_copy(tmp_path):
+    """A copy of the shipped model's folder (its two files) to update and to attack."""
+    folder = tmp_path / "base"
+    folder.mkdir()
+    for name in ("model.json", "manifest.json"):
+        (folder / name).write_bytes((ROOT / "models" / name).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("command", ["update", "evaluate", "score"])
+def test_an_output_that_is_the_models_own_file_is_refused_before_anything_is_written(
+    tmp_path, capsys, command
+):
+    data, _ = _site_file(tmp_path, 100, seed=6)
+    base = _shipped_copy(tmp_path)
+    before = (base / "model.json").read_bytes()
+    target = str(base / "model.json")
+    args = {
+        "update": ["update", "--data", str(data), "--out", str(tmp_path / "o")],
+        "evaluate": ["evaluate", "--data", str(data), "--out", str(tmp_path / "o")],
+        "score": ["score", str(data), "--out", str(tmp_path / "o.csv")],
+    }[command]
+    assert main([*args, "--model", str(base), "--rejects", target]) == 2
+    assert "the model's own model.json" in capsys.readouterr().err
+    assert (base / "model.json").read_bytes() == before
+
+
+def test_update_into_the_folder_of_its_base_is_refused(tmp_path, capsys):
+    data, _ = _site_file(tmp_path, 100, seed=6)
+    holder = tmp_path / "holder"
+    holder.mkdir()
+    base = _shipped_copy(holder)
+    before = (base / "model.json").read_bytes()
+    for out in (base, holder):  # the base's folder, or a folder holding it
+        args = ["update", "--data", str(data), "--model", str(base), "--out", str(out)]
+        assert main(args) == 2
+        assert "holds the model to update" in capsys.readouterr().err
+    assert (base / "model.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_update_with_a_reversed_outcome_is_refused_with_the_likely_cause(tmp_path, capsys):
+    data, cohort = _site_file(tmp_path, 400, seed=7)
+    cohort.assign(responded=1 - cohort["responded"]).to_csv(data, index=False)
+    assert main(["update", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "wrong way round" in err and "`responded` is 1 for a responder" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_update_on_a_file_of_few_fields_leaves_out_the_candidates_it_cannot_fit(tmp_path, capsys):
+    """Age and MADRS only: the terms of every other field have no data, so revision cannot
+    be fitted; it is said so, and the choice is made among the rest. No substance-use column:
+    the report's figures draw a category no patient has."""
+    data, cohort = _site_file(tmp_path, 300, seed=8)
+    cohort[["patient_id", "age_years", "baseline_madrs", "responded"]].to_csv(data, index=False)
+    out = tmp_path / "o"
+    assert main(["update", "--data", str(data), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    update = read_manifest(out)["update"]
+    failed = {c["name"]: c["failed"] for c in update["candidates"] if "failed" in c}
+    assert update["chosen"] not in failed
+    words = " ".join(err.split())
+    assert failed and all(
+        f"{name} could not be fitted: {' '.join(why.split())}" in words
+        for name, why in failed.items()
+    )
+    card = (out / "MODEL_CARD.md").read_text()
+    assert update["base_sha256"] == read_manifest(None)["artifact_sha256"]
+    assert update["base_sha256"] in card
+    fitted = {
+        BASE: "Nothing was fitted on them",
+        IN_THE_LARGE: "One number (the intercept)",
+        LOGISTIC: "Two numbers",
+        REVISION: "Every term was refitted",
+        REFIT: "fitted from scratch",
+    }[update["chosen"]]
+    assert fitted in card and "none was held back" not in card.replace(
+        "fitted from scratch on all 300 of them; none was held back", ""
+    )

@@ -204,6 +204,54 @@ def update_and_sample_size_sections(manifest: Mapping[str, Any]) -> str:
     )
 
 
+UPDATE_FITTED = {
+    "base model as it is": "Nothing was fitted on them: the base model is kept as it is.",
+    "recalibration in the large": "One number (the intercept) was fitted on all {n:,} of them; "
+    "the terms are the base model's.",
+    "logistic recalibration": "Two numbers (the intercept and a slope that scales every "
+    "term) were fitted on all {n:,} of them; the terms are the base model's.",
+    "revision": "Every term was refitted on all {n:,} of them, pulled toward the "
+    "recalibrated base model's.",
+    "refit from scratch": "The model was fitted from scratch on all {n:,} of them; none was "
+    "held back.",
+}
+"""What each update fitted on the site's patients, for the card's data section."""
+
+
+def _update_texts(update: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The banner, the caution and the "fitted" line of an updated model's card: what was
+    learned where."""
+    chosen, base = update["chosen"], update["base"]
+    base_data = update.get("base_training_data") or "its own training cohort"
+    fitted = UPDATE_FITTED[chosen].format(n=data["n"])
+    if chosen == "refit from scratch":
+        learned = (
+            f"This model was fitted from scratch on the {data['n']:,} patients of "
+            f"{data['source']}: `update` chose a refit over updating {base}."
+        )
+    else:
+        learned = (
+            f"This model's terms were learned by {base} from {base_data}; on the "
+            f"{data['n']:,} patients of {data['source']}, `update` chose the {chosen}."
+        )
+    banner = (
+        f"> **Not for clinical decisions.** {learned} It has been validated on those patients "
+        "only; it must not guide anyone's treatment."
+    )
+    caution = (
+        f"{learned} Its probabilities describe what it learned (who was referred, which tests "
+        "were done, how response was measured, in the cohorts it learned from), and its "
+        "validation says "
+        "how it does on patients like this site's. How it does on other patients is unknown "
+        "until it is evaluated on them (`python -m predictor evaluate`)."
+    )
+    return banner, caution, fitted
+
+
+def _chosen_name(name: str, chosen: str) -> str:
+    return f"**{name}** (chosen)" if name == chosen else name
+
+
 def _update_section(update: Mapping[str, Any] | None) -> str:
     if not update:
         return ""
@@ -211,7 +259,9 @@ def _update_section(update: Mapping[str, Any] | None) -> str:
         "| candidate | parameters fitted | log-likelihood | CV log-loss | CV Brier |",
         "|---|---|---|---|---|",
         *(
-            f"| {'**' + c['name'] + '** (chosen)' if c['name'] == update['chosen'] else c['name']}"
+            f"| {c['name']} | could not be fitted: {c['failed']} | | | |"
+            if "failed" in c
+            else f"| {_chosen_name(c['name'], update['chosen'])}"
             f" | {c['parameters']:g} | {c['log_likelihood']:.2f} | {c['cv_log_loss']:.4f} | "
             f"{c['cv_brier']:.4f} |"
             for c in update["candidates"]
@@ -225,7 +275,8 @@ def _update_section(update: Mapping[str, Any] | None) -> str:
     return f"""
 ## How the model was updated
 
-This model is {update["base"]}, updated to the patients above: {update["chosen"]}. Five
+The base model is {update["base"]} (`model.json` sha256 `{update.get("base_sha256")}`); on the
+patients above, `update` chose: {update["chosen"]}. Five
 candidates were fitted on them: the base as it is, recalibration in the large (its intercept
 moved), logistic recalibration (its log-odds scaled and moved), revision (every term refitted,
 pulled toward the recalibrated base by penalties chosen by marginal likelihood) and a refit
@@ -241,7 +292,12 @@ Why: {update["why"]}. Parameters fitted counts the numbers fitted on these patie
 revision or refit, effective degrees of freedom); the log-likelihood is on these patients as
 fitted; CV figures are 5-fold cross-validated (each patient predicted by the candidate fitted
 without them). The model's intervals include the uncertainty of what was fitted here (and, for
-a recalibration, the base model's own); they do not cover a further change of population.
+a recalibration, the base model's own), not what its form cannot express: where the base's
+terms do not fit this site and are kept (the base as it is, or recalibrated), an interval can
+miss a patient's true probability far more often than 1 time in 10 (on a simulated second
+site, most of the time at a few hundred patients: `bench/update_quality.py`); a revision or
+refit relearns the terms when there are enough patients. Nor do they cover a further change
+of population.
 """
 
 
@@ -419,10 +475,9 @@ cohorts and prints the spread.
         else ""
     )
     banner, caution, cohort_limitations = _cohort_texts(data, simulated=simulated)
+    fitted = f"The model was fitted on all {data['n']:,} of them; none was held back."
     if update:
-        banner = banner.replace(
-            "This model was trained on", f"This model is {update['base']}, updated on"
-        )
+        banner, caution, fitted = _update_texts(update, data)
     made_by = "python -m predictor update" if update else "python train.py"
     evaluated_on = (
         f"{CV_FOLDS}-fold cross-validation of every candidate of the update on these patients "
@@ -462,7 +517,7 @@ cohort. It is not meant for patients, nor for deciding anyone's care.
 
 - Source: {data["source"]}; {data["n"]:,} patients
   (response rate {data["response_rate"]:.3f}){refused}.
-- The model was fitted on all {data["n"]:,} of them; none was held back.
+- {fitted}
 - Validation: {_validation_text(manifest)}.
 - Training data sha256: `{data["sha256"]}`.
 - Outcome (`responded`): at least 50% reduction in MADRS from baseline at the end of the

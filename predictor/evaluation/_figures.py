@@ -227,8 +227,12 @@ def _term_panel(ax: Any, term: TermShape) -> None:
         ax.plot(positions, values, "o", color=MODEL_COLOUR)
         ax.set_xticks(positions, labels)
         ax.set_xlim(-0.5, len(labels) - 0.5)
-        if training is not None and training.counts:
-            counts = [*training.counts, training.n_missing][: len(labels)]
+        counts = (
+            [*training.counts, training.n_missing][: len(labels)]
+            if training is not None and training.counts
+            else []
+        )
+        if counts and max(counts) > 0:  # no bars when no patient had a value
             peak = 4 * max(counts)
             ax.bar(positions[: len(counts)], [c / peak for c in counts], width=0.6, **behind)
         ax.set_xlabel(term.field)

@@ -22,6 +22,8 @@ def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
     """Slope ``b`` of the logistic recalibration ``logit P(y) = a + b logit(p)`` (1 is ideal;
     below 1, predictions are too extreme)."""
     lp = logit(np.clip(probability, 1e-12, 1 - 1e-12))[:, None]
+    if np.ptp(lp) < 1e-12:  # one probability for everyone: no slope to fit
+        return float("nan")
     # Newton's method to a tight tolerance: lbfgs's default stopped up to 0.002 short of the MLE.
     fit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10).fit(lp, responded)
     return float(fit.coef_[0, 0])

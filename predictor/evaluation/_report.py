@@ -840,7 +840,17 @@ def build_report(
         )
         for j, shape in enumerate(term_shapes(model))
     )
-    trained_on = manifest.get("training_data", {})
+    trained_on = dict(manifest.get("training_data", {}))
+    update = manifest.get("update")
+    if update and trained_on.get("source"):  # what the model's terms were learned from
+        base_data = update.get("base_training_data") or "its base model's cohort"
+        trained_on["source"] = (
+            f"{trained_on['source']} (a refit from scratch, which `update` chose)"
+            if update["chosen"] == "refit from scratch"
+            else f"{base_data}; `update` on {trained_on['source']} kept it as it is"
+            if update["chosen"] == "base model as it is"
+            else f"{base_data}, then updated on {trained_on['source']} ({update['chosen']})"
+        )
     table_thresholds = tuple(sorted({*TABLE_THRESHOLDS, threshold}))
     return Report(
         format=FORMAT,

@@ -134,7 +134,8 @@ class RecalibratedModel:
             f"{base.description}, recalibrated ({self.method})",
             base.coefficients,
             {**base.settings, "recalibration_shift": self.shift, "recalibration_slope": self.slope},
-            f"{base.details}\n\nThen recalibrated on the new site's patients by maximum "
+            f"The base model, as fitted on its own training cohort: {base.details}\n\nThen "
+            "recalibrated on the new site's patients by maximum "
             f"likelihood: {what}. The interval\nadds the recalibration's own uncertainty to "
             "the base model's.",
         )
