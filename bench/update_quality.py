@@ -99,7 +99,8 @@ def main() -> None:
             results.append(result)
             print(
                 f"[{time.perf_counter() - started:5.0f} s] n={n} seed={seed}: chose "
-                f"{result['chosen']} (update {result['seconds']:.1f} s)",
+                f"{result['chosen']} (update {result['seconds']:.1f} s); Brier "
+                + ", ".join(f"{k} {v:.4f}" for k, v in result["brier"].items()),
                 file=sys.stderr,
                 flush=True,
             )
