@@ -55,6 +55,16 @@ import pandas as pd
 from scipy.special import log_expit, ndtri
 from scipy.stats import chi2
 
+from predictor._training import (
+    TrainingDataError,
+    check_destination,
+    check_outcomes,
+    fingerprint,
+    manifest_header,
+    missing_shares,
+    sample_size_check,
+    write_model_folder,
+)
 from predictor.model import (
     CV_FOLDS,
     AdditiveModel,
@@ -291,10 +301,6 @@ FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 columns no patient has): the candidate is then left out, and said so."""
 
 
-class OutcomeReversedError(ValueError):
-    """The base model's log-odds predict the outcome the wrong way round, beyond chance."""
-
-
 def _parameters(model: Model, name: str) -> float:
     if name in (REVISION, REFIT):  # the intercept, the effective degrees of freedom, and for
         assert isinstance(model, AdditiveModel)  # a revision the recalibration's slope
@@ -357,7 +363,7 @@ def choose_update(
     if isinstance(recalibrated, RecalibratedModel) and recalibrated.slope <= 0.0:
         upper = recalibrated.slope + 1.96 * float(np.sqrt(recalibrated.covariance[1, 1]))
         if upper < 0.0:
-            raise OutcomeReversedError(
+            raise TrainingDataError(
                 "the base model's log-odds predict the outcome the wrong way round on these "
                 f"patients (logistic recalibration slope {recalibrated.slope:.2f}, 95% upper "
                 f"bound {upper:.2f}): check that `responded` is 1 for a responder (at least "
@@ -558,16 +564,6 @@ def update(
     OSError
         If ``out`` is refused or the files cannot be written.
     """
-    from predictor._training import (
-        TrainingDataError,
-        check_destination,
-        check_outcomes,
-        fingerprint,
-        manifest_header,
-        missing_shares,
-        sample_size_check,
-        write_model_folder,
-    )
     from predictor.evaluation import build_report, training_distribution
 
     if not isinstance(base, AdditiveModel):
@@ -580,8 +576,8 @@ def update(
     started = time.perf_counter()
     try:
         choice = choose_update(base, clean, progress=progress)
-    except OutcomeReversedError as exc:
-        raise TrainingDataError(str(exc)) from exc
+    except TrainingDataError:
+        raise  # says what is wrong with the data itself
     except ValueError as exc:
         raise TrainingDataError(f"the candidates cannot be fitted on this data: {exc}") from exc
     for line in choice.lines():
