@@ -23,8 +23,10 @@ The choice:
    not a safeguard (Steyerberg, ch. 11, recommends 0.157 or higher for selecting a
    prediction model's parts at small n). Recalibration fits one or two numbers, so an
    unneeded one costs about 1/n in log-loss, while a miscalibration kept costs every
-   patient: measured on the second simulated site (slope 0.80), 0.05 kept the base at 300
-   patients far more often and gave the worse mean Brier score (``bench/update_quality.py``).
+   patient: on the second simulated site (the base's slope 0.80), 0.05 kept the base more
+   often, for a worse mean Brier score and slope at 600 patients (0.2330 and 0.87 against
+   0.2326 and 0.95) and 1,200 (0.2321 against 0.2319), the same at 150 and 300
+   (``bench/closed_test_level.py``).
 2. (d) and (e), whose effective number of parameters a likelihood-ratio test cannot count, are
    compared with the closed test's choice by 5-fold cross-validated log-loss (stratified, on
    the same folds for every candidate, each candidate's whole fit repeated in each fold, with
