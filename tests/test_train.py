@@ -110,7 +110,15 @@ def test_train_failing_half_way_leaves_the_previous_model_folder_whole(
     monkeypatch.setattr(predictor.evaluation, "build_report", report_fails)
     cohort = simulate_cohort(400, seed=8)
     with pytest.raises(RuntimeError, match="the report failed"):
-        train(cohort, seed=1, out=out, source="test", simulated=False, progress=lambda _: None)
+        train(
+            cohort,
+            seed=1,
+            out=out,
+            source="test",
+            simulated=False,
+            bootstrap=0,  # not what this test is about: 200 refits of 400 patients
+            progress=lambda _: None,
+        )
     after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
@@ -298,7 +306,9 @@ def _write_cohort(path: Path, n: int = 400, **changes) -> Path:
 @pytest.mark.slow
 def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, capsys) -> None:
     data = _write_cohort(tmp_path / "mine.csv", responded=["maybe"], crp_mg_l=["", "high"])
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    assert (
+        main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--bootstrap", "0"]) == 0
+    )
     err = capsys.readouterr().err
     assert "398 valid records, 2 refused" in err
     manifest = read_manifest(tmp_path / "m")
@@ -381,7 +391,9 @@ def test_train_with_an_empty_or_constant_field_still_trains(
     tmp_path, capsys, column: str, value: str, why: str | None
 ) -> None:
     data = _write_cohort(tmp_path / "c.csv", n=400, **{column: [value] * 400})
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    assert (
+        main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--bootstrap", "0"]) == 0
+    )
     err = capsys.readouterr().err
     manifest = read_manifest(tmp_path / "m")
     model = load_model(tmp_path / "m")
