@@ -463,6 +463,12 @@ def _workers_running(pid: int) -> bool:
     return any(any(folder.iterdir()) for folder in base.glob(f"{SPOOL_PREFIX}{pid}-*"))
 
 
+def _sigint_default() -> None:
+    """Run in the scorer before it starts: Python leaves an inherited ignored SIGINT ignored
+    (a shell's background job), where this test needs it to interrupt the scorer."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _score_command(source: Path, folder: Path, workers: int) -> list[str]:
     return [sys.executable, "-m", "predictor", "score", str(source), "--out",
             str(folder / "out.csv"), "--rejects", str(folder / "rejects.csv"),
@@ -534,7 +540,11 @@ def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
             folder.mkdir()
             (folder / "out.csv").write_text("previous output\n")
             processes.append(
-                subprocess.Popen(_score_command(big_input, folder, workers), stderr=subprocess.PIPE)
+                subprocess.Popen(
+                    _score_command(big_input, folder, workers),
+                    stderr=subprocess.PIPE,
+                    preexec_fn=_sigint_default,
+                )
             )
         _signal_each(processes, folders, moments, signum)
         for process, folder, moment in zip(processes, folders, moments, strict=True):
