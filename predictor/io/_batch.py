@@ -214,6 +214,25 @@ def check_writable(target: str | os.PathLike[str] | None) -> None:
 
 
 @contextlib.contextmanager
+def _signals_left_to_python() -> Iterator[None]:
+    """Have pyarrow leave SIGINT and SIGTERM to Python's handlers (pyarrow's default is turned
+    back on after).
+
+    By default ``pyarrow.csv.read_csv``, which reads each chunk, puts a handler of its own in
+    place for the read; that handler hands the signal to a thread of pyarrow's, which passes it
+    on to the read, and the read to Python; when the read ends before that thread has run, the
+    signal is dropped: an interrupted ``score`` then finished and wrote its output (2 or 3 runs
+    in 40 signalled while 2 workers started). Python's own handler keeps the signal until the
+    read returns, a few milliseconds at most for a chunk.
+    """
+    pa.enable_signal_handlers(False)
+    try:
+        yield
+    finally:
+        pa.enable_signal_handlers(True)
+
+
+@contextlib.contextmanager
 def _records(
     source: str | os.PathLike[str] | BinaryIO,
     *,
@@ -224,10 +243,11 @@ def _records(
     outputs: Sequence[tuple[str, str | os.PathLike[str] | None]] = (),
 ) -> Iterator[tuple[CsvReader, OpenedInput]]:
     """Open the input for the reader, after checking that no output is the input; decoding
-    errors raised while reading become BatchError."""
+    errors raised while reading become BatchError. Ctrl-C and SIGTERM are left to Python's
+    handlers while it is open (see :func:`_signals_left_to_python`)."""
     _refuse_the_input(source, outputs)
     try:
-        with open_input(source, encoding=encoding) as opened:
+        with _signals_left_to_python(), open_input(source, encoding=encoding) as opened:
             encoding_read = opened.encoding + (
                 f" ({opened.compression})" if opened.compression else ""
             )
@@ -548,6 +568,39 @@ def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.
     )
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while worker processes may start, and raise them after.
+
+    ``pool.submit`` forks the workers, and ``os.fork`` runs the at-fork functions of other
+    modules (:mod:`logging`'s, say) in this process: a KeyboardInterrupt raised by a signal
+    handler inside one of them is printed ("Exception ignored in") and dropped, so that the run
+    went on and wrote its output. Here the signal is only noted, and raised again once the
+    handlers are back. A child forked meanwhile holds it too until :func:`_start_worker` sets
+    its own handlers. Python's handlers only (only the main thread can set them).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signum)
+
+    previous = {
+        signum: signal.signal(signum, hold)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if callable(signal.getsignal(signum))
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for received in dict.fromkeys(held):
+            signal.raise_signal(received)
+
+
 def _first_line(chunk: Chunk) -> int:
     lines = [*chunk.frame.index[:1].tolist(), *(p.row for p in chunk.problems[:1])]
     return int(min(lines)) if lines else 0
@@ -585,7 +638,9 @@ def _scored_in_order(
 
     try:
         for chunk in itertools.chain((first, second), chunks):
-            pending.append((_first_line(chunk), pool.submit(_score_in_worker, chunk)))
+            with _signals_held():  # the first submit starts the processes
+                future = pool.submit(_score_in_worker, chunk)
+            pending.append((_first_line(chunk), future))
             if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
                 yield pending.popleft()[1].result()
         while pending:
