@@ -479,6 +479,8 @@ cohorts and prints the spread.
     if update:
         banner, caution, fitted = _update_texts(update, data)
     made_by = "python -m predictor update" if update else "python train.py"
+    slope = summary.settings.get("recalibration_slope")
+    scaled = f" (times the recalibration slope, {slope:.3f})" if slope is not None else ""
     evaluated_on = (
         f"{CV_FOLDS}-fold cross-validation of every candidate of the update on these patients "
         "(each patient predicted by the candidate fitted without them), for the "
@@ -546,8 +548,8 @@ A number field that no training patient had, or that had a single value, is not 
 {summary.details}
 {summary.coefficients} coefficients in all.
 
-- Explanations are exact: each field's contribution is its term minus the term's training mean,
-  and baseline + sum of contributions = logit of the probability.
+- Explanations are exact: each field's contribution is its term minus the term's training
+  mean{scaled}, and baseline + sum of contributions = logit of the probability.
 - Label: "likely responder" when the probability is at least {model.threshold:g}.
 
 ## Performance
