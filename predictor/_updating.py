@@ -340,6 +340,8 @@ def choose_update(
     from sklearn.metrics import brier_score_loss, log_loss
     from sklearn.model_selection import StratifiedKFold
 
+    from predictor.evaluation import pooled_scores
+
     say = progress or (lambda line: None)
     started = time.perf_counter()
     y = clean["responded"].to_numpy(dtype=np.float64)
@@ -431,7 +433,7 @@ def choose_update(
                 del fitters[name], parts[name], models[name], ll[name]
         stage(f"cross-validation: fold {k} of {CV_FOLDS} done ({len(fitters)} candidates)")
     closed_choice, tests = _closed_test(ll)
-    scores = {name: _pooled(pieces, n) for name, pieces in parts.items()}
+    scores = {name: pooled_scores(pieces) for name, pieces in parts.items()}
     probability = {name: s.probability for name, s in scores.items()}
     cv_loss = {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in probability.items()}
     nan = float("nan")
@@ -494,16 +496,6 @@ def _paired_gain(y: np.ndarray, reference: np.ndarray, candidate: np.ndarray) ->
     difference = losses(reference) - losses(candidate)
     se = float(np.std(difference, ddof=1) / np.sqrt(len(y)))
     return float(np.mean(difference) / se) if se > 0.0 else 0.0
-
-
-def _pooled(pieces: list[tuple[np.ndarray, Scores]], n: int) -> Scores:
-    """The folds' scores put back in the rows' order."""
-    order = np.argsort(np.concatenate([index for index, _ in pieces]), kind="stable")
-    if len(order) != n:
-        raise AssertionError("the folds do not cover every row once")
-    return Scores(
-        *(np.concatenate([getattr(s, f) for _, s in pieces])[order] for f in Scores._fields)
-    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from predictor.evaluation._comparison import (
     CrossValidation,
     cross_validate,
     evaluate_model,
+    pooled_scores,
 )
 from predictor.evaluation._files import ReportFiles, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
@@ -59,6 +60,7 @@ __all__ = [
     "minimum_sample_size",
     "model_card",
     "nagelkerke_r2",
+    "pooled_scores",
     "training_distribution",
     "write_report",
 ]

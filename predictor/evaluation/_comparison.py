@@ -5,7 +5,7 @@ up for being additive.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,8 +235,25 @@ def cross_validate(
                 results[key].append(measured)
             if progress is not None:
                 progress(done, folds)
-    order = np.argsort(np.concatenate([test for _, test in splits]), kind="stable")
-    pooled = Scores(
-        *(np.concatenate([getattr(s, f) for s in parts])[order] for f in Scores._fields)
+    pooled = pooled_scores(
+        [(test, scores) for (_, test), scores in zip(splits, parts, strict=True)]
     )
     return CrossValidation(results, probability, pooled)
+
+
+def pooled_scores(pieces: Sequence[tuple[np.ndarray, Scores]]) -> Scores:
+    """Out-of-fold scores put back in the rows' order: ``pieces`` holds each fold's test rows
+    (indices) and their scores; the folds cover every row once.
+
+    Raises
+    ------
+    ValueError
+        If the folds do not cover the rows ``0 .. n-1`` once each.
+    """
+    index = np.concatenate([rows for rows, _ in pieces])
+    if not np.array_equal(np.sort(index), np.arange(len(index))):
+        raise ValueError("the folds do not cover every row once")
+    order = np.argsort(index, kind="stable")
+    return Scores(
+        *(np.concatenate([getattr(s, f) for _, s in pieces])[order] for f in Scores._fields)
+    )
