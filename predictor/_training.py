@@ -215,6 +215,24 @@ def missing_shares(clean: pd.DataFrame, fields: Sequence[str]) -> dict[str, floa
     return {name: round(float(clean[name].isna().mean()), 4) for name in fields}
 
 
+def training_data_record(
+    clean: pd.DataFrame, *, source: str, seed: int, n_refused: int, simulated: bool, model: Model
+) -> dict[str, Any]:
+    """The manifest's ``training_data``: where the patients came from, their sha256, how many
+    (and how many records were refused), the response rate, and each model field's share of
+    missing values. Training and updating both write it."""
+    return {
+        "source": source,
+        "sha256": fingerprint(clean),
+        "seed": seed,
+        "n": len(clean),
+        "n_refused": n_refused,
+        "response_rate": float(np.mean(clean["responded"].to_numpy())),
+        "simulated": simulated,
+        "missing": missing_shares(clean, model.fields),
+    }
+
+
 def fingerprint(clean: pd.DataFrame) -> str:
     """sha256 of the clean training data, as canonical CSV text."""
     return hashlib.sha256(clean.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
@@ -633,16 +651,9 @@ def train(
         )
     manifest = {
         **manifest_header(),
-        "training_data": {
-            "source": source,
-            "sha256": fingerprint(clean),
-            "seed": seed,
-            "n": len(clean),
-            "n_refused": n_refused,
-            "response_rate": float(np.mean(y)),
-            "simulated": simulated,
-            "missing": missing_shares(clean, model.fields),
-        },
+        "training_data": training_data_record(
+            clean, source=source, seed=seed, n_refused=n_refused, simulated=simulated, model=model
+        ),
         "validation": {
             "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})"
             + (

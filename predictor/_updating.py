@@ -61,10 +61,9 @@ from predictor._training import (
     TrainingDataError,
     check_destination,
     check_outcomes,
-    fingerprint,
     manifest_header,
-    missing_shares,
     sample_size_check,
+    training_data_record,
     write_model_folder,
 )
 from predictor.model import (
@@ -588,16 +587,14 @@ def update(
     )
     manifest = {
         **manifest_header(),
-        "training_data": {
-            "source": source,
-            "sha256": fingerprint(clean),
-            "seed": UPDATE_SEED,
-            "n": len(clean),
-            "n_refused": n_refused,
-            "response_rate": float(np.mean(y)),
-            "simulated": False,
-            "missing": missing_shares(clean, model.fields),
-        },
+        "training_data": training_data_record(
+            clean,
+            source=source,
+            seed=UPDATE_SEED,
+            n_refused=n_refused,
+            simulated=False,
+            model=model,
+        ),
         "update": {
             "base": base_source,
             "base_sha256": (base_manifest or {}).get("artifact_sha256"),
