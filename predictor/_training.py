@@ -340,7 +340,7 @@ def sample_size_check(clean: pd.DataFrame, fields: Sequence[str] | None) -> dict
         of parameters: ``what``, ``parameters`` and the :class:`SampleSize` numbers),
         ``verdict`` (a sentence) and ``enough`` (whether the cohort reaches the smaller size).
     """
-    from predictor.evaluation import minimum_sample_size
+    from predictor.evaluation import max_cox_snell_r2, minimum_sample_size
     from predictor.model import FeatureMap
 
     rate = float(clean["responded"].mean())
@@ -352,8 +352,9 @@ def sample_size_check(clean: pd.DataFrame, fields: Sequence[str] | None) -> dict
         shipped = read_manifest(None)
         external = shipped["metrics"]["fresh cohort"]["additive model"]
         phi, loss = float(external["response_rate"]), float(external["log_loss"])
-        null = -(phi * np.log(phi) + (1.0 - phi) * np.log(1.0 - phi))
-        r2 = (1.0 - np.exp(2.0 * (loss - null))) / (1.0 - np.exp(-2.0 * null))
+        # Cox-Snell 1 - exp(2 (lnL_null - lnL) / n), with exp(2 lnL_null / n) = 1 - its max
+        largest = max_cox_snell_r2(phi)
+        r2 = (1.0 - (1.0 - largest) * np.exp(2.0 * loss)) / largest  # Nagelkerke
         r2_source = (
             f"the shipped model's external validation, on {external['n']:,} simulated patients: "
             "an anticipation from the demonstration model, since this cohort's own is not known "

@@ -33,6 +33,7 @@ from predictor.evaluation._report import (
 from predictor.evaluation._sample_size import (
     SampleSize,
     cox_snell_r2,
+    max_cox_snell_r2,
     minimum_sample_size,
     nagelkerke_r2,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "cox_snell_r2",
     "cross_validate",
     "evaluate_model",
+    "max_cox_snell_r2",
     "metrics",
     "minimum_sample_size",
     "model_card",
