@@ -482,9 +482,7 @@ def fit_additive_model(
         },
         locals(),
     )
-    y = np.asarray(responded, dtype=np.float64)
-    if y.size and (y.min() == y.max()):
-        raise ValueError("every row has the same outcome: a model needs both")
+    y = _both_outcomes(responded)
     log_losses = None
     if structure is None and isinstance(smoothing, Mapping):
         structure = POOLED if all(name.startswith("all:") for name in smoothing) else PER_TERM
@@ -541,9 +539,7 @@ def revise_additive_model(
     ValueError
         If the fit is impossible (say, only one outcome).
     """
-    y = np.asarray(responded, dtype=np.float64)
-    if y.size and (y.min() == y.max()):
-        raise ValueError("every row has the same outcome: a model needs both")
+    y = _both_outcomes(responded)
     prior = slope * base.coef
     log_losses = None
     if structure is None and len(y) <= STRUCTURE_CHECK_ROWS:
@@ -552,6 +548,14 @@ def revise_additive_model(
     return _fit_terms(
         base.features, clean, y, structure or PER_TERM, None, prior, base.threshold, log_losses
     )
+
+
+def _both_outcomes(responded: np.ndarray) -> np.ndarray:
+    """The 0/1 outcomes as floats; a ValueError if every row has the same one."""
+    y = np.asarray(responded, dtype=np.float64)
+    if y.size and (y.min() == y.max()):
+        raise ValueError("every row has the same outcome: a model needs both")
+    return y
 
 
 def _fit_terms(
