@@ -15,6 +15,11 @@ same destination removes it once the process that wrote it is gone.
 A set of files that belong together (a model and its report) is written into a new hidden
 directory beside the destination, ``.NAME.PID.RANDOM.partial/``, which replaces the destination
 directory in one step once every file in it is complete and synced (:func:`atomic_directory`).
+
+Inside :func:`stopping_on_signals` (the command line runs every command in it), SIGINT and
+SIGTERM are noted as well as raised, and nothing is put in place once one has come: Python
+drops a ``KeyboardInterrupt`` raised inside a weakref callback, an at-fork function or a
+``__del__`` (it prints "Exception ignored in" and goes on), and the note survives that.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ import functools
 import os
 import secrets
 import shutil
+import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO, cast
@@ -40,6 +47,55 @@ directories cannot be swapped in one step; see :func:`atomic_directory`)."""
 NO_UNNAMED_FILES = "KETAMINE_PREDICTOR_NO_O_TMPFILE"
 """Set this environment variable to write through named temporary files even where O_TMPFILE
 works (for a file system that mishandles it, and to test that path)."""
+
+_SIGNALLED = threading.Event()
+"""Set by :func:`_stop` when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    _SIGNALLED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` that no write can miss.
+
+    Each signal is noted and raised. Every write of this module refuses to put its files in
+    place once a signal was noted (it raises ``KeyboardInterrupt`` and discards them), and the
+    block raises ``KeyboardInterrupt`` at its end if the exception was lost on the way: Python
+    drops one raised inside a weakref callback (importlib's module locks), an at-fork function
+    or a ``__del__``. A signal that was ignored when the block began (a shell's background
+    job) stays ignored. Only the main thread can set handlers: elsewhere the block does
+    nothing.
+
+    Examples
+    --------
+    >>> with stopping_on_signals():
+    ...     pass  # a long job that writes its outputs atomically
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        signum: signal.signal(signum, _stop)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
+    _SIGNALLED.clear()
+    try:
+        yield
+        _refuse_if_signalled()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _SIGNALLED.clear()
+
+
+def _refuse_if_signalled() -> None:
+    """Raise ``KeyboardInterrupt`` if a signal came inside :func:`stopping_on_signals`."""
+    if _SIGNALLED.is_set():
+        raise KeyboardInterrupt
 
 
 def _running(pid: int) -> bool:
@@ -223,6 +279,7 @@ def atomic_outputs(
         yield handles
         for output in pending:
             output.finish()
+        _refuse_if_signalled()
         for output in pending:
             output.commit()
         if any(str(path) == "-" for path in paths):
@@ -452,6 +509,7 @@ def atomic_directory(
             mode = 0o777 & ~umask
         _sync_tree(staging)
         os.chmod(staging, mode)  # mkdtemp made it private while it was written
+        _refuse_if_signalled()
         old = _put_in_place(staging, target)
     except BaseException:
         if old is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import textwrap
 import time
@@ -32,7 +31,7 @@ from data_schemas import (
     match_columns,
     summary_lines,
 )
-from predictor._atomic import atomic_text_output
+from predictor._atomic import atomic_text_output, stopping_on_signals
 from predictor._params import InvalidParameterError
 from predictor._scoring import SCORE_COLUMNS
 from predictor._training import (
@@ -517,10 +516,6 @@ def _decimal(text: str) -> str:
     return text
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run_score_dask(args: argparse.Namespace) -> int:
     """Score many CSV files on a Dask cluster: one output part per input file in --out."""
     # Imported here: plain scoring never imports Dask.
@@ -530,7 +525,6 @@ def run_score_dask(args: argparse.Namespace) -> int:
         raise UsageError(
             "--engine dask reads files and writes folders: not standard input or output"
         )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = score_files_dask(
             [args.input],
@@ -548,8 +542,6 @@ def run_score_dask(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).replace("\n", " ")) from exc
     except OSError as exc:
         raise UsageError(f"cannot write the parts in {args.out}: {exc.strerror or exc}") from exc
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         where = args.scheduler or "a local cluster"
         _say(
@@ -569,7 +561,6 @@ def run_score(args: argparse.Namespace) -> int:
     if args.out == "-" and args.rejects == "-":
         raise UsageError("--out and --rejects cannot both be standard output")
     _refuse_model_files(args.model, [("--out", args.out), ("--rejects", args.rejects)])
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up as for Ctrl-C
     try:
         summary = score_csv(
             args.input,
@@ -588,8 +579,6 @@ def run_score(args: argparse.Namespace) -> int:
     except OSError as exc:
         files = " and ".join(str(f) for f in (args.out, args.rejects) if f and f != "-")
         raise UsageError(f"cannot write {files or 'the output'}: {exc.strerror or exc}") from exc
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         dialect = summary.dialect
         read = f"read as {dialect.describe()}" + (" (detected)" if dialect.detected else "")
@@ -993,7 +982,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with stopping_on_signals():  # SIGTERM cleans up as Ctrl-C does; neither can be lost
+            return args.run(args)
     except (UsageError, InvalidParameterError) as exc:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE

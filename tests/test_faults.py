@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import stat
 import subprocess
 import sys
@@ -361,3 +362,59 @@ def test_atomic_directory_puts_back_a_folder_set_aside_by_a_writer_killed_betwee
     assert atomic.remove_stale_partials(out) == []
     assert _tree(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+class _DropsAnInterrupt:
+    """Sends SIGTERM from ``__del__``, where Python prints the ``KeyboardInterrupt`` its
+    handler raises ("Exception ignored in") and drops it, as inside importlib's weakref
+    callbacks and at-fork functions (where CI once lost a signal this way)."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_python_drops_still_stops_a_file_from_being_put_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text(PREVIOUS)
+    with (
+        pytest.raises(KeyboardInterrupt),
+        atomic.stopping_on_signals(),
+        atomic.atomic_text_output(target) as handle,
+    ):
+        handle.write("new output\n")
+        _DropsAnInterrupt()  # freed at once: the exception is dropped, the run goes on
+        handle.write("more\n")
+    assert target.read_text() == PREVIOUS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_signal_python_drops_still_stops_a_folder_from_being_put_in_place(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "model.json").write_text(PREVIOUS)
+    with (
+        pytest.raises(KeyboardInterrupt),
+        atomic.stopping_on_signals(),
+        atomic_directory(target, owned={"model.json"}) as staging,
+    ):
+        (staging / "model.json").write_text("new model\n")
+        _DropsAnInterrupt()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (target / "model.json").read_text() == PREVIOUS
+
+
+def test_without_a_signal_the_block_writes_and_puts_the_handlers_back(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with atomic.stopping_on_signals():
+        assert signal.getsignal(signal.SIGTERM) not in before
+        with atomic.atomic_text_output(tmp_path / "out.csv") as handle:
+            handle.write("new output\n")
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert (tmp_path / "out.csv").read_text() == "new output\n"
+    with atomic.atomic_text_output(tmp_path / "out.csv") as handle:  # no signal is remembered
+        handle.write("again\n")
+    assert (tmp_path / "out.csv").read_text() == "again\n"
