@@ -27,8 +27,9 @@ from predictor._explain import (
     SAFETY_FIELDS,
     Notes,
     join_notes,
-    notes_for,
     reason_notes,
+    record_reasons,
+    record_warnings,
     warning_notes,
 )
 from predictor._params import (
@@ -188,17 +189,25 @@ def _resolve(model: ModelLike) -> Model:
     return load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
 
 
-def _prediction(model: Model, scored: ScoredRecords, i: int) -> Prediction:
-    scores = scored.scores
-    contributions = dict(zip(model.fields, scores.contributions[i].tolist(), strict=True))
+def score_record(model: Model, record: Mapping[str, Any]) -> Prediction:
+    """Score one clean record (as ``validate_record`` returns it): :func:`score_clean` on a
+    table of one row for the numbers, and its reasons and warnings from the record's Python
+    values (:func:`~predictor._explain.record_reasons`, which give the texts the table's
+    notes give, without building arrays of texts for one patient)."""
+    columns = {name: [record[name]] for name in (*model.fields, *SAFETY_FIELDS)}
+    encoded = model.features.encode(columns, sparse=True)
+    scores = model.score(encoded.design)
+    contributions = scores.contributions[0].tolist()
     return Prediction(
-        probability=float(scores.probability[i]),
-        interval=(float(scores.low[i]), float(scores.high[i])),
-        label=str(scored.labels[i]),
-        contributions=MappingProxyType(contributions),
+        probability=float(scores.probability[0]),
+        interval=(float(scores.low[0]), float(scores.high[0])),
+        label=str(model.labels(scores.probability)[0]),
+        contributions=MappingProxyType(dict(zip(model.fields, contributions, strict=True))),
         baseline=model.baseline,
-        reasons=notes_for(scored.reasons, i),
-        warnings=notes_for(scored.warnings, i),
+        reasons=record_reasons(model, record, contributions),
+        warnings=record_warnings(
+            model, record, encoded.missing[0].tolist(), encoded.outside[0].tolist()
+        ),
     )
 
 
@@ -404,6 +413,4 @@ def predict(
             explain=explain,
         )
         return PredictedTable(scored, problems) if invalid == "collect" else scored
-    record = validate_record(patients)  # a Mapping: checked above
-    columns = {name: [record[name]] for name in (*resolved.fields, *SAFETY_FIELDS)}
-    return _prediction(resolved, score_clean(resolved, columns), 0)
+    return score_record(resolved, validate_record(patients))  # a Mapping: checked above

@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Reason, Role, SchemaError
+from data_schemas import (
+    FIELDS,
+    FIELDS_BY_NAME,
+    Kind,
+    Reason,
+    Role,
+    SchemaError,
+    validate,
+    validate_record,
+)
 from predictor import Prediction, load_model, predict
 from predictor._explain import (
     NOTE_SEPARATOR,
@@ -21,6 +30,8 @@ from predictor._explain import (
     join_notes,
     notes_for,
     reason_notes,
+    record_reasons,
+    record_warnings,
     warning_notes,
 )
 from predictor._scoring import OUTPUT_COLUMNS
@@ -438,8 +449,8 @@ def test_scored_cells_split_back_into_the_lists_of_predict_record(
 
 @pytest.mark.parametrize("ties", [False, True], ids=["measured", "tied"])
 def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool) -> None:
-    # reason_notes has a path for one patient (predict(dict)); it must give the same texts
-    # as the table's path, ties included (the lower field index first).
+    # record_reasons (predict(dict)) builds one patient's texts from Python values; they must
+    # be the table's, ties included (the lower field index first).
     model = load_model()
     cohort = simulate_cohort(200, seed=23)
     values = {name: cohort[name].to_numpy() for name in model.fields}
@@ -449,22 +460,24 @@ def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool)
         contributions = rng.choice([-0.5, 0.5, 0.3, -0.3, 0.001], size=contributions.shape)
     table = reason_notes(model, values, contributions)
     for i in range(len(cohort)):
-        one = {name: column[i : i + 1] for name, column in values.items()}
-        alone = reason_notes(model, one, contributions[i : i + 1])
-        assert notes_for(alone, 0) == notes_for(table, i)
+        record = validate_record(cohort.iloc[i].to_dict())
+        alone = record_reasons(model, record, contributions[i].tolist())
+        assert alone == notes_for(table, i)
 
 
-def test_one_patients_warnings_are_those_the_table_gives_that_patient() -> None:
-    # warning_notes has a path for one patient's not-measured fields (predict(dict))
-    model = load_model()
-    cohort = simulate_cohort(300, seed=29)
-    names = (*model.fields, *SAFETY_FIELDS)
-    values = {name: cohort[name].to_numpy() for name in names}
-    table = warning_notes(model, values, model.features.encode(values, sparse=True))
-    for i in range(len(cohort)):
-        one = {name: column[i : i + 1] for name, column in values.items()}
-        alone = warning_notes(model, one, model.features.encode(one, sparse=True))
-        assert notes_for(alone, 0) == notes_for(table, i)
+@pytest.mark.parametrize("which", ["shipped", "narrow"])
+def test_one_patients_warnings_are_those_the_table_gives_that_patient(
+    patients: pd.DataFrame, narrow_model: AdditiveModel, which: str
+) -> None:
+    # record_warnings (predict(dict)) builds one patient's texts from Python values
+    model = load_model() if which == "shipped" else narrow_model
+    clean = validate(_with_every_warning(patients)).clean
+    table = warning_notes(model, clean, model.features.encode(clean, sparse=True))
+    for i in range(len(clean)):
+        record = validate_record(clean.iloc[i].to_dict())
+        encoded = model.features.encode({k: [v] for k, v in record.items()}, sparse=True)
+        missing, outside = encoded.missing[0].tolist(), encoded.outside[0].tolist()
+        assert record_warnings(model, record, missing, outside) == notes_for(table, i)
 
 
 # ------------------------------------------------- levels the schema gained after the model

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, cast
@@ -191,6 +192,18 @@ class Term:
             return np.where(np.isnan(array), -1, array).astype(np.intp)
         index = self._level_index
         return np.array([index.get(v, NOT_MEASURED) for v in array.tolist()], dtype=np.intp)
+
+    def code(self, value: Any) -> int:
+        """:meth:`codes` of one clean value (a level or None; a boolean's 1.0, 0.0 or NaN)."""
+        if not self.levels:
+            raise TypeError(f"{self.field} is a number, not a category")
+        if self.levels == LEVEL_NAMES_BOOLEAN and isinstance(value, float):
+            if math.isnan(value):
+                return NOT_MEASURED
+            if value not in (0.0, 1.0):
+                raise ValueError(f"{self.field}: a boolean is coded 0 or 1 (or NaN for missing)")
+            return int(value)
+        return self._level_index.get(value, NOT_MEASURED)
 
     def block(self, values: Any) -> np.ndarray:
         """The term's design columns for clean ``values``, shape (n, len(columns))."""
