@@ -549,11 +549,15 @@ class FeatureMap:
         return out
 
     @functools.cached_property
-    def _numbers(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """The spline terms' indices and their training ranges (lows, highs)."""
+    def _numbers(self) -> _Numbers:
+        """The spline terms' fields, training ranges and log floors (built once per map)."""
         indices = [j for j, term in enumerate(self.terms) if term.is_spline]
+        fields = tuple(self.terms[j].field for j in indices)
         ranges = np.array([self.terms[j].value_range for j in indices]).reshape(-1, 2)
-        return indices, ranges[:, 0], ranges[:, 1]
+        floors = [FIELDS_BY_NAME[field].log_floor for field in fields]
+        logged = np.array([floor is not None for floor in floors], dtype=bool)
+        floor_values = np.array([floor for floor in floors if floor is not None], dtype=np.float64)
+        return _Numbers(indices, fields, ranges[:, 0], ranges[:, 1], logged, floor_values)
 
     @functools.cached_property
     def basis(self) -> Basis:
@@ -658,17 +662,13 @@ class FeatureMap:
         """The spline terms' values (n, spline terms) clipped to the training range and on the
         model scale (the range's low end where missing), and where they are missing; sets
         ``outside``."""
-        numbers, lows, highs = self._numbers
-        values = np.stack(
-            [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
-        )
+        numbers, fields, lows, highs, logged, floors = self._numbers
+        values = np.array([clean[field] for field in fields], dtype=np.float64).T
         absent = np.isnan(values)
         outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
         scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
-        for k, j in enumerate(numbers):
-            field = self.terms[j].field
-            if FIELDS_BY_NAME[field].log_floor is not None:
-                scaled[:, k] = model_scale(field, scaled[:, k])
+        if floors.size:  # model_scale, for the fields that have a log floor
+            scaled[:, logged] = np.log(np.maximum(scaled[:, logged], floors))
         return scaled, absent
 
     def _encode_sparse(
@@ -693,12 +693,27 @@ class FeatureMap:
         codes = np.empty((n, len(basis.categories)), dtype=np.intp)
         for k, j in enumerate(basis.categories.tolist()):
             codes[:, k] = self.terms[j].codes(clean[self.terms[j].field])
-            missing[:, j] = codes[:, k] == NOT_MEASURED
+        missing[:, basis.categories] = codes == NOT_MEASURED
         return Encoded(SparseDesign(interval, offset, absent, codes), missing, outside)
 
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """The design matrix alone, shape (n, len(columns))."""
         return cast(np.ndarray, self.encode(clean).design)
+
+
+class _Numbers(NamedTuple):
+    """A feature map's spline terms, as :meth:`FeatureMap.encode` prepares their values."""
+
+    indices: list[int]
+    """the spline terms' indices"""
+    fields: tuple[str, ...]
+    lows: np.ndarray
+    highs: np.ndarray
+    """shape (S,): each term's training range, in the schema's unit"""
+    logged: np.ndarray
+    """shape (S,), bool: the term's field has a log floor (:func:`model_scale`)"""
+    floors: np.ndarray
+    """the log floors of the terms in ``logged``, in order"""
 
 
 _FOUR = np.arange(SPLINE_DEGREE + 1)
