@@ -556,8 +556,9 @@ class FeatureMap:
         ranges = np.array([self.terms[j].value_range for j in indices]).reshape(-1, 2)
         floors = [FIELDS_BY_NAME[field].log_floor for field in fields]
         logged = np.array([floor is not None for floor in floors], dtype=bool)
-        floor_values = np.array([floor for floor in floors if floor is not None], dtype=np.float64)
-        return _Numbers(indices, fields, ranges[:, 0], ranges[:, 1], logged, floor_values)
+        floor_values = np.array([-np.inf if f is None else f for f in floors], dtype=np.float64)
+        columns = np.array(indices, dtype=np.intp)
+        return _Numbers(columns, fields, ranges[:, 0], ranges[:, 1], logged, floor_values)
 
     @functools.cached_property
     def basis(self) -> Basis:
@@ -630,13 +631,13 @@ class FeatureMap:
             return self._encode_sparse(clean, n, missing, outside)
         design = np.zeros((n, len(self.columns)))
         numbers = self._numbers[0]
-        if numbers:
+        if numbers.size:
             scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # a 2-d array reduced over one axis is a 1-d array (numpy's stubs allow a scalar)
             all_absent = cast(list[bool], absent.all(axis=0).tolist())
             any_absent = cast(list[bool], absent.any(axis=0).tolist())
-            spline_rows = zip(numbers, all_absent, any_absent, strict=True)
+            spline_rows = zip(numbers.tolist(), all_absent, any_absent, strict=True)
             for k, (j, none_measured, some_missing) in enumerate(spline_rows):
                 term, columns = self.terms[j], self.slices[j]
                 if not none_measured:
@@ -667,8 +668,8 @@ class FeatureMap:
         absent = np.isnan(values)
         outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
         scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
-        if floors.size:  # model_scale, for the fields that have a log floor
-            scaled[:, logged] = np.log(np.maximum(scaled[:, logged], floors))
+        # model_scale, for the fields that have a log floor
+        np.log(np.maximum(scaled, floors), out=scaled, where=logged)
         return scaled, absent
 
     def _encode_sparse(
@@ -680,7 +681,7 @@ class FeatureMap:
     ) -> Encoded:
         basis = self.basis
         numbers = self._numbers[0]
-        if numbers:
+        if numbers.size:
             scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # knots[m] <= value < knots[m + 1]: count the interior knots at or below the value
@@ -704,8 +705,8 @@ class FeatureMap:
 class _Numbers(NamedTuple):
     """A feature map's spline terms, as :meth:`FeatureMap.encode` prepares their values."""
 
-    indices: list[int]
-    """the spline terms' indices"""
+    indices: np.ndarray
+    """the spline terms' indices, shape (S,)"""
     fields: tuple[str, ...]
     lows: np.ndarray
     highs: np.ndarray
@@ -713,7 +714,7 @@ class _Numbers(NamedTuple):
     logged: np.ndarray
     """shape (S,), bool: the term's field has a log floor (:func:`model_scale`)"""
     floors: np.ndarray
-    """the log floors of the terms in ``logged``, in order"""
+    """shape (S,): each term's log floor (-inf where it has none)"""
 
 
 _FOUR = np.arange(SPLINE_DEGREE + 1)
