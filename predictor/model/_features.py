@@ -123,7 +123,7 @@ class Term:
     def is_spline(self) -> bool:
         return self.knots.size > 0
 
-    @property
+    @functools.cached_property
     def unseen_levels(self) -> tuple[str, ...]:
         """The levels no training patient had (empty for a number)."""
         assert self.seen_levels is not None  # __post_init__ sets it
@@ -591,7 +591,7 @@ class FeatureMap:
             # on its knot interval each basis function is a cubic in u
             cubic = basis.polynomials.take((interval + basis.polynomial_rows).reshape(-1), axis=0)
             spline_values = np.einsum("npk,np->nk", cubic, powers).reshape(rows, splines, 4)
-            spline_columns = (basis.starts[:, None] - SPLINE_DEGREE + _FOUR) + interval[..., None]
+            spline_columns = basis.interval_columns + interval[..., None]
             absent = design.absent[start:stop]
             if absent.any():
                 spline_values = np.where(absent[..., None], _MISSING_VALUES, spline_values)
@@ -742,6 +742,9 @@ class Basis(NamedTuple):
     """indices of the category terms (those the model uses), shape (C,)"""
     starts: np.ndarray
     """basis-space column of each spline term's first basis function, shape (S,)"""
+    interval_columns: np.ndarray
+    """shape (S, 4): ``starts - 3 + [0, 1, 2, 3]``; on knot interval ``m`` the columns of the
+    four basis functions that are not zero are these plus ``m``"""
     missing_columns: np.ndarray
     """shape (S, 4): the columns of a missing value's row (three of them zero, the last the
     term's "not measured" column)"""
@@ -822,6 +825,7 @@ def _basis(features: FeatureMap) -> Basis:
         splines=np.array(splines, dtype=np.intp),
         categories=np.array(categories, dtype=np.intp),
         starts=spline_starts,
+        interval_columns=spline_starts[:, None] - SPLINE_DEGREE + _FOUR,
         missing_columns=missing_columns,
         category_starts=np.array([starts[j] for j in categories], dtype=np.intp),
         category_levels=np.array([len(terms[j].levels) for j in categories], dtype=np.intp),
