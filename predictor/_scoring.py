@@ -1,5 +1,8 @@
 """``predict``: validated records -> probability, 90% interval, label, contributions, reasons and
-warnings. One code path serves one patient and a whole table: :func:`score_clean`.
+warnings. The numbers take one code path for one patient and for a whole table (the feature
+map's ``encode``, then the model's ``score``); a table's words are built as arrays of texts
+(:func:`score_clean`), one patient's from its Python values (:func:`score_record`), from the same
+words and rules in :mod:`predictor._explain`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from data_schemas import (
 )
 from predictor._explain import (
     NOTE_SEPARATOR,
-    SAFETY_FIELDS,
     Notes,
     join_notes,
     reason_notes,
@@ -154,7 +156,7 @@ OUTPUT_COLUMNS = ("patient_id", *(column.name for column in SCORE_COLUMNS))
 def score_clean(model: Model, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
     """Score clean records (a frame from ``validate``, or field -> array of shape (n,)).
 
-    The one code path behind :func:`predict` for a record and for a table.
+    The path of :func:`predict` for a table (and of batch scoring).
     """
     encoded = model.features.encode(clean, sparse=True)
     scores = model.score(encoded.design)
@@ -190,11 +192,12 @@ def _resolve(model: ModelLike) -> Model:
 
 
 def score_record(model: Model, record: Mapping[str, Any]) -> Prediction:
-    """Score one clean record (as ``validate_record`` returns it): :func:`score_clean` on a
-    table of one row for the numbers, and its reasons and warnings from the record's Python
-    values (:func:`~predictor._explain.record_reasons`, which give the texts the table's
-    notes give, without building arrays of texts for one patient)."""
-    columns = {name: [record[name]] for name in (*model.fields, *SAFETY_FIELDS)}
+    """Score one clean record (as ``validate_record`` returns it): the numbers as
+    :func:`score_clean` computes them for a table of one row, the reasons and warnings from the
+    record's Python values (:func:`~predictor._explain.record_reasons` and
+    :func:`~predictor._explain.record_warnings`: the texts the table's notes give, without
+    arrays of texts for one patient). The path of :func:`predict` for a dict."""
+    columns = {name: [record[name]] for name in model.fields}
     encoded = model.features.encode(columns, sparse=True)
     scores = model.score(encoded.design)
     contributions = scores.contributions[0].tolist()
