@@ -46,6 +46,7 @@ _BOOLEAN_TOKENS_BY_DECIMAL = {
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[^0-9a-z]+")
 
 
 def fold(text: str) -> str:
@@ -66,7 +67,7 @@ def header_key(name: object) -> str:
     hyphens, underscores and other punctuation turned into one underscore (``"CRP (mg/L)"``,
     and fullwidth ``"\uff23\uff32\uff30 (mg/L)"``, -> ``"crp_mg_l"``). Column names and
     category levels are both matched by it (``"IV ketamine"`` -> ``"iv_ketamine"``)."""
-    return re.sub(r"[^0-9a-z]+", "_", fold(str(name).strip())).strip("_")
+    return _SEPARATORS.sub("_", fold(str(name).strip())).strip("_")
 
 
 def _level_lookup(field: Field) -> dict[str, str]:

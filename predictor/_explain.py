@@ -21,6 +21,11 @@ them into one string per patient or the texts of one patient.
   measured" term for the field, and the warning says which. Either way the level is never
   given as a reason: its contribution says nothing about that level.
 
+One clean record (``predict(dict)``) gets the same texts from Python values, without arrays:
+:func:`record_reasons` and :func:`record_warnings`, which put each text together from the same
+words and rules (the phrase tables, :func:`_bucket`, the ``..._text`` functions) as the array
+path; a test holds the two to the same texts.
+
 A scored table joins each patient's reasons, and warnings, into one cell with
 :data:`NOTE_SEPARATOR`, which no text contains (a test builds every text to check it), so a
 cell splits back into the list that ``predict(dict)`` gives.
@@ -30,7 +35,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -69,12 +75,17 @@ class Notes(NamedTuple):
     constant: str | None = None
 
 
+def _number(value: float) -> str:
+    """A number as short text: "0.9", "27", "1.35"."""
+    return f"{value:.6g}"
+
+
 def _format_numbers(values: np.ndarray) -> np.ndarray:
-    """Numbers as short text ("0.9", "27", "1.35"), each distinct value formatted once."""
+    """Numbers as short text (:func:`_number`), each distinct value formatted once."""
     if values.size <= 16:  # too few to be worth finding the distinct ones
-        return np.array([f"{v:.6g}" for v in values.tolist()], dtype=object)
+        return np.array([_number(v) for v in values.tolist()], dtype=object)
     unique, inverse = np.unique(values, return_inverse=True)
-    return np.array([f"{v:.6g}" for v in unique.tolist()], dtype=object)[inverse]
+    return np.array([_number(v) for v in unique.tolist()], dtype=object)[inverse]
 
 
 class _Phrases(NamedTuple):
@@ -125,6 +136,14 @@ def _phrases(features: FeatureMap) -> tuple[_Phrases, ...]:
     return tuple(out)
 
 
+def _bucket(phrases: _Phrases, values: Any) -> Any:
+    """Which of a number's words (0 low, 1 typical, 2 high) describes each value: an array of
+    values gives an array of buckets, one float gives one int."""
+    low, high = phrases.cuts
+    above_low = values > low if phrases.low_includes_cut else values >= low
+    return 1 * above_low + 1 * (values > high)
+
+
 def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarray:
     """Reasons from the model's term ``j``, e.g. "Low inflammation (CRP 0.9 mg/L) raises the
     chance of response", for its ``values`` and whether their contributions are positive.
@@ -150,10 +169,8 @@ def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarra
         inverse = np.arange(distinct.size)
     else:
         distinct, inverse = np.unique(numbers[present], return_inverse=True)
-    low, high = phrases.cuts
-    above_low = distinct > low if phrases.low_includes_cut else distinct >= low
-    bucket = above_low.astype(np.intp) + (distinct > high)
-    described = phrases.prefixes[bucket] + _format_numbers(distinct) + phrases.suffix
+    described = phrases.prefixes[_bucket(phrases, distinct)] + _format_numbers(distinct)
+    described += phrases.suffix
     table = np.array(
         [[text + LOWERS, text + RAISES] for text in described.tolist()] + [missing], dtype=object
     ).reshape(-1, 2)
@@ -193,8 +210,6 @@ def reason_notes(
         contributions = contributions.copy()
         for j, mask in not_in_model.items():
             contributions[mask, j] = 0.0
-    if n == 1:  # one patient (predict(dict)): the same texts, without the grouping by field
-        return _one_patient_reasons(model, values, contributions[0], top)
     order = _top_order(contributions, top)
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
@@ -215,23 +230,46 @@ def reason_notes(
     return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
 
 
-def _one_patient_reasons(
-    model: Model, values: Mapping[str, Any] | pd.DataFrame, contributions: np.ndarray, top: int
-) -> list[Notes]:
-    """:func:`reason_notes` for one patient: the largest contributions (ties: the lower index
-    first, as :func:`_top_order`), each put into words by :func:`_reasons`."""
-    sizes = contributions.tolist()
-    order = sorted(range(len(sizes)), key=lambda j: -abs(sizes[j]))[:top]  # stable
-    notes = []
-    for j in order:
-        shown = abs(sizes[j]) >= MIN_REASON_LOG_ODDS
-        text = _texts(1, "")
-        if shown:
-            column = values[model.features.terms[j].field]
-            taken = column.array[:1] if isinstance(column, pd.Series) else np.asarray(column)[:1]
-            text[0] = _reasons(model, j, taken, np.array([sizes[j] > 0]))[0]
-        notes.append(Notes(np.array([shown]), text))
-    return notes
+def _reason(model: Model, j: int, value: Any, raises: bool) -> str:
+    """:func:`_reasons` for one clean value (a float, a level or None)."""
+    phrases = _phrases(model.features)[j]
+    if phrases.levels is not None:
+        code = model.features.terms[j].code(value)
+        if code >= 0:  # -2 (a level the model does not have) never comes here, as above
+            return str(phrases.levels[code]) + (RAISES if raises else LOWERS)
+    elif not math.isnan(value):
+        assert phrases.prefixes is not None  # a number's phrases
+        described = phrases.prefixes[_bucket(phrases, value)] + _number(value) + phrases.suffix
+        return str(described) + (RAISES if raises else LOWERS)
+    return phrases.missing + (HIGHER if raises else LOWER)
+
+
+def record_reasons(
+    model: Model, record: Mapping[str, Any], contributions: Sequence[float]
+) -> tuple[str, ...]:
+    """The texts :func:`reason_notes` gives one patient, from the patient's clean values.
+
+    Parameters
+    ----------
+    model : Model
+    record : mapping of str to object
+        One clean record, as ``data_schemas.validate_record`` returns it.
+    contributions : sequence of float, length number of terms
+        The record's contributions, log-odds.
+    """
+    terms = model.features.terms
+    sizes = [
+        0.0  # a level the term does not have: never a reason, as in reason_notes
+        if term.schema_only_levels and term.code(record[term.field]) == NOT_IN_MODEL
+        else size
+        for term, size in zip(terms, contributions, strict=True)
+    ]
+    order = sorted(range(len(sizes)), key=lambda j: -abs(sizes[j]))[:TOP_REASONS]  # stable
+    return tuple(
+        _reason(model, j, record[terms[j].field], sizes[j] > 0)
+        for j in order
+        if abs(sizes[j]) >= MIN_REASON_LOG_ODDS
+    )
 
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
@@ -283,8 +321,6 @@ def _missing_groups(features: FeatureMap) -> tuple[_MissingGroup, ...]:
 def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     """One note per missing field; fields of one test (polysomnography...) missing together,
     and handled alike, make one note."""
-    if len(missing) == 1:  # one patient (predict(dict)): the same notes, from Python's bools
-        return _one_patient_not_measured(model, cast(list[bool], missing[0].tolist()))
     notes = []
     # a 2-d array reduced over one axis is an array (numpy's stubs allow a scalar)
     any_missing = cast(list[bool], missing.any(axis=0).tolist())
@@ -303,18 +339,27 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
     return notes
 
 
-def _one_patient_not_measured(model: Model, missing: list[bool]) -> list[Notes]:
-    """:func:`_not_measured_notes` for one patient, whose missing fields are ``missing``."""
-    notes = []
+def _not_measured_texts(model: Model, missing: Sequence[bool]) -> list[str]:
+    """:func:`_not_measured_notes` of one patient, whose missing fields are ``missing``."""
+    texts = []
     for group in _missing_groups(model.features):
         flags = [missing[j] for j in group.terms]
         if group.together and all(flags):
-            notes.append(Notes(np.ones(1, dtype=bool), _texts(1, group.together), group.together))
+            texts.append(group.together)
             continue
-        for flag, text in zip(flags, group.alone, strict=True):
-            if flag:
-                notes.append(Notes(np.ones(1, dtype=bool), _texts(1, text), text))
-    return notes
+        texts += [text for flag, text in zip(flags, group.alone, strict=True) if flag]
+    return texts
+
+
+def _outside_words(term: Term, side: int) -> tuple[str, str]:
+    """The words before and after a value of ``term`` below (``side`` -1) or above (+1) the
+    training range."""
+    low, high = term.value_range
+    where, edge = ("below", low) if side < 0 else ("above", high)
+    return f"{_label(term)} ", (
+        f" is {where} the range seen in training ({low:.6g} to {high:.6g}): its effect is "
+        f"held at {edge:.6g}"
+    )
 
 
 def _outside_range_notes(
@@ -323,25 +368,27 @@ def _outside_range_notes(
     notes = []
     for j in np.flatnonzero(outside.any(axis=0)).tolist():
         term = model.features.terms[j]
-        low, high = term.value_range
         numbers = np.asarray(values[term.field], dtype=np.float64)
-        for side, sign, edge in (("below", -1, low), ("above", 1, high)):
-            mask = outside[:, j] == sign
+        for side in (-1, 1):
+            mask = outside[:, j] == side
             if not mask.any():
                 continue
+            before, after = _outside_words(term, side)
             text = _texts(len(numbers), "")
-            text[mask] = (
-                f"{_label(term)} "
-                + _format_numbers(numbers[mask])
-                + f" is {side} the range seen in training ({low:.6g} to {high:.6g}): its "
-                f"effect is held at {edge:.6g}"
-            )
+            text[mask] = before + _format_numbers(numbers[mask]) + after
             notes.append(Notes(mask, text))
     return notes
 
 
-def _unseen_text(term: Term, level: str, scored: str) -> str:
+def _unseen_text(term: Term, level: str) -> str:
+    """The warning for a level of ``term`` that no training patient had: one the term has a
+    column of zeros for, or one of the schema's levels that the term does not have."""
     label = _label(term)
+    average = f"its {label} term is that of an average training patient (contribution 0)"
+    if level in term.levels or not term.learned_missing:  # the missing row is the average
+        scored = average
+    else:
+        scored = f"it is scored as {label} not measured ({_instead(term)})"
     return (
         f"{label} = {level} was not seen when this model was trained: {scored}, and the "
         f"interval does not cover what this {label} changes"
@@ -357,23 +404,15 @@ def _unseen_level_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) 
     for term in model.features.terms:
         if not (term.unseen_levels or term.schema_only_levels):
             continue
-        label = _label(term)
-        average = f"its {label} term is that of an average training patient (contribution 0)"
         codes = term.codes(values[term.field])
         for level in term.unseen_levels:
-            notes += _constant(
-                codes == term.levels.index(level), _unseen_text(term, level, average)
-            )
+            notes += _constant(codes == term.levels.index(level), _unseen_text(term, level))
         not_in_model = codes == NOT_IN_MODEL
         if not not_in_model.any():
             continue
-        if term.learned_missing:
-            scored = f"it is scored as {label} not measured ({_instead(term)})"
-        else:  # the missing-value row is the training average
-            scored = average
         given = np.asarray(values[term.field], dtype=object)
         for level in term.schema_only_levels:
-            notes += _constant(not_in_model & (given == level), _unseen_text(term, level, scored))
+            notes += _constant(not_in_model & (given == level), _unseen_text(term, level))
     return notes
 
 
@@ -389,6 +428,10 @@ def _not_in_model(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> dic
     return out
 
 
+def _unused_text(term: Term) -> str:
+    return f"{_label(term)} is not used by this model ({term.unused})"
+
+
 def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> list[Notes]:
     """A note for each value given for a field the model does not use."""
     return [
@@ -396,10 +439,45 @@ def _unused_notes(model: Model, values: Mapping[str, Any] | pd.DataFrame) -> lis
         for term in model.features.terms
         if term.unused
         for note in _constant(
-            ~pd.isna(np.asarray(values[term.field], dtype=object)),
-            f"{_label(term)} is not used by this model ({term.unused})",
+            ~pd.isna(np.asarray(values[term.field], dtype=object)), _unused_text(term)
         )
     ]
+
+
+_SAFETY = {name: f"safety screen: {FIELDS_BY_NAME[name].caution}" for name in SAFETY_FIELDS}
+"""Safety-screen field -> its warning when the flag is set."""
+
+
+def record_warnings(
+    model: Model, record: Mapping[str, Any], missing: Sequence[bool], outside: Sequence[int]
+) -> tuple[str, ...]:
+    """The texts :func:`warning_notes` gives one patient, from the patient's clean values.
+
+    Parameters
+    ----------
+    model : Model
+    record : mapping of str to object
+        One clean record, as ``data_schemas.validate_record`` returns it.
+    missing, outside : sequence, length number of terms
+        The record's row of ``Encoded.missing`` and ``Encoded.outside``.
+    """
+    texts = [_SAFETY[name] for name in SAFETY_FIELDS if record[name] == 1.0]
+    texts += _not_measured_texts(model, missing)
+    terms = model.features.terms
+    texts += [_unused_text(t) for t in terms if t.unused and not pd.isna(record[t.field])]
+    for j, side in enumerate(outside):
+        if side:
+            before, after = _outside_words(terms[j], side)
+            texts.append(before + _number(record[terms[j].field]) + after)
+    for term in terms:
+        if term.unseen_levels or term.schema_only_levels:
+            value = record[term.field]
+            code = term.code(value)
+            if code == NOT_IN_MODEL:
+                texts.append(_unseen_text(term, value))
+            elif code >= 0 and term.levels[code] in term.unseen_levels:
+                texts.append(_unseen_text(term, term.levels[code]))
+    return tuple(texts)
 
 
 def warning_notes(
@@ -421,10 +499,7 @@ def warning_notes(
     safety = [
         note
         for name in SAFETY_FIELDS
-        for note in _constant(
-            np.asarray(values[name], dtype=np.float64) == 1.0,
-            f"safety screen: {FIELDS_BY_NAME[name].caution}",
-        )
+        for note in _constant(np.asarray(values[name], dtype=np.float64) == 1.0, _SAFETY[name])
     ]
     return (
         safety

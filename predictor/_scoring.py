@@ -1,5 +1,8 @@
 """``predict``: validated records -> probability, 90% interval, label, contributions, reasons and
-warnings. One code path serves one patient and a whole table: :func:`score_clean`.
+warnings. The numbers take one code path for one patient and for a whole table (the feature
+map's ``encode``, then the model's ``score``); a table's words are built as arrays of texts
+(:func:`score_clean`), one patient's from its Python values (:func:`score_record`), from the same
+words and rules in :mod:`predictor._explain`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from data_schemas import (
 )
 from predictor._explain import (
     NOTE_SEPARATOR,
-    SAFETY_FIELDS,
     Notes,
     join_notes,
-    notes_for,
     reason_notes,
+    record_reasons,
+    record_warnings,
     warning_notes,
 )
 from predictor._params import (
@@ -153,7 +156,7 @@ OUTPUT_COLUMNS = ("patient_id", *(column.name for column in SCORE_COLUMNS))
 def score_clean(model: Model, clean: Mapping[str, Any] | pd.DataFrame) -> ScoredRecords:
     """Score clean records (a frame from ``validate``, or field -> array of shape (n,)).
 
-    The one code path behind :func:`predict` for a record and for a table.
+    The path of :func:`predict` for a table (and of batch scoring).
     """
     encoded = model.features.encode(clean, sparse=True)
     scores = model.score(encoded.design)
@@ -188,17 +191,26 @@ def _resolve(model: ModelLike) -> Model:
     return load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
 
 
-def _prediction(model: Model, scored: ScoredRecords, i: int) -> Prediction:
-    scores = scored.scores
-    contributions = dict(zip(model.fields, scores.contributions[i].tolist(), strict=True))
+def score_record(model: Model, record: Mapping[str, Any]) -> Prediction:
+    """Score one clean record (as ``validate_record`` returns it): the numbers as
+    :func:`score_clean` computes them for a table of one row, the reasons and warnings from the
+    record's Python values (:func:`~predictor._explain.record_reasons` and
+    :func:`~predictor._explain.record_warnings`: the texts the table's notes give, without
+    arrays of texts for one patient). The path of :func:`predict` for a dict."""
+    columns = {name: [record[name]] for name in model.fields}
+    encoded = model.features.encode(columns, sparse=True)
+    scores = model.score(encoded.design)
+    contributions = scores.contributions[0].tolist()
     return Prediction(
-        probability=float(scores.probability[i]),
-        interval=(float(scores.low[i]), float(scores.high[i])),
-        label=str(scored.labels[i]),
-        contributions=MappingProxyType(contributions),
+        probability=float(scores.probability[0]),
+        interval=(float(scores.low[0]), float(scores.high[0])),
+        label=str(model.labels(scores.probability)[0]),
+        contributions=MappingProxyType(dict(zip(model.fields, contributions, strict=True))),
         baseline=model.baseline,
-        reasons=notes_for(scored.reasons, i),
-        warnings=notes_for(scored.warnings, i),
+        reasons=record_reasons(model, record, contributions),
+        warnings=record_warnings(
+            model, record, encoded.missing[0].tolist(), encoded.outside[0].tolist()
+        ),
     )
 
 
@@ -404,6 +416,4 @@ def predict(
             explain=explain,
         )
         return PredictedTable(scored, problems) if invalid == "collect" else scored
-    record = validate_record(patients)  # a Mapping: checked above
-    columns = {name: [record[name]] for name in (*resolved.fields, *SAFETY_FIELDS)}
-    return _prediction(resolved, score_clean(resolved, columns), 0)
+    return score_record(resolved, validate_record(patients))  # a Mapping: checked above

@@ -261,6 +261,23 @@ def test_term_codes_refuses_a_boolean_code_other_than_0_or_1(cohort) -> None:
         term.codes(np.array([0.0, 2.0]))
 
 
+def test_term_code_of_one_value_is_what_codes_gives_it(shipped) -> None:
+    # Term.code (one patient's value) and Term.codes (a column) read values alike: every
+    # level, the schema's levels the model does not have, missing values and booleans' floats.
+    for term in shipped.features.terms:
+        if not term.levels:
+            continue
+        if term.levels == ("no", "yes"):
+            values = [1.0, 0.0, np.nan]
+        else:
+            values = [*term.levels, *term.schema_only_levels, None, "not a level"]
+        column = np.array(values, dtype=np.float64 if term.levels == ("no", "yes") else object)
+        assert [term.code(v) for v in values] == term.codes(column).tolist(), term.field
+    boolean = shipped.features.terms[MODEL_FIELDS.index("family_history_alcohol_use_disorder")]
+    with pytest.raises(ValueError, match="coded 0 or 1"):
+        boolean.code(2.0)
+
+
 def test_category_codes_read_categorical_and_text_alike(cohort) -> None:
     term = FeatureMap.fit(cohort).terms[MODEL_FIELDS.index("route")]
     text = np.array(["intranasal_esketamine", "iv_ketamine", None], dtype=object)

@@ -5,12 +5,25 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 
-from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Reason, Role, SchemaError
+from data_schemas import (
+    FIELDS,
+    FIELDS_BY_NAME,
+    Field,
+    Kind,
+    Reason,
+    Role,
+    SchemaError,
+    validate,
+    validate_record,
+)
 from predictor import Prediction, load_model, predict
 from predictor._explain import (
     NOTE_SEPARATOR,
@@ -21,6 +34,8 @@ from predictor._explain import (
     join_notes,
     notes_for,
     reason_notes,
+    record_reasons,
+    record_warnings,
     warning_notes,
 )
 from predictor._scoring import OUTPUT_COLUMNS
@@ -438,8 +453,8 @@ def test_scored_cells_split_back_into_the_lists_of_predict_record(
 
 @pytest.mark.parametrize("ties", [False, True], ids=["measured", "tied"])
 def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool) -> None:
-    # reason_notes has a path for one patient (predict(dict)); it must give the same texts
-    # as the table's path, ties included (the lower field index first).
+    # record_reasons (predict(dict)) builds one patient's texts from Python values; they must
+    # be the table's, ties included (the lower field index first).
     model = load_model()
     cohort = simulate_cohort(200, seed=23)
     values = {name: cohort[name].to_numpy() for name in model.fields}
@@ -449,22 +464,24 @@ def test_one_patients_reasons_are_those_the_table_gives_that_patient(ties: bool)
         contributions = rng.choice([-0.5, 0.5, 0.3, -0.3, 0.001], size=contributions.shape)
     table = reason_notes(model, values, contributions)
     for i in range(len(cohort)):
-        one = {name: column[i : i + 1] for name, column in values.items()}
-        alone = reason_notes(model, one, contributions[i : i + 1])
-        assert notes_for(alone, 0) == notes_for(table, i)
+        record = validate_record(cohort.iloc[i].to_dict())
+        alone = record_reasons(model, record, contributions[i].tolist())
+        assert alone == notes_for(table, i)
 
 
-def test_one_patients_warnings_are_those_the_table_gives_that_patient() -> None:
-    # warning_notes has a path for one patient's not-measured fields (predict(dict))
-    model = load_model()
-    cohort = simulate_cohort(300, seed=29)
-    names = (*model.fields, *SAFETY_FIELDS)
-    values = {name: cohort[name].to_numpy() for name in names}
-    table = warning_notes(model, values, model.features.encode(values, sparse=True))
-    for i in range(len(cohort)):
-        one = {name: column[i : i + 1] for name, column in values.items()}
-        alone = warning_notes(model, one, model.features.encode(one, sparse=True))
-        assert notes_for(alone, 0) == notes_for(table, i)
+@pytest.mark.parametrize("which", ["shipped", "narrow"])
+def test_one_patients_warnings_are_those_the_table_gives_that_patient(
+    patients: pd.DataFrame, narrow_model: AdditiveModel, which: str
+) -> None:
+    # record_warnings (predict(dict)) builds one patient's texts from Python values
+    model = load_model() if which == "shipped" else narrow_model
+    clean = validate(_with_every_warning(patients)).clean
+    table = warning_notes(model, clean, model.features.encode(clean, sparse=True))
+    for i in range(len(clean)):
+        record = validate_record(clean.iloc[i].to_dict())
+        encoded = model.features.encode({k: [v] for k, v in record.items()}, sparse=True)
+        missing, outside = encoded.missing[0].tolist(), encoded.outside[0].tolist()
+        assert record_warnings(model, record, missing, outside) == notes_for(table, i)
 
 
 # ------------------------------------------------- levels the schema gained after the model
@@ -577,3 +594,85 @@ def test_a_route_the_model_never_saw_is_never_a_reason_even_when_its_term_is_not
         table = predict(pd.DataFrame({"crp_mg_l": [1.5], "route": [route]}), model=model)
         assert table["top_reasons"].iloc[0].split(NOTE_SEPARATOR) == list(p.reasons)
         assert table["warnings"].iloc[0].split(NOTE_SEPARATOR) == list(p.warnings)
+
+
+# ------------------------------------------- one record (predict(dict)) against a table of one
+
+
+MISSING_CELLS = [None, "", "NA", "unknown", math.nan]
+
+
+def _cells(field: Field, *, valid: bool) -> st.SearchStrategy[Any]:
+    """Cells of ``field`` as a clinic might give them: valid values and missing ones, or
+    (``valid=False``) values that a rule refuses: out of range, not a number, not an
+    integer, not finite, unknown level, not a boolean."""
+    if field.kind in (Kind.NUMBER, Kind.INTEGER):
+        low, high = field.bounds
+        if valid:
+            numbers = st.floats(low, high)
+            if field.kind is Kind.INTEGER:
+                numbers = numbers.map(round)
+            return st.one_of(numbers, numbers.map(str), st.sampled_from(MISSING_CELLS))
+        above = st.floats(high, high + 100, exclude_min=True)
+        outside = above | st.floats(low - 100, low, exclude_max=True)
+        junk = st.sampled_from(["high", "1,5", "inf", "12 mg", 1e400, 2.5])
+        return st.one_of(outside, outside.map(str), junk)
+    if field.kind is Kind.BOOLEAN:
+        flags = ["yes", "no", "Y", "n", "1", "0", 1.0, 0.0, 1, "true", *MISSING_CELLS]
+        return st.sampled_from(flags if valid else ["maybe", 2.0, "10"])
+    levels = [*field.levels, *field.level_aliases, *(level.upper() for level in field.levels)]
+    return st.sampled_from([*levels, *MISSING_CELLS] if valid else ["subcutaneous", "other"])
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> dict[str, Any]:
+    """A record of any predictor and safety fields (CRP under one of its names, in mg/L or
+    mg/dL) and an unknown column; its cells valid, or (half the records) any cell possibly
+    refused."""
+    bad = draw(st.booleans())
+    record = {}
+    for field in FIELDS:
+        if field.role in (Role.PREDICTOR, Role.SAFETY) and draw(st.booleans()):
+            name = field.name
+            if field.aliases:
+                name = draw(st.sampled_from([name, *(alias.name for alias in field.aliases)]))
+            factor = next((a.factor for a in field.aliases if a.name == name), 1.0)
+            cell = _cells(field, valid=True)
+            if bad:
+                cell = cell | _cells(field, valid=False)
+            value = draw(cell)
+            is_number = isinstance(value, float) and factor != 1.0 and math.isfinite(value)
+            record[name] = value / factor if is_number else value  # in the alias's unit
+    record["Site"] = "Leeds"
+    return record
+
+
+RECORDS = _records()
+
+
+@given(record=RECORDS)
+def test_predict_record_agrees_with_predict_table_on_random_records(record: dict) -> None:
+    # predict(dict) takes the one-record path (validate_record, record_reasons...); a table
+    # of that one record takes the table path (validate, reason_notes...): the same numbers to
+    # 1e-12, the same texts, and the same problems for a bad record.
+    frame = pd.DataFrame([record], dtype=object) if record else pd.DataFrame(index=[0])
+    try:
+        single = predict(record)
+    except SchemaError as error:
+        event("refused")
+        scored, problems = predict(frame, invalid="collect")
+        assert scored.empty
+        shown = ["column", "field", "value", "reason", "message"]
+        assert sorted(problems[shown].itertuples(index=False, name=None)) == sorted(
+            (p.column, p.field, p.value, str(p.reason), p.message) for p in error.problems
+        )
+        return
+    event("scored")
+    row = predict(frame, explain=True).iloc[0]
+    numbers = [single.probability, *single.interval, *single.contributions.values()]
+    table = [row["response_probability"], row["probability_low"], row["probability_high"]]
+    table += [row[f"contribution_{field}"] for field in single.contributions]
+    assert np.allclose(numbers, table, rtol=0, atol=1e-12)
+    assert row["predicted_label"] == single.label
+    for column, texts in (("top_reasons", single.reasons), ("warnings", single.warnings)):
+        assert (row[column].split(NOTE_SEPARATOR) if row[column] else []) == list(texts)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, cast
@@ -122,7 +123,7 @@ class Term:
     def is_spline(self) -> bool:
         return self.knots.size > 0
 
-    @property
+    @functools.cached_property
     def unseen_levels(self) -> tuple[str, ...]:
         """The levels no training patient had (empty for a number)."""
         assert self.seen_levels is not None  # __post_init__ sets it
@@ -191,6 +192,18 @@ class Term:
             return np.where(np.isnan(array), -1, array).astype(np.intp)
         index = self._level_index
         return np.array([index.get(v, NOT_MEASURED) for v in array.tolist()], dtype=np.intp)
+
+    def code(self, value: Any) -> int:
+        """:meth:`codes` of one clean value (a level or None; a boolean's 1.0, 0.0 or NaN)."""
+        if not self.levels:
+            raise TypeError(f"{self.field} is a number, not a category")
+        if self.levels == LEVEL_NAMES_BOOLEAN and isinstance(value, float):
+            if math.isnan(value):
+                return NOT_MEASURED
+            if value not in (0.0, 1.0):
+                raise ValueError(f"{self.field}: a boolean is coded 0 or 1 (or NaN for missing)")
+            return int(value)
+        return self._level_index.get(value, NOT_MEASURED)
 
     def block(self, values: Any) -> np.ndarray:
         """The term's design columns for clean ``values``, shape (n, len(columns))."""
@@ -536,11 +549,16 @@ class FeatureMap:
         return out
 
     @functools.cached_property
-    def _numbers(self) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """The spline terms' indices and their training ranges (lows, highs)."""
+    def _numbers(self) -> _Numbers:
+        """The spline terms' fields, training ranges and log floors (built once per map)."""
         indices = [j for j, term in enumerate(self.terms) if term.is_spline]
+        fields = tuple(self.terms[j].field for j in indices)
         ranges = np.array([self.terms[j].value_range for j in indices]).reshape(-1, 2)
-        return indices, ranges[:, 0], ranges[:, 1]
+        floors = [FIELDS_BY_NAME[field].log_floor for field in fields]
+        logged = np.array([floor is not None for floor in floors], dtype=bool)
+        floor_values = np.array([-np.inf if f is None else f for f in floors], dtype=np.float64)
+        columns = np.array(indices, dtype=np.intp)
+        return _Numbers(columns, fields, ranges[:, 0], ranges[:, 1], logged, floor_values)
 
     @functools.cached_property
     def basis(self) -> Basis:
@@ -573,7 +591,7 @@ class FeatureMap:
             # on its knot interval each basis function is a cubic in u
             cubic = basis.polynomials.take((interval + basis.polynomial_rows).reshape(-1), axis=0)
             spline_values = np.einsum("npk,np->nk", cubic, powers).reshape(rows, splines, 4)
-            spline_columns = (basis.starts[:, None] - SPLINE_DEGREE + _FOUR) + interval[..., None]
+            spline_columns = basis.interval_columns + interval[..., None]
             absent = design.absent[start:stop]
             if absent.any():
                 spline_values = np.where(absent[..., None], _MISSING_VALUES, spline_values)
@@ -613,13 +631,13 @@ class FeatureMap:
             return self._encode_sparse(clean, n, missing, outside)
         design = np.zeros((n, len(self.columns)))
         numbers = self._numbers[0]
-        if numbers:
+        if numbers.size:
             scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # a 2-d array reduced over one axis is a 1-d array (numpy's stubs allow a scalar)
             all_absent = cast(list[bool], absent.all(axis=0).tolist())
             any_absent = cast(list[bool], absent.any(axis=0).tolist())
-            spline_rows = zip(numbers, all_absent, any_absent, strict=True)
+            spline_rows = zip(numbers.tolist(), all_absent, any_absent, strict=True)
             for k, (j, none_measured, some_missing) in enumerate(spline_rows):
                 term, columns = self.terms[j], self.slices[j]
                 if not none_measured:
@@ -645,17 +663,13 @@ class FeatureMap:
         """The spline terms' values (n, spline terms) clipped to the training range and on the
         model scale (the range's low end where missing), and where they are missing; sets
         ``outside``."""
-        numbers, lows, highs = self._numbers
-        values = np.stack(
-            [np.asarray(clean[self.terms[j].field], dtype=np.float64) for j in numbers], axis=1
-        )
+        numbers, fields, lows, highs, logged, floors = self._numbers
+        values = np.array([clean[field] for field in fields], dtype=np.float64).T
         absent = np.isnan(values)
         outside[:, numbers] = (values > highs).astype(np.int8) - (values < lows)
         scaled = np.where(absent, lows, np.minimum(np.maximum(values, lows), highs))
-        for k, j in enumerate(numbers):
-            field = self.terms[j].field
-            if FIELDS_BY_NAME[field].log_floor is not None:
-                scaled[:, k] = model_scale(field, scaled[:, k])
+        # model_scale, for the fields that have a log floor
+        np.log(np.maximum(scaled, floors), out=scaled, where=logged)
         return scaled, absent
 
     def _encode_sparse(
@@ -667,7 +681,7 @@ class FeatureMap:
     ) -> Encoded:
         basis = self.basis
         numbers = self._numbers[0]
-        if numbers:
+        if numbers.size:
             scaled, absent = self._scaled(clean, outside)
             missing[:, numbers] = absent
             # knots[m] <= value < knots[m + 1]: count the interior knots at or below the value
@@ -680,12 +694,27 @@ class FeatureMap:
         codes = np.empty((n, len(basis.categories)), dtype=np.intp)
         for k, j in enumerate(basis.categories.tolist()):
             codes[:, k] = self.terms[j].codes(clean[self.terms[j].field])
-            missing[:, j] = codes[:, k] == NOT_MEASURED
+        missing[:, basis.categories] = codes == NOT_MEASURED
         return Encoded(SparseDesign(interval, offset, absent, codes), missing, outside)
 
     def design(self, clean: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
         """The design matrix alone, shape (n, len(columns))."""
         return cast(np.ndarray, self.encode(clean).design)
+
+
+class _Numbers(NamedTuple):
+    """A feature map's spline terms, as :meth:`FeatureMap.encode` prepares their values."""
+
+    indices: np.ndarray
+    """the spline terms' indices, shape (S,)"""
+    fields: tuple[str, ...]
+    lows: np.ndarray
+    highs: np.ndarray
+    """shape (S,): each term's training range, in the schema's unit"""
+    logged: np.ndarray
+    """shape (S,), bool: the term's field has a log floor (:func:`model_scale`)"""
+    floors: np.ndarray
+    """shape (S,): each term's log floor (-inf where it has none)"""
 
 
 _FOUR = np.arange(SPLINE_DEGREE + 1)
@@ -713,6 +742,9 @@ class Basis(NamedTuple):
     """indices of the category terms (those the model uses), shape (C,)"""
     starts: np.ndarray
     """basis-space column of each spline term's first basis function, shape (S,)"""
+    interval_columns: np.ndarray
+    """shape (S, 4): ``starts - 3 + [0, 1, 2, 3]``; on knot interval ``m`` the columns of the
+    four basis functions that are not zero are these plus ``m``"""
     missing_columns: np.ndarray
     """shape (S, 4): the columns of a missing value's row (three of them zero, the last the
     term's "not measured" column)"""
@@ -793,6 +825,7 @@ def _basis(features: FeatureMap) -> Basis:
         splines=np.array(splines, dtype=np.intp),
         categories=np.array(categories, dtype=np.intp),
         starts=spline_starts,
+        interval_columns=spline_starts[:, None] - SPLINE_DEGREE + _FOUR,
         missing_columns=missing_columns,
         category_starts=np.array([starts[j] for j in categories], dtype=np.intp),
         category_levels=np.array([len(terms[j].levels) for j in categories], dtype=np.intp),
