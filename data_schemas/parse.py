@@ -216,11 +216,16 @@ class ParsedColumn:
             values = self.values.take(indices, allow_fill=True)
         else:
             values = np.append(self.values, np.nan)[indices]
-        return ParsedColumn(
-            values,
-            np.append(self.codes, np.int8(0))[indices],
-            np.append(self.converted, np.nan)[indices],
-        )
+        if self.codes.any():
+            codes = np.append(self.codes, np.int8(0))[indices]
+            converted = np.append(self.converted, np.nan)[indices]
+            return ParsedColumn(values, codes, converted)
+        # Every value is fine (the usual case): no code to spread, and the converted values are
+        # the values themselves (numbers) or all NaN (booleans, categories).
+        codes = np.zeros(len(indices), dtype=np.int8)
+        if isinstance(values, pd.Categorical) or np.isnan(self.converted).all():
+            return ParsedColumn(values, codes, np.full(len(indices), np.nan))
+        return ParsedColumn(values, codes, values)
 
 
 def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:

@@ -217,7 +217,8 @@ def reason_notes(
     # The shown (patient, rank) places, as flat indices, grouped by field.
     places = np.flatnonzero(shown)
     fields = order.reshape(-1)[places]
-    by_field = places[np.argsort(fields, kind="stable")]
+    # (as the narrowest integers: numpy's stable sort of 8- or 16-bit ones is a radix sort)
+    by_field = places[np.argsort(fields.astype(np.min_scalar_type(n_terms)), kind="stable")]
     counts = np.bincount(fields, minlength=n_terms)
     flat_texts, flat_size = texts.reshape(-1), size.reshape(-1)
     for j, where in enumerate(np.split(by_field, np.cumsum(counts)[:-1])):
@@ -528,10 +529,12 @@ def _groups(masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         One row of ``masks`` per group, and each group's patients (indices, ascending).
     """
     packed = np.packbits(masks, axis=1)
-    if packed.shape[1] <= 8:  # up to 64 notes: one integer key per patient sorts fastest
-        wide = np.zeros((len(packed), 8), dtype=np.uint8)
+    if packed.shape[1] <= 8:  # up to 64 notes: one integer key per patient sorts fastest,
+        # the narrowest that holds the notes (a stable sort of 8- or 16-bit keys is a radix sort)
+        size = next(size for size in (1, 2, 4, 8) if packed.shape[1] <= size)
+        wide = np.zeros((len(packed), size), dtype=np.uint8)
         wide[:, : packed.shape[1]] = packed
-        keys: np.ndarray = wide.view(np.uint64).ravel()
+        keys: np.ndarray = wide.view(f"<u{size}").ravel()
     else:
         keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
     order = np.argsort(keys, kind="stable")

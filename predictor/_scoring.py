@@ -214,6 +214,55 @@ def score_record(model: Model, record: Mapping[str, Any]) -> Prediction:
     )
 
 
+class ScoredColumns(NamedTuple):
+    """The columns of a scored table, before they are put into one (:func:`scored_columns`).
+
+    Attributes
+    ----------
+    scores : dict of str to array of shape (n,)
+        :data:`OUTPUT_COLUMNS` (``patient_id`` as the input gives it, else the row numbers),
+        then the ``contribution_<field>`` columns with ``explain``; numpy arrays or Series.
+    carried : pandas.DataFrame, shape (n, ...)
+        The input columns the table carries (:data:`CARRIED_FIELDS` given, then the unknown
+        columns, untouched), renamed by :func:`carried_names`; the records' index.
+    """
+
+    scores: dict[str, Any]
+    carried: pd.DataFrame
+
+
+def scored_columns(
+    model: Model,
+    clean: pd.DataFrame,
+    *,
+    columns: tuple[Any, ...],
+    row_numbers: np.ndarray,
+    explain: bool = False,
+) -> ScoredColumns:
+    """Score clean records into the columns of a scored table: :func:`scored_table` puts them
+    in a DataFrame, batch scoring (:mod:`predictor.io._batch`) straight into its output.
+
+    Parameters are those of :func:`scored_table`.
+    """
+    given = {source.field.name for source in match_columns(tuple(columns)).sources}
+    carried = [
+        position
+        for position, name in enumerate(clean.columns)
+        if name not in FIELDS_BY_NAME or (name in CARRIED_FIELDS and name in given)
+    ]
+    scored = score_clean(model, clean)
+    table: dict[str, Any] = {
+        "patient_id": clean["patient_id"] if "patient_id" in given else row_numbers,
+        **{column.name: column.values(scored) for column in SCORE_COLUMNS},
+    }
+    if explain:
+        for j, field in enumerate(model.fields):
+            table[f"contribution_{field}"] = scored.scores.contributions[:, j]
+    input_columns = clean.iloc[:, carried]
+    input_columns.columns = carried_names(list(table), list(input_columns.columns))
+    return ScoredColumns(table, input_columns)
+
+
 def scored_table(
     model: Model,
     clean: pd.DataFrame,
@@ -223,7 +272,7 @@ def scored_table(
     explain: bool = False,
 ) -> pd.DataFrame:
     """Score clean records into a scored table: the one path of ``predict(DataFrame)`` and of
-    batch scoring (:mod:`predictor.io._batch`).
+    batch scoring (:mod:`predictor.io._batch`, through :func:`scored_columns`).
 
     Parameters
     ----------
@@ -244,23 +293,10 @@ def scored_table(
         :data:`OUTPUT_COLUMNS`, the contributions with ``explain``, the carried fields, then the
         input's unknown columns, untouched.
     """
-    given = {source.field.name for source in match_columns(tuple(columns)).sources}
-    carried = [
-        position
-        for position, name in enumerate(clean.columns)
-        if name not in FIELDS_BY_NAME or (name in CARRIED_FIELDS and name in given)
-    ]
-    scored = score_clean(model, clean)
-    table: dict[str, Any] = {
-        "patient_id": clean["patient_id"] if "patient_id" in given else row_numbers,
-        **{column.name: column.values(scored) for column in SCORE_COLUMNS},
-    }
-    if explain:
-        for j, field in enumerate(model.fields):
-            table[f"contribution_{field}"] = scored.scores.contributions[:, j]
-    input_columns = clean.iloc[:, carried]
-    input_columns.columns = carried_names(list(table), list(input_columns.columns))
-    return pd.concat([pd.DataFrame(table, index=clean.index), input_columns], axis=1)
+    scores, carried = scored_columns(
+        model, clean, columns=columns, row_numbers=row_numbers, explain=explain
+    )
+    return pd.concat([pd.DataFrame(scores, index=clean.index), carried], axis=1)
 
 
 def carried_names(taken: list[Any], names: list[Any]) -> list[Any]:

@@ -408,7 +408,7 @@ def test_an_internal_error_is_one_line_with_exit_3(
     def broken(*args, **kwargs):
         raise RuntimeError("secret patient value K-999")
 
-    monkeypatch.setattr(predictor.io._batch, "scored_table", broken)
+    monkeypatch.setattr(predictor.io._batch, "scored_columns", broken)
     monkeypatch.delenv("KETAMINE_PREDICTOR_DEBUG", raising=False)
     code, _, _ = _run(tmp_path, "patient_id,crp_mg_l\nK-999,1\n")
     assert code == EXIT_INTERNAL == 3

@@ -283,7 +283,9 @@ def test_predict_frame_carries_a_repeated_unknown_column_once_under_a_unique_nam
     assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]
 
 
-@pytest.mark.parametrize("n_notes", [12, 70], ids=["integer keys", "byte keys"])
+@pytest.mark.parametrize(
+    "n_notes", [5, 12, 30, 60, 70], ids=["8-bit", "16-bit", "32-bit", "64-bit", "byte keys"]
+)
 def test_join_notes_equals_joining_each_patients_notes_one_by_one(n_notes: int) -> None:
     # join_notes groups patients by which notes apply and joins constant texts once per group;
     # it must give exactly what joining each patient's own texts gives.

@@ -3,7 +3,7 @@ a labelled one for training and evaluation, all through the one reader of
 :mod:`predictor.io._csv_reader`, with the same rejects table and the same rules for output files.
 
 * :func:`score_csv` scores every valid row on the same path as ``predict(DataFrame)``
-  (:func:`predictor._scoring.scored_table`) and sends every other record to a rejects table with
+  (:func:`predictor._scoring.scored_columns`) and sends every other record to a rejects table with
   the line it starts on; the two files appear together, once complete.
 * :func:`validate_csv` reports exactly the rows ``score`` would reject.
 * :func:`read_labelled_csv` reads a whole labelled file for ``train --data`` and ``evaluate``.
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pac
@@ -55,7 +56,7 @@ from predictor._params import (
     Where,
     check,
 )
-from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_table
+from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_columns
 from predictor.io._csv_reader import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
@@ -310,13 +311,17 @@ def escape_formulas(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
     return pac.if_else(risky, pac.binary_join_element_wise(quote, values, nothing), values)
 
 
-def _arrow_column(values: pd.Series, escape: bool) -> pa.Array:
-    """One output column for pyarrow's CSV writer: whole-number flags as integers, text
-    escaped against formulas (``escape``)."""
-    if values.name == "responded" and pd.api.types.is_float_dtype(values):
+def _arrow_column(values: pd.Series | np.ndarray, escape: bool) -> pa.Array:
+    """One output column for pyarrow's CSV writer: whole-number flags (a Series named
+    ``responded``) as integers, text escaped against formulas (``escape``)."""
+    if (
+        isinstance(values, pd.Series)
+        and values.name == "responded"
+        and pd.api.types.is_float_dtype(values)
+    ):
         return pa.array(values.to_numpy(), from_pandas=True).cast(pa.int64())
     if values.dtype == object:
-        array = pa.array(values.to_numpy(), type=pa.string(), from_pandas=True)
+        array = pa.array(np.asarray(values), type=pa.string(), from_pandas=True)
     else:
         array = pa.array(values, from_pandas=True)
     return escape_formulas(array) if escape else array
@@ -330,12 +335,17 @@ def _write_header(sink: IO[bytes], names: list[str], escape: bool) -> None:
     sink.write(text.getvalue().encode("utf-8"))
 
 
-def _csv_rows(frame: pd.DataFrame, escape: bool) -> pa.Buffer:
-    """The rows of ``frame`` as CSV (no header), written by pyarrow."""
-    if frame.empty:
+def _frame_columns(frame: pd.DataFrame) -> list[pd.Series]:
+    return [frame.iloc[:, j] for j in range(frame.shape[1])]
+
+
+def _csv_rows(columns: Sequence[pd.Series | np.ndarray], escape: bool) -> pa.Buffer:
+    """Columns of equal length (Series or arrays) as CSV rows (no header), written by
+    pyarrow."""
+    if not columns or len(columns[0]) == 0:
         return pa.py_buffer(b"")
-    arrays = [_arrow_column(frame.iloc[:, j], escape) for j in range(frame.shape[1])]
-    table = pa.Table.from_arrays(arrays, names=[str(k) for k in range(frame.shape[1])])
+    arrays = [_arrow_column(values, escape) for values in columns]
+    table = pa.Table.from_arrays(arrays, names=[str(k) for k in range(len(arrays))])
     sink = pa.BufferOutputStream()
     pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
     return sink.getvalue()
@@ -428,33 +438,38 @@ class _ChunkScorer:
     explain: bool
     escape: bool
 
-    def table(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def table(self, frame: pd.DataFrame) -> tuple[list[tuple[str, Any]], int, pd.DataFrame]:
+        """The output's columns, as (name, values) (none without a model), the number of
+        valid rows and the problems table. The columns go to the CSV writer as they are, without a
+        DataFrame: the same rows as ``scored_table`` gives, at less cost."""
         clean, problems = validate(frame, decimal=self.decimal)
         if self.model is None:
-            return clean, problems
-        table = scored_table(
+            return [], len(clean), problems
+        scores, carried = scored_columns(
             self.model,
             clean,
             columns=tuple(frame.columns),
             row_numbers=clean.index.to_numpy(),
             explain=self.explain,
         )
-        return table, problems
+        named = [(str(name), values) for name, values in scores.items()]
+        named += zip(map(str, carried.columns), _frame_columns(carried), strict=True)
+        return named, len(clean), problems
 
     def columns(self, header: list[str]) -> list[str]:
         """The output's columns, from an empty table with the input's header."""
         empty = pd.DataFrame({k: pd.Series([], dtype="str") for k in range(len(header))})
         empty.columns = header
-        return [str(c) for c in self.table(empty)[0].columns]
+        return [name for name, _ in self.table(empty)[0]]
 
     def __call__(self, chunk: Chunk) -> _Scored:
-        table, problems = self.table(chunk.frame)
+        output, valid, problems = self.table(chunk.frame)
         bad = rejects_table(problems, chunk)
         return _Scored(
-            _csv_rows(table, self.escape) if self.model is not None else pa.py_buffer(b""),
-            _csv_rows(bad, self.escape),
-            len(table),
-            len(chunk.frame) - len(table) + len(chunk.problems),
+            _csv_rows([values for _, values in output], self.escape),
+            _csv_rows(_frame_columns(bad), self.escape),
+            valid,
+            len(chunk.frame) - valid + len(chunk.problems),
             len(bad),
             summary_lines(bad, _SHOWN_PROBLEMS, place="line"),
         )
@@ -1018,4 +1033,4 @@ def write_rejects(
     """Write a rejects table (:data:`REJECT_COLUMNS`) to ``path`` (atomically)."""
     with atomic_outputs([path], binary=True) as (sink,):
         _write_header(sink, list(REJECT_COLUMNS), escape)
-        sink.write(_csv_rows(table[list(REJECT_COLUMNS)], escape))
+        sink.write(_csv_rows(_frame_columns(table[list(REJECT_COLUMNS)]), escape))
