@@ -22,6 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -273,28 +274,39 @@ def _cross_validated_metrics(
     }
 
 
-def _external_metrics(
-    model: Model, clean: pd.DataFrame, fresh: pd.DataFrame, seed: int
-) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics on a fresh cohort of the model and the comparison models, these fitted on the
-    same rows and fields as the model: external validation. Also the comparison models'
-    probabilities on the fresh cohort, for the report.
+@dataclass(frozen=True)
+class _ExternalComparisons:
+    """The fresh cohort, and the comparison models fitted on every training row: their
+    probabilities and metrics on it."""
 
-    The comparison models are fitted on one thread (BLAS and OpenMP), as in cross-validation:
+    fresh: pd.DataFrame
+    probability: dict[str, np.ndarray]
+    metrics: dict[str, dict[str, float]]
+
+
+def _external_comparisons(
+    clean: pd.DataFrame, seed: int, fields: tuple[str, ...]
+) -> _ExternalComparisons:
+    """Simulate the fresh cohort (seed :func:`evaluation_seed`) and measure on it the
+    comparison models, fitted on the same rows and ``fields`` as the model: their part of
+    the external validation. Nothing here needs the additive model, so :func:`train` runs it
+    beside the model's fit.
+
+    The comparison models are fitted on one thread (OpenMP and BLAS), as in cross-validation:
     gradient boosting's OpenMP threads made its fit on 50,000 patients 3 times slower on a
     quiet 2-core machine (1.4 s against 0.5 s of CPU) and up to 16 times on a busy one, for
     the same model (and one thread gives the same histogram sums on every machine)."""
     from threadpoolctl import threadpool_limits
 
-    from predictor.evaluation import COMPARISONS, evaluate_model, metrics
+    from predictor.evaluation import COMPARISONS, metrics
 
-    results = {model.summary().name: evaluate_model(model, fresh).to_dict()}
+    fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
     y = clean["responded"].to_numpy()
     truth = fresh["true_probability"]
-    probabilities = {}
+    probabilities, results = {}, {}
     for comparison in COMPARISONS:
         with threadpool_limits(1):
-            estimator = comparison.fit(clean, y, seed=seed, fields=model.fields)
+            estimator = comparison.fit(clean, y, seed=seed, fields=fields)
             probability = comparison.probability(estimator, fresh)
         probabilities[comparison.name] = probability
         results[comparison.name] = metrics(
@@ -302,7 +314,7 @@ def _external_metrics(
             probability,
             true_probability=truth.to_numpy() if truth.notna().all() else None,
         ).to_dict()
-    return results, probabilities
+    return _ExternalComparisons(fresh, probabilities, results)
 
 
 def check_destination(out: str | os.PathLike[str]) -> None:
@@ -559,11 +571,14 @@ def train(
     check("train", _TRAIN_PARAMETERS, locals())
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up.
+    from threadpoolctl import threadpool_limits
+
     from predictor.evaluation import (
         COMPARISONS,
         bootstrap_validation,
         build_report,
         cross_validate,
+        evaluate_model,
         training_distribution,
     )
 
@@ -591,10 +606,22 @@ def train(
         f"fitting the additive model on all {len(clean):,} patients (smoothing chosen by "
         "marginal likelihood)" + (f"; fields left out: {', '.join(left_out)}" if left_out else "")
     )
-    try:
-        model, fit = fit_additive_model(clean, y, fields=fields)
-    except ValueError as exc:
-        raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
+    # The fresh cohort and the comparison models' fits on it need nothing from the additive
+    # model: on a second thread, they take the other core while the model's fit (BLAS on one
+    # thread, which releases the GIL) takes this one. BLAS is held at one thread for both, so
+    # that neither thread's limits can change the other's arithmetic.
+    comparison_fields = MODEL_FIELDS if fields is None else tuple(fields)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as beside:
+        external = (
+            beside.submit(_external_comparisons, clean, seed, comparison_fields)
+            if simulated
+            else None
+        )
+        try:
+            model, fit = fit_additive_model(clean, y, fields=fields)
+        except ValueError as exc:
+            raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
+        # (leaving the block waits for the comparisons, which take less time than the fit)
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
@@ -668,9 +695,13 @@ def train(
             ),
         )
     fresh, held_out = None, None
-    if simulated:
-        fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
-        evaluation["fresh cohort"], held_out = _external_metrics(model, clean, fresh, seed)
+    if external is not None:
+        compared = external.result()
+        fresh, held_out = compared.fresh, compared.probability
+        evaluation["fresh cohort"] = {
+            summary.name: evaluate_model(model, fresh).to_dict(),
+            **compared.metrics,
+        }
         stage(
             f"evaluated on a fresh simulated cohort of {EVALUATION_N:,} (seed "
             f"{evaluation_seed(seed)}), with logistic regression and gradient boosting"
