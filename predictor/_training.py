@@ -284,6 +284,19 @@ class _ExternalComparisons:
     metrics: dict[str, dict[str, float]]
 
 
+def _beside_the_fit(
+    clean: pd.DataFrame, seed: int, fields: tuple[str, ...], *, simulated: bool
+) -> _ExternalComparisons | None:
+    """What :func:`train` does on a second thread while the model is fitted: the external
+    comparisons (:func:`_external_comparisons`) of a simulated cohort, then the import of the
+    figures' code (matplotlib: about 0.4 s, otherwise paid when the report is written)."""
+    from predictor.evaluation import figures_module
+
+    compared = _external_comparisons(clean, seed, fields) if simulated else None
+    figures_module()
+    return compared
+
+
 def _external_comparisons(
     clean: pd.DataFrame, seed: int, fields: tuple[str, ...]
 ) -> _ExternalComparisons:
@@ -608,14 +621,13 @@ def train(
     )
     # The fresh cohort and the comparison models' fits on it need nothing from the additive
     # model: on a second thread, they take the other core while the model's fit (BLAS on one
-    # thread, which releases the GIL) takes this one. BLAS is held at one thread for both, so
-    # that neither thread's limits can change the other's arithmetic.
+    # thread, which releases the GIL) takes this one, and then matplotlib is imported. BLAS is
+    # held at one thread for both, so that neither thread's limits can change the other's
+    # arithmetic.
     comparison_fields = MODEL_FIELDS if fields is None else tuple(fields)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as beside:
-        external = (
-            beside.submit(_external_comparisons, clean, seed, comparison_fields)
-            if simulated
-            else None
+        external = beside.submit(
+            _beside_the_fit, clean, seed, comparison_fields, simulated=simulated
         )
         try:
             model, fit = fit_additive_model(clean, y, fields=fields)
@@ -695,8 +707,8 @@ def train(
             ),
         )
     fresh, held_out = None, None
-    if external is not None:
-        compared = external.result()
+    compared = external.result()
+    if compared is not None:
         fresh, held_out = compared.fresh, compared.probability
         evaluation["fresh cohort"] = {
             summary.name: evaluate_model(model, fresh).to_dict(),
