@@ -582,18 +582,7 @@ def train(
         If a parameter has a value it does not accept (before any work).
     """
     check("train", _TRAIN_PARAMETERS, locals())
-    # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
-    # command line's other commands (``score`` above all) need not pay for at start-up.
     from threadpoolctl import threadpool_limits
-
-    from predictor.evaluation import (
-        COMPARISONS,
-        bootstrap_validation,
-        build_report,
-        cross_validate,
-        evaluate_model,
-        training_distribution,
-    )
 
     started = time.perf_counter()
 
@@ -634,6 +623,18 @@ def train(
         except ValueError as exc:
             raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
         # (leaving the block waits for the comparisons, which take less time than the fit)
+    # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
+    # command line's other commands (``score`` above all) need not pay for at start-up; and
+    # after the fit, by when the thread beside it has imported them (about 0.5 s).
+    from predictor.evaluation import (
+        COMPARISONS,
+        bootstrap_validation,
+        build_report,
+        cross_validate,
+        evaluate_model,
+        training_distribution,
+    )
+
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
