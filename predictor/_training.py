@@ -622,7 +622,7 @@ def train(
             model, fit = fit_additive_model(clean, y, fields=fields)
         except ValueError as exc:
             raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
-        # (leaving the block waits for the comparisons, which take less time than the fit)
+        # (leaving the block waits for the thread beside, which takes less time than the fit)
     assert model.fields == comparison_fields  # what the comparison models were fitted on
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up; and
