@@ -246,8 +246,8 @@ def held_out_intro(report: Report) -> str:
     c = report.held_out_comparison
     assert c is not None  # called for a report with one only
     return (
-        f"On the {report.data.n:,} patients of this report, whom none of the {len(c.models)} "
-        f"models saw: the {c.model} as evaluated here, and plain logistic regression (median "
+        f"On the {report.data.n:,} patients evaluated here, whom none of the {len(c.models)} "
+        f"models saw: the {c.model}, and plain logistic regression (median "
         "imputation with missing indicators, one-hot categories) and histogram gradient "
         f"boosting (native missing values, early stopping), each fitted once on {c.source}, "
         f"with the {c.model}'s fields. AUC with its {LEVEL} DeLong interval."
