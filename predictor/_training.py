@@ -3,7 +3,10 @@
 ``python train.py`` runs :func:`train` on the default simulated cohort; ``--data`` trains on a
 group's own cohort instead. The model is fitted on every usable row. Internal validation is
 5-fold cross-validation (each patient predicted by a fit that did not see them); a simulated
-cohort is also validated externally, on a fresh cohort of another seed. The same data and seed
+cohort is also validated externally, on a fresh cohort of another seed. The comparison models
+(logistic regression, gradient boosting) are fitted on the same rows and fields: on a simulated
+cohort once, on every row, and measured on the fresh cohort; on a user's cohort, in the same
+cross-validation folds as the model. The same data and seed
 give the same model and metrics (with the same library versions, the same files byte for byte;
 on another CPU the last digits of a float may differ: BLAS kernels). Besides the model files it
 writes the evaluation report (:mod:`predictor.evaluation`: on the fresh cohort when there is
@@ -19,6 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -270,24 +274,60 @@ def _cross_validated_metrics(
     }
 
 
-def _external_metrics(
-    model: Model, clean: pd.DataFrame, fresh: pd.DataFrame, seed: int
-) -> dict[str, dict[str, float]]:
-    """Metrics on a fresh cohort of the model and the comparison models, these fitted on the
-    same rows and fields as the model: external validation."""
-    from predictor.evaluation import COMPARISONS, evaluate_model, metrics
+@dataclass(frozen=True)
+class _ExternalComparisons:
+    """The fresh cohort, and the comparison models fitted on every training row: their
+    probabilities and metrics on it."""
 
-    results = {model.summary().name: evaluate_model(model, fresh).to_dict()}
+    fresh: pd.DataFrame
+    probability: dict[str, np.ndarray]
+    metrics: dict[str, dict[str, float]]
+
+
+def _beside_the_fit(
+    clean: pd.DataFrame, seed: int, fields: tuple[str, ...], *, simulated: bool
+) -> _ExternalComparisons | None:
+    """What :func:`train` does on a second thread while the model is fitted: the external
+    comparisons (:func:`_external_comparisons`) of a simulated cohort, then the import of the
+    figures' code (matplotlib: about 0.4 s, otherwise paid when the report is written)."""
+    from predictor.evaluation import figures_module
+
+    compared = _external_comparisons(clean, seed, fields) if simulated else None
+    figures_module()
+    return compared
+
+
+def _external_comparisons(
+    clean: pd.DataFrame, seed: int, fields: tuple[str, ...]
+) -> _ExternalComparisons:
+    """Simulate the fresh cohort (seed :func:`evaluation_seed`) and measure on it the
+    comparison models, fitted on the same rows and ``fields`` as the model: their part of
+    the external validation. Nothing here needs the additive model, so :func:`train` runs it
+    beside the model's fit.
+
+    The comparison models are fitted on one thread (OpenMP and BLAS), as in cross-validation:
+    gradient boosting's OpenMP threads made its fit on 50,000 patients 3 times slower on a
+    quiet 2-core machine (1.4 s against 0.5 s of CPU) and up to 16 times on a busy one, for
+    the same model (and one thread gives the same histogram sums on every machine)."""
+    from threadpoolctl import threadpool_limits
+
+    from predictor.evaluation import COMPARISONS, metrics
+
+    fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
     y = clean["responded"].to_numpy()
     truth = fresh["true_probability"]
+    probabilities, results = {}, {}
     for comparison in COMPARISONS:
-        estimator = comparison.fit(clean, y, seed=seed, fields=model.fields)
+        with threadpool_limits(1):
+            estimator = comparison.fit(clean, y, seed=seed, fields=fields)
+            probability = comparison.probability(estimator, fresh)
+        probabilities[comparison.name] = probability
         results[comparison.name] = metrics(
             fresh["responded"].to_numpy(),
-            comparison.probability(estimator, fresh),
+            probability,
             true_probability=truth.to_numpy() if truth.notna().all() else None,
         ).to_dict()
-    return results
+    return _ExternalComparisons(fresh, probabilities, results)
 
 
 def check_destination(out: str | os.PathLike[str]) -> None:
@@ -514,7 +554,8 @@ def train(
         Where the data came from, for the manifest and model card.
     simulated : bool
         Whether the cohort was simulated: then the model is also evaluated on a fresh simulated
-        cohort (seed ``seed + 1``).
+        cohort (seed ``seed + 1``), and the comparison models are measured there (fitted once
+        on every row) instead of cross-validated.
     n_refused : int
         Rows of the user's file left out for schema problems (recorded in the manifest).
     fields : sequence of str, optional
@@ -541,14 +582,7 @@ def train(
         If a parameter has a value it does not accept (before any work).
     """
     check("train", _TRAIN_PARAMETERS, locals())
-    # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
-    # command line's other commands (``score`` above all) need not pay for at start-up.
-    from predictor.evaluation import (
-        bootstrap_validation,
-        build_report,
-        cross_validate,
-        training_distribution,
-    )
+    from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
 
@@ -574,10 +608,34 @@ def train(
         f"fitting the additive model on all {len(clean):,} patients (smoothing chosen by "
         "marginal likelihood)" + (f"; fields left out: {', '.join(left_out)}" if left_out else "")
     )
-    try:
-        model, fit = fit_additive_model(clean, y, fields=fields)
-    except ValueError as exc:
-        raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
+    # The fresh cohort and the comparison models' fits on it need nothing from the additive
+    # model: on a second thread, they take the other core while the model's fit (BLAS on one
+    # thread, which releases the GIL) takes this one, and then matplotlib is imported. BLAS is
+    # held at one thread for both, so that neither thread's limits can change the other's
+    # arithmetic.
+    comparison_fields = MODEL_FIELDS if fields is None else tuple(fields)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as beside:
+        external = beside.submit(
+            _beside_the_fit, clean, seed, comparison_fields, simulated=simulated
+        )
+        try:
+            model, fit = fit_additive_model(clean, y, fields=fields)
+        except ValueError as exc:
+            raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
+        # (leaving the block waits for the thread beside, which takes less time than the fit)
+    assert model.fields == comparison_fields  # what the comparison models were fitted on
+    # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
+    # command line's other commands (``score`` above all) need not pay for at start-up; and
+    # after the fit, by when the thread beside it has imported them (about 0.5 s).
+    from predictor.evaluation import (
+        COMPARISONS,
+        bootstrap_validation,
+        build_report,
+        cross_validate,
+        evaluate_model,
+        training_distribution,
+    )
+
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
         stage(f"warning: {field} is not used by the model: {why}")
@@ -604,13 +662,21 @@ def train(
             f"warning: the fit did not converge in {fit.iterations} iterations; the model is "
             "the last iterate"
         )
+    # The comparison models are validated on the fresh cohort when there is one (fitted once
+    # on every training row, as the model is): cross-validating them as well cost more than
+    # the model's own cross-validation (10 fits, 2.6 s of CPU on the default cohort) for
+    # figures the fresh cohort gives without the folds' optimism. On a user's cohort, the folds
+    # are their only honest comparison.
+    cross_validated = () if simulated else COMPARISONS
     validation = cross_validate(
         clean,
         model=model,
         seed=seed,
+        comparisons=cross_validated,
         progress=lambda done, folds: stage(
-            f"cross-validation: fold {done} of {folds} done (the additive model, logistic "
-            "regression and gradient boosting)"
+            f"cross-validation: fold {done} of {folds} done ("
+            + " and ".join([summary.name, *(c.name for c in cross_validated)])
+            + ")"
         ),
     )
     evaluation = {"cross-validated": _cross_validated_metrics(model, clean, validation)}
@@ -642,10 +708,14 @@ def train(
                 else None
             ),
         )
-    fresh = None
-    if simulated:
-        fresh = simulate_cohort(EVALUATION_N, seed=evaluation_seed(seed))
-        evaluation["fresh cohort"] = _external_metrics(model, clean, fresh, seed)
+    fresh, held_out = None, None
+    compared = external.result()
+    if compared is not None:
+        fresh, held_out = compared.fresh, compared.probability
+        evaluation["fresh cohort"] = {
+            summary.name: evaluate_model(model, fresh).to_dict(),
+            **compared.metrics,
+        }
         stage(
             f"evaluated on a fresh simulated cohort of {EVALUATION_N:,} (seed "
             f"{evaluation_seed(seed)}), with logistic regression and gradient boosting"
@@ -730,10 +800,12 @@ def train(
             data,
             manifest=written,
             source=report_source,
-            comparison=validation.folds,
+            comparison=validation.folds if cross_validated else None,
             comparison_source=comparison_source,
             scores=scores,
             bootstrap=optimism,
+            held_out=held_out,
+            held_out_source=comparison_source,
         ),
         progress=stage,
     )

@@ -20,8 +20,7 @@ from data_schemas import markdown_table
 from predictor._explain import NOTE_SEPARATOR
 from predictor.evaluation._card import performance_table
 from predictor.evaluation._markdown import (
-    comparison_intro,
-    comparison_markdown,
+    comparison_parts,
     core_metrics_table,
     decision_summary,
     threshold_markdown,
@@ -63,8 +62,8 @@ def _evaluation_report() -> str:
     return (
         f"On {report.data.source} ({report.data.n:,} patients):\n\n"
         f"{core_metrics_table(report.metrics)}\n\n{decision_summary(report.decision_curve)}\n\n"
-        f"{threshold_markdown(report)}\n\n{comparison_intro(report)}\n\n"
-        f"{comparison_markdown(report)}\n"
+        f"{threshold_markdown(report)}\n"
+        + "".join(f"\n{intro}\n\n{table}\n" for _, intro, table in comparison_parts(report))
     )
 
 

@@ -20,7 +20,7 @@ from predictor.evaluation import _figures, _files
 from predictor.evaluation._card import card_sections
 from predictor.evaluation._comparison import cross_validate
 from predictor.evaluation._files import write_report
-from predictor.evaluation._markdown import NO_FIGURES_NOTE, decision_summary
+from predictor.evaluation._markdown import NO_FIGURES_NOTE, decision_summary, report_markdown
 from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
     BOOTSTRAP_FIGURE_NAMES,
@@ -178,6 +178,41 @@ def test_build_report_comparison_has_every_model_with_mean_and_sd(report) -> Non
         auc = summary["auc"]
         assert len(auc.folds) == comparison.folds == 5
         assert auc.mean == pytest.approx(np.mean(auc.folds))
+
+
+def test_build_report_held_out_comparison_measures_each_model_on_the_data(fitted, held_out) -> None:
+    """train's comparison on its fresh cohort: the comparison models' probabilities on the
+    report's data, measured as the model is; read back from metrics.json; in report.md and
+    the card, with no cross-validated comparison."""
+    model, manifest, _ = fitted
+    y = held_out["responded"].to_numpy()
+    noise = np.random.default_rng(0).uniform(0.2, 0.8, len(y))
+    others = {"flat": np.full(len(y), y.mean()), "noisy": noise}
+    report = build_report(
+        model,
+        held_out,
+        manifest=manifest,
+        source="a held-out test cohort",
+        held_out=others,
+        held_out_source="the test training cohort",
+    )
+    compared = report.held_out_comparison
+    assert report.comparison is None and compared is not None
+    assert list(compared.models) == ["additive model", "flat", "noisy"]
+    assert compared.models["additive model"] == report.metrics
+    for name, p in others.items():
+        expected = metrics(y, p, true_probability=held_out["true_probability"])
+        for key, value in expected.to_dict().items():
+            assert getattr(compared.models[name], key) == pytest.approx(value, nan_ok=True), key
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert list(data)[-1] == "held_out_comparison"
+    assert Report.from_json(data).to_json()["held_out_comparison"] == data["held_out_comparison"]
+    markdown = report_markdown(report, None)
+    assert "fitted once on the test training cohort" in markdown
+    assert "| flat | 0.500 (95% CI 0.500 to 0.500) |" in markdown
+    performance = card_sections(report, None)["performance"]
+    assert "### Comparison on patients no model saw" in performance
+    assert "### Cross-validated comparison" not in performance
 
 
 def test_subgroup_metrics_cover_every_patient_once_per_subgrouping(held_out, report) -> None:

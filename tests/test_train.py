@@ -154,12 +154,21 @@ def test_train_report_is_on_the_fresh_cohort_and_the_card_repeats_it(
     assert manifest["validation"]["internal"].startswith("5-fold cross-validation")
     cross = manifest["metrics"]["cross-validated"]["additive model"]
     assert cross["n"] == manifest["training_data"]["n"] == 1500
-    assert report["comparison"]["folds"] == 5
+    # The comparison models: fitted once on every training row and compared with the model on
+    # the fresh cohort (the report's data), not cross-validated as well.
+    assert set(manifest["metrics"]["cross-validated"]) == {"additive model"}
+    assert report["comparison"] is None
+    compared = report["held_out_comparison"]["models"]
+    assert set(compared) == {"additive model", "logistic regression", "gradient boosting"}
+    assert compared["additive model"] == report["metrics"]
+    for name, measured in compared.items():
+        assert measured["auc"] == pytest.approx(manifest["metrics"]["fresh cohort"][name]["auc"])
     card = (out / "MODEL_CARD.md").read_text()
     m = report["metrics"]
     assert f"AUC {m['auc']:.3f} (95% CI {m['auc_low']:.3f} to {m['auc_high']:.3f})" in card
     assert f"| expected calibration error (10 equal-width bins) | {m['ece']:.3f} |" in card
-    assert "### Cross-validated comparison" in card and "### Subgroups" in card
+    assert "### Comparison on patients no model saw" in card and "### Subgroups" in card
+    assert "### Cross-validated comparison" not in card
     for link in re.findall(r"\]\(([^)]+)\)", card):
         assert (out / link).is_file(), link  # every figure and file the card links to exists
 

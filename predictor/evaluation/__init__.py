@@ -17,7 +17,7 @@ from predictor.evaluation._comparison import (
     evaluate_model,
     pooled_scores,
 )
-from predictor.evaluation._files import ReportFiles, write_report
+from predictor.evaluation._files import ReportFiles, figures_module, write_report
 from predictor.evaluation._markdown import NO_FIGURES_NOTE
 from predictor.evaluation._metrics import Metrics, metrics
 from predictor.evaluation._report import (
@@ -57,6 +57,7 @@ __all__ = [
     "cox_snell_r2",
     "cross_validate",
     "evaluate_model",
+    "figures_module",
     "max_cox_snell_r2",
     "metrics",
     "minimum_sample_size",

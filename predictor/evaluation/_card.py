@@ -11,8 +11,7 @@ from data_schemas import FIELDS, FIELDS_BY_NAME, Role
 from predictor.evaluation._markdown import (
     NO_FIGURES_NOTE,
     auc_text,
-    comparison_intro,
-    comparison_markdown,
+    comparison_parts,
     core_metrics_table,
     decision_summary,
     figure_link,
@@ -351,11 +350,8 @@ def card_sections(report: Report, figures: Mapping[str, str] | None) -> dict[str
     """
     m, data = report.metrics, report.data
     own = report.own_threshold()
-    comparison = (
-        f"\n### Cross-validated comparison\n\n{comparison_intro(report)}\n\n"
-        f"{comparison_markdown(report)}\n"
-        if report.comparison
-        else ""
+    comparison = "".join(
+        f"\n### {title}\n\n{intro}\n\n{table}\n" for title, intro, table in comparison_parts(report)
     )
     figure_note = "" if figures is not None else f"\n{NO_FIGURES_NOTE}\n"
     performance = f"""
@@ -434,6 +430,9 @@ def model_card(
     data = manifest["training_data"]
     simulated = is_simulated(manifest)
     fresh = manifest.get("evaluation_cohort")
+    # Whether the comparison models were cross-validated too (train leaves them to the fresh
+    # cohort when there is one; update's manifest has no comparison models).
+    cross_validated_comparisons = len(manifest["metrics"].get("cross-validated", {})) > 1
     summary = model.summary()
     update = manifest.get("update")
     own = update["chosen"] if update else summary.name  # the model's row in the metrics
@@ -493,11 +492,18 @@ cohorts and prints the spread.
         + (
             f", and a fresh simulated cohort of {fresh['n']:,} patients (seed {fresh['seed']}) "
             "that no part of training saw (external validation)"
-            if fresh
+            if fresh and cross_validated_comparisons
             else ""
         )
         + f", for the {summary.name} and, fitted on the same rows and fields, plain logistic "
         "regression and gradient boosting"
+        if cross_validated_comparisons or not fresh
+        else f"{CV_FOLDS}-fold cross-validation on the training cohort for the {summary.name} "
+        "(internal validation: each patient predicted by a model fitted without them, the "
+        "smoothing parameters chosen once on all patients), and a fresh simulated cohort of "
+        f"{fresh['n']:,} patients (seed {fresh['seed']}) that no part of training saw "
+        f"(external validation) for the {summary.name} and, fitted once on all the training "
+        "patients and the same fields, plain logistic regression and gradient boosting"
     )
     return f"""# Model card: ketamine treatment-response predictor
 

@@ -219,6 +219,55 @@ def comparison_intro(report: Report) -> str:
     )
 
 
+def held_out_markdown(report: Report) -> str:
+    """The comparison on the report's data (:attr:`Report.held_out_comparison`) in Markdown:
+    each model's metrics, the AUC with its interval."""
+    assert report.held_out_comparison is not None  # called for a report with one only
+    models = report.held_out_comparison.models
+    rows = [
+        [
+            name,
+            auc_text(m),
+            *([_f(m.auc_gap, "+.3f")] if report.data.has_true_probability else []),
+            f"{m.brier:.4f}",
+            f"{m.log_loss:.4f}",
+            f"{m.calibration_slope:.2f}",
+            _f(m.calibration_intercept, "+.3f"),
+        ]
+        for name, m in models.items()
+    ]
+    gap = ["gap to oracle"] if report.data.has_true_probability else []
+    header = ["model", "AUC", *gap, "Brier", "log-loss", "calibration slope"]
+    return _table([*header, "calibration intercept"], rows)
+
+
+def held_out_intro(report: Report) -> str:
+    """How the comparison on the report's data was made, in words."""
+    c = report.held_out_comparison
+    assert c is not None  # called for a report with one only
+    return (
+        f"On the {report.data.n:,} patients evaluated here, whom none of the {len(c.models)} "
+        f"models saw: the {c.model}, and plain logistic regression (median "
+        "imputation with missing indicators, one-hot categories) and histogram gradient "
+        f"boosting (native missing values, early stopping), each fitted once on {c.source}, "
+        f"with the {c.model}'s fields. AUC with its {LEVEL} DeLong interval."
+    )
+
+
+def comparison_parts(report: Report) -> list[tuple[str, str, str]]:
+    """The report's comparisons with the simpler models, each as (title, intro, table): the
+    cross-validated one, then the one on the report's data."""
+    parts = []
+    if report.comparison:
+        parts.append(
+            ("Cross-validated comparison", comparison_intro(report), comparison_markdown(report))
+        )
+    if report.held_out_comparison:
+        title = "Comparison on patients no model saw"
+        parts.append((title, held_out_intro(report), held_out_markdown(report)))
+    return parts
+
+
 def terms_markdown(report: Report) -> str:
     """Mean |contribution| and share not measured per field, largest first."""
     terms = sorted(report.terms, key=lambda t: -mean_abs_contribution(t))
@@ -369,20 +418,16 @@ The data carries `true_probability`, the probability the simulator drew each out
   {m.interval_coverage:.1%} (the share of patients whose interval contains it).
 """
     comparison = (
-        f"""
-### Against simpler models
-
-{comparison_intro(report)}
-
-{comparison_markdown(report)}
-"""
-        if report.comparison
+        "\n### Against simpler models\n"
+        + "".join(f"\n{intro}\n\n{table}\n" for _, intro, table in comparison_parts(report))
+        if report.comparison or report.held_out_comparison
         else """
 ### Against simpler models
 
-Not computed for this report: `python train.py` cross-validates the model against
-plain logistic regression and gradient boosting on its training data, and `python -m predictor
-evaluate --compare` does it on the data evaluated.
+Not computed for this report: `python train.py` compares the model with plain logistic
+regression and gradient boosting (on its fresh simulated cohort, or cross-validated on a
+user's training data), and `python -m predictor evaluate --compare` cross-validates all three
+on the data evaluated.
 """
     )
     note = "" if figures is not None else f"\n{NO_FIGURES_NOTE}\n"

@@ -17,16 +17,44 @@ from sklearn.metrics import brier_score_loss, confusion_matrix, log_loss, roc_au
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
 
+NEWTON_ITERATIONS = 50
+"""Most Newton steps of :func:`calibration_slope` before it hands the fit to scikit-learn
+(from perfect calibration, a well-posed fit takes 3 to 6)."""
+
 
 def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
     """Slope ``b`` of the logistic recalibration ``logit P(y) = a + b logit(p)`` (1 is ideal;
-    below 1, predictions are too extreme)."""
-    lp = logit(np.clip(probability, 1e-12, 1 - 1e-12))[:, None]
+    below 1, predictions are too extreme).
+
+    The maximum-likelihood fit by Newton's method on the two parameters, from ``(0, 1)``
+    (perfect calibration), to a step below 1e-10: a few passes over the data. It is the fit
+    scikit-learn's ``LogisticRegression(C=inf, solver="newton-cholesky", tol=1e-10)`` makes,
+    at a hundredth of the cost (its checks and set-up dominate at these sizes, and a training
+    run computes about 40 slopes); where Newton's method does not converge (outcomes
+    perfectly separated by the prediction: no finite slope), that fit is made instead.
+    """
+    lp = logit(np.clip(np.asarray(probability, dtype=np.float64), 1e-12, 1 - 1e-12))
     if np.ptp(lp) < 1e-12:  # one probability for everyone: no slope to fit
         return float("nan")
+    y = np.asarray(responded, dtype=np.float64)
+    design = np.column_stack([np.ones_like(lp), lp])
+    beta = np.array([0.0, 1.0])
+    for _ in range(NEWTON_ITERATIONS):
+        mu = expit(design @ beta)
+        weight = mu * (1.0 - mu)
+        hessian = design.T @ (design * weight[:, None])
+        try:
+            step = np.linalg.solve(hessian, design.T @ (y - mu))
+        except np.linalg.LinAlgError:
+            break
+        if not np.isfinite(step).all():
+            break
+        beta = beta + step
+        if np.abs(step).max() < 1e-10:
+            return float(beta[1])
     # Newton's method to a tight tolerance: lbfgs's default stopped up to 0.002 short of the MLE.
-    fit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10).fit(lp, responded)
-    return float(fit.coef_[0, 0])
+    fit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-10)
+    return float(fit.fit(lp[:, None], y).coef_[0, 0])
 
 
 def calibration_intercept(responded: np.ndarray, probability: np.ndarray) -> float:

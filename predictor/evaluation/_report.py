@@ -259,6 +259,18 @@ class ComparisonSummary:
 
 
 @dataclass(frozen=True)
+class HeldOutComparison:
+    """The model and the comparison models on the data of the report, which none of them saw:
+    the comparison models fitted once on ``source`` (the model's training patients, on its
+    fields); model name -> :class:`CoreMetrics`. ``model`` names the model evaluated (its
+    row, the report's own :attr:`Report.metrics`)."""
+
+    source: str
+    model: str
+    models: dict[str, CoreMetrics]
+
+
+@dataclass(frozen=True)
 class TrainingDistribution:
     """One field's distribution in the training data (as the manifest stores it): a
     histogram (``edges``, ``counts``) for a number, ``levels`` and ``counts`` for a
@@ -391,6 +403,9 @@ class Report:
     bootstrap: BootstrapSummary | None = field(default=None, metadata=OMIT_NONE)
     """Bootstrap optimism correction and prediction instability on the training patients;
     absent from ``metrics.json`` when not computed."""
+    held_out_comparison: HeldOutComparison | None = field(default=None, metadata=OMIT_NONE)
+    """The comparison models, fitted on the training patients, on the data of the report
+    (train's fresh cohort); absent from ``metrics.json`` when not computed."""
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``metrics.json``: strict JSON (NaN -> None), in field order."""
@@ -781,6 +796,8 @@ def build_report(
     comparison_source: str = "",
     scores: Scores | None = None,
     bootstrap: BootstrapValidation | None = None,
+    held_out: Mapping[str, np.ndarray] | None = None,
+    held_out_source: str = "",
 ) -> Report:
     """Every number of the evaluation report.
 
@@ -810,6 +827,12 @@ def build_report(
         :func:`~predictor.evaluation._bootstrap.bootstrap_validation` on the patients the
         model was fitted on (which need not be ``clean``): adds :attr:`Report.bootstrap`, its
         section of ``report.md`` and the instability figure.
+    held_out : mapping, optional
+        Comparison model name -> its probabilities for ``clean``, from a fit on other patients
+        (train's comparison models, fitted on the training patients, on its fresh cohort):
+        adds :attr:`Report.held_out_comparison`.
+    held_out_source : str
+        What the comparison models were fitted on, in words.
 
     Returns
     -------
@@ -852,6 +875,9 @@ def build_report(
             else f"{base_data}, then updated on {trained_on['source']} ({update['chosen']})"
         )
     table_thresholds = tuple(sorted({*TABLE_THRESHOLDS, threshold}))
+    measured = _metrics_with_interval(
+        y, p, true_probability=truth, interval=(scores.low, scores.high)
+    )
     return Report(
         format=FORMAT,
         format_version=FORMAT_VERSION,
@@ -874,9 +900,7 @@ def build_report(
             calibration_bins=CALIBRATION_BINS,
             min_per_outcome=MIN_PER_OUTCOME,
         ),
-        metrics=_metrics_with_interval(
-            y, p, true_probability=truth, interval=(scores.low, scores.high)
-        ),
+        metrics=measured,
         roc=Roc(model=_roc(y, p), oracle=_roc(y, truth) if truth is not None else None),
         calibration=_calibration(y, p),
         decision_curve=_decision_curve(y, p),
@@ -899,4 +923,21 @@ def build_report(
         terms=terms,
         software=_software(),
         bootstrap=_bootstrap_summary(bootstrap) if bootstrap is not None else None,
+        held_out_comparison=(
+            HeldOutComparison(
+                source=held_out_source,
+                model=summary.name,
+                models={
+                    summary.name: measured,
+                    **{
+                        name: _metrics_with_interval(
+                            y, np.asarray(q, dtype=np.float64), true_probability=truth
+                        )
+                        for name, q in held_out.items()
+                    },
+                },
+            )
+            if held_out
+            else None
+        ),
     )
