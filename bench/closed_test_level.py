@@ -1,14 +1,17 @@
-"""Which level should update's closed test use? Brier score and calibration slope of the
-recalibration it chooses, at several levels, on the second simulated site.
+"""Which level should update's closed test use, and should its choice be shrunk? Brier score
+and calibration slope of the recalibration it chooses, on a simulated site.
 
-``python bench/closed_test_level.py [--samples 20]`` (about a minute)
+``python bench/closed_test_level.py [--samples 40] [--first-seed 101] [--site second]``
+(about two minutes)
 
-For cohorts of 150, 300, 600 and 1,200 patients of the second site (seeds 1, 2, ...), it fits
-the base model as it is, recalibration in the large and logistic recalibration, runs
-Vergouwe's closed test (``predictor._updating._closed_test``) at levels 0.05, 0.157 (Akaike's
-for one parameter, what ``update`` uses) and 0.2, and also "always logistic" and "always in
-the large", and prints for each rule the mean Brier score and calibration slope of the chosen
-model on 20,000 fresh patients of the site (seed 999).
+For cohorts of 150, 300 and 600 patients of the site (``--site second``: the second simulated
+site, where the shipped model's slope is 0.80; ``--site house``: the training population,
+where the base is right), it fits recalibration in the large and logistic recalibration, runs
+Vergouwe's closed test (``predictor._updating._closed_test``) at levels 0.05, 0.157 and 0.5,
+and prints for each level the mean Brier score and calibration slope on 20,000 fresh patients
+of the site (seed 999) of the recalibration chosen, as fitted and shrunk toward the base by
+``(LR - df) / LR`` (``recalibrate(..., shrink=True)``, what ``update`` uses, at 0.5), with the
+base as it is and logistic recalibration always (as fitted) for reference.
 """
 
 from __future__ import annotations
@@ -23,52 +26,59 @@ from predictor import load_model
 from predictor._updating import BASE, IN_THE_LARGE, LOGISTIC, _closed_test, _log_likelihood
 from predictor.evaluation import metrics
 from predictor.model import recalibrate
-from predictor.simulation import SECOND_SITE, simulate_cohort
+from predictor.simulation import HOUSE_SITE, SECOND_SITE, simulate_cohort
+
+LEVELS = (0.05, 0.157, 0.5)
+METHODS = {IN_THE_LARGE: "in the large", LOGISTIC: "logistic"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=20, help="cohorts per size")
+    parser.add_argument("--samples", type=int, default=40, help="cohorts per size")
+    parser.add_argument("--first-seed", type=int, default=101, help="seed of the first cohort")
+    parser.add_argument("--site", choices=("second", "house"), default="second")
     args = parser.parse_args()
+    site = SECOND_SITE if args.site == "second" else HOUSE_SITE
     base = load_model()
-    test = simulate_cohort(20_000, seed=999, site=SECOND_SITE)
+    test = simulate_cohort(20_000, seed=999, site=site)
     outcome = test["responded"].to_numpy()
     test_design = base.features.design(test)
-    rules = ("closed test 0.05", "closed test 0.157", "closed test 0.2", "always logistic")
-    rules += ("always in the large",)
-    print(f"{'n':>6}  " + "  ".join(f"{rule:>22}" for rule in rules))
-    for n in (150, 300, 600, 1200):
+    rules = ("base", "always logistic")
+    rules += tuple(f"{level:g}{shrunk}" for level in LEVELS for shrunk in ("", " shrunk"))
+    print(f"{args.site} site, {args.samples} cohorts per size (seeds {args.first_seed} on)")
+    print("mean Brier score (mean calibration slope) on 20,000 new patients of the site")
+    print(f"{'n':>5}  " + "  ".join(f"{rule:>19}" for rule in rules))
+    for n in (150, 300, 600):
         results: dict[str, list[tuple[float, float]]] = {rule: [] for rule in rules}
-        for seed in range(1, args.samples + 1):
-            cohort = simulate_cohort(n, seed=seed, site=SECOND_SITE)
+        for seed in range(args.first_seed, args.first_seed + args.samples):
+            cohort = simulate_cohort(n, seed=seed, site=site)
             y = cohort["responded"].to_numpy()
             design = base.features.design(cohort)
-            models = {
-                BASE: base,
-                IN_THE_LARGE: recalibrate(base, cohort, y, method="in the large"),
-                LOGISTIC: recalibrate(base, cohort, y),
-            }
-            ll = {k: _log_likelihood(y, m.score(design).logit) for k, m in models.items()}
-            chosen = {
-                "always logistic": LOGISTIC,
-                "always in the large": IN_THE_LARGE,
-            }
-            for level in (0.05, 0.157, 0.20):
+            fitted = {BASE: base}
+            shrunk = {BASE: base}
+            for name, method in METHODS.items():
+                fitted[name] = recalibrate(base, cohort, y, method=method)
+                shrunk[name] = recalibrate(base, cohort, y, method=method, shrink=True)
+            ll = {k: _log_likelihood(y, m.score(design).logit) for k, m in fitted.items()}
+            models = {"base": base, "always logistic": fitted[LOGISTIC]}
+            for level in LEVELS:
                 saved = updating.ALPHA
                 updating.ALPHA = level
                 try:
-                    chosen[f"closed test {level:g}"] = _closed_test(ll)[0]
+                    chosen = _closed_test(ll)[0]
                 finally:
                     updating.ALPHA = saved
+                models[f"{level:g}"] = fitted[chosen]
+                models[f"{level:g} shrunk"] = shrunk[chosen]
             for rule in rules:
-                p = models[chosen[rule]].score(test_design).probability
+                p = models[rule].score(test_design).probability
                 results[rule].append(
                     (brier_score_loss(outcome, p), metrics(outcome, p).calibration_slope)
                 )
         print(
-            f"{n:>6}  "
+            f"{n:>5}  "
             + "  ".join(
-                f"{np.mean([b for b, _ in v]):.4f} (slope {np.mean([s for _, s in v]):.2f})"
+                f"{np.mean([b for b, _ in v]):.4f} ({np.mean([s for _, s in v]):.2f})".rjust(19)
                 for v in results.values()
             )
         )
