@@ -11,6 +11,7 @@ or arguments, with a one-line reason; 3 an internal error (a bug: one line, no t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
@@ -981,8 +982,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback).
     """
     args = build_parser().parse_args(argv)
+    # SIGTERM cleans up as Ctrl-C does, and neither can be lost before a file is put in place;
+    # serve writes no file and leaves both signals to uvicorn, which shuts down gracefully.
+    signals = contextlib.nullcontext() if args.run is run_serve else stopping_on_signals()
     try:
-        with stopping_on_signals():  # SIGTERM cleans up as Ctrl-C does; neither can be lost
+        with signals:
             return args.run(args)
     except (UsageError, InvalidParameterError) as exc:
         _say(f"error: {exc}")
