@@ -2,6 +2,7 @@
 and with Dask, against its I/O floor and a naive pipeline, and how much memory it takes.
 
     python bench/bench_batch.py [--rows 1000000] [--repeat 3] [--skip-naive] [--skip-dask]
+                                [--skip-quotes]
 
 Writes a simulated cohort of ``--rows`` patients as a clinic would export it (every schema
 field a clinic has, no outcome; not timed), then times, in one run, each ``--repeat`` times
@@ -19,6 +20,11 @@ field a clinic has, no outcome; not timed), then times, in one run, each ``--rep
 (c) the naive path: ``pandas.read_csv``, ``predict_proba`` of the same kind of model built as a
     scikit-learn Pipeline (fitted beforehand, not timed), reasons built row by row in Python,
     ``DataFrame.to_csv``.
+(e) ``score`` end to end, as (a), on a messy export: the same file with a stray quote that
+    never closes on its line before a cell of about one line in 1,000 (written beforehand, not
+    timed). The fast reader stops at each and the ``csv`` module reads on from there; the
+    pieces they read are put together into chunks of ``--chunk-rows``, so the time should stay
+    near (a)'s, not grow with the number of stray quotes.
 
 Targets (issue 17): (a) with 2 workers <= 3 x (b) (goal 1.5 x), for 1,000,000 and 5,000,000
 rows; (d) <= 1.5 x (a) with 2 workers. Timings on the project's 2-core machine are noisy (it is
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -65,6 +72,24 @@ def write_cohort(path: Path, rows: int) -> None:
                                          preserve_index=False)  # fmt: skip
             options = pcsv.WriteOptions(include_header=k == 0, quoting_style="none")
             pcsv.write_csv(table, sink, write_options=options)
+
+
+def write_stray_quotes(source: Path, path: Path, every: int = 1_000) -> int:
+    """``source`` with a quote opened before a cell (and closed by no later quote on its line)
+    on about one line in ``every``, at random lines; returns how many lines have one."""
+    rng = random.Random(5)
+    damaged = 0
+    with source.open("rb") as lines, path.open("wb") as sink:
+        sink.write(next(lines))  # the header
+        for line in lines:
+            if rng.random() < 1 / every:
+                cells = line.split(b",")
+                k = rng.randrange(1, len(cells))
+                cells[k] = b'"' + cells[k]
+                line = b",".join(cells)
+                damaged += 1
+            sink.write(line)
+    return damaged
 
 
 def _tree_rss(pid: int) -> int:
@@ -202,6 +227,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each timing")
     parser.add_argument("--skip-naive", action="store_true", help="leave out (c), the slowest")
     parser.add_argument("--skip-dask", action="store_true", help="leave out (d)")
+    parser.add_argument("--skip-quotes", action="store_true", help="leave out (e)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -214,6 +240,10 @@ def main() -> None:
             f"(written in {time.perf_counter() - started:.1f} s); load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine)"
         )
+        messy = root / "messy.csv"
+        if not args.skip_quotes:
+            stray = write_stray_quotes(source, messy)
+            print(f"messy export (e): {stray:,} lines with a stray quote")
         cluster = client = None
         if not args.skip_dask:
             from distributed import Client, LocalCluster
@@ -223,7 +253,14 @@ def main() -> None:
                 n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
             )
             client = Client(cluster)
-        runs: dict[str, list[float]] = {"1": [], "2": [], "dask": [], "floor": []}
+        runs: dict[str, list[float]] = {
+            "1": [],
+            "2": [],
+            "dask": [],
+            "floor": [],
+            "messy 1": [],
+            "messy 2": [],
+        }
         peaks: dict[str, float] = {}
         for _ in range(args.repeat):  # interleaved, so that a burst of load hits all alike
             for workers in ("1", "2"):
@@ -232,6 +269,19 @@ def main() -> None:
                 )
                 runs[workers].append(seconds)
                 peaks[workers] = max(peaks.get(workers, 0.0), rss)
+                if not args.skip_quotes:
+                    seconds, rss = end_to_end(
+                        [
+                            "score",
+                            str(messy),
+                            "--out",
+                            str(root / "messy-out.csv"),
+                            "--workers",
+                            workers,
+                        ]
+                    )
+                    runs[f"messy {workers}"].append(seconds)
+                    peaks[f"messy {workers}"] = max(peaks.get(f"messy {workers}", 0.0), rss)
             if client is not None:
                 parts = str(root / "parts" / "*.csv")
                 command = ["score", parts, "--out", str(root / "dask-out"), "--engine", "dask"]
@@ -255,6 +305,13 @@ def main() -> None:
             print(
                 f"(d) score --engine dask, {DASK_PARTS} parts, "
                 f"2-worker local cluster: {best(runs['dask'])}"
+            )
+        for workers in ("1", "2") if runs["messy 1"] else ():
+            messy_best = min(runs[f"messy {workers}"])
+            print(
+                f"(e) score --workers {workers}, messy export: {best(runs[f'messy {workers}'])} "
+                f"({messy_best / min(runs[workers]):.2f} x (a)), "
+                f"peak RSS {peaks[f'messy {workers}']:,.0f} MB"
             )
         print(f"(b) I/O floor (pandas read_csv + pyarrow write_csv): {best(runs['floor'])}")
         print(f"    (a) / (b): {one / floor:.2f} with 1 worker, {two / floor:.2f} with 2 workers")

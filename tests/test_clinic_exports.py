@@ -24,6 +24,7 @@ from predictor._cli import EXIT_INTERNAL, main
 from predictor._explain import NOTE_SEPARATOR
 from predictor.io._batch import REJECT_COLUMNS, CsvReader, escape_formulas, score_csv
 from predictor.io._csv_reader import MAX_CHUNK_BYTES, MAX_RECORD_BYTES
+from predictor.simulation import simulate_cohort
 
 READ = {"dtype": str, "keep_default_na": False}
 
@@ -526,6 +527,81 @@ def test_slow_chunks_are_bounded_by_bytes_and_grow_for_a_file_read_slowly(
     small = b"patient_id,crp_mg_l\r" + b"P,1\r" * 30_000
     sizes = [len(c.frame) for c in CsvReader(io.BytesIO(small), "t").chunks()]
     assert sum(sizes) == 30_000 and len(sizes) <= 4
+
+
+def _with_stray_quotes(lines: list[str]) -> str:
+    """``lines`` (a header and records) with a stray quote in the last cell of about one record
+    in ten, at irregular gaps: a quote that a later one closes (its line is rejected), one
+    inside the cell and one at its end (text, read by the ``csv`` module). Lines keep their
+    length."""
+    damaged = [lines[0]]
+    for k, line in enumerate(lines[1:]):
+        if k % 11 == 3 or k % 29 == 7:
+            head, cell = line.rsplit(",", 1)
+            cell = ['"' + cell[1:], cell[:2] + '"' + cell[3:], cell[:-1] + '"'][k % 3]
+            line = f"{head},{cell}"
+        damaged.append(line)
+    return "\n".join(damaged) + "\n"
+
+
+STRAY_QUOTES = _with_stray_quotes(
+    ["patient_id,crp_mg_l,route,site", *(f"P{k:04d},1.5,iv,Leeds" for k in range(600))]
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 40, 1_000], ids=["7", "40", "1000"])
+def test_a_file_with_stray_quotes_is_read_in_full_chunks(chunk_rows: int) -> None:
+    content = STRAY_QUOTES.encode()
+    reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows)
+    chunks = list(reader.chunks())
+    assert reader.csv_module_from is not None  # the csv module read some records
+    # Full chunks: each chunk costs a fixed time to score, whatever its size.
+    sizes = [len(c.frame) + len(c.problems) for c in chunks]
+    assert sizes[:-1] == [chunk_rows] * (len(chunks) - 1) and 0 < sizes[-1] <= chunk_rows
+    # The records, line numbers, problems and patient_ids of the csv module reading one
+    # record at a time.
+    alone = list(CsvReader(io.BytesIO(content), "t", chunk_rows=1, engine="csv").chunks())
+    pd.testing.assert_frame_equal(
+        pd.concat(c.frame for c in chunks), pd.concat(c.frame for c in alone)
+    )
+    problems = [p for c in chunks for p in c.problems]
+    assert problems == [p for c in alone for p in c.problems]
+    assert {"unclosed_quote"} == {str(p.reason) for p in problems}
+    assert {k: v for c in chunks for k, v in c.ids.items()} == {
+        k: v for c in alone for k, v in c.ids.items()
+    }
+
+
+def test_chunks_put_together_are_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import predictor.io._csv_reader as reader_module
+
+    line = len("P0000,1.5,iv,Leeds\n")  # every line of STRAY_QUOTES has this length
+    monkeypatch.setattr(reader_module, "MAX_CHUNK_BYTES", 50 * line + 7)
+    chunks = list(CsvReader(io.BytesIO(STRAY_QUOTES.encode()), "t").chunks())
+    sizes = [len(c.frame) + len(c.problems) for c in chunks]
+    assert sum(sizes) == 600
+    assert all(50 <= size <= 51 for size in sizes[:-1]) and sizes[-1] <= 51
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+def test_stray_quotes_do_not_change_what_is_scored(tmp_path: Path, workers: int) -> None:
+    cohort = simulate_cohort(400, seed=8).drop(columns=["true_probability"])
+    cohort["site"] = "Leeds"
+    source = tmp_path / "in.csv"
+    source.write_text(_with_stray_quotes(cohort.to_csv(index=False).splitlines()))
+    results = []
+    for name, chunk_rows in (("full", 40), ("small", 3)):
+        out, rejects = tmp_path / f"{name}.csv", tmp_path / f"{name}-rejects.csv"
+        summary = score_csv(
+            source, out, rejects=rejects, chunk_rows=chunk_rows, workers=workers, explain=True
+        )
+        counts = (summary.rows_scored, summary.rows_rejected, summary.problems)
+        results.append((pd.read_csv(out), rejects.read_bytes(), counts, summary.first_problems))
+    (full, *rest_full), (small, *rest_small) = results
+    assert rest_full == rest_small
+    assert rest_full[1][1] > 0  # lines were rejected
+    # The same numbers to rounding: BLAS sums in another order for another number of rows.
+    pd.testing.assert_frame_equal(full, small, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("engine", ["fast", "csv"])

@@ -6,8 +6,8 @@ byte-order mark (other encodings are turned into UTF-8 by :mod:`predictor.io._in
 CRLF or bare CR line ends, quoted fields (also with separators, quotes or line breaks inside),
 blank lines (also a spreadsheet's ``,,,,`` rows), Excel's ``sep=;`` first line, trailing empty
 header cells, and ``;``-separated files with decimal commas. It works on raw bytes, one chunk of
-about ``chunk_rows`` records (and at most :data:`MAX_CHUNK_BYTES`) at a time, so memory does not
-grow with the file, whatever its row lengths.
+``chunk_rows`` records (and at most :data:`MAX_CHUNK_BYTES`) at a time, so memory does not grow
+with the file, whatever its row lengths.
 
 Every record of the input ends up in exactly one place: a chunk's rows (text cells, indexed by
 the line the record starts on; the header is line 1, blank lines and line breaks inside quoted
@@ -29,7 +29,9 @@ How: records are found without parsing (numpy over the bytes: a line end ends a 
 it is inside quotes), pyarrow's CSV parser splits them into cells, and a record that the fast
 path cannot vouch for (one of the problems above, a quote inside an unquoted field such as
 ``5"7``, a bare CR line end) is read with Python's ``csv`` module in strict mode, one record at
-a time, with the same results and line numbers, before the fast path takes over again.
+a time, with the same results and line numbers, before the fast path takes over again. What the
+two read in turn is put together into chunks of ``chunk_rows`` records, so that a file with a
+stray quote every few hundred lines is scored in chunks as large as a clean file's.
 """
 
 from __future__ import annotations
@@ -285,6 +287,21 @@ class Chunk(NamedTuple):
     """line -> the patient_id read from a rejected line, where it has one"""
 
 
+_Piece = tuple[pd.DataFrame, list[Problem], dict[int, str]]
+"""Records read in one go, as :class:`Chunk` holds them but with the columns numbered."""
+
+
+def _joined(pieces: list[_Piece]) -> _Piece:
+    """One piece of consecutive ``pieces`` (their records stay in line order)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    frames = [frame for frame, _, _ in pieces if len(frame)] or [pieces[0][0]]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames)
+    problems = [problem for _, found, _ in pieces for problem in found]
+    ids = {line: value for _, _, kept in pieces for line, value in kept.items()}
+    return frame, problems, ids
+
+
 class _Overlong(Exception):
     """A record spanning several lines ran past MAX_MULTILINE_RECORD_BYTES."""
 
@@ -332,7 +349,8 @@ class CsvReader:
     decimal : str, optional
         Decimal mark; default ``","`` for ``;``-separated files, else ``"."``.
     chunk_rows : int
-        About how many records each chunk holds (at most :data:`MAX_CHUNK_BYTES` of them).
+        How many records each chunk holds (fewer in the last, and in one that reached
+        :data:`MAX_CHUNK_BYTES` of the input).
     engine : {"fast", "csv"}
         ``"csv"`` reads every record with Python's ``csv`` module, as the fast path does for a
         record it cannot read itself (tests hold the two to the same results).
@@ -370,6 +388,7 @@ class CsvReader:
         self.csv_module_from: int | None = None
         """The first line the ``csv`` module read (None: the fast path read every record)."""
         self._pending = b""
+        self._consumed = 0  # bytes taken from the input
         self._eof = False
         self.line = 1  # the line the pending bytes start on
         self._fill(_HEADER_BYTES)
@@ -411,6 +430,7 @@ class CsvReader:
     def _take(self, end: int, lines: int) -> bytes:
         data, self._pending = self._pending[:end], self._pending[end:]
         self.line += lines
+        self._consumed += end
         return data
 
     def _line_end_at(self, pos: int) -> int | None:
@@ -503,49 +523,70 @@ class CsvReader:
     # ----------------------------------------------------------------------- records
 
     def chunks(self) -> Iterator[Chunk]:
-        """The data records, in chunks of about ``chunk_rows`` (at most
-        :data:`MAX_CHUNK_BYTES`); each record is in a chunk's rows or its problems, blank lines
-        in neither."""
+        """The data records, in chunks of ``chunk_rows`` records (rows and rejected lines; blank
+        lines are in neither); a chunk holds fewer only at the end of the input, or when it has
+        read :data:`MAX_CHUNK_BYTES` of it.
+
+        The fast path stops at each record it cannot vouch for and the ``csv`` module reads on
+        from there, so a file with a stray quote every few hundred lines is read in pieces of a
+        few hundred records; they are put together into full chunks, since each chunk costs the
+        same fixed time to validate, score and write, whatever its size."""
         sep = ord(self.dialect.separator)
-        limit = self._limit()
         slow = _SLOW_RECORDS  # grows while the fast path keeps stopping at once
+        held: list[_Piece] = []  # the pieces of the next chunk
+        room, start = self._chunk_rows, self._consumed  # records it lacks; where it starts
+        limit = self._limit(room)
         while True:
+            budget = MAX_CHUNK_BYTES - (self._consumed - start)  # bytes it may still read
+            if held and (room <= 0 or budget <= 0):
+                yield self._chunk(*_joined(held))
+                held, room, start = [], self._chunk_rows, self._consumed
+                limit = self._limit(room)
+                continue
             self._fill(limit)
             if not self._pending:
-                return
-            window = self._pending[:limit]
+                break
+            window = self._pending[: min(limit, budget) if held else limit]
             final = self._eof and len(window) == len(self._pending)
             scan = None if self._engine == "csv" else _scan(window, sep, final)
             if scan is not None and scan.starts.size:
-                scan = scan.first(self._chunk_rows)  # rows bounded as well as bytes
+                scan = scan.first(room)  # rows bounded as well as bytes
                 data = window[: scan.end]
                 decode_check(data, self.name, self.line)
                 parsed = self._parse(data, scan.starts + self.line)
                 if parsed is not None:
                     self._take(scan.end, scan.lines)
                     self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                    limit, slow = self._limit(), _SLOW_RECORDS
-                    yield self._chunk(*parsed)
-                    continue
+                    slow = _SLOW_RECORDS
+                    piece = parsed
+                else:
+                    if self.csv_module_from is None:
+                        self.csv_module_from = self.line
+                    piece = self._read_slowly(scan.starts.size, budget)
+            elif scan is not None and not scan.stop and not final:
+                if held and limit >= budget:
+                    room = 0  # the record does not fit in this chunk's bytes: the next reads it
+                else:
+                    limit *= 2  # no record ends in the window: a long one (bounded by the scan)
+                continue
+            else:
                 if self.csv_module_from is None:
                     self.csv_module_from = self.line
-                yield self._chunk(*self._read_slowly(scan.starts.size))
-                continue
-            elif scan is not None and not scan.stop and not final:
-                limit *= 2  # no record ends in the window: a long one (bounded by the scan)
-                continue
-            if self.csv_module_from is None:
-                self.csv_module_from = self.line
-            size = self._chunk_rows if self._engine == "csv" else slow
-            yield self._chunk(*self._read_slowly(min(size, self._chunk_rows)))
-            slow *= 4  # a file the fast path cannot read (bare CR, 5"7 everywhere): big chunks
+                size = self._chunk_rows if self._engine == "csv" else slow
+                piece = self._read_slowly(min(size, room), budget)
+                slow *= 4  # a file the fast path cannot read (bare CR, 5"7 everywhere): big reads
+            held.append(piece)
+            room -= len(piece[0]) + len(piece[1])
+            limit = self._limit(room)
+        if held:
+            yield self._chunk(*_joined(held))
 
-    def _limit(self) -> int:
-        return max(1, min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES))
+    def _limit(self, records: int) -> int:
+        """Bytes to look at for ``records`` records: an eighth more than the last ones took, so
+        that a chunk is one piece when records are about as long as those."""
+        return max(1, min(records * self._bytes_per_record * 9 // 8, MAX_CHUNK_BYTES))
 
-    def _parse(
-        self, data: bytes, lines: np.ndarray
-    ) -> tuple[pd.DataFrame, list[Problem], dict[int, str]] | None:
+    def _parse(self, data: bytes, lines: np.ndarray) -> _Piece | None:
         """Cells of the records in ``data`` (starting on ``lines``) by pyarrow, and the ragged
         ones; None if pyarrow and the scan disagree on the records, or a ragged record spans
         several lines (the ``csv`` module then reads them: see :meth:`_read_slowly`)."""
@@ -598,21 +639,23 @@ class CsvReader:
             rows = np.flatnonzero(keep)
             keep[rows[empty.to_numpy()]] = False
         frame = table.to_pandas()
+        frame.columns = range(self.width)  # as the csv module's pieces have them
         frame.index = pd.Index(lines[keep], name="line")
         return frame, problems, ids
 
-    def _read_slowly(self, count: int) -> tuple[pd.DataFrame, list[Problem], dict[int, str]]:
-        """Read up to ``count`` records one at a time with the ``csv`` module (strict RFC 4180
-        quoting; a quote inside an unquoted field is text), rejecting a line whose quote does
-        not close (or that quotes join to the next lines into a record of the wrong width), or
-        that is too long, and going on from the next line."""
+    def _read_slowly(self, count: int, budget: int) -> _Piece:
+        """Read up to ``count`` records (and about ``budget`` bytes: the last record read may
+        go past it) one at a time with the ``csv`` module (strict RFC 4180 quoting; a quote
+        inside an unquoted field is text), rejecting a line whose quote does not close (or that
+        quotes join to the next lines into a record of the wrong width), or that is too long,
+        and going on from the next line."""
         sep = self.dialect.separator
         rows: list[list[str]] = []
         numbers: list[int] = []
         problems: list[Problem] = []
         ids: dict[int, str] = {}
         pos, line = 0, self.line
-        while len(rows) + len(problems) < count and pos < MAX_CHUNK_BYTES:
+        while len(rows) + len(problems) < count and pos < budget:
             first = self._line_end_at(pos)
             if first is None:
                 break
