@@ -23,9 +23,9 @@ from sklearn.metrics import brier_score_loss
 
 import predictor._updating as updating
 from predictor import load_model
-from predictor._updating import BASE, IN_THE_LARGE, LOGISTIC, _closed_test, _log_likelihood
+from predictor._updating import BASE, IN_THE_LARGE, LOGISTIC, _closed_test
 from predictor.evaluation import metrics
-from predictor.model import recalibrate
+from predictor.model import log_likelihood, recalibrate
 from predictor.simulation import HOUSE_SITE, SECOND_SITE, simulate_cohort
 
 LEVELS = (0.05, 0.157, 0.5)
@@ -59,7 +59,7 @@ def main() -> None:
             for name, method in METHODS.items():
                 fitted[name] = recalibrate(base, cohort, y, method=method)
                 shrunk[name] = recalibrate(base, cohort, y, method=method, shrink=True)
-            ll = {k: _log_likelihood(y, m.score(design).logit) for k, m in fitted.items()}
+            ll = {k: log_likelihood(m.score(design).logit, y) for k, m in fitted.items()}
             models = {"base": base, "always logistic": fitted[LOGISTIC]}
             for level in LEVELS:
                 saved = updating.ALPHA

@@ -73,7 +73,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_expit
 from scipy.stats import chi2
 
 from predictor._training import (
@@ -93,6 +92,7 @@ from predictor.model import (
     RecalibratedModel,
     Scores,
     fit_additive_model,
+    log_likelihood,
     recalibrate,
     revise_additive_model,
 )
@@ -262,10 +262,6 @@ class UpdateChoice:
         ]
 
 
-def _log_likelihood(y: np.ndarray, logit: np.ndarray) -> float:
-    return float(np.sum(y * log_expit(logit) + (1.0 - y) * log_expit(-logit)))
-
-
 def _lr_test(larger: str, smaller: str, ll: Mapping[str, float], df: int) -> LikelihoodRatioTest:
     statistic = max(0.0, 2.0 * (ll[larger] - ll[smaller]))
     return LikelihoodRatioTest(larger, smaller, statistic, df, float(chi2.sf(statistic, df)))
@@ -387,7 +383,7 @@ def choose_update(
     attempt(LOGISTIC, lambda: recalibrate(base, clean, y))
     # The closed test compares the maximum-likelihood fits; the candidates are them shrunk.
     ll = {
-        name: _log_likelihood(y, model.score(model.features.design(clean)).logit)
+        name: log_likelihood(model.score(model.features.design(clean)).logit, y)
         for name, model in models.items()
     }
     recalibrated = models.get(LOGISTIC)
@@ -406,9 +402,9 @@ def choose_update(
             f"its slope {recalibrated.slope:.2f} is not positive: the base's log-odds do not "
             "rank these patients the right way round"
         )
-    for name, method in ((IN_THE_LARGE, "in the large"), (LOGISTIC, "logistic")):
-        if name in models:
-            models[name] = recalibrate(base, clean, y, method=method, shrink=True)
+    for name in (IN_THE_LARGE, LOGISTIC):
+        if isinstance(fitted := models.get(name), RecalibratedModel):
+            models[name] = fitted.shrunk(2.0 * (ll[name] - ll[BASE]))
     reports: dict[str, Any] = {}
 
     def revise() -> Model:
@@ -445,8 +441,8 @@ def choose_update(
     }
     for name in (REVISION, REFIT):
         if name in models:
-            ll[name] = _log_likelihood(
-                y, models[name].score(models[name].features.design(clean)).logit
+            ll[name] = log_likelihood(
+                models[name].score(models[name].features.design(clean)).logit, y
             )
 
     # Cross-validation: each candidate's whole fit repeated without each fold.

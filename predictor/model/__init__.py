@@ -34,6 +34,7 @@ from predictor.model._features import (
     from_model_scale,
     model_scale,
 )
+from predictor.model._fitter import log_likelihood
 from predictor.model._protocol import Model, ModelSummary, Scores
 from predictor.model._recalibrated import RecalibratedModel, recalibrate
 
@@ -60,6 +61,7 @@ __all__ = [
     "fit_additive_model",
     "from_model_scale",
     "load_model",
+    "log_likelihood",
     "model_scale",
     "read_manifest",
     "recalibrate",

@@ -204,8 +204,11 @@ def _penalty_matrix(blocks: _Blocks, lambdas: np.ndarray, size: int) -> np.ndarr
     return s
 
 
-def _log_likelihood(eta: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
-    return float(weights @ (y * log_expit(eta) + (1.0 - y) * log_expit(-eta)))
+def log_likelihood(logit: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Bernoulli log-likelihood of 0/1 outcomes ``y`` at log-odds ``logit`` (each term times
+    its case weight, if given)."""
+    terms = y * log_expit(logit) + (1.0 - y) * log_expit(-logit)
+    return float(np.sum(terms) if weights is None else weights @ terms)
 
 
 def fit_penalised_logistic(
@@ -336,7 +339,7 @@ def _fit(
     boost = np.ones(n_blocks)
     last_sign = np.zeros(n_blocks)
     eta = offset + Z @ theta
-    log_lik = _log_likelihood(eta, y, weights)
+    log_lik = log_likelihood(eta, y, weights)
     leverage: np.ndarray | None = None
     fresh = True
     settling = False  # the last lambda step: below a factor e, blocks at a bound apart
@@ -380,7 +383,7 @@ def _fit(
         for _ in range(40):  # step halving: the objective must not go down
             candidate = theta + step
             eta = offset + Z @ candidate
-            log_lik = _log_likelihood(eta, y, weights)
+            log_lik = log_likelihood(eta, y, weights)
             d = candidate - theta0
             if log_lik - 0.5 * d @ s_lam @ d >= before - 1e-12 * abs(before):
                 break

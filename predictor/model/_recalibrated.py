@@ -42,12 +42,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, log_expit
+from scipy.special import expit
 
 from predictor.model._additive import _Z, AdditiveModel
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap, SparseDesign
-from predictor.model._fitter import fit_penalised_logistic
+from predictor.model._fitter import fit_penalised_logistic, log_likelihood
 from predictor.model._protocol import ModelSummary, Scores
 
 IN_THE_LARGE = "in the large"
@@ -164,6 +164,21 @@ class RecalibratedModel:
             "recalibrated on the new site's patients by maximum "
             f"likelihood: {what}{shrunk}. The interval\nadds the recalibration's own uncertainty "
             "to the base model's.",
+        )
+
+    def shrunk(self, statistic: float) -> RecalibratedModel:
+        """This recalibration shrunk toward the base by ``(LR - df) / LR`` (module docstring),
+        ``statistic`` being ``LR``, its likelihood-ratio statistic against the base on the
+        patients it was fitted on."""
+        df = 1.0 if self.method == IN_THE_LARGE else 2.0
+        factor = max(0.0, (statistic - df) / statistic) if statistic > 0.0 else 0.0
+        return RecalibratedModel(
+            self.base,
+            self.method,
+            factor * self.shift,
+            1.0 + factor * (self.slope - 1.0),
+            self.covariance,
+            factor,
         )
 
     def refit(self, clean: Any, responded: np.ndarray, *, seed: int) -> RecalibratedModel:
@@ -288,17 +303,9 @@ def recalibrate(
         if not 1e-3 <= abs(slope) <= 1e3:
             raise ValueError(f"the recalibration slope {slope:.3g} is degenerate")
         covariance = np.array(fit.covariance, dtype=np.float64)
+    fitted = RecalibratedModel(base, method, shift, slope, covariance)
     if not shrink:
-        return RecalibratedModel(base, method, shift, slope, covariance)
-    statistic = 2.0 * (
-        _log_likelihood(y, shift + slope * base_logit) - _log_likelihood(y, base_logit)
+        return fitted
+    return fitted.shrunk(
+        2.0 * (log_likelihood(shift + slope * base_logit, y) - log_likelihood(base_logit, y))
     )
-    df = 1.0 if method == IN_THE_LARGE else 2.0
-    factor = max(0.0, (statistic - df) / statistic) if statistic > 0.0 else 0.0
-    return RecalibratedModel(
-        base, method, factor * shift, 1.0 + factor * (slope - 1.0), covariance, factor
-    )
-
-
-def _log_likelihood(y: np.ndarray, logit: np.ndarray) -> float:
-    return float(np.sum(y * log_expit(logit) + (1.0 - y) * log_expit(-logit)))
