@@ -220,18 +220,14 @@ def _labelled_rows(
 def _refuse_model_files(model: str | None, outputs: Sequence[tuple[str, str | None]]) -> None:
     """Refuse an output file that is the model's own ``model.json`` or ``manifest.json`` (the
     shipped model's when ``model`` is None), through any link, before anything is written."""
-    files = ModelFiles.at(model)
-    own = [f for f in (files.artifact, files.manifest) if f.exists()]
-    for option, path in outputs:
-        if not path or path == "-" or not os.path.exists(path):
-            continue
-        for file in own:
-            if os.path.samefile(path, file):
-                raise UsageError(
-                    f"{option} {path} is the model's own {file.name} (--model "
-                    f"{model or 'the shipped model'}); writing it would destroy the model: "
-                    "choose another file"
-                )
+    clash = ModelFiles.at(model).among(outputs)
+    if clash is not None:
+        option, path, file = clash
+        raise UsageError(
+            f"{option} {path} is the model's own {file.name} (--model "
+            f"{model or 'the shipped model'}); writing it would destroy the model: "
+            "choose another file"
+        )
 
 
 def _inside(path: str, folder: str) -> bool:

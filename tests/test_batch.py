@@ -298,6 +298,31 @@ def test_score_output_does_not_depend_on_the_chunk_size(tmp_path: Path, chunk_ro
     assert (tmp_path / "ra.csv").read_bytes() == (tmp_path / "rb.csv").read_bytes()
 
 
+@pytest.mark.parametrize("name", ["model.json", "manifest.json"])
+@pytest.mark.parametrize("which", ["out", "rejects"])
+def test_score_csv_from_python_refuses_to_write_over_the_models_files(
+    tmp_path: Path, name: str, which: str
+) -> None:
+    # The command line refused this before score_csv ran; from Python nothing did, and
+    # score_csv(out=".../model.json") replaced the model with a scored table.
+    base = tmp_path / "base"
+    base.mkdir()
+    for file in ("model.json", "manifest.json"):
+        (base / file).write_bytes((ROOT / "models" / file).read_bytes())
+    before = (base / name).read_bytes()
+    source = tmp_path / "in.csv"
+    source.write_text("patient_id,crp_mg_l,route\nA,0.9,iv\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(base / name)  # through a link too
+    outputs = {"out": tmp_path / "o.csv", "rejects": tmp_path / "r.csv", which: link}
+    with pytest.raises(BatchError, match=f"is the model's own {name}"):
+        score_csv(source, outputs["out"], rejects=outputs["rejects"], model=base)
+    assert (base / name).read_bytes() == before
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "r.csv").exists()
+    summary = score_csv(source, tmp_path / "o.csv", model=base)  # another file: scored
+    assert summary.rows_scored == 1
+
+
 def test_score_header_only_file_gives_an_output_with_only_the_header(tmp_path: Path) -> None:
     code, out, rejects = _score(tmp_path, "patient_id,crp_mg_l,Site\n")
     assert code == 0

@@ -67,7 +67,7 @@ from predictor.io._csv_reader import (
     Dialect,
 )
 from predictor.io._input_stream import InputError, OpenedInput, open_input
-from predictor.model import Model, load_model
+from predictor.model import Model, ModelFiles, load_model
 
 __all__ = [
     "DECIMALS",
@@ -706,7 +706,8 @@ def score_csv(
     row that breaks the schema, or a line the reader rejects (wrong field count, a quote that
     does not close, too long), goes to ``rejects`` instead, with the line it starts on in the
     input (the header is line 1). Both files appear only when complete: an interrupted run
-    leaves neither behind, and an existing file untouched. Neither may be the input.
+    leaves neither behind, and an existing file untouched. Neither may be the input, nor the
+    model's ``model.json`` or ``manifest.json``.
 
     Parameters
     ----------
@@ -756,7 +757,8 @@ def score_csv(
     BatchError
         If the input cannot be read as CSV text, its header breaks the schema (a field given
         twice, a column whose unit is unclear, no input field at all), or an output is the
-        input; or a worker process stopped without a result.
+        input or one of the model's files (``model`` given as a path, or the shipped model's);
+        or a worker process stopped without a result.
     ModelFileError
         If the model cannot be loaded.
     InvalidParameterError
@@ -784,6 +786,14 @@ def score_csv(
         raise BatchError(f"the output and the rejects file are both {str(out)!r}")
     for target in (out, rejects):
         check_writable(target)
+    if model is None or isinstance(model, str | os.PathLike):
+        clash = ModelFiles.at(model).among([("--rejects", rejects), ("--out", out)])
+        if clash is not None:
+            option, path, file = clash
+            raise BatchError(
+                f"{option} {path} is the model's own {file.name}; writing it would destroy the "
+                "model: choose another file"
+            )
     resolved = load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
     return _run(
         source,

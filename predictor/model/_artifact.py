@@ -138,6 +138,21 @@ class ModelFiles:
             where = where / ARTIFACT_NAME
         return cls(where, where.with_name(MANIFEST_NAME))
 
+    def among(
+        self, outputs: Iterable[tuple[str, str | os.PathLike[str] | None]]
+    ) -> tuple[str, str, Path] | None:
+        """The first output that is one of these two files (through any link), as (option,
+        output path, model file); None when no output is. ``outputs`` are (option, path)
+        pairs; a path that is None, ``"-"`` or not there yet is never one of them."""
+        own = [file for file in (self.artifact, self.manifest) if file.exists()]
+        for option, path in outputs:
+            if path is None or str(path) in ("", "-") or not os.path.exists(path):
+                continue
+            for file in own:
+                if os.path.samefile(path, file):
+                    return option, str(path), file
+        return None
+
 
 def sha256_hex(data: bytes) -> str:
     """Hex sha256 of ``data``."""
