@@ -661,7 +661,7 @@ STRUCTURES = (PER_TERM, POOLED)
 
 
 def term_penalties(
-    features: FeatureMap, structure: str = PER_TERM
+    features: FeatureMap, structure: str = PER_TERM, design: np.ndarray | None = None
 ) -> tuple[list[str], list[Penalty]]:
     """The penalty blocks of the additive model's design, with a name for each.
 
@@ -677,7 +677,13 @@ def term_penalties(
     ``structure="pooled"``: the same penalties in two blocks, one smoothing parameter for all
     the terms' wiggles (``"all:wiggles"``) and one for all their null spaces and category
     levels (``"all:null"``): 2 parameters to choose instead of about 25, which a small cohort
-    supports better.
+    supports better. Given the training ``design``, the ``"all:null"`` block penalises each
+    column on its standardised scale (its matrix is the diagonal of the columns' variances over
+    the rows, 1 for a column constant there): one smoothing parameter then means the same prior
+    for a one-SD change of any predictor, as a ridge regression on standardised predictors,
+    instead of shrinking hardest the slopes of fields whose range is wide for their SD (a
+    slope column spans -1 to 1 over the training range). Without ``design``, an identity (the
+    names, and the blocks' columns, are the same).
     """
     if structure not in STRUCTURES:
         raise ValueError(f"structure {structure!r} is not one of {STRUCTURES}")
@@ -701,4 +707,9 @@ def term_penalties(
             kinds["all:wiggles" if name.endswith(":wiggles") else "all:null"].append(block.columns)
         names = [name for name, parts in kinds.items() if parts]
         blocks = [Penalty(np.concatenate(kinds[name])) for name in names]
+        if design is not None and "all:null" in names:
+            j = names.index("all:null")
+            variance = design[:, blocks[j].columns].var(axis=0)
+            scale = np.where(variance > 1e-12, variance, 1.0)
+            blocks[j] = Penalty(blocks[j].columns, np.diag(scale))
     return names, blocks
