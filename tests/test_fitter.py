@@ -8,7 +8,14 @@ import pytest
 from scipy.special import expit, log_expit
 from sklearn.linear_model import LogisticRegression
 
-from predictor.model._fitter import Penalty, _blocks, _laml_hessian, fit_penalised_logistic
+from predictor.model._fitter import (
+    FLAT_CURVATURE,
+    Penalty,
+    _blocks,
+    _laml_hessian,
+    _rho_covariance_root,
+    fit_penalised_logistic,
+)
 
 
 def _data(n: int, p: int, seed: int, scale: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -227,3 +234,63 @@ def test_fitter_a_data_free_block_gets_no_smoothing_correction() -> None:
     block = np.s_[3:5, 3:5]  # intercept first
     np.testing.assert_allclose(fit.covariance_corrected[block], fit.covariance[block], rtol=1e-9)
     assert np.abs(fit.covariance_corrected).max() < 1e6
+
+
+def test_fitter_corrected_covariance_has_the_second_order_term() -> None:
+    # mgcv's Vc (Wood, Pya & Saefken 2016, section 3.1) rebuilt from its definition, with the
+    # derivatives of the root R = L^-T of Vp (L L' = H) by central differences: Vp + J V_rho J'
+    # + sum_jk V_rho[j, k] dR_j dR_k'. No block is on a flat edge, so no edge correction.
+    X, y = _data(3000, 6, seed=16, scale=0.4)
+    penalties = [(slice(0, 3), None), (slice(3, 6), np.diag([1.0, 2.0, 3.0]))]
+    fit = fit_penalised_logistic(X, y, penalties, tol=1e-10)
+    blocks = _blocks(penalties, 6)
+    centre = X.mean(axis=0)
+    Z = np.hstack([np.ones((len(X), 1)), X - centre])
+    mu = expit(fit.intercept + X @ fit.coef)
+    xtwx = Z.T @ (Z * (mu * (1 - mu))[:, None])
+
+    def hessian_of(rho: np.ndarray) -> np.ndarray:
+        h = xtwx.copy()
+        for idx, s_j, lam in zip(blocks.positions, blocks.matrix, np.exp(rho), strict=True):
+            h[np.ix_(idx, idx)] += lam * s_j
+        return h
+
+    def root(rho: np.ndarray) -> np.ndarray:
+        return np.linalg.inv(np.linalg.cholesky(hessian_of(rho))).T
+
+    rho = np.log(fit.lambdas)
+    vp = np.linalg.inv(hessian_of(rho))
+    d = np.r_[0.0, fit.coef]
+    hessian = _laml_hessian(vp, d, blocks, fit.lambdas)
+    assert (-np.diag(hessian) > FLAT_CURVATURE).all()  # no edge correction
+    v_rho = np.linalg.inv(-hessian)
+    s_d = np.zeros((7, 2))
+    for j, (idx, s_j) in enumerate(zip(blocks.positions, blocks.matrix, strict=True)):
+        s_d[idx, j] = fit.lambdas[j] * (s_j @ d[idx])
+    jacobian = -(vp @ s_d)
+    h = 1e-5
+    d_root = [(root(rho + h * e) - root(rho - h * e)) / (2 * h) for e in np.eye(2)]
+    second = sum(v_rho[j, k] * d_root[j] @ d_root[k].T for j, k in np.ndindex(2, 2))
+    first_order = vp + jacobian @ v_rho @ jacobian.T
+    to_given = np.eye(7)
+    to_given[0, 1:] = -centre
+    expected = to_given @ (first_order + second) @ to_given.T
+    np.testing.assert_allclose(fit.covariance_corrected, expected, rtol=0, atol=1e-11)
+    # The second-order term is far above that tolerance: without it the test fails.
+    without = to_given @ first_order @ to_given.T
+    assert np.abs(fit.covariance_corrected - without).max() > 1e-8
+
+
+def test_rho_covariance_root_leaves_out_directions_without_downward_curvature() -> None:
+    # Along a direction where minus the LAML's Hessian is not positive, the Laplace
+    # approximation says nothing: no variance there (mgcv's first-order term), rather than an
+    # unbounded one (1 / 1e-7 made one cohort's 90% intervals 10 times too wide).
+    rng = np.random.default_rng(17)
+    vectors, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    hessian = -(vectors * np.array([2.0, 0.5, -0.03])) @ vectors.T
+    root = _rho_covariance_root(hessian)
+    assert root.shape == (3, 2)
+    expected = (vectors[:, :2] / np.array([2.0, 0.5])) @ vectors[:, :2].T
+    np.testing.assert_allclose(root @ root.T, expected, atol=1e-12)
+    flat = _rho_covariance_root(-np.diag([1.0, 0.0]))
+    np.testing.assert_allclose(flat @ flat.T, np.diag([1.0, 0.0]), atol=1e-12)

@@ -570,7 +570,7 @@ def _fit_terms(
 ) -> tuple[AdditiveModel, FitReport]:
     """The additive model on a feature map: the penalised fit, centred terms, a model."""
     design = features.design(clean)
-    names, penalties = term_penalties(features, structure)
+    names, penalties = term_penalties(features, structure, design)
     lambdas = _given_smoothing(smoothing, names)
     fit = fit_penalised_logistic(
         design, y, penalties, prior_mean=prior, lambdas=lambdas, select=lambdas is None
@@ -635,7 +635,7 @@ def _structure_log_loss(
         fold_features = features or FeatureMap.fit(rows, fields=fields)
         design, test_design = fold_features.design(rows), fold_features.design(test)
         for name in STRUCTURES:
-            penalties = term_penalties(fold_features, name)[1]
+            penalties = term_penalties(fold_features, name, design)[1]
             fit = fit_penalised_logistic(design, y[fit_index], penalties, prior_mean=prior)
             predicted[name][test_index] = expit(fit.intercept + test_design @ fit.coef)
     return {name: float(log_loss(y, p, labels=[0.0, 1.0])) for name, p in predicted.items()}

@@ -44,14 +44,18 @@ it changes neither the fit, the LAML nor the smoothing parameters; no penalty ac
 (Without centring the problem is the same one, the unpenalised intercept reparametrised; the
 centred form decouples the intercept from the columns in ``H``.)
 
-Smoothing-parameter uncertainty: ``FitResult.covariance_corrected`` is ``Vp + J V_rho J'``
-(Wood, Pya & Saefken 2016, section 3.1; mgcv's ``Vc`` without its second-order term), with
-``J = d theta / d log lambda`` (exact: ``-H^-1 lambda_j S_j (b - beta0)``) and ``V_rho`` the
-inverse of minus the LAML's Hessian in ``log lambda`` at fixed working weights, taken after an
-edge correction that moves smoothing parameters off the LAML's flat edges (``_edge_corrected``).
-Not done: the second-order term (derivatives of the Cholesky factor of ``Vp`` by ``log
-lambda``) and the Hessian's terms through ``dW / d log lambda`` (third and fourth derivatives
-of the log-likelihood).
+Smoothing-parameter uncertainty: ``FitResult.covariance_corrected`` is mgcv's ``Vc``, ``Vp + J
+V_rho J' + V''`` (Wood, Pya & Saefken 2016, JASA 111, section 3.1), with ``J = d theta / d log
+lambda`` (exact: ``-H^-1 lambda_j S_j (b - beta0)``), ``V_rho`` the inverse of minus the LAML's
+Hessian in ``log lambda`` at fixed working weights, and the second-order term ``V'' = sum_jk
+V_rho[j, k] (d R / d rho_j)(d R / d rho_k)'`` for the root ``R = L^-T`` of ``Vp = R R'`` (``L``
+the lower Cholesky factor of ``H``; ``dH / d rho_j = lambda_j S_j``, fixed weights, as mgcv's
+``Vb.corr``): a draw ``theta + R z`` whose ``R`` moves with the smoothing parameters. All of it is
+taken after an edge correction that moves smoothing parameters off the LAML's flat edges
+(``_edge_corrected``). Directions in ``log lambda`` where the LAML does not curve downward get
+no variance (as mgcv's first-order term): there the Laplace approximation says nothing, and a
+tiny or negative curvature would make ``V_rho`` unbounded. Not done: the Hessian's terms through
+``dW / d log lambda`` (third and fourth derivatives of the log-likelihood).
 
 Cost per iteration at n rows, p columns: ``Z'WZ`` by a symmetric rank-k update (``n p^2``
 flops) and the leverages ``diag(Z H^-1 Z')`` for ``c_j`` by one triangular product with
@@ -566,8 +570,8 @@ def _edge_corrected(
     vp: np.ndarray,
 ) -> np.ndarray:
     """The posterior covariance corrected for smoothing-parameter uncertainty: ``Vp + J V_rho
-    J'`` (Wood, Pya & Saefken 2016, section 3.1), with an edge correction after mgcv's
-    (``gam.control(edge.correct = TRUE)``), taken further.
+    J' + V''`` (Wood, Pya & Saefken 2016, section 3.1; module docstring), with an edge
+    correction after mgcv's (``gam.control(edge.correct = TRUE)``), taken further.
 
     A block whose smoothing parameter sits on a flat edge of the LAML (a term switched off, or
     a spline shrunk to its straight line) has ``J = d theta / d rho = 0`` and almost no
@@ -576,8 +580,9 @@ def _edge_corrected(
     lambda`` (LAML curvature below :data:`FLAT_CURVATURE`) is lowered in steps of
     :data:`EDGE_STEP`, one block after another, until the LAML has fallen by
     :data:`EDGE_LAML_DROP`: the least smooth value a 90% likelihood-ratio test would not
-    reject. ``Vp``, ``J`` and ``V_rho`` (the inverse of minus the LAML's Hessian, negative
-    curvature set to 0, plus 1e-7, as mgcv) are taken there. mgcv stops at a fall of 0.02 and
+    reject. ``Vp``, ``J``, ``V_rho`` (the inverse of minus the LAML's Hessian on the directions
+    where it curves downward, ``_rho_covariance_root``) and the second-order term
+    (``_cholesky_root_derivatives``) are taken there. mgcv stops at a fall of 0.02 and
     keeps the fitted ``Vp``; measured on simulated cohorts (``bench/model_quality.py``), that
     left the 90% intervals too narrow. The coefficients are the fitted model's either way:
     only the intervals change. ``vp`` is the fit's posterior covariance ``H^-1`` at ``lam``.
@@ -606,10 +611,47 @@ def _edge_corrected(
     for j, (idx, s_j) in enumerate(zip(blocks.positions, blocks.matrix, strict=True)):
         s_d[idx, j] = moved[j] * (s_j @ d[idx])
     jacobian = -(vp_moved @ s_d)
-    values, vectors = np.linalg.eigh(-_laml_hessian(vp_moved, d, blocks, moved))
-    values = np.maximum(values, 0.0) + 1e-7
-    root = jacobian @ (vectors / np.sqrt(values))
-    return vp_moved + root @ root.T
+    rho_root = _rho_covariance_root(_laml_hessian(vp_moved, d, blocks, moved))
+    first = jacobian @ rho_root
+    second = np.zeros((size, size))
+    for root_derivative in _cholesky_root_derivatives(factor, blocks, moved, rho_root):
+        second += root_derivative @ root_derivative.T
+    return vp_moved + first @ first.T + second
+
+
+CURVATURE_TOLERANCE = 1e-6
+"""A direction in ``log lambda`` along which minus the LAML's Hessian is at most this is flat
+(say, a data-free block's): it gets no smoothing-parameter variance (``_rho_covariance_root``)."""
+
+
+def _rho_covariance_root(hessian: np.ndarray) -> np.ndarray:
+    """A root ``B`` of ``V_rho = B B'``, shape (number of penalties, k): the inverse of minus the
+    LAML's ``hessian`` on the k directions along which the LAML curves downward (more than
+    :data:`CURVATURE_TOLERANCE`), none on the others (mgcv's first-order term, ``gam.fit3.post.
+    proc``: ``d[d <= 0] <- 0``)."""
+    values, vectors = np.linalg.eigh(-hessian)
+    curved = values > CURVATURE_TOLERANCE
+    return vectors[:, curved] / np.sqrt(values[curved])
+
+
+def _cholesky_root_derivatives(
+    factor: tuple[np.ndarray, bool], blocks: _Blocks, lam: np.ndarray, rho_root: np.ndarray
+) -> list[np.ndarray]:
+    """The second-order term's factors: for each column ``b`` of ``rho_root`` (``V_rho = B
+    B'``), ``sum_j b_j dR / d rho_j`` with ``R = L^-T``, ``L L' = H`` (``factor``, lower), so
+    that ``V'' = sum over them of D D'``. ``dH / d rho_j = lambda_j S_j`` (fixed working
+    weights); ``dL = L Phi(L^-1 dH L^-T)`` (``Phi``: the lower triangle, diagonal halved) and
+    ``dR = -R dL' R``."""
+    chol = np.tril(factor[0])
+    size = chol.shape[0]
+    l_inv = solve_triangular(chol, np.eye(size), lower=True)
+    derivatives = np.empty((len(lam), size, size))
+    for j, (idx, s_j) in enumerate(zip(blocks.positions, blocks.matrix, strict=True)):
+        inner = lam[j] * (l_inv[:, idx] @ s_j @ l_inv[:, idx].T)  # L^-1 dH_j L^-T
+        phi = np.tril(inner)
+        phi[np.diag_indices(size)] *= 0.5
+        derivatives[j] = -(l_inv.T @ (chol @ phi).T @ l_inv.T)
+    return [np.tensordot(b, derivatives, axes=1) for b in rho_root.T]
 
 
 PER_TERM = "per term"
@@ -619,7 +661,7 @@ STRUCTURES = (PER_TERM, POOLED)
 
 
 def term_penalties(
-    features: FeatureMap, structure: str = PER_TERM
+    features: FeatureMap, structure: str = PER_TERM, design: np.ndarray | None = None
 ) -> tuple[list[str], list[Penalty]]:
     """The penalty blocks of the additive model's design, with a name for each.
 
@@ -635,7 +677,13 @@ def term_penalties(
     ``structure="pooled"``: the same penalties in two blocks, one smoothing parameter for all
     the terms' wiggles (``"all:wiggles"``) and one for all their null spaces and category
     levels (``"all:null"``): 2 parameters to choose instead of about 25, which a small cohort
-    supports better.
+    supports better. Given the training ``design``, the ``"all:null"`` block penalises each
+    column on its standardised scale (its matrix is the diagonal of the columns' variances over
+    the rows, 1 for a column constant there): one smoothing parameter then means the same prior
+    for a one-SD change of any predictor, as a ridge regression on standardised predictors,
+    instead of shrinking hardest the slopes of fields whose range is wide for their SD (a
+    slope column spans -1 to 1 over the training range). Without ``design``, an identity (the
+    names, and the blocks' columns, are the same).
     """
     if structure not in STRUCTURES:
         raise ValueError(f"structure {structure!r} is not one of {STRUCTURES}")
@@ -659,4 +707,9 @@ def term_penalties(
             kinds["all:wiggles" if name.endswith(":wiggles") else "all:null"].append(block.columns)
         names = [name for name, parts in kinds.items() if parts]
         blocks = [Penalty(np.concatenate(kinds[name])) for name in names]
+        if design is not None and "all:null" in names:
+            j = names.index("all:null")
+            variance = design[:, blocks[j].columns].var(axis=0)
+            scale = np.where(variance > 1e-12, variance, 1.0)
+            blocks[j] = Penalty(blocks[j].columns, np.diag(scale))
     return names, blocks
