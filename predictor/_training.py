@@ -629,10 +629,12 @@ def train(
     # after the fit, by when the thread beside it has imported them (about 0.5 s).
     from predictor.evaluation import (
         COMPARISONS,
+        FLAT_SD,
         bootstrap_validation,
         build_report,
         cross_validate,
         evaluate_model,
+        flat_model_text,
         training_distribution,
     )
 
@@ -646,6 +648,10 @@ def train(
         f"freedom, {fit.iterations} iterations"
         + (f"; shrunk to zero (no support in the data): {', '.join(shrunk)}" if shrunk else "")
     )
+    fitted = model.score(model.features.encode(clean, sparse=True).design).probability
+    spread, mean = float(np.std(fitted)), float(np.mean(fitted))
+    if spread < FLAT_SD:
+        stage(f"warning: {flat_model_text(len(clean), spread, mean)}")
     if fit.structure_log_loss is not None:
         losses = fit.structure_log_loss
         stage(
@@ -698,7 +704,7 @@ def train(
             clean,
             y,
             refit=refit,
-            final=model.score(model.features.design(clean)).probability,
+            final=fitted,
             repeats=repeats,
             seed=seed,
             threshold=model.threshold,
@@ -771,6 +777,10 @@ def train(
             "left_out_fields": left_out,
             "shrunk_fields": list(shrunk),
             "unused_fields": unused,
+            # the spread of its probabilities on its own training patients (a flat model: the
+            # card says so)
+            "prediction_sd": spread,
+            "prediction_mean": mean,
         },
         "metrics": evaluation,
         **({"sample_size": sample_size} if sample_size is not None else {}),

@@ -331,6 +331,27 @@ def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, ca
     assert report["data"]["n"] == 398 and "cross-validation" in report["data"]["source"]
 
 
+def test_train_on_a_cohort_without_signal_says_the_model_is_flat(tmp_path, capsys) -> None:
+    # Outcomes shuffled: nothing predicts them, every term is shrunk to zero, and the model
+    # gives everyone the base rate. That is the honest fit; the user must be told. (Some
+    # shuffles leave a chance pattern the fit keeps: this one, as the test checks, does not.)
+    cohort = simulate_cohort(300, seed=8).drop(columns=["true_probability"])
+    cohort["responded"] = np.random.default_rng(3).permutation(cohort["responded"].to_numpy())
+    cohort.to_csv(tmp_path / "noise.csv", index=False)
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(tmp_path / "noise.csv"), "--out", str(out),
+                 "--bootstrap", "0"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning: the data support no predictor" in err and "predictor update" in err
+    manifest = read_manifest(out)
+    assert manifest["model"]["prediction_sd"] < 0.01
+    assert abs(manifest["model"]["prediction_mean"] - cohort["responded"].mean()) < 0.01
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "**A flat model**: the data support no predictor" in card
+    assert "A flat model" not in (ROOT / "models" / "MODEL_CARD.md").read_text()  # shipped
+    assert read_manifest(ROOT / "models")["model"]["prediction_sd"] > 0.05
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -9,7 +9,7 @@ matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
 from predictor.evaluation._bootstrap import BootstrapValidation, bootstrap_validation
-from predictor.evaluation._card import model_card
+from predictor.evaluation._card import FLAT_SD, flat_model_text, model_card
 from predictor.evaluation._comparison import (
     COMPARISONS,
     CrossValidation,
@@ -43,6 +43,7 @@ __all__ = [
     "COMPARISONS",
     "FIGURES_DIR",
     "FIGURE_NAMES",
+    "FLAT_SD",
     "METRICS_NAME",
     "NO_FIGURES_NOTE",
     "REPORT_NAME",
@@ -58,6 +59,7 @@ __all__ = [
     "cross_validate",
     "evaluate_model",
     "figures_module",
+    "flat_model_text",
     "max_cox_snell_r2",
     "metrics",
     "minimum_sample_size",

@@ -123,6 +123,35 @@ def _validation_text(manifest: Mapping[str, Any]) -> str:
     )
 
 
+FLAT_SD = 0.01
+"""A model whose probabilities for its own training patients have a smaller standard deviation
+than this gives every patient about the same answer (a flat model): training says so."""
+
+
+def flat_model_text(n: int, spread: float, mean: float) -> str:
+    """Why a flat model is flat and what to do instead, for ``train``'s warning and the card:
+    ``n`` training patients, the SD of their predicted probabilities and its mean."""
+    return (
+        f"the data support no predictor: the probabilities this model gives its {n:,} "
+        f"training patients have a standard deviation of {spread:.4f}, so it gives every "
+        f"patient about the same probability ({mean:.0%}); the fit found no effect it could "
+        "tell from noise in a cohort this size. Updating the shipped model with the cohort "
+        "(`python -m predictor "
+        "update --data FILE`) uses it without learning every effect from it alone"
+    )
+
+
+def _flat_limitation(manifest: Mapping[str, Any]) -> str:
+    """The card's limitation for a flat model (nothing for another; a manifest of before the
+    check has no ``prediction_sd``)."""
+    model = manifest.get("model", {})
+    spread = model.get("prediction_sd")
+    if spread is None or spread >= FLAT_SD:
+        return ""
+    text = flat_model_text(manifest["training_data"]["n"], spread, model["prediction_mean"])
+    return f"- **A flat model**: {text}.\n"
+
+
 def _fields_paragraph(model: Model) -> str:
     """Which predictor fields the model leaves out (chosen when it was trained), as against
     those the fit shrank to zero; nothing when it uses every one."""
@@ -572,7 +601,7 @@ Measured by {evaluated_on}.{oracle}
 
 ## Limitations and known biases
 
-{extra["limitations"]}
+{_flat_limitation(manifest)}{extra["limitations"]}
 {cohort_limitations}
 - Baseline-only prediction of antidepressant response is modest at best (AUC about 0.65-0.75 in
   the literature); a probability near 0.5 says little about one patient.
