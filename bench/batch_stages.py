@@ -41,9 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import validate
 from predictor._explain import join_notes, reason_notes, warning_notes
-from predictor.io._batch import _ChunkScorer, _csv_rows
-from predictor.io._csv_reader import CsvReader
-from predictor.io._input_stream import open_input
+from predictor.io._batch import _ChunkScorer, _csv_rows, _records
 from predictor.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,15 +61,9 @@ def best_cpu(work: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def read_chunks(path: Path) -> list[Any]:
-    with open_input(str(path), encoding=None) as opened:
-        reader = CsvReader(
-            opened.stream,
-            opened.name,
-            separator=None,
-            decimal=None,
-            chunk_rows=CHUNK_ROWS,
-            encoding="utf-8",
-        )
+    """The file's chunks, read as ``score`` reads them."""
+    reading = {"separator": None, "decimal": None, "encoding": None}
+    with _records(path, chunk_rows=CHUNK_ROWS, **reading) as (reader, _):
         return list(reader.chunks())
 
 

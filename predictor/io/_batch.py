@@ -56,7 +56,7 @@ from predictor._params import (
     Where,
     check,
 )
-from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_columns
+from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, _resolve, scored_columns
 from predictor.io._csv_reader import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
@@ -67,7 +67,7 @@ from predictor.io._csv_reader import (
     Dialect,
 )
 from predictor.io._input_stream import InputError, OpenedInput, open_input
-from predictor.model import Model, ModelFiles, load_model
+from predictor.model import Model, ModelFiles
 
 __all__ = [
     "DECIMALS",
@@ -794,11 +794,10 @@ def score_csv(
                 f"{option} {path} is the model's own {file.name}; writing it would destroy the "
                 "model: choose another file"
             )
-    resolved = load_model(model) if model is None or isinstance(model, str | os.PathLike) else model
     return _run(
         source,
         [("--rejects", rejects), ("--out", out)],
-        _ChunkScorer(resolved, ".", explain, escape),
+        _ChunkScorer(_resolve(model), ".", explain, escape),
         reading={"separator": separator, "decimal": decimal, "encoding": encoding},
         chunk_rows=chunk_rows,
         strict_columns=strict_columns,
