@@ -142,15 +142,17 @@ class AdditiveModel:
         return float(self.intercept + self.term_means.sum())
 
     @functools.cached_property
-    def _basis_numbers(self) -> tuple[np.ndarray, np.ndarray]:
-        """The model in the terms' own bases (:class:`~predictor.model._features.Basis`):
-        each basis column's effect on its term (log-odds), shape (size,), and ``H`` with
-        ``H @ H.T`` the posterior covariance in that basis, shape (size, p + 1), so that a row
-        ``z`` of the basis space has ``x' V x = |z @ H|^2`` for its design row ``x``."""
+    def _basis_numbers(self) -> np.ndarray:
+        """The model in the terms' own bases (:class:`~predictor.model._features.Basis`), as
+        one matrix ``[E | H]`` of shape (size, number of terms + p + 1) for a row ``z`` of the
+        basis space: ``z @ E`` is each term's value (log-odds, not centred), and ``H @ H.T``
+        is the posterior covariance in that basis, so that ``x' V x = |z @ H|^2`` for the
+        design row ``x`` of ``z``."""
         to_design = self.features.basis.to_design
-        effect = to_design[:, 1:] @ self.coef
-        effect[0] = 0.0  # the intercept is not a term
-        return effect, to_design @ np.linalg.cholesky(self.covariance)
+        effect = to_design[:, 1:] @ self.coef  # each basis column's effect on its own term
+        own_term = (to_design[:, 1:] != 0.0) @ self.features.membership > 0.0
+        by_term = np.where(own_term, effect[:, None], 0.0)
+        return np.hstack([by_term, to_design @ np.linalg.cholesky(self.covariance)])
 
     def score(self, design: np.ndarray | SparseDesign) -> Scores:
         """Probabilities, 90% intervals and contributions for rows of the design matrix,
@@ -183,26 +185,24 @@ class AdditiveModel:
     def _sparse_terms(self, design: SparseDesign) -> tuple[np.ndarray, np.ndarray]:
         """Contributions and ``x' V x`` of the rows of a sparse design."""
         features, n = self.features, design.n
-        basis = features.basis
-        effect, root = self._basis_numbers
-        contributions = np.empty((n, len(features.terms)))
-        contributions[:] = -self.term_means  # an unused term: 0 minus its mean
+        basis, numbers = features.basis, self._basis_numbers
+        terms = len(features.terms)
+        contributions = np.empty((n, terms))
         variance = np.empty(n)
-        firsts = basis.firsts
-        used = basis.slots[firsts]
         block = np.zeros((min(n, SCORE_BLOCK_ROWS), basis.size))
         for start in range(0, n, SCORE_BLOCK_ROWS):
             stop = min(n, start + SCORE_BLOCK_ROWS)
             columns, values = features.nonzero(design, start, stop)
-            if used.size:
-                terms = np.add.reduceat(values * effect[columns], firsts, axis=1)
-                contributions[start:stop, used] = terms - self.term_means[used]
             rows = block[: stop - start]
             rows[:] = 0.0
             rows[:, 0] = 1.0  # the intercept
             flat = np.arange(stop - start)[:, None] * basis.size + columns
             rows.reshape(-1)[flat.reshape(-1)] = values.reshape(-1)
-            projected = rows @ root
+            # one product gives the terms (a sum of at most four nonzero products each: other
+            # columns add exact zeros) and the projection whose square is x' V x
+            product = rows @ numbers
+            np.subtract(product[:, :terms], self.term_means, out=contributions[start:stop])
+            projected = product[:, terms:]
             variance[start:stop] = np.einsum("ij,ij->i", projected, projected)
         return contributions, variance
 

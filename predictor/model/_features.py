@@ -588,16 +588,15 @@ class FeatureMap:
             powers[:, 2] = u
             np.multiply(u, u, out=powers[:, 1])
             np.multiply(powers[:, 1], u, out=powers[:, 0])
-            # on its knot interval each basis function is a cubic in u
-            cubic = basis.polynomials.take((interval + basis.polynomial_rows).reshape(-1), axis=0)
-            spline_values = np.einsum("npk,np->nk", cubic, powers).reshape(rows, splines, 4)
-            spline_columns = basis.interval_columns + interval[..., None]
-            absent = design.absent[start:stop]
-            if absent.any():  # in place: np.where would build two more arrays of this size
-                spline_values[absent] = _MISSING_VALUES
-                every_missing = np.broadcast_to(basis.missing_columns, spline_columns.shape)
-                spline_columns[absent] = every_missing[absent]
-            columns[:, : 4 * splines] = spline_columns.reshape(rows, 4 * splines)
+            # each value's piece: its knot interval, or its term's "not measured" piece
+            piece = np.where(design.absent[start:stop], basis.missing_piece, interval)
+            piece += basis.piece_rows
+            # on its piece each basis function is a cubic in u (a missing value's: 0 or 1)
+            cubic = basis.polynomials.take(piece.reshape(-1), axis=0)
+            spline_values = np.einsum("npk,np->nk", cubic, powers)
+            columns[:, : 4 * splines] = basis.piece_columns.take(piece, axis=0).reshape(
+                rows, 4 * splines
+            )
             values[:, : 4 * splines] = spline_values.reshape(rows, 4 * splines)
         if codes.shape[1]:
             columns[:, 4 * splines :] = basis.category_starts + np.where(
@@ -722,7 +721,6 @@ class _Numbers(NamedTuple):
 
 
 _FOUR = np.arange(SPLINE_DEGREE + 1)
-_MISSING_VALUES = np.array([0.0, 0.0, 0.0, 1.0])
 
 
 class Basis(NamedTuple):
@@ -746,12 +744,6 @@ class Basis(NamedTuple):
     """indices of the category terms (those the model uses), shape (C,)"""
     starts: np.ndarray
     """basis-space column of each spline term's first basis function, shape (S,)"""
-    interval_columns: np.ndarray
-    """shape (S, 4): ``starts - 3 + [0, 1, 2, 3]``; on knot interval ``m`` the columns of the
-    four basis functions that are not zero are these plus ``m``"""
-    missing_columns: np.ndarray
-    """shape (S, 4): the columns of a missing value's row (three of them zero, the last the
-    term's "not measured" column)"""
     category_starts: np.ndarray
     """basis-space column of each category term's first level, shape (C,)"""
     category_levels: np.ndarray
@@ -767,10 +759,18 @@ class Basis(NamedTuple):
     last: np.ndarray
     """shape (S,): each spline term's last knot interval that is not empty"""
     polynomials: np.ndarray
-    """shape (S * K, 4, 4): on knot interval m of spline term s, basis function ``m - 3 + k``
-    is ``sum_p polynomials[s * K + m, p, k] * u ** (3 - p)`` with ``u = value - knots[s, m]``"""
-    polynomial_rows: np.ndarray
-    """shape (S,): ``s * K``, the first row of each spline term's polynomials"""
+    """shape (S * (K + 1), 4, 4), one row per *piece* of a spline term: on knot interval m of
+    term s (row ``s * (K + 1) + m``), basis function ``m - 3 + k`` is
+    ``sum_p polynomials[row, p, k] * u ** (3 - p)`` with ``u = value - knots[s, m]``; row
+    ``s * (K + 1) + K`` is a missing value's piece, the constants (0, 0, 0, 1)"""
+    piece_columns: np.ndarray
+    """shape (S * (K + 1), 4): the basis columns of each piece's four values (on interval m,
+    the term's basis functions ``m - 3`` to ``m``; a missing value's: three of them, with
+    zeros, and the term's "not measured" column)"""
+    piece_rows: np.ndarray
+    """shape (S,): ``s * (K + 1)``, the first piece of each spline term"""
+    missing_piece: int
+    """``K``: a missing value's piece, counted from its term's first"""
     width: int
     """nonzero columns per row: four per spline term, one per category term"""
     slots: np.ndarray
@@ -804,7 +804,10 @@ def _basis(features: FeatureMap) -> Basis:
     knots = np.empty((len(splines), width))
     interior = np.full((len(splines), width - 2 * SPLINE_DEGREE - 2), np.inf)
     last = np.empty(len(splines), dtype=np.intp)
-    polynomials = np.zeros((len(splines), width, 4, 4))
+    # each spline term's pieces: its knot intervals, then a missing value's
+    polynomials = np.zeros((len(splines), width + 1, 4, 4))
+    polynomials[:, width, 3, 3] = 1.0  # "not measured" is 1 where the value is missing
+    piece_columns = np.empty((len(splines), width + 1, 4), dtype=np.intp)
     for s, j in enumerate(splines):
         t, n_basis = terms[j].knots, terms[j].n_basis
         knots[s] = np.r_[t, np.full(width - t.size, t[-1])]
@@ -815,11 +818,13 @@ def _basis(features: FeatureMap) -> Basis:
             piece = PPoly.from_spline(BSpline(t, np.eye(n_basis)[i], SPLINE_DEGREE)).c
             for m in range(max(i, SPLINE_DEGREE), min(i + SPLINE_DEGREE, n_basis - 1) + 1):
                 polynomials[s, m, :, i - m + SPLINE_DEGREE] = piece[:, m]
+        first = starts[j]
+        # intervals no value falls in (before the fourth knot, past the last) have zero
+        # polynomials; their columns are the missing value's, inside the term's own
+        piece_columns[s] = [first, first + 1, first + 2, first + n_basis]
+        for m in range(SPLINE_DEGREE, n_basis):
+            piece_columns[s, m] = first + m - SPLINE_DEGREE + _FOUR
     spline_starts = np.array([starts[j] for j in splines], dtype=np.intp)
-    n_bases = np.array([terms[j].n_basis for j in splines], dtype=np.intp)
-    missing_columns = np.column_stack(
-        [spline_starts, spline_starts + 1, spline_starts + 2, spline_starts + n_bases]
-    ).reshape(-1, 4)
     slots = np.array(
         [j for j in splines for _ in range(SPLINE_DEGREE + 1)] + categories, dtype=np.intp
     )
@@ -829,8 +834,6 @@ def _basis(features: FeatureMap) -> Basis:
         splines=np.array(splines, dtype=np.intp),
         categories=np.array(categories, dtype=np.intp),
         starts=spline_starts,
-        interval_columns=spline_starts[:, None] - SPLINE_DEGREE + _FOUR,
-        missing_columns=missing_columns,
         category_starts=np.array([starts[j] for j in categories], dtype=np.intp),
         category_levels=np.array([len(terms[j].levels) for j in categories], dtype=np.intp),
         knots=knots,
@@ -838,7 +841,9 @@ def _basis(features: FeatureMap) -> Basis:
         interior=interior,
         last=last,
         polynomials=polynomials.reshape(-1, 4, 4),
-        polynomial_rows=np.arange(len(splines), dtype=np.intp) * width,
+        piece_columns=piece_columns.reshape(-1, 4),
+        piece_rows=np.arange(len(splines), dtype=np.intp) * (width + 1),
+        missing_piece=width,
         width=len(slots),
         slots=slots,
         firsts=np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else slots,
