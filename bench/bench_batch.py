@@ -13,7 +13,9 @@ field a clinic has, no outcome; not timed), then times, in one run, each ``--rep
     resident memory of the whole process tree (the main process and its workers, sampled);
 (d) the Dask path on the same rows: the file split into 4 part files (not timed), then
     ``score 'parts/*.csv' --engine dask --scheduler ADDRESS`` on a local cluster of 2 worker
-    processes started beforehand (as a real cluster would be running);
+    processes started beforehand (as a real cluster would be running; its workers run with
+    the settings Dask gives them, the ``score`` processes of (a) and (e) with this process's
+    environment as it was before the cluster started: see :data:`ENVIRONMENT`);
 (b) the I/O floor: reading the same file with pandas (the faster of its C and pyarrow engines)
     plus writing a table of the output's shape (the scored file, read back) with pyarrow's CSV
     writer, the fastest writer and the one ``score`` uses;
@@ -58,6 +60,13 @@ TARGET_RATIO = 3.0
 GOAL_RATIO = 1.5
 TARGET_DASK = 1.5
 DASK_PARTS = 4
+
+ENVIRONMENT = dict(os.environ)
+"""This process's environment before any Dask cluster starts, for the ``score`` processes.
+Starting a ``LocalCluster`` sets variables in its parent's environment for its workers,
+``MALLOC_TRIM_THRESHOLD_=65536`` among them: a ``score`` started afterwards with it spent
+about 4 s more in the kernel per million rows (glibc then returns freed memory at once and
+maps every large array afresh), which made (a) 40% slower in the runs with (d) than without."""
 
 
 def write_cohort(path: Path, rows: int) -> None:
@@ -114,7 +123,9 @@ def end_to_end(arguments: list[str]) -> tuple[float, float]:
     sampled every 50 ms."""
     command = [sys.executable, "-m", "predictor", *arguments, "--quiet"]
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENVIRONMENT
+    )
     peak = 0
     done = threading.Event()
 
