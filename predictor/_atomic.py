@@ -290,6 +290,41 @@ def atomic_outputs(
         raise
 
 
+SYNC_EVERY = 16 * 2**20
+"""Bytes written to a file between two of :class:`WriteBehind`'s syncs."""
+
+
+class WriteBehind:
+    """Sync a big file while it is being written, every :data:`SYNC_EVERY` bytes, so that the
+    sync that finishes it (:func:`atomic_outputs`) has little left to wait for: the disk then
+    works while the next rows are computed rather than all at the end (512 MB took 0.6 s to
+    sync in one go on the project's machine). A handle that is not a regular file (standard
+    output, a pipe) is left alone.
+
+    Call it after each block written to ``handle``.
+    """
+
+    def __init__(self, handle: IO) -> None:
+        self.handle = handle
+        try:
+            self.descriptor: int | None = handle.fileno()
+            regular = stat.S_ISREG(os.fstat(self.descriptor).st_mode)
+        except (AttributeError, OSError, ValueError):
+            regular = False
+        if not regular:
+            self.descriptor = None
+        self.synced = 0
+
+    def __call__(self) -> None:
+        if self.descriptor is None:
+            return
+        written = self.handle.tell()
+        if written - self.synced >= SYNC_EVERY:
+            self.handle.flush()
+            os.fdatasync(self.descriptor)
+            self.synced = written
+
+
 @contextlib.contextmanager
 def atomic_text_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """Open ``path`` for writing UTF-8 text so that it appears only once complete.

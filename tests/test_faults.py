@@ -103,6 +103,61 @@ def test_score_on_a_full_disk_exits_2_and_keeps_the_previous_output(
     _assert_untouched(folder)
 
 
+def test_score_syncs_a_big_output_while_writing_it_and_writes_the_same_bytes(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arguments = ["score", str(source), "--chunk-rows", "500", "--quiet"]
+    # exit 1: the source's one bad row is rejected
+    assert main([*arguments, "--out", str(tmp_path / "once.csv")]) == 1  # one sync, at the end
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def fdatasync(descriptor: int) -> None:
+        synced.append(os.fstat(descriptor).st_size)
+        real(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(atomic, "SYNC_EVERY", 100_000)
+    assert main([*arguments, "--out", str(tmp_path / "behind.csv")]) == 1
+    size = (tmp_path / "behind.csv").stat().st_size
+    assert size > 500_000
+    # a sync once 100 kB more were written (after a chunk: about 270 kB here)
+    assert len(synced) >= 3
+    assert all(b - a >= 100_000 for a, b in zip([0, *synced], synced, strict=False))
+    assert synced[-1] <= size
+    assert (tmp_path / "behind.csv").read_bytes() == (tmp_path / "once.csv").read_bytes()
+
+
+def test_score_when_a_sync_while_writing_fails_exits_2_and_keeps_the_previous_output(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    folder = tmp_path / "out"
+    _folder_with_previous_outputs(folder)
+
+    def failing_sync(descriptor: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    monkeypatch.setattr(atomic, "SYNC_EVERY", 100_000)
+    code = main(["score", str(source), "--out", str(folder / "out.csv"),
+                 "--rejects", str(folder / "rejects.csv"), "--chunk-rows", "500"])  # fmt: skip
+    assert code == 2
+    assert "Input/output error" in _one_line(capsys.readouterr().err)
+    _assert_untouched(folder)
+
+
+def test_write_behind_leaves_a_pipe_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(atomic, "SYNC_EVERY", 1)
+    monkeypatch.setattr(os, "fdatasync", lambda descriptor: pytest.fail("synced a pipe"))
+    reading, writing = os.pipe()
+    with os.fdopen(reading, "rb") as source, os.fdopen(writing, "wb") as sink:
+        behind = atomic.WriteBehind(sink)
+        sink.write(b"rows\n")
+        behind()
+        sink.flush()
+        assert source.read(5) == b"rows\n"
+
+
 def test_score_when_the_final_rename_fails_exits_2_and_leaves_nothing(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -43,7 +43,7 @@ import pyarrow.csv as pcsv
 
 from data_schemas import SchemaError, match_columns, summary_lines, validate
 from data_schemas.validate import PROBLEM_COLUMNS, ColumnMatch
-from predictor._atomic import _running, atomic_outputs
+from predictor._atomic import WriteBehind, _running, atomic_outputs
 from predictor._params import (
     BOOL,
     INF,
@@ -867,6 +867,7 @@ def _run(
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
             in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
             stack.callback(in_order.close)  # stops the workers on an error
+            synced = {option: WriteBehind(sink) for option, sink in sinks.items()}
             for scored in in_order:
                 for option, sink in sinks.items():
                     rows = scored.output if option == "--out" else scored.rejects
@@ -874,6 +875,7 @@ def _run(
                         rows.copy_to(sink)
                     else:
                         sink.write(rows)
+                    synced[option]()
                 totals[0] += scored.scored
                 totals[1] += scored.rejected
                 totals[2] += scored.problems
