@@ -204,6 +204,29 @@ def test_revision_of_a_site_like_the_base_stays_at_the_base(base):
     assert revised.features is base.features
 
 
+def test_a_revision_says_its_terms_are_pulled_to_the_base_and_its_file_keeps_that(base):
+    """A revision's term with no effective degrees of freedom is the base's, not zero: its
+    summary (the card's Model section) says so, and its model file keeps the fact."""
+    site = simulate_cohort(1500, seed=21)
+    y = site["responded"].to_numpy()
+    revised, _ = revise_additive_model(base, site, y, slope=0.9, structure="per term")
+    assert revised.toward_base and not base.toward_base
+    assert revised.shrunk_fields  # a site like the base's: terms it does not change
+    details = " ".join(revised.summary().details.split())
+    assert "pulling the term toward the base model's" in details
+    assert f"stays the base's (here: {', '.join(revised.shrunk_fields)})" in details
+    assert "shrinks to zero" not in details
+    assert "shrinks to zero" in " ".join(base.summary().details.split())
+    document = json.loads(model_to_json(revised))
+    assert document["toward_base"] is True
+    assert model_from_json(json.dumps(document)).toward_base is True
+    assert "toward_base" not in json.loads(model_to_json(base))  # files of fits from scratch
+    for tampered in ("yes", 1, None):
+        document["toward_base"] = tampered
+        with pytest.raises(ModelFileError, match="toward_base"):
+            model_from_json(json.dumps(document), source="changed")
+
+
 def test_revision_learns_a_term_the_site_changes(base):
     """A site where CRP has the opposite effect: the revised CRP term follows the site."""
     site = simulate_cohort(3000, seed=22).drop(columns=["true_probability"])
@@ -321,6 +344,8 @@ def test_update_command_writes_a_model_that_predict_and_score_use(tmp_path, caps
     card = (out / "MODEL_CARD.md").read_text()
     assert "## How the model was updated" in card and update["chosen"] in card
     assert "simulator" not in card and "oracle" not in card
+    base_rules = "applied to the base model's training cohort" in " ".join(card.split())
+    assert base_rules == (update["chosen"] != REFIT)
     assert (out / "report.md").exists()
     records = cohort.drop(columns=["responded"]).head(30)
     scored = predict(records, model=out)

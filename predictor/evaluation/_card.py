@@ -159,14 +159,18 @@ def _fields_paragraph(model: Model) -> str:
     if not left_out:
         return ""
     shrunk = model.shrunk_fields if hasattr(model, "shrunk_fields") else []
+    kept = (
+        "kept as the base model's by the revision (no support in the data for a change)"
+        if getattr(model, "toward_base", False)
+        else "shrunk to zero by the fit (no support in the data)"
+    )
     return (
         f"\nThe model uses {len(model.fields)} of the schema's {len(MODEL_FIELDS)} predictor "
         f"fields. Left out when it was trained (`--fields` / `--exclude`), so not inputs of "
         f"this model: {', '.join(f'`{name}`' for name in left_out)}; a value given for them "
         "is ignored."
         + (
-            f" In the model but shrunk to zero by the fit (no support in the data): "
-            f"{', '.join(f'`{name}`' for name in shrunk)}."
+            f" In the model but {kept}: {', '.join(f'`{name}`' for name in shrunk)}."
             if shrunk
             else ""
         )
@@ -508,6 +512,16 @@ cohorts and prints the spread.
     if update:
         banner, caution, fitted = _update_texts(update, data)
     made_by = "python -m predictor update" if update else "python train.py"
+    # An update other than a refit keeps the base model's terms, which were chosen (their
+    # "not measured" terms included) on the base's training cohort, not on these patients.
+    kept = update["chosen"] != "refit from scratch" if update else False
+    at_least = f"{MIN_MISSING_TO_LEARN} of the base model's" if kept else f"{MIN_MISSING_TO_LEARN}"
+    kept_terms = (
+        " These rules were applied to the base model's training cohort when it was\nfitted; "
+        "the update kept its terms, so the table of missing values above does not decide them."
+        if kept
+        else ""
+    )
     slope = summary.settings.get("recalibration_slope")
     scaled = f" (times the recalibration slope, {slope:.3f})" if slope is not None else ""
     evaluated_on = (
@@ -572,12 +586,12 @@ Safety-screen fields ({SAFETY_FIELDS}) are not model inputs; when set they add a
 ## Missing data
 
 A missing value is never imputed silently and never rejected. A field that at least
-{MIN_MISSING_TO_LEARN} training patients lacked has its own learned "not measured" term, since
+{at_least} training patients lacked has its own learned "not measured" term, since
 whether a test was done can carry information (about the kind of patient or clinic: it is an
 association, not an effect of testing); a field that fewer training patients lacked takes the
 training average of its term, so it contributes 0, and the prediction says so in its warnings.
 A number field that no training patient had, or that had a single value, is not used at all
-(see the table above).
+(see the table above).{kept_terms}
 
 ## Model
 

@@ -105,6 +105,10 @@ class AdditiveModel:
         (:func:`~predictor.model._fitter.term_penalties`).
     threshold : float
         Probability at or above which ``label`` is "likely responder".
+    toward_base : bool
+        The model is a revision (:func:`revise_additive_model`): its penalties pulled each term
+        toward a base model's, not toward zero, so a term with (almost) no effective degrees
+        of freedom is the base's term, not a term shrunk to zero.
     """
 
     kind: ClassVar[str] = "additive"
@@ -120,6 +124,7 @@ class AdditiveModel:
     selection: str = SELECTION_LAML
     structure: str = PER_TERM
     threshold: float = DEFAULT_THRESHOLD
+    toward_base: bool = False
 
     @functools.cached_property
     def fields(self) -> tuple[str, ...]:
@@ -251,19 +256,34 @@ class AdditiveModel:
                 for name, edf in self.edf.items()
                 if name.endswith(":wiggles") and edf < 0.01 and name.split(":")[0] not in off
             ]
+            # a revision's penalties pull toward the base's terms: what they keep is the base's
+            pulled = (
+                ",\nevery penalty pulling the term toward the base model's (times the "
+                "recalibration slope), not toward zero"
+                if self.toward_base
+                else ""
+            )
+            curve, whole = (
+                ("whose change of curve the data do not support keeps the base's curve",
+                 "whose change the data do not support at all stays the base's")
+                if self.toward_base
+                else ("whose curve the data do not support becomes a straight\nline",
+                      "the data do not support at all shrinks to zero")
+            )  # fmt: skip
             chosen = (
                 "one smoothing parameter per term's wiggles, per term's straight line and per "
                 "category term,\neach chosen by Laplace-approximate marginal likelihood "
-                '(REML for a GLM, as mgcv\'s\n`method = "REML", select = TRUE`): a spline '
-                "whose curve the data do not support becomes a straight\nline"
+                f'(REML for a GLM, as mgcv\'s\n`method = "REML", select = TRUE`){pulled}: a '
+                f"spline {curve}"
                 + (f" (here: {', '.join(straight)})" if straight else "")
-                + ", and a term the data do not support at all shrinks to zero"
+                + f", and a term {whole}"
                 + (f" (here: {', '.join(off)})" if off else "")
                 if self.structure == PER_TERM
                 else "one smoothing parameter for all the terms' wiggles and one for all their "
                 "straight lines and\ncategory levels, each chosen by Laplace-approximate "
-                "marginal likelihood (REML for a GLM); the\ncohort was too small to support "
-                "one per term (5-fold cross-validated log-loss decided,\nsee the manifest)"
+                f"marginal likelihood (REML for a GLM){pulled}; the\ncohort was too small to "
+                "support one per term (5-fold cross-validated log-loss decided,\nsee the "
+                "manifest)"
             )
         details = (
             "A penalised additive logistic model (a GAM): each field has its own term on the "
@@ -313,6 +333,7 @@ class AdditiveModel:
                     "edf": dict(self.edf),
                 }
             ),
+            **({"toward_base": True} if self.toward_base else {}),
             "intercept": self.intercept,
             "coef": self.coef.tolist(),
             "term_means": self.term_means.tolist(),
@@ -358,6 +379,9 @@ class AdditiveModel:
             selection = document["selection"]
             if selection != SELECTION_LAML:
                 raise ValueError(f"its selection {selection!r} is not {SELECTION_LAML!r}")
+        toward_base = document.get("toward_base", False)  # written only when true
+        if toward_base is not True and toward_base is not False:
+            raise ValueError(f"its toward_base {toward_base!r} is not true or false")
         model = cls(
             features=features,
             intercept=finite_number(document["intercept"], "intercept"),
@@ -369,6 +393,7 @@ class AdditiveModel:
             selection=selection,
             structure=structure,
             threshold=finite_number(document["threshold"], "threshold"),
+            toward_base=toward_base,
         )
         if not 0.0 < model.threshold < 1.0:
             raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
@@ -590,6 +615,7 @@ def _fit_terms(
         edf=dict(zip(names, fit.edf.tolist(), strict=True)),
         structure=structure,
         threshold=threshold,
+        toward_base=prior is not None,
     )
     report = FitReport(
         tuple(names),
