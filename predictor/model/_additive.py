@@ -134,7 +134,8 @@ class AdditiveModel:
     @functools.cached_property
     def shrunk_fields(self) -> list[str]:
         """The fields whose every penalty block has (almost) no effective degrees of freedom:
-        terms the data did not support, shrunk to zero (pooled blocks name no field)."""
+        terms the data did not support, shrunk to zero (a revision's: kept at the base's,
+        see :attr:`toward_base`; pooled blocks name no field)."""
         edf_by_field: dict[str, float] = {}
         for name, edf in self.edf.items():
             field = name.split(":")[0]
