@@ -321,7 +321,8 @@ class WriteBehind:
         written = self.handle.tell()
         if written - self.synced >= SYNC_EVERY:
             self.handle.flush()
-            os.fdatasync(self.descriptor)
+            # (macOS has no fdatasync: fsync there)
+            getattr(os, "fdatasync", os.fsync)(self.descriptor)
             self.synced = written
 
 
