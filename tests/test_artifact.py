@@ -123,6 +123,27 @@ def test_save_model_round_trip_gives_identical_predictions(
     )
 
 
+@pytest.mark.parametrize("distinct", [2, 3])
+def test_a_number_with_a_few_distinct_values_trains_into_a_model_that_loads(
+    distinct: int, tmp_path: Path
+) -> None:
+    # Two or three distinct values give the term fewer knots than the loader once required:
+    # train wrote a model that could not be loaded.
+    cohort = simulate_cohort(2000, seed=5)
+    cohort["bmi_kg_m2"] = np.random.default_rng(0).choice([20.0, 25.0, 30.0][:distinct], 2000)
+    fitted, _ = fit_additive_model(cohort, cohort["responded"].to_numpy())  # as train fits
+    term = fitted.features.terms[fitted.fields.index("bmi_kg_m2")]
+    assert not term.unused and term.knots.size == 2 * 3 + distinct
+    save_model(fitted, tmp_path / "model", {})
+    table = cohort.head(30).drop(columns=["responded", "true_probability"])
+    table.loc[table.index[:3], "bmi_kg_m2"] = [np.nan, 17.0, 45.0]  # missing, outside the range
+    pd.testing.assert_frame_equal(
+        predict(table, model=tmp_path / "model", explain=True),
+        predict(table, model=fitted, explain=True),
+        check_exact=True,
+    )
+
+
 def test_save_model_round_trip_gives_the_saved_text_byte_for_byte(saved: Path) -> None:
     text = model_to_json(load_model(saved))
     assert text.encode() == (saved / ARTIFACT_NAME).read_bytes()

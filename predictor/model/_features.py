@@ -362,9 +362,10 @@ def _term_from_document(entry: Mapping[str, Any], definition: FieldDefinition) -
         raise ValueError(f"{field}: a spline term must be exactly the schema's used number fields")
     transform = np.empty((0, 0))
     if knots.size:
-        if knots.size < 2 * SPLINE_DEGREE + 4 or (np.diff(knots) < 0).any():
+        # two distinct values give the fewest knots training makes for a used number
+        if knots.size < 2 * SPLINE_DEGREE + 2 or (np.diff(knots) < 0).any():
             raise ValueError(
-                f"{field}: its knots must be non-decreasing, at least {2 * SPLINE_DEGREE + 4}"
+                f"{field}: its knots must be non-decreasing, at least {2 * SPLINE_DEGREE + 2}"
             )
         n_basis = knots.size - SPLINE_DEGREE - 1
         transform = finite_array(entry["transform"], "transform", (n_basis, n_basis))
