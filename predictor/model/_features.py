@@ -853,6 +853,8 @@ class Basis(NamedTuple):
     """the term of each of a row's nonzero columns, shape (width,)"""
     firsts: np.ndarray
     """where each used term's nonzero columns start among a row's, in slot order"""
+    used: np.ndarray
+    """the term of each of :attr:`firsts`: ``slots[firsts]``"""
 
 
 def _basis(features: FeatureMap) -> Basis:
@@ -899,6 +901,7 @@ def _basis(features: FeatureMap) -> Basis:
     slots = np.array(
         [j for j in splines for _ in range(SPLINE_DEGREE + 1)] + categories, dtype=np.intp
     )
+    firsts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else slots
     return Basis(
         size=size,
         to_design=to_design,
@@ -917,5 +920,6 @@ def _basis(features: FeatureMap) -> Basis:
         polynomial_rows=np.arange(len(splines), dtype=np.intp) * width,
         width=len(slots),
         slots=slots,
-        firsts=np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]]) if slots.size else slots,
+        firsts=firsts,
+        used=slots[firsts],
     )
