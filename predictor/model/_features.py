@@ -596,9 +596,9 @@ class FeatureMap:
             spline_columns = basis.interval_columns + interval[..., None]
             absent = design.absent[start:stop]
             if absent.any():  # in place: np.where would build two more arrays of this size
-                spline_values[absent] = _MISSING_VALUES
-                every_missing = np.broadcast_to(basis.missing_columns, spline_columns.shape)
-                spline_columns[absent] = every_missing[absent]
+                where = absent[..., None]
+                np.copyto(spline_values, _MISSING_VALUES, where=where)
+                np.copyto(spline_columns, basis.missing_columns, where=where)
             columns[:, : 4 * splines] = spline_columns.reshape(rows, 4 * splines)
             values[:, : 4 * splines] = spline_values.reshape(rows, 4 * splines)
         if codes.shape[1]:
