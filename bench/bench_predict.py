@@ -11,9 +11,9 @@ fitted on a simulated cohort) on a prebuilt one-row DataFrame of the same patien
 and whether the targets hold: ``predict(dict)`` median <= 0.25 ms (issue 17; it was 0.5 ms) and
 >= 10x faster.
 
-Last figures (the shared 2-core machine, load average about 4): full record 0.129 ms, sparse
-0.121 ms, 137x and 148x faster than the Pipeline; the version before, run just before: 0.219 and
-0.227 ms.
+Last figures (2026-12-02, the shared 2-core machine, load average 2 to 5): full record 0.225 ms,
+sparse 0.207 ms, 66x and 69x faster than the Pipeline; the version before, run just before: 0.337
+and 0.350 ms.
 """
 
 from __future__ import annotations

@@ -153,7 +153,10 @@ def parse_value(
         return (None if field.kind is Kind.CATEGORY else math.nan), None
     cell = _as_number_or_text(value)
     if field.kind is Kind.CATEGORY:
-        level = level_lookup(field).get(header_key(cell))
+        lookup = level_lookup(field)
+        # a cell already normalised (as the schema spells its levels) is its own header_key
+        level = lookup.get(cell) if isinstance(cell, str) else None
+        level = level or lookup.get(header_key(cell))
         return (level, None) if level is not None else (None, Reason.UNKNOWN_LEVEL)
     if field.kind is Kind.BOOLEAN:
         tokens = _BOOLEAN_TOKENS_BY_DECIMAL[decimal]

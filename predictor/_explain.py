@@ -342,13 +342,17 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
 
 def _not_measured_texts(model: Model, missing: Sequence[bool]) -> list[str]:
     """:func:`_not_measured_notes` of one patient, whose missing fields are ``missing``."""
-    texts = []
+    texts: list[str] = []
+    if not any(missing):  # a full record: no group to look at
+        return texts
     for group in _missing_groups(model.features):
         flags = [missing[j] for j in group.terms]
+        if not any(flags):
+            continue
         if group.together and all(flags):
             texts.append(group.together)
-            continue
-        texts += [text for flag, text in zip(flags, group.alone, strict=True) if flag]
+        else:
+            texts += itertools.compress(group.alone, flags)
     return texts
 
 

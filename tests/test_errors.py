@@ -34,6 +34,7 @@ from predictor._params import BOOL, BadParameter, check
 from predictor.distributed import DaskUnavailableError
 from predictor.io import validate_csv
 from predictor.io._input_stream import InputError, InputReason
+from predictor.model import Model
 from predictor.model._additive import fit_additive_model
 from predictor.serve._json import ProblemOut, RequestProblem
 
@@ -294,6 +295,26 @@ def test_errors_numpy_numbers_are_accepted() -> None:
     cohort = simulate_cohort(np.int64(5), seed=np.int32(3))
     assert len(cohort) == 5
     assert predict(cohort.iloc[:2], explain=np.bool_(True)).shape[0] == 2
+
+
+def test_errors_model_accepts_any_object_with_the_model_protocols_members() -> None:
+    """``model=`` checks the package's own model classes by type first (the protocol check is
+    slow); an object of another class with the protocol's members is still a model."""
+
+    class Wrapped:
+        def __init__(self, model: Model) -> None:
+            self.model = model
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.model, name)
+
+    shipped = load_model()
+    wrapped = Wrapped(shipped)
+    assert not isinstance(wrapped, type(shipped)) and isinstance(wrapped, Model)
+    record = {"crp_mg_l": 0.9, "route": "iv_ketamine"}
+    assert predict(record, model=wrapped) == predict(record, model=shipped)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match=r"model = <object .* or a Model$"):
+        predict(record, model=object())  # type: ignore[arg-type]
 
 
 def test_errors_cli_reports_a_refused_option_value_in_one_line_exit_2(

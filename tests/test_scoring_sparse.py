@@ -246,3 +246,24 @@ def test_sparse_and_dense_agree_on_routes_the_shipped_model_never_saw() -> None:
         np.testing.assert_allclose(
             scores.logit[n + 2 : n + len(routes)], scores.logit[-1], rtol=0, atol=1e-12
         )
+
+
+def _assert_record_encoding_matches(model: AdditiveModel, records: dict[str, Any]) -> None:
+    """``encode_record`` of each row (its Python values, as ``validate_record`` gives them)
+    equals ``encode`` of a table of that one row, to the last bit."""
+    for record in pd.DataFrame(records).to_dict("records"):
+        ours = model.features.encode_record(record)
+        table = model.features.encode({k: [v] for k, v in record.items()}, sparse=True)
+        assert isinstance(ours.design, SparseDesign) and isinstance(table.design, SparseDesign)
+        pairs = [*zip(ours.design, table.design, strict=True)]
+        pairs += [(ours.missing, table.missing), (ours.outside, table.outside)]
+        for got, expected in pairs:
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            assert got.tobytes() == expected.tobytes(), (record, got, expected)
+
+
+def test_one_record_encodes_as_a_table_of_one_row(model: AdditiveModel) -> None:
+    # predict(dict) encodes a record from its Python values (FeatureMap.encode_record), not
+    # through the table path; every edge value and random records, missing values included
+    _assert_record_encoding_matches(model, _edge_records(model))
+    _assert_record_encoding_matches(model, _random_records(model, 300, seed=11))

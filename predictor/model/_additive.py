@@ -160,6 +160,12 @@ class AdditiveModel:
         by_term = np.where(own_term, effect[:, None], 0.0)
         return np.hstack([by_term, to_design @ np.linalg.cholesky(self.covariance)])
 
+    @functools.cached_property
+    def _row_starts(self) -> np.ndarray:
+        """Where each row of a block of :data:`SCORE_BLOCK_ROWS` basis rows starts in the
+        flattened block, shape (SCORE_BLOCK_ROWS, 1) (built once: a call costs microseconds)."""
+        return np.arange(SCORE_BLOCK_ROWS)[:, None] * self.features.basis.size
+
     def score(self, design: np.ndarray | SparseDesign) -> Scores:
         """Probabilities, 90% intervals and contributions for rows of the design matrix,
         dense or sparse (:meth:`FeatureMap.encode` with ``sparse=True``).
@@ -200,9 +206,10 @@ class AdditiveModel:
             stop = min(n, start + SCORE_BLOCK_ROWS)
             columns, values = features.nonzero(design, start, stop)
             rows = block[: stop - start]
-            rows[:] = 0.0
+            if start:  # a block's rows are zeros when it is first used
+                rows[:] = 0.0
             rows[:, 0] = 1.0  # the intercept
-            flat = np.arange(stop - start)[:, None] * basis.size + columns
+            flat = self._row_starts[: stop - start] + columns
             rows.reshape(-1)[flat.reshape(-1)] = values.reshape(-1)
             # one product gives the terms (a sum of at most four nonzero products each: other
             # columns add exact zeros) and the projection whose square is x' V x
