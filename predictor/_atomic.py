@@ -298,8 +298,8 @@ class WriteBehind:
     """Sync a big file while it is being written, every :data:`SYNC_EVERY` bytes, so that the
     sync that finishes it (:func:`atomic_outputs`) has little left to wait for: the disk then
     works while the next rows are computed rather than all at the end (512 MB took 0.6 s to
-    sync in one go on the project's machine). A handle that is not a regular file (standard
-    output, a pipe) is left alone.
+    sync in one go on the project's machine). A handle that is not a regular file (a pipe, a
+    terminal, a device) is left alone; give it only the files :func:`atomic_outputs` opened.
 
     Call it after each block written to ``handle``.
     """

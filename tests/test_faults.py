@@ -146,6 +146,21 @@ def test_score_when_a_sync_while_writing_fails_exits_2_and_keeps_the_previous_ou
     _assert_untouched(folder)
 
 
+def test_score_to_standard_output_redirected_to_a_file_does_not_sync_it(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the shell's file, not one score opened: syncing (or counting bytes already in it with
+    # >>) is not score's business
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fdatasync", synced.append, raising=False)
+    monkeypatch.setattr(atomic, "SYNC_EVERY", 100_000)
+    with (tmp_path / "shell.csv").open("w", encoding="utf-8") as redirected:
+        monkeypatch.setattr(sys, "stdout", redirected)
+        assert main(["score", str(source), "--out", "-", "--chunk-rows", "500", "--quiet"]) == 1
+    assert (tmp_path / "shell.csv").stat().st_size > 500_000
+    assert synced == []
+
+
 def test_write_behind_leaves_a_pipe_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(atomic, "SYNC_EVERY", 1)
     monkeypatch.setattr(os, "fdatasync", lambda d: pytest.fail("synced a pipe"), raising=False)

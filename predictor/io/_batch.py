@@ -867,7 +867,12 @@ def _run(
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
             in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
             stack.callback(in_order.close)  # stops the workers on an error
-            synced = {option: WriteBehind(sink) for option, sink in sinks.items()}
+            # only the files written here: standard output ("-") is the user's to sync
+            paths = dict(wanted)
+            synced = {
+                option: WriteBehind(sink) if str(paths[option]) != "-" else lambda: None
+                for option, sink in sinks.items()
+            }
             for scored in in_order:
                 for option, sink in sinks.items():
                     rows = scored.output if option == "--out" else scored.rejects
