@@ -321,14 +321,17 @@ def _not_positive_definite(document: dict) -> None:
 MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     "coef-short": (_edit(lambda d: d["coef"].pop()), "coef has shape"),
     "covariance-not-square": (_edit(lambda d: d["covariance"].pop()), "covariance has shape"),
-    "covariance-ragged": (_edit(lambda d: d["covariance"][0].pop()), "inhomogeneous"),
-    "coef-text": (_edit(lambda d: d["coef"].__setitem__(0, "high")), "could not convert"),
+    "covariance-ragged": (
+        _edit(lambda d: d["covariance"][0].pop()),
+        "covariance is not an array of numbers",
+    ),
+    "coef-text": (_edit(lambda d: d["coef"].__setitem__(0, "high")), "coef is not numbers"),
     "intercept-1e999": (
         lambda text: re.sub(r'"intercept": [^,]+', '"intercept": 1e999', text),
         "intercept has a value that is not a finite number",
     ),
     "term-mean-nan": (_edit(lambda d: d["term_means"].__setitem__(0, float("nan"))), "term_m"),
-    "threshold-null": (_edit(lambda d: d.update(threshold=None)), "threshold has a value"),
+    "threshold-null": (_edit(lambda d: d.update(threshold=None)), "threshold is not numbers"),
     "transform-short": (_edit(lambda d: _first_spline(d)["transform"].pop()), "transform has"),
     "knots-missing": (_edit(lambda d: _first_spline(d).pop("knots")), "'knots' is missing"),
     "terms-missing": (_edit(lambda d: d.pop("terms")), "'terms' is missing"),
@@ -406,8 +409,9 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     ),
     "huge-integer": (
         lambda text: re.sub(r'"intercept": [^,]+', '"intercept": ' + "9" * 400, text),
-        "too large",
+        "intercept is not numbers",  # an integer too large for any float
     ),
+    "coef-numeric-text": (_edit(lambda d: d["coef"].__setitem__(0, "1.5")), "coef is not numbers"),
 }
 
 

@@ -51,7 +51,13 @@ def finite_array(value: Any, name: str, shape: tuple[int, ...] | None = None) ->
         If it is not numbers, has another shape than ``shape``, or has a number that is not
         finite or is larger than :data:`MAX_MAGNITUDE`.
     """
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        raw = np.asarray(value)
+    except ValueError as exc:  # lists of different lengths
+        raise ValueError(f"{name} is not an array of numbers") from exc
+    if raw.dtype.kind not in "iuf":  # text, true/false, null or a mapping: not a fitted number
+        raise ValueError(f"{name} is not numbers")
+    array = raw.astype(np.float64)
     if shape is not None and array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
     if not np.isfinite(array).all():
