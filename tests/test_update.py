@@ -23,6 +23,7 @@ from predictor._updating import (
     _closed_test,
     choose_update,
 )
+from predictor.evaluation._card import _average_text
 from predictor.evaluation._metrics import calibration_intercept, calibration_slope
 from predictor.model import (
     RecalibratedModel,
@@ -206,25 +207,55 @@ def test_revision_of_a_site_like_the_base_stays_at_the_base(base):
 
 def test_a_revision_says_its_terms_are_pulled_to_the_base_and_its_file_keeps_that(base):
     """A revision's term with no effective degrees of freedom is the base's, not zero: its
-    summary (the card's Model section) says so, and its model file keeps the fact."""
+    summary (the card's Model section) says so, its model file keeps what it was pulled
+    toward, and a refit (cross-validation's) revises again instead of fitting from scratch."""
     site = simulate_cohort(1500, seed=21)
     y = site["responded"].to_numpy()
     revised, _ = revise_additive_model(base, site, y, slope=0.9, structure="per term")
     assert revised.toward_base and not base.toward_base
+    np.testing.assert_array_equal(revised.prior, 0.9 * base.coef)
     assert revised.shrunk_fields  # a site like the base's: terms it does not change
     details = " ".join(revised.summary().details.split())
-    assert "pulling the term toward the base model's" in details
-    assert f"stays the base's (here: {', '.join(revised.shrunk_fields)})" in details
+    assert "pulling the term toward the model it revised" in details
+    assert f"stays that model's (here: {', '.join(revised.shrunk_fields)})" in details
     assert "shrinks to zero" not in details
     assert "shrinks to zero" in " ".join(base.summary().details.split())
+    # a field with no "not measured" term takes the first cohort's average, which is not the
+    # site's: the card gives the contribution predict gives, not 0
+    other = simulate_cohort(1500, seed=21, site=SECOND_SITE)  # older patients than the base's
+    elsewhere, _ = revise_additive_model(base, other, other["responded"].to_numpy(), slope=0.9)
+    term = elsewhere.features.terms[elsewhere.fields.index("age_years")]
+    assert not term.learned_missing
+    given = predict({"crp_mg_l": 0.9, "route": "iv_ketamine"}, model=elsewhere)
+    contribution = given.contributions["age_years"]
+    assert abs(contribution) > 0.005
+    assert _average_text(elsewhere, term) == (
+        f"the first training cohort's average (contribution {contribution:+.3f})"
+    )
+    assert _average_text(base, term) == "training average (contribution 0)"
+    # a refit on the same rows, with the same smoothing, is the same revision
+    again = revised.refit(site, y, seed=0)
+    assert again.features is revised.features and again.toward_base
+    np.testing.assert_allclose(again.coef, revised.coef, rtol=0, atol=1e-6)
+    # the file keeps the prior; one of a fit from scratch has none
     document = json.loads(model_to_json(revised))
-    assert document["toward_base"] is True
-    assert model_from_json(json.dumps(document)).toward_base is True
-    assert "toward_base" not in json.loads(model_to_json(base))  # files of fits from scratch
-    for tampered in ("yes", 1, None):
-        document["toward_base"] = tampered
-        with pytest.raises(ModelFileError, match="toward_base"):
+    np.testing.assert_array_equal(model_from_json(json.dumps(document)).prior, revised.prior)
+    assert "prior" not in json.loads(model_to_json(base))
+    for tampered in ([1.0, 2.0], [float("nan")] * len(base.coef), "yes"):
+        document["prior"] = tampered
+        with pytest.raises(ModelFileError, match="prior"):
             model_from_json(json.dumps(document), source="changed")
+
+
+def test_a_revision_toward_a_zero_slope_is_a_fit_toward_zero(base):
+    # logistic recalibration's slope can be 0 (no signal): the prior is then zero, and the
+    # terms with no effective degrees of freedom are zero, as the summary says
+    site = simulate_cohort(1500, seed=21)
+    revised, _ = revise_additive_model(
+        base, site, site["responded"].to_numpy(), slope=0.0, structure="per term"
+    )
+    assert not revised.toward_base
+    assert "shrinks to zero" in " ".join(revised.summary().details.split())
 
 
 def test_revision_learns_a_term_the_site_changes(base):
@@ -344,7 +375,7 @@ def test_update_command_writes_a_model_that_predict_and_score_use(tmp_path, caps
     card = (out / "MODEL_CARD.md").read_text()
     assert "## How the model was updated" in card and update["chosen"] in card
     assert "simulator" not in card and "oracle" not in card
-    base_rules = "applied to the base model's training cohort" in " ".join(card.split())
+    base_rules = "applied to the cohort the terms were first fitted on" in " ".join(card.split())
     assert base_rules == (update["chosen"] != REFIT)
     assert (out / "report.md").exists()
     records = cohort.drop(columns=["responded"]).head(30)

@@ -20,7 +20,14 @@ from predictor.evaluation._markdown import (
     threshold_markdown,
 )
 from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
-from predictor.model import CV_FOLDS, INTERVAL_LEVEL, MIN_MISSING_TO_LEARN, MODEL_FIELDS, Model
+from predictor.model import (
+    CV_FOLDS,
+    INTERVAL_LEVEL,
+    MIN_MISSING_TO_LEARN,
+    MODEL_FIELDS,
+    Model,
+    Term,
+)
 
 SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is Role.SAFETY)
 """The safety-screen fields in words, for the card."""
@@ -55,6 +62,22 @@ def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
+def _missing_contribution(model: Model, term: Term) -> float:
+    """The contribution of a missing value of ``term``, which has no "not measured" term of its
+    own: 0 for a model fitted from scratch (the missing row is its training average), not
+    exactly for one whose terms were refitted on other patients (a revision, or a model built
+    on one: the row is then the first cohort's average)."""
+    j = model.features.terms.index(term)
+    return float(model.term_contribution(j, term.missing_row[None, :])[0])
+
+
+def _average_text(model: Model, term: Term) -> str:
+    contribution = _missing_contribution(model, term)
+    if abs(contribution) < 1e-9:
+        return "training average (contribution 0)"
+    return f"the first training cohort's average (contribution {contribution:+.3f})"
+
+
 def _predictors_table(model: Model) -> str:
     rows = ["| field | unit / levels | term | when not measured |", "|---|---|---|---|"]
     for term in model.features.terms:
@@ -69,11 +92,7 @@ def _predictors_table(model: Model) -> str:
                 if term.is_spline
                 else "one coefficient per level"
             )
-            missing = (
-                "its own learned term"
-                if term.learned_missing
-                else "training average (contribution 0)"
-            )
+            missing = "its own learned term" if term.learned_missing else _average_text(model, term)
         rows.append(f"| `{term.field}` | {unit} | {shape} | {missing} |")
     return "\n".join(rows)
 
@@ -160,7 +179,7 @@ def _fields_paragraph(model: Model) -> str:
         return ""
     shrunk = model.shrunk_fields if hasattr(model, "shrunk_fields") else []
     kept = (
-        "kept as the base model's by the revision (no support in the data for a change)"
+        "kept as the revised model's by the revision (no support in the data for a change)"
         if getattr(model, "toward_base", False)
         else "shrunk to zero by the fit (no support in the data)"
     )
@@ -515,10 +534,25 @@ cohorts and prints the spread.
     # An update other than a refit keeps the base model's terms, which were chosen (their
     # "not measured" terms included) on the base's training cohort, not on these patients.
     kept = update["chosen"] != "refit from scratch" if update else False
-    at_least = f"{MIN_MISSING_TO_LEARN} of the base model's" if kept else f"{MIN_MISSING_TO_LEARN}"
+    at_least = (
+        f"{MIN_MISSING_TO_LEARN} of the first cohort's" if kept else f"{MIN_MISSING_TO_LEARN}"
+    )
+    recentred = any(
+        abs(_missing_contribution(model, term)) >= 1e-9
+        for term in model.features.terms
+        if not term.unused and not term.learned_missing
+    )
+    so_zero = "" if recentred else ", so it contributes 0"
     kept_terms = (
-        " These rules were applied to the base model's training cohort when it was\nfitted; "
-        "the update kept its terms, so the table of missing values above does not decide them."
+        " These rules were applied to the cohort the terms were first fitted on (the\n"
+        "shipped model's, or the one `train` was given), and the update kept the terms, so the "
+        "table of\nmissing values above does not decide them."
+        + (
+            " The terms were refitted on this site's patients, so a missing value\ntakes the "
+            "first cohort's average, whose contribution here is not 0 (see the table above)."
+            if recentred
+            else ""
+        )
         if kept
         else ""
     )
@@ -589,7 +623,7 @@ A missing value is never imputed silently and never rejected. A field that at le
 {at_least} training patients lacked has its own learned "not measured" term, since
 whether a test was done can carry information (about the kind of patient or clinic: it is an
 association, not an effect of testing); a field that fewer training patients lacked takes the
-training average of its term, so it contributes 0, and the prediction says so in its warnings.
+training average of its term{so_zero}, and the prediction says so in its warnings.
 A number field that no training patient had, or that had a single value, is not used at all
 (see the table above).{kept_terms}
 

@@ -105,10 +105,10 @@ class AdditiveModel:
         (:func:`~predictor.model._fitter.term_penalties`).
     threshold : float
         Probability at or above which ``label`` is "likely responder".
-    toward_base : bool
-        The model is a revision (:func:`revise_additive_model`): its penalties pulled each term
-        toward a base model's, not toward zero, so a term with (almost) no effective degrees
-        of freedom is the base's term, not a term shrunk to zero.
+    prior : numpy.ndarray or None, shape (p,)
+        For a revision (:func:`revise_additive_model`), the coefficients its penalties pulled
+        toward (the base model's, times the recalibration slope); None for a fit from scratch,
+        whose penalties pull toward zero. :meth:`refit` pulls toward it again.
     """
 
     kind: ClassVar[str] = "additive"
@@ -124,7 +124,14 @@ class AdditiveModel:
     selection: str = SELECTION_LAML
     structure: str = PER_TERM
     threshold: float = DEFAULT_THRESHOLD
-    toward_base: bool = False
+    prior: np.ndarray | None = None
+
+    @property
+    def toward_base(self) -> bool:
+        """Whether the penalties pulled the terms toward another model's (a revision; not one
+        whose slope was 0): a term with (almost) no effective degrees of freedom is then that
+        model's term, not a term shrunk to zero."""
+        return self.prior is not None and bool(self.prior.any())
 
     @functools.cached_property
     def fields(self) -> tuple[str, ...]:
@@ -266,14 +273,14 @@ class AdditiveModel:
             ]
             # a revision's penalties pull toward the base's terms: what they keep is the base's
             pulled = (
-                ",\nevery penalty pulling the term toward the base model's (times the "
-                "recalibration slope), not toward zero"
+                ",\nevery penalty pulling the term toward the model it revised (that model's "
+                "coefficients times\nlogistic recalibration's slope), not toward zero"
                 if self.toward_base
                 else ""
             )
             curve, whole = (
-                ("whose change of curve the data do not support keeps the base's curve",
-                 "whose change the data do not support at all stays the base's")
+                ("whose change of curve the data do not support keeps that model's curve",
+                 "whose change the data do not support at all stays that model's")
                 if self.toward_base
                 else ("whose curve the data do not support becomes a straight\nline",
                       "the data do not support at all shrinks to zero")
@@ -312,7 +319,12 @@ class AdditiveModel:
     def refit(self, clean: pd.DataFrame, responded: np.ndarray, *, seed: int) -> AdditiveModel:
         """The additive model of the same fields, smoothing parameters and threshold, fitted on
         ``clean`` (the smoothing parameters are this model's, not chosen again; ``seed`` is not
-        used: the fit has no randomness)."""
+        used: the fit has no randomness). A revision is revised again: the same terms' inputs
+        (knots, levels), pulled toward the same :attr:`prior`."""
+        if self.prior is not None:
+            y = _both_outcomes(responded)
+            args = (self.structure, self.smoothing, self.prior, self.threshold, None)
+            return _fit_terms(self.features, clean, y, *args)[0]
         model, _ = fit_additive_model(
             clean,
             responded,
@@ -341,7 +353,7 @@ class AdditiveModel:
                     "edf": dict(self.edf),
                 }
             ),
-            **({"toward_base": True} if self.toward_base else {}),
+            **({"prior": self.prior.tolist()} if self.prior is not None else {}),
             "intercept": self.intercept,
             "coef": self.coef.tolist(),
             "term_means": self.term_means.tolist(),
@@ -387,9 +399,7 @@ class AdditiveModel:
             selection = document["selection"]
             if selection != SELECTION_LAML:
                 raise ValueError(f"its selection {selection!r} is not {SELECTION_LAML!r}")
-        toward_base = document.get("toward_base", False)  # written only when true
-        if toward_base is not True and toward_base is not False:
-            raise ValueError(f"its toward_base {toward_base!r} is not true or false")
+        prior = document.get("prior")  # a revision's only
         model = cls(
             features=features,
             intercept=finite_number(document["intercept"], "intercept"),
@@ -401,7 +411,7 @@ class AdditiveModel:
             selection=selection,
             structure=structure,
             threshold=finite_number(document["threshold"], "threshold"),
-            toward_base=toward_base,
+            prior=None if prior is None else finite_array(prior, "prior", (p,)),
         )
         if not 0.0 < model.threshold < 1.0:
             raise ValueError(f"its threshold {model.threshold!r} is not between 0 and 1")
@@ -623,7 +633,7 @@ def _fit_terms(
         edf=dict(zip(names, fit.edf.tolist(), strict=True)),
         structure=structure,
         threshold=threshold,
-        toward_base=prior is not None,
+        prior=prior,
     )
     report = FitReport(
         tuple(names),
