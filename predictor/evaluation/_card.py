@@ -548,8 +548,9 @@ cohorts and prints the spread.
         "shipped model's, or the one `train` was given), and the update kept the terms, so the "
         "table of\nmissing values above does not decide them."
         + (
-            " The terms were refitted on this site's patients, so a missing value\ntakes the "
-            "first cohort's average, whose contribution here is not 0 (see the table above)."
+            " A revision refitted the terms on other patients than those, so a missing\n"
+            "value takes the first cohort's average, whose contribution here is not 0 (see the "
+            "table above)."
             if recentred
             else ""
         )
