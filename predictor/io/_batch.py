@@ -513,10 +513,15 @@ def _die_with_parent() -> None:
 
 def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     """Initialise a worker process: keep the scorer (its model is unpickled once per process),
-    one BLAS thread (the processes are the parallelism), and leave Ctrl-C to the parent, which
-    stops the workers and removes its unfinished files."""
+    then as :func:`_start_process`."""
     global _worker_scorer, _worker_spool
     _worker_scorer, _worker_spool = scorer, spool
+    _start_process()
+
+
+def _start_process() -> None:
+    """Initialise a worker process: one BLAS thread (the processes are the parallelism), and
+    leave Ctrl-C to the parent, which stops the workers and removes its unfinished files."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
@@ -542,6 +547,23 @@ def _score_in_worker(chunk: Chunk) -> _Scored:
     return scored._replace(output=spooled[0], rejects=spooled[1])
 
 
+def can_fork() -> bool:
+    """Whether worker processes start by forking this one (:func:`_context`): on Linux, when
+    this process runs no other Python thread."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+def forked_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """``workers`` processes forked from this one, for work beside its own (training's
+    figures), started as the scoring workers are (:func:`_start_process`). Only when
+    :func:`can_fork`: a process started afresh would spend longer importing than such work
+    takes. Submit the first task inside :func:`_signals_held` (it forks the processes)."""
+    assert can_fork(), "a pool of forked processes only where they can fork (can_fork)"
+    return concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_process
+    )
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """How worker processes start. On Linux, when this process runs no other Python thread,
     by forking it: at once, with the model and modules already in memory (the BLAS and
@@ -549,7 +571,7 @@ def _context() -> multiprocessing.context.BaseContext:
     (``forkserver``; ``spawn`` where there is none), since forking a process whose other
     threads may hold a lock can copy the held lock into the child: the server imports this
     module once, and is started here (it goes on importing while this process reads)."""
-    if sys.platform == "linux" and threading.active_count() == 1:
+    if can_fork():
         return multiprocessing.get_context("fork")
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
