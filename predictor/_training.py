@@ -22,7 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -49,7 +49,7 @@ from predictor._params import (
     Where,
     check,
 )
-from predictor.io._batch import _signals_held, can_fork, forked_pool, usable_cores
+from predictor.io._batch import _signals_held, can_fork, forked_pool, inherited, usable_cores
 from predictor.model import (
     ARTIFACT_NAME,
     CV_FOLDS,
@@ -66,6 +66,7 @@ from predictor.simulation import simulate_cohort
 
 if TYPE_CHECKING:
     from predictor.evaluation import CrossValidation, Report
+    from predictor.model._additive import AdditiveModel, FitReport
 
 DEFAULT_TRAINING_N = 50_000
 """Patients in the default simulated training cohort."""
@@ -285,19 +286,19 @@ class _ExternalComparisons:
     metrics: dict[str, dict[str, float]]
 
 
-def _fitting_pool() -> Executor:
-    """Where :func:`train` fits the model while it does the rest beside the fit: a process
-    forked from this one, where there are two cores and it can fork
-    (:func:`predictor.io._batch.can_fork`), else a second thread. The fit and the work
-    beside it took 3.2 s on threads of one process on 2 cores, against 1.75 s and 1.9 s
-    alone: between their numpy and BLAS calls, each waited for the GIL the other held."""
-    return forked_pool(1) if usable_cores() > 1 and can_fork() else ThreadPoolExecutor(1)
+def _inherited_fit(fields: Sequence[str] | None) -> tuple[AdditiveModel, FitReport]:
+    """The model's fit in the process :func:`train` forks for it, on the cohort it inherited
+    (:func:`predictor.io._batch.forked_pool`). On threads of one process, the fit and the
+    work beside it took 3.2 s on 2 cores, against 1.75 s and 1.9 s alone: between their
+    numpy and BLAS calls, each waited for the GIL the other held."""
+    clean, y = inherited()
+    return fit_additive_model(clean, y, fields=fields)
 
 
 def _beside_the_fit(
     clean: pd.DataFrame, seed: int, fields: tuple[str, ...], *, simulated: bool
 ) -> _ExternalComparisons | None:
-    """What :func:`train` does while the model is fitted (:func:`_fitting_pool`): the external
+    """What :func:`train` does while the model is fitted (:func:`_inherited_fit`): the external
     comparisons (:func:`_external_comparisons`) of a simulated cohort, then the import of the
     figures' code (matplotlib: about 0.4 s, otherwise paid when the report is written)."""
     from predictor.evaluation import figures_module
@@ -620,15 +621,24 @@ def train(
     )
     # The fresh cohort and the comparison models' fits on it need nothing from the additive
     # model: they take this core while the model's fit takes the other, in a process forked
-    # from this one (:func:`_fitting_pool`), and then matplotlib is imported. BLAS is held at
-    # one thread for both, so that neither's limits can change the other's arithmetic.
+    # from this one (:func:`_inherited_fit`; on a second thread where it cannot fork), and
+    # then matplotlib is imported. BLAS is held at one thread for both, so that neither's
+    # limits can change the other's arithmetic.
     comparison_fields = MODEL_FIELDS if fields is None else tuple(fields)
-    with threadpool_limits(1, user_api="blas"), _fitting_pool() as fitting:
-        with _signals_held():  # the submit may fork the process
-            fitted = fitting.submit(fit_additive_model, clean, y, fields=fields)
+    forking = usable_cores() > 1 and can_fork()
+    with (
+        threadpool_limits(1, user_api="blas"),
+        forked_pool(1, inherited=(clean, y)) if forking else ThreadPoolExecutor(1) as elsewhere,
+    ):
+        with _signals_held():  # the submit forks the process, if it is one
+            fitting = (
+                elsewhere.submit(_inherited_fit, fields)
+                if forking
+                else elsewhere.submit(fit_additive_model, clean, y, fields=fields)
+            )
         compared = _beside_the_fit(clean, seed, comparison_fields, simulated=simulated)
         try:
-            model, fit = fitted.result()
+            model, fit = fitting.result()
         except ValueError as exc:
             raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
     assert model.fields == comparison_fields  # what the comparison models were fitted on

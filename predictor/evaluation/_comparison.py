@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.io._batch import _signals_held, can_fork, forked_pool
+from predictor.io._batch import _signals_held, can_fork, forked_pool, inherited
 from predictor.model import CV_FOLDS, Model, Scores
 
 
@@ -176,6 +176,15 @@ def _fold(
     return scores, fitted
 
 
+def _inherited_fold(
+    fit_index: np.ndarray, test_index: np.ndarray
+) -> tuple[Scores, dict[str, tuple[np.ndarray, Metrics]]]:
+    """:func:`_fold` in a process of :func:`cross_validate`, on the data and model it
+    inherited as it forked (:func:`predictor.io._batch.forked_pool`)."""
+    clean, y, truth, model, seed, comparisons = inherited()
+    return _fold(clean, y, truth, fit_index, test_index, model, seed, comparisons)
+
+
 def cross_validate(
     clean: pd.DataFrame,
     *,
@@ -229,10 +238,6 @@ def cross_validate(
         StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
     )
     name = model.summary().name
-    jobs = [
-        (clean, y, truth, fit_index, test_index, model, seed, comparisons)
-        for fit_index, test_index in splits
-    ]
     results: dict[str, list[Metrics]] = {name: []}
     results.update({comparison.name: [] for comparison in comparisons})
     probability = {key: np.full(len(y), np.nan) for key in results}
@@ -244,13 +249,17 @@ def cross_validate(
             # Processes forked from this one: on threads, the folds' fits held each other up
             # (the GIL between their numpy and BLAS calls), and 5 folds on 2 cores took 2.3 s,
             # about as long as one after the other (2.5 s).
-            pool = stack.enter_context(forked_pool(workers))
+            shared = (clean, y, truth, model, seed, comparisons)
+            pool = stack.enter_context(forked_pool(workers, inherited=shared))
             with _signals_held():  # the first submit forks the processes
-                futures = [pool.submit(_fold, *job) for job in jobs]
+                futures = [pool.submit(_inherited_fold, *split) for split in splits]
             outcomes = (future.result() for future in futures)
         else:  # threads: a process that cannot fork would start each afresh (imports: 1 s)
-            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-            outcomes = parallel(delayed(_fold)(*job) for job in jobs)
+            jobs = (
+                delayed(_fold)(clean, y, truth, fit_index, test_index, model, seed, comparisons)
+                for fit_index, test_index in splits
+            )
+            outcomes = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(jobs)
         for done, (scores, fitted) in enumerate(outcomes, 1):
             test_index = splits[done - 1][1]
             parts.append(scores)
