@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.io._batch import _signals_held, can_fork, forked_pool, inherited
+from predictor.io._batch import _signals_held, can_fork, forked_pool, with_inherited
 from predictor.model import CV_FOLDS, Model, Scores
 
 
@@ -176,15 +176,6 @@ def _fold(
     return scores, fitted
 
 
-def _inherited_fold(
-    fit_index: np.ndarray, test_index: np.ndarray
-) -> tuple[Scores, dict[str, tuple[np.ndarray, Metrics]]]:
-    """:func:`_fold` in a process of :func:`cross_validate`, on the data and model it
-    inherited as it forked (:func:`predictor.io._batch.forked_pool`)."""
-    clean, y, truth, model, seed, comparisons = inherited()
-    return _fold(clean, y, truth, fit_index, test_index, model, seed, comparisons)
-
-
 def cross_validate(
     clean: pd.DataFrame,
     *,
@@ -249,10 +240,12 @@ def cross_validate(
             # Processes forked from this one: on threads, the folds' fits held each other up
             # (the GIL between their numpy and BLAS calls), and 5 folds on 2 cores took 2.3 s,
             # about as long as one after the other (2.5 s).
-            shared = (clean, y, truth, model, seed, comparisons)
-            pool = stack.enter_context(forked_pool(workers, inherited=shared))
+            pool = stack.enter_context(forked_pool(workers, inherited=(clean, y, truth)))
             with _signals_held():  # the first submit forks the processes
-                futures = [pool.submit(_inherited_fold, *split) for split in splits]
+                futures = [
+                    pool.submit(with_inherited, _fold, *split, model, seed, comparisons)
+                    for split in splits
+                ]
             outcomes = (future.result() for future in futures)
         else:  # threads: a process that cannot fork would start each afresh (imports: 1 s)
             jobs = (

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple, cast
@@ -561,9 +561,10 @@ def forked_pool(
     :func:`can_fork`: a process started afresh would spend longer importing than such work
     takes. Submit the first task inside :func:`_signals_held` (it forks the processes).
 
-    ``inherited``: objects the tasks need, which the processes get as they fork, and a task
-    reads with :func:`inherited`; a task's arguments are pickled and sent through a pipe
-    instead (the default training cohort, 7.7 MB, took 0.15 s to reach a process)."""
+    ``inherited``: objects the tasks need, which the processes get as they fork: submit
+    :func:`with_inherited` to call a function with them first among its arguments. A task's
+    own arguments are pickled and sent through a pipe (the default training cohort, 7.7 MB,
+    took 0.15 s to reach a process)."""
     assert can_fork(), "a pool of forked processes only where they can fork (can_fork)"
     return concurrent.futures.ProcessPoolExecutor(
         workers,
@@ -583,9 +584,10 @@ def _start_forked(objects: tuple[Any, ...]) -> None:
     _start_process()
 
 
-def inherited() -> tuple[Any, ...]:
-    """In a process of :func:`forked_pool`, the objects it was given to inherit."""
-    return _inherited
+def with_inherited(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """In a process of :func:`forked_pool`: ``function(*inherited, *args, **kwargs)``, with
+    the objects the process inherited."""
+    return function(*_inherited, *args, **kwargs)
 
 
 def _context() -> multiprocessing.context.BaseContext:
