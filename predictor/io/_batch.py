@@ -579,6 +579,8 @@ _inherited: tuple[Any, ...] = ()
 
 
 def _start_forked(objects: tuple[Any, ...]) -> None:
+    """Initialise a process of :func:`forked_pool`: keep the objects it inherited, then as
+    :func:`_start_process`."""
     global _inherited
     _inherited = objects
     _start_process()
