@@ -22,7 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -49,6 +49,7 @@ from predictor._params import (
     Where,
     check,
 )
+from predictor.io._batch import _signals_held, can_fork, forked_pool, usable_cores, with_inherited
 from predictor.model import (
     ARTIFACT_NAME,
     CV_FOLDS,
@@ -220,14 +221,22 @@ def missing_shares(clean: pd.DataFrame, fields: Sequence[str]) -> dict[str, floa
 
 
 def training_data_record(
-    clean: pd.DataFrame, *, source: str, seed: int, n_refused: int, simulated: bool, model: Model
+    clean: pd.DataFrame,
+    *,
+    source: str,
+    seed: int,
+    n_refused: int,
+    simulated: bool,
+    model: Model,
+    sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The manifest's ``training_data``: where the patients came from, their sha256, how many
-    (and how many records were refused), the response rate, and each model field's share of
-    missing values. Training and updating both write it."""
+    """The manifest's ``training_data``: where the patients came from, their sha256 (given,
+    when it was computed already: :func:`fingerprint`), how many (and how many records were
+    refused), the response rate, and each model field's share of missing values. Training and
+    updating both write it."""
     return {
         "source": source,
-        "sha256": fingerprint(clean),
+        "sha256": fingerprint(clean) if sha256 is None else sha256,
         "seed": seed,
         "n": len(clean),
         "n_refused": n_refused,
@@ -287,7 +296,7 @@ class _ExternalComparisons:
 def _beside_the_fit(
     clean: pd.DataFrame, seed: int, fields: tuple[str, ...], *, simulated: bool
 ) -> _ExternalComparisons | None:
-    """What :func:`train` does on a second thread while the model is fitted: the external
+    """What :func:`train` does while the model is fitted (in another process): the external
     comparisons (:func:`_external_comparisons`) of a simulated cohort, then the import of the
     figures' code (matplotlib: about 0.4 s, otherwise paid when the report is written)."""
     from predictor.evaluation import figures_module
@@ -609,24 +618,38 @@ def train(
         "marginal likelihood)" + (f"; fields left out: {', '.join(left_out)}" if left_out else "")
     )
     # The fresh cohort and the comparison models' fits on it need nothing from the additive
-    # model: on a second thread, they take the other core while the model's fit (BLAS on one
-    # thread, which releases the GIL) takes this one, and then matplotlib is imported. BLAS is
-    # held at one thread for both, so that neither thread's limits can change the other's
-    # arithmetic.
+    # model: they take this core while the model's fit takes the other, in a process forked
+    # from this one (on a second thread where it cannot fork: on threads of one process, the
+    # two took 3.2 s on 2 cores, against 1.75 s and 1.9 s alone, each waiting for the GIL
+    # the other held), and then matplotlib is imported. BLAS is held at one thread for both,
+    # so that neither's limits can change the other's arithmetic.
     comparison_fields = MODEL_FIELDS if fields is None else tuple(fields)
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(1) as beside:
-        external = beside.submit(
-            _beside_the_fit, clean, seed, comparison_fields, simulated=simulated
-        )
+    forking = usable_cores() > 1 and can_fork()
+    with (
+        threadpool_limits(1, user_api="blas"),
+        forked_pool(1, inherited=(clean,)) if forking else ThreadPoolExecutor(1) as elsewhere,
+    ):
+
+        def beside(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+            """``function(clean, *args, **kwargs)`` in the forked process or on the thread."""
+            if forking:
+                return elsewhere.submit(with_inherited, function, *args, **kwargs)
+            return elsewhere.submit(function, clean, *args, **kwargs)
+
+        with _signals_held():  # the first submit forks the process, if it is one
+            fitting = beside(fit_additive_model, y, fields=fields)
+            # then the manifest's sha256 of the cohort (0.5 s: the CSV text of every row)
+            fingerprinting = beside(fingerprint)
+        compared = _beside_the_fit(clean, seed, comparison_fields, simulated=simulated)
         try:
-            model, fit = fit_additive_model(clean, y, fields=fields)
+            model, fit = fitting.result()
         except ValueError as exc:
             raise TrainingDataError(f"the model cannot be fitted on this data: {exc}") from exc
-        # (leaving the block waits for the thread beside, which takes less time than the fit)
+        sha256 = fingerprinting.result()
     assert model.fields == comparison_fields  # what the comparison models were fitted on
     # Imported here, not at the top: they pull in scikit-learn and matplotlib, which the
     # command line's other commands (``score`` above all) need not pay for at start-up; and
-    # after the fit, by when the thread beside it has imported them (about 0.5 s).
+    # after the fit, by when the work beside it has imported them (about 0.5 s).
     from predictor.evaluation import (
         COMPARISONS,
         FLAT_SD,
@@ -715,7 +738,6 @@ def train(
             ),
         )
     fresh, held_out = None, None
-    compared = external.result()
     if compared is not None:
         fresh, held_out = compared.fresh, compared.probability
         evaluation["fresh cohort"] = {
@@ -729,7 +751,13 @@ def train(
     manifest = {
         **manifest_header(),
         "training_data": training_data_record(
-            clean, source=source, seed=seed, n_refused=n_refused, simulated=simulated, model=model
+            clean,
+            source=source,
+            seed=seed,
+            n_refused=n_refused,
+            simulated=simulated,
+            model=model,
+            sha256=sha256,
         ),
         "validation": {
             "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})"

@@ -302,6 +302,19 @@ def test_write_report_same_report_gives_identical_files(written) -> None:
 
 
 @pytest.mark.slow
+def test_figures_drawn_in_two_processes_are_those_drawn_in_one(
+    report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (_figures.can_fork() and _figures.usable_cores() > 1):
+        pytest.skip("the terms figure is drawn in a forked process only with two cores")
+    split = _figures.draw_figures(report)
+    monkeypatch.setattr(_figures, "can_fork", lambda: False)
+    alone = _figures.draw_figures(report)
+    assert list(split) == list(alone) == list(FIGURE_NAMES)  # the same figures, in order
+    assert split == alone  # byte for byte
+
+
+@pytest.mark.slow
 def test_report_markdown_states_the_key_numbers(report, written) -> None:
     text = (written[0] / REPORT_NAME).read_text()
     m = report.metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,18 @@ def test_train_same_seed_gives_identical_files(trained: list[Path]) -> None:
     # On one machine, byte for byte (another CPU may move a float's last digits: see below).
     for name in (*MODEL_FILES, *REPORT_FILES):
         assert (trained[0] / name).read_bytes() == (trained[1] / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_train_on_threads_gives_the_files_of_forked_processes(
+    trained: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process running another thread does not fork (predictor.io._batch.can_fork): the fit,
+    # the cross-validation folds and the figures are then done on threads and here.
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert main(["train", "--n", "1500", "--seed", "4", "--out", str(tmp_path)]) == 0
+    for name in (*MODEL_FILES, *REPORT_FILES):
+        assert (tmp_path / name).read_bytes() == (trained[0] / name).read_bytes(), name
 
 
 @pytest.mark.slow

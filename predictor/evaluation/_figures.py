@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from predictor.evaluation._report import LEVEL, Report, TermShape, mean_abs_contribution
+from predictor.io._batch import _signals_held, can_fork, forked_pool, usable_cores
 
 STYLE = {
     "font.size": 8.0,
@@ -374,6 +375,9 @@ DRAWERS: dict[str, Callable[[Report], Figure | None]] = {
     "instability": instability_figure,
 }
 """Figure key -> its drawer; a drawer returns None for a figure the report has no numbers for."""
+ELSEWHERE = ("terms",)
+"""The figures :func:`draw_figures` leaves to a process of its own, when there is a second
+core: the terms figure (14 panels) takes about as long to draw as the others together."""
 
 
 def draw_figures(report: Report) -> dict[str, bytes]:
@@ -389,10 +393,27 @@ def draw_figures(report: Report) -> dict[str, bytes]:
     dict
         Figure key (those of :data:`~predictor.evaluation._report.FIGURE_NAMES`, and of
         :data:`~predictor.evaluation._report.BOOTSTRAP_FIGURE_NAMES` for a report with a
-        bootstrap) -> PNG bytes.
+        bootstrap) -> PNG bytes, in the order of :data:`DRAWERS`.
+
+    With a second core and a process that can fork (:func:`predictor.io._batch.can_fork`), a
+    forked process draws the figures of :data:`ELSEWHERE` while this one draws the others:
+    the same PNG bytes, in about half the time.
     """
+    elsewhere = [key for key in ELSEWHERE if key in DRAWERS]
+    here = [key for key in DRAWERS if key not in elsewhere]
+    if not (elsewhere and here and usable_cores() > 1 and can_fork()):
+        return _draw(report, list(DRAWERS))
+    with forked_pool(1) as pool:
+        with _signals_held():  # the submit forks the process
+            there = pool.submit(_draw, report, elsewhere)
+        drawn = {**_draw(report, here), **there.result()}
+    return {key: drawn[key] for key in DRAWERS if key in drawn}
+
+
+def _draw(report: Report, keys: list[str]) -> dict[str, bytes]:
+    """The figures ``keys`` of the report (those it has numbers for) as PNG bytes."""
     with matplotlib.style.context(["default", STYLE]), _without_cyclic_gc():
-        drawn = {key: draw(report) for key, draw in DRAWERS.items()}
+        drawn = {key: DRAWERS[key](report) for key in keys}
         return {key: _png(figure) for key, figure in drawn.items() if figure is not None}
 
 
