@@ -49,7 +49,7 @@ from predictor._params import (
     Where,
     check,
 )
-from predictor.io._batch import _signals_held, can_fork, forked_pool, usable_cores, with_inherited
+from predictor._processes import can_fork, forked_pool, signals_held, usable_cores, with_inherited
 from predictor.model import (
     ARTIFACT_NAME,
     CV_FOLDS,
@@ -636,7 +636,7 @@ def train(
                 return elsewhere.submit(with_inherited, function, *args, **kwargs)
             return elsewhere.submit(function, clean, *args, **kwargs)
 
-        with _signals_held():  # the first submit forks the process, if it is one
+        with signals_held():  # the first submit forks the process, if it is one
             fitting = beside(fit_additive_model, y, fields=fields)
             # then the manifest's sha256 of the cohort (0.5 s: the CSV text of every row)
             fingerprinting = beside(fingerprint)

@@ -83,7 +83,7 @@ def test_train_same_seed_gives_identical_files(trained: list[Path]) -> None:
 def test_train_on_threads_gives_the_files_of_forked_processes(
     trained: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A process running another thread does not fork (predictor.io._batch.can_fork): the fit,
+    # A process running another thread does not fork (predictor._processes.can_fork): the fit,
     # the cross-validation folds and the figures are then done on threads and here.
     monkeypatch.setattr(threading, "active_count", lambda: 2)
     assert main(["train", "--n", "1500", "--seed", "4", "--out", str(tmp_path)]) == 0

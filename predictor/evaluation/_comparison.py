@@ -23,8 +23,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from data_schemas import FIELDS_BY_NAME, Kind
+from predictor._processes import can_fork, forked_pool, signals_held, with_inherited
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.io._batch import _signals_held, can_fork, forked_pool, with_inherited
 from predictor.model import CV_FOLDS, Model, Scores
 
 
@@ -212,7 +212,7 @@ def cross_validate(
     n_jobs : int
         Folds fitted at once (joblib's meaning: -1, the default, is one per core this process
         may use): on processes forked from this one where it can fork
-        (:func:`predictor.io._batch.can_fork`), else on threads. The results do not depend on
+        (:func:`predictor._processes.can_fork`), else on threads. The results do not depend on
         it.
     comparisons : sequence of Comparison
         The comparison models cross-validated with the model (default: both of
@@ -241,7 +241,7 @@ def cross_validate(
             # (the GIL between their numpy and BLAS calls), and 5 folds on 2 cores took 2.3 s,
             # about as long as one after the other (2.5 s).
             pool = stack.enter_context(forked_pool(workers, inherited=(clean, y, truth)))
-            with _signals_held():  # the first submit forks the processes
+            with signals_held():  # the first submit forks the processes
                 futures = [
                     pool.submit(with_inherited, _fold, *split, model, seed, comparisons)
                     for split in splits

@@ -23,8 +23,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from predictor._processes import can_fork, forked_pool, signals_held, usable_cores
 from predictor.evaluation._report import LEVEL, Report, TermShape, mean_abs_contribution
-from predictor.io._batch import _signals_held, can_fork, forked_pool, usable_cores
 
 STYLE = {
     "font.size": 8.0,
@@ -395,7 +395,7 @@ def draw_figures(report: Report) -> dict[str, bytes]:
         :data:`~predictor.evaluation._report.BOOTSTRAP_FIGURE_NAMES` for a report with a
         bootstrap) -> PNG bytes, in the order of :data:`DRAWERS`.
 
-    With a second core and a process that can fork (:func:`predictor.io._batch.can_fork`), a
+    With a second core and a process that can fork (:func:`predictor._processes.can_fork`), a
     forked process draws the figures of :data:`ELSEWHERE` while this one draws the others:
     the same PNG bytes, in about half the time.
     """
@@ -404,7 +404,7 @@ def draw_figures(report: Report) -> dict[str, bytes]:
     if not (elsewhere and here and usable_cores() > 1 and can_fork()):
         return _draw(report, list(DRAWERS))
     with forked_pool(1) as pool:
-        with _signals_held():  # the submit forks the process
+        with signals_held():  # the submit forks the process
             there = pool.submit(_draw, report, elsewhere)
         drawn = {**_draw(report, here), **there.result()}
     return {key: drawn[key] for key in DRAWERS if key in drawn}

@@ -22,15 +22,12 @@ import dataclasses
 import errno
 import io
 import itertools
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple, cast
@@ -56,6 +53,7 @@ from predictor._params import (
     Where,
     check,
 )
+from predictor._processes import process_context, signals_held, start_process, usable_cores
 from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, _resolve, scored_columns
 from predictor.io._csv_reader import (
     DECIMALS,
@@ -483,51 +481,18 @@ IN_FLIGHT_PER_WORKER = 2
 being scored or waiting to be written, so memory is set by ``chunk_rows``, not by the file."""
 
 
-def usable_cores() -> int:
-    """The number of cores this process may run on (its CPU affinity; at least 1)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
-        return max(1, os.cpu_count() or 1)
-
-
 _worker_scorer: _ChunkScorer | None = None
 """The scorer of this worker process (set once, when the process starts)."""
 _worker_spool = ""
 """The folder where this worker process writes the rows it scored."""
 
 
-def _die_with_parent() -> None:
-    """On Linux, have the kernel kill this worker process when its parent dies (killed
-    outright, say), rather than leave it waiting for work forever."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    parent = os.getppid()
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     """Initialise a worker process: keep the scorer (its model is unpickled once per process),
-    then as :func:`_start_process`."""
+    then as :func:`start_process`."""
     global _worker_scorer, _worker_spool
     _worker_scorer, _worker_spool = scorer, spool
-    _start_process()
-
-
-def _start_process() -> None:
-    """Initialise a worker process: one BLAS thread (the processes are the parallelism), and
-    leave Ctrl-C to the parent, which stops the workers and removes its unfinished files."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # for the whole life of the process
+    start_process()
 
 
 def _score_in_worker(chunk: Chunk) -> _Scored:
@@ -545,70 +510,6 @@ def _score_in_worker(chunk: Chunk) -> _Scored:
             sink.write(data)
         spooled.append(_Spooled(path, data.size))
     return scored._replace(output=spooled[0], rejects=spooled[1])
-
-
-def can_fork() -> bool:
-    """Whether worker processes start by forking this one (:func:`_context`): on Linux, when
-    this process runs no other Python thread."""
-    return sys.platform == "linux" and threading.active_count() == 1
-
-
-def forked_pool(
-    workers: int, inherited: tuple[Any, ...] = ()
-) -> concurrent.futures.ProcessPoolExecutor:
-    """``workers`` processes forked from this one, for work beside its own (training's fits
-    and figures), started as the scoring workers are (:func:`_start_process`). Only when
-    :func:`can_fork`: a process started afresh would spend longer importing than such work
-    takes. Submit the first task inside :func:`_signals_held` (it forks the processes).
-
-    ``inherited``: objects the tasks need, which the processes get as they fork: submit
-    :func:`with_inherited` to call a function with them first among its arguments. A task's
-    own arguments are pickled and sent through a pipe (the default training cohort, 7.7 MB,
-    took 0.15 s to reach a process)."""
-    assert can_fork(), "a pool of forked processes only where they can fork (can_fork)"
-    return concurrent.futures.ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_start_forked,
-        initargs=(inherited,),
-    )
-
-
-_inherited: tuple[Any, ...] = ()
-"""In a process of :func:`forked_pool`, the objects it inherited."""
-
-
-def _start_forked(objects: tuple[Any, ...]) -> None:
-    """Initialise a process of :func:`forked_pool`: keep the objects it inherited, then as
-    :func:`_start_process`."""
-    global _inherited
-    _inherited = objects
-    _start_process()
-
-
-def with_inherited(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """In a process of :func:`forked_pool`: ``function(*inherited, *args, **kwargs)``, with
-    the objects the process inherited."""
-    return function(*_inherited, *args, **kwargs)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """How worker processes start. On Linux, when this process runs no other Python thread,
-    by forking it: at once, with the model and modules already in memory (the BLAS and
-    pyarrow reset their thread pools in a forked child). Otherwise from a fresh server process
-    (``forkserver``; ``spawn`` where there is none), since forking a process whose other
-    threads may hold a lock can copy the held lock into the child: the server imports this
-    module once, and is started here (it goes on importing while this process reads)."""
-    if can_fork():
-        return multiprocessing.get_context("fork")
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    return context
 
 
 SPOOL_PREFIX = "ketamine-predictor-score-"
@@ -629,41 +530,11 @@ def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.
     """``workers`` processes, each holding ``scorer`` (and its model) from its start, writing
     the rows they score into the folder ``spool``."""
     return concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_start_worker, initargs=(scorer, spool)
+        workers,
+        mp_context=process_context(__name__),
+        initializer=_start_worker,
+        initargs=(scorer, spool),
     )
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while worker processes may start, and raise them after.
-
-    ``pool.submit`` forks the workers, and ``os.fork`` runs the at-fork functions of other
-    modules (:mod:`logging`'s, say) in this process: a KeyboardInterrupt raised by a signal
-    handler inside one of them is printed ("Exception ignored in") and dropped, so that the run
-    went on and wrote its output. Here the signal is only noted, and raised again once the
-    handlers are back. A child forked meanwhile holds it too until :func:`_start_worker` sets
-    its own handlers. Python's handlers only (only the main thread can set them).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-
-    def hold(signum: int, frame: object) -> None:
-        held.append(signum)
-
-    previous = {
-        signum: signal.signal(signum, hold)
-        for signum in (signal.SIGINT, signal.SIGTERM)
-        if callable(signal.getsignal(signum))
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for received in dict.fromkeys(held):
-            signal.raise_signal(received)
 
 
 def _first_line(chunk: Chunk) -> int:
@@ -687,7 +558,9 @@ def _scored_in_order(
 
     first = next(chunks, None)
     if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
-        _context()  # more chunks likely: the processes' server starts while the next is read
+        process_context(
+            __name__
+        )  # more chunks likely: the processes' server starts while the next is read
     second = next(chunks, None) if first is not None and workers > 1 else None
     if second is None:  # nothing to share: no processes to start
         # One BLAS thread, as in a worker: the numbers are then the same to the last bit
@@ -703,7 +576,7 @@ def _scored_in_order(
 
     try:
         for chunk in itertools.chain((first, second), chunks):
-            with _signals_held():  # the first submit starts the processes
+            with signals_held():  # the first submit starts the processes
                 future = pool.submit(_score_in_worker, chunk)
             pending.append((_first_line(chunk), future))
             if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
