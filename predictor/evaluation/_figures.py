@@ -36,6 +36,9 @@ STYLE = {
     "savefig.dpi": 100,
 }
 MODEL_COLOUR, REFERENCE_COLOUR, SHADE_COLOUR = "C0", "0.45", "0.86"
+LEVEL_LABEL_CHARACTERS = 36
+"""A category panel whose level names have more characters than this in all shows each on two
+lines (split at its first ``_``), in a smaller font."""
 
 
 def _png(figure: Figure) -> bytes:
@@ -228,7 +231,12 @@ def _term_panel(ax: Any, term: TermShape) -> None:
             values.append(term.not_measured)
         positions = list(range(len(labels)))
         ax.plot(positions, values, "o", color=MODEL_COLOUR)
-        ax.set_xticks(positions, labels)
+        # long level names (route's five) side by side run into each other: on two lines
+        if sum(map(len, labels)) > LEVEL_LABEL_CHARACTERS:
+            ax.set_xticks(positions, [label.replace("_", "\n", 1) for label in labels])
+            ax.tick_params(axis="x", labelsize=5.5)
+        else:
+            ax.set_xticks(positions, labels)
         ax.set_xlim(-0.5, len(labels) - 0.5)
         counts = (
             [*training.counts, training.n_missing][: len(labels)]
