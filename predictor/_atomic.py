@@ -298,8 +298,9 @@ class WriteBehind:
     """Sync a big file while it is being written, every :data:`SYNC_EVERY` bytes, so that the
     sync that finishes it (:func:`atomic_outputs`) has little left to wait for: the disk then
     works while the next rows are computed rather than all at the end (512 MB took 0.6 s to
-    sync in one go on the project's machine). A handle that is not a regular file (a pipe, a
-    terminal, a device) is left alone; give it only the files :func:`atomic_outputs` opened.
+    sync in one go on the project's machine). Standard output (``"-"`` in
+    :func:`atomic_outputs`: the user's file, even when redirected to one) and a handle that is
+    not a regular file (a pipe, a terminal, a device) are left alone.
 
     Call it after each block written to ``handle``.
     """
@@ -311,7 +312,7 @@ class WriteBehind:
             regular = stat.S_ISREG(os.fstat(self.descriptor).st_mode)
         except (AttributeError, OSError, ValueError):
             regular = False
-        if not regular:
+        if not regular or handle in (sys.stdout, getattr(sys.stdout, "buffer", None)):
             self.descriptor = None
         self.synced = 0
 

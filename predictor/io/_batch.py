@@ -558,9 +558,8 @@ def _scored_in_order(
 
     first = next(chunks, None)
     if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
-        process_context(
-            __name__
-        )  # more chunks likely: the processes' server starts while the next is read
+        # more chunks likely: the processes' server starts while the next is read
+        process_context(__name__)
     second = next(chunks, None) if first is not None and workers > 1 else None
     if second is None:  # nothing to share: no processes to start
         # One BLAS thread, as in a worker: the numbers are then the same to the last bit
@@ -790,12 +789,7 @@ def _run(
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
             in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
             stack.callback(in_order.close)  # stops the workers on an error
-            # only the files written here: standard output ("-") is the user's to sync
-            paths = dict(wanted)
-            synced = {
-                option: WriteBehind(sink) if str(paths[option]) != "-" else lambda: None
-                for option, sink in sinks.items()
-            }
+            synced = {option: WriteBehind(sink) for option, sink in sinks.items()}
             for scored in in_order:
                 for option, sink in sinks.items():
                     rows = scored.output if option == "--out" else scored.rejects
