@@ -23,7 +23,7 @@ from predictor._updating import (
     _closed_test,
     choose_update,
 )
-from predictor.evaluation._card import _average_text
+from predictor.evaluation._card import _average_text, _missing_contributions
 from predictor.evaluation._metrics import calibration_intercept, calibration_slope
 from predictor.model import (
     RecalibratedModel,
@@ -229,10 +229,12 @@ def test_a_revision_says_its_terms_are_pulled_to_the_base_and_its_file_keeps_tha
     given = predict({"crp_mg_l": 0.9, "route": "iv_ketamine"}, model=elsewhere)
     contribution = given.contributions["age_years"]
     assert abs(contribution) > 0.005
-    assert _average_text(elsewhere, term) == (
+    assert _average_text(_missing_contributions(elsewhere).get(term.field)) == (
         f"the first training cohort's average (contribution {contribution:+.3f})"
     )
-    assert _average_text(base, term) == "training average (contribution 0)"
+    assert _average_text(_missing_contributions(base).get(term.field)) == (
+        "training average (contribution 0)"
+    )
     # a refit on the same rows, with the same smoothing, is the same revision
     again = revised.refit(site, y, seed=0)
     assert again.features is revised.features and again.toward_base

@@ -26,7 +26,6 @@ from predictor.model import (
     MIN_MISSING_TO_LEARN,
     MODEL_FIELDS,
     Model,
-    Term,
 )
 
 SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is Role.SAFETY)
@@ -62,24 +61,32 @@ def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
-def _missing_contribution(model: Model, term: Term) -> float:
-    """The contribution of a missing value of ``term``, which has no "not measured" term of its
-    own: 0 for a model fitted from scratch (the missing row is its training average), not
-    exactly for one whose terms were refitted on other patients (a revision, or a model built
-    on one: the row is then the first cohort's average)."""
-    j = model.features.terms.index(term)
-    return float(model.term_contribution(j, term.missing_row[None, :])[0])
+def _missing_contributions(model: Model) -> dict[str, float]:
+    """The contribution of a missing value of each term without a "not measured" term of its
+    own, by field, where it is not 0: it is 0 for a model fitted from scratch (the missing row
+    is its training average), not for one whose terms were refitted on other patients (a
+    revision, or a model built on one: the row is then the first cohort's average)."""
+    out = {}
+    for j, term in enumerate(model.features.terms):
+        if term.unused or term.learned_missing:
+            continue
+        contribution = float(model.term_contribution(j, term.missing_row[None, :])[0])
+        if abs(contribution) >= 1e-9:
+            out[term.field] = contribution
+    return out
 
 
-def _average_text(model: Model, term: Term) -> str:
-    contribution = _missing_contribution(model, term)
-    if abs(contribution) < 1e-9:
+def _average_text(contribution: float | None) -> str:
+    """The Predictors table's "when not measured" for a term without a "not measured" term of
+    its own, whose missing value contributes ``contribution`` (None: 0)."""
+    if contribution is None:
         return "training average (contribution 0)"
     return f"the first training cohort's average (contribution {contribution:+.3f})"
 
 
 def _predictors_table(model: Model) -> str:
     rows = ["| field | unit / levels | term | when not measured |", "|---|---|---|---|"]
+    nonzero = _missing_contributions(model)
     for term in model.features.terms:
         field = FIELDS_BY_NAME[term.field]
         unit = ", ".join(term.levels) if term.levels else (field.unit or "(ratio)")
@@ -92,7 +99,11 @@ def _predictors_table(model: Model) -> str:
                 if term.is_spline
                 else "one coefficient per level"
             )
-            missing = "its own learned term" if term.learned_missing else _average_text(model, term)
+            missing = (
+                "its own learned term"
+                if term.learned_missing
+                else _average_text(nonzero.get(term.field))
+            )
         rows.append(f"| `{term.field}` | {unit} | {shape} | {missing} |")
     return "\n".join(rows)
 
@@ -537,11 +548,7 @@ cohorts and prints the spread.
     at_least = (
         f"{MIN_MISSING_TO_LEARN} of the first cohort's" if kept else f"{MIN_MISSING_TO_LEARN}"
     )
-    recentred = any(
-        abs(_missing_contribution(model, term)) >= 1e-9
-        for term in model.features.terms
-        if not term.unused and not term.learned_missing
-    )
+    recentred = bool(_missing_contributions(model))
     so_zero = "" if recentred else ", so it contributes 0"
     kept_terms = (
         " These rules were applied to the cohort the terms were first fitted on (the\n"
