@@ -123,7 +123,7 @@ def signals_held() -> Iterator[None]:
     modules (:mod:`logging`'s, say) in this process: a KeyboardInterrupt raised by a signal
     handler inside one of them is printed ("Exception ignored in") and dropped, so that the run
     went on and wrote its output. Here the signal is only noted, and raised again once the
-    handlers are back. A child forked meanwhile holds it too until :func:`_start_worker` sets
+    handlers are back. A child forked meanwhile holds it too until :func:`start_process` sets
     its own handlers. Python's handlers only (only the main thread can set them).
     """
     if threading.current_thread() is not threading.main_thread():

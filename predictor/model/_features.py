@@ -749,10 +749,10 @@ class FeatureMap:
             offsets.append(scaled - knots[m])
             absent.append(missing[j])
         codes = []
-        for j, term in enumerate(self.terms):
-            if term.levels:  # a category the model uses (Basis.categories)
-                codes.append(term.code(record[term.field]))
-                missing[j] = codes[-1] == NOT_MEASURED
+        for j in self.basis.categories.tolist():  # the category terms encode reads
+            term = self.terms[j]
+            codes.append(term.code(record[term.field]))
+            missing[j] = codes[-1] == NOT_MEASURED
         design = SparseDesign(
             np.array([intervals], dtype=np.intp),
             np.array([offsets], dtype=np.float64),
