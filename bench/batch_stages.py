@@ -4,8 +4,9 @@
 
 ``bench/bench_batch.py`` times ``score`` end to end against its I/O floor; this script splits
 the work it does per row into the stages of the code path, each run on the same chunks as
-``score`` reads them (``--chunk-rows`` 50,000, BLAS on one thread as in a worker process), and
-prints the best of ``--repeat`` runs of each, scaled to a million rows:
+``score`` reads them (``--chunk-rows`` 50,000; BLAS on one thread and the C allocator set as
+in a worker process), and prints the best of ``--repeat`` runs of each, scaled to a million
+rows:
 
 * in the main process: reading and parsing the chunks (``CsvReader``), and pickling each chunk
   to send it to a worker process (with ``--workers`` above 1);
@@ -41,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from data_schemas import validate
 from predictor._explain import join_notes, reason_notes, warning_notes
+from predictor._processes import reuse_freed_memory
 from predictor.io._batch import _ChunkScorer, _csv_rows, _records
 from predictor.model import load_model
 
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each stage")
     args = parser.parse_args()
     threadpool_limits(1)
+    reuse_freed_memory()  # as a worker process
     model = load_model()
     scorer = _ChunkScorer(model, ".", explain=False, escape=True)
     with tempfile.TemporaryDirectory() as folder:

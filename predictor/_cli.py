@@ -34,6 +34,7 @@ from data_schemas import (
 )
 from predictor._atomic import atomic_text_output, stopping_on_signals
 from predictor._params import InvalidParameterError
+from predictor._processes import reuse_freed_memory
 from predictor._scoring import SCORE_COLUMNS
 from predictor._training import (
     BOOTSTRAP_BELOW,
@@ -978,6 +979,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback).
     """
     args = build_parser().parse_args(argv)
+    if argv is None:  # the command line's own process (a caller passes its arguments)
+        reuse_freed_memory()
     # SIGTERM cleans up as Ctrl-C does, and neither can be lost before a file is put in place;
     # serve writes no file and leaves both signals to uvicorn, which shuts down gracefully.
     signals = contextlib.nullcontext() if args.run is run_serve else stopping_on_signals()
