@@ -554,19 +554,14 @@ def _scored_in_order(
     BatchError
         If a worker process stops without a result (killed, or out of memory).
     """
-    from threadpoolctl import threadpool_limits
-
     first = next(chunks, None)
     if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
         # more chunks likely: the processes' server starts while the next is read
         process_context(__name__)
     second = next(chunks, None) if first is not None and workers > 1 else None
     if second is None:  # nothing to share: no processes to start
-        # One BLAS thread, as in a worker: the numbers are then the same to the last bit
-        # (another number of BLAS threads may sum a product in another order).
-        with threadpool_limits(1):
-            for chunk in itertools.chain(() if first is None else (first,), chunks):
-                yield scorer(chunk)
+        for chunk in itertools.chain(() if first is None else (first,), chunks):
+            yield scorer(chunk)
         return
     assert first is not None
     spool = _spool_folder()
@@ -760,10 +755,15 @@ def _run(
     """Read ``source`` chunk by chunk, validate (and with a model, score) each, with
     ``workers`` processes, and write the rejects and the output (``outputs``: the option and
     path of each, rejects first; None: not kept) so that they appear together, once complete."""
+    from threadpoolctl import threadpool_limits
+
     wanted = [(option, path) for option, path in outputs if path is not None]
-    with _records(source, chunk_rows=chunk_rows, outputs=wanted, **reading) as (
-        reader,
-        opened,
+    # One BLAS thread here, as in a worker process: chunks scored here then have the same
+    # numbers to the last bit (another number of threads may sum a product in another order),
+    # and no idle BLAS thread spins beside the workers after the model's first numbers.
+    with (
+        threadpool_limits(1),
+        _records(source, chunk_rows=chunk_rows, outputs=wanted, **reading) as (reader, opened),
     ):
         match, notes = _checked_header(reader, strict_columns=strict_columns)
         scorer = dataclasses.replace(scorer, decimal=reader.dialect.decimal)
