@@ -979,7 +979,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback).
     """
     args = build_parser().parse_args(argv)
-    if argv is None:  # the command line's own process (a caller passes its arguments)
+    if argv is None and args.run is not run_serve:
+        # the command line's own process (a caller passes its arguments), for a run that ends
+        # soon: serve runs for days, and gives back the memory it frees
         reuse_freed_memory()
     # SIGTERM cleans up as Ctrl-C does, and neither can be lost before a file is put in place;
     # serve writes no file and leaves both signals to uvicorn, which shuts down gracefully.
