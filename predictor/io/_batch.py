@@ -309,16 +309,18 @@ def escape_formulas(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
     return pac.if_else(risky, pac.binary_join_element_wise(quote, values, nothing), values)
 
 
-def _arrow_column(values: pd.Series | np.ndarray, escape: bool) -> pa.Array:
-    """One output column for pyarrow's CSV writer: whole-number flags (a Series named
-    ``responded``) as integers, text escaped against formulas (``escape``)."""
+def _arrow_column(values: pd.Series | np.ndarray | pa.Array, escape: bool) -> pa.Array:
+    """One output column for pyarrow's CSV writer: an Arrow array as it is, whole-number flags
+    (a Series named ``responded``) as integers, text escaped against formulas (``escape``)."""
     if (
         isinstance(values, pd.Series)
         and values.name == "responded"
         and pd.api.types.is_float_dtype(values)
     ):
         return pa.array(values.to_numpy(), from_pandas=True).cast(pa.int64())
-    if values.dtype == object:
+    if isinstance(values, pa.Array):
+        array = values
+    elif values.dtype == object:
         array = pa.array(np.asarray(values), type=pa.string(), from_pandas=True)
     else:
         array = pa.array(values, from_pandas=True)
@@ -337,9 +339,9 @@ def _frame_columns(frame: pd.DataFrame) -> list[pd.Series]:
     return [frame.iloc[:, j] for j in range(frame.shape[1])]
 
 
-def _csv_rows(columns: Sequence[pd.Series | np.ndarray], escape: bool) -> pa.Buffer:
-    """Columns of equal length (Series or arrays) as CSV rows (no header), written by
-    pyarrow."""
+def _csv_rows(columns: Sequence[pd.Series | np.ndarray | pa.Array], escape: bool) -> pa.Buffer:
+    """Columns of equal length (Series, numpy or Arrow arrays) as CSV rows (no header), written
+    by pyarrow."""
     if not columns or len(columns[0]) == 0:
         return pa.py_buffer(b"")
     arrays = [_arrow_column(values, escape) for values in columns]
