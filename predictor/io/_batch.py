@@ -92,6 +92,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A text cell starting with one of these is written with a leading ``'`` (OWASP's advice
 against CSV formula injection), unless it is a plain number such as ``-5``."""
 _PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_FORMULA_BYTES = np.frombuffer("".join(FORMULA_STARTS).encode("ascii"), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -300,13 +301,30 @@ def escape_formulas(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
     """
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return values
-    first = pac.utf8_slice_codeunits(values, 0, 1)
-    risky = pac.is_in(first, value_set=pa.array(FORMULA_STARTS))
-    if not pac.any(risky).as_py():
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array([escape_formulas(chunk) for chunk in values.chunks], values.type)
+    starts = np.isin(_first_bytes(values), _FORMULA_BYTES)
+    if not starts.any():  # the common case, found without a new array of texts
         return values
-    risky = pac.and_(risky, pac.invert(pac.match_substring_regex(values, _PLAIN_NUMBER)))
+    risky = pac.and_(pa.array(starts), pac.invert(pac.match_substring_regex(values, _PLAIN_NUMBER)))
     quote, nothing = pa.scalar("'", values.type), pa.scalar("", values.type)
     return pac.if_else(risky, pac.binary_join_element_wise(quote, values, nothing), values)
+
+
+def _first_bytes(values: pa.Array) -> np.ndarray:
+    """The first byte of each text of a string array, read from its buffers (0 for an empty
+    text, any value for a null): in UTF-8 a text starting with an ASCII character starts with
+    that character's byte, and no other text starts with a byte below 128."""
+    first = np.zeros(len(values), dtype=np.uint8)
+    _, offsets, data = values.buffers()
+    if data is None or len(values) == 0:
+        return first
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    ends = slice(values.offset, values.offset + len(values) + 1)
+    bounds = np.frombuffer(offsets, dtype=width)[ends].astype(np.int64, copy=False)
+    texts = np.flatnonzero(bounds[1:] > bounds[:-1])
+    first[texts] = np.frombuffer(data, dtype=np.uint8)[bounds[texts]]
+    return first
 
 
 def _arrow_column(values: pd.Series | np.ndarray | pa.Array, escape: bool) -> pa.Array:
