@@ -96,11 +96,13 @@ def _format_numbers(values: np.ndarray) -> np.ndarray:
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of a 1-d array, and where each value is among them (so that each is
-    put into words once: values are mostly rounded, far fewer than patients)."""
+    """The distinct values of a 1-d array of numbers (none NaN), in no set order, and where
+    each value is among them (so that each is put into words once: values are mostly rounded,
+    far fewer than patients)."""
     if values.size <= 16:  # too few to be worth finding the distinct ones
         return values, np.arange(values.size)
-    return np.unique(values, return_inverse=True)
+    inverse, distinct = pd.factorize(values)  # by hashing: a third of np.unique's sort
+    return distinct, inverse
 
 
 class _Phrases(NamedTuple):
