@@ -290,25 +290,26 @@ def _notes_and_texts(draw: st.DrawFn) -> tuple[list[Notes], list[list[str]], int
     """Notes for ``n`` patients (each one text for everyone, or a text of its own for each
     patient from distinct texts that notes may share) and each patient's texts, in order."""
     n = draw(st.integers(0, 12))
-    text = st.text(max_size=6)
-    shared = pa.array(draw(st.lists(text, min_size=1, max_size=4)), type=TEXT)
+    some_texts = st.lists(st.text(max_size=6), min_size=1, max_size=4)
+    shared = draw(some_texts)
+    shared_array = pa.array(shared, type=TEXT)
     notes, texts = [], [[] for _ in range(n)]
     for _ in range(draw(st.integers(0, 8))):
-        mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+        mask = draw(st.lists(st.booleans(), min_size=n, max_size=n))
         kind = draw(st.sampled_from(["constant", "own", "shared"]))
         if kind == "constant":
-            note = Notes(mask, pa.array([draw(text)], type=TEXT))
+            distinct = draw(some_texts)[:1]
+            which = [0] * n
+            note = Notes(np.array(mask, dtype=bool), pa.array(distinct, type=TEXT))
         else:
-            distinct = (
-                shared
-                if kind == "shared"
-                else pa.array(draw(st.lists(text, min_size=1, max_size=4)), type=TEXT)
-            )
-            index = draw(st.lists(st.integers(0, len(distinct) - 1), min_size=n, max_size=n))
-            note = Notes(mask, distinct, np.array(index, dtype=np.intp))
+            distinct = shared if kind == "shared" else draw(some_texts)
+            which = draw(st.lists(st.integers(0, len(distinct) - 1), min_size=n, max_size=n))
+            array = shared_array if kind == "shared" else pa.array(distinct, type=TEXT)
+            note = Notes(np.array(mask, dtype=bool), array, np.array(which, dtype=np.intp))
         notes.append(note)
-        for i in np.flatnonzero(mask).tolist():
-            texts[i].append(note.texts[0 if note.which is None else note.which[i]].as_py())
+        for i in range(n):
+            if mask[i]:
+                texts[i].append(distinct[which[i]])
     return notes, texts, n
 
 
