@@ -2,8 +2,10 @@
 
 Texts are built field by field over arrays of patients, never row by row, so that one patient
 and a million take the same code. A :class:`Notes` is one kind of text for ``n`` patients: the
-patients it applies to and their texts; :func:`join_notes` and :func:`notes_for` turn a list of
-them into one string per patient or the texts of one patient.
+patients it applies to, the distinct texts (an Arrow array) and which of them each patient has;
+:func:`join_notes` and :func:`notes_for` turn a list of them into one Arrow string per patient
+or the texts of one patient. Each distinct text is made once as a Python string; the texts of
+the patients are only ever copied by Arrow.
 
 * Reasons: the fields with the largest absolute contributions, most important first, each as
   "Low inflammation (CRP 0.9 mg/L) raises the chance of response". A value is described as low,
@@ -41,6 +43,8 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pac
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
 from predictor.model import NOT_IN_MODEL, Encoded, FeatureMap, Model, Term
@@ -56,23 +60,29 @@ not a cause, and is worded so."""
 NOTE_SEPARATOR = " | "
 """Joins a patient's reasons, or warnings, in one cell of a scored table: no text contains it
 (safety cautions contain "; "), so ``cell.split(NOTE_SEPARATOR)`` gives the list back."""
-
-
-def _texts(shape: int | tuple[int, ...], text: str) -> np.ndarray:
-    """An object array of ``shape`` holding ``text`` (``np.full`` is ~30x slower for objects)."""
-    out = np.empty(shape, dtype=object)
-    out.fill(text)
-    return out
+TEXT = pa.large_string()
+"""The Arrow type of the texts: 64-bit offsets, so that the cells of any number of patients fit
+in one array."""
 
 
 class Notes(NamedTuple):
-    """One kind of text for ``n`` patients: ``text[i]`` applies to patient ``i`` where
-    ``mask[i]``; ``constant`` is that text when it is the same for every patient (it lets
-    :func:`join_notes` join texts once per combination of notes, not once per patient)."""
+    """One kind of text for ``n`` patients: patient ``i`` has the text ``texts[which[i]]`` where
+    ``mask[i]``, none elsewhere.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray, shape (n,), bool
+        The patients the note applies to.
+    texts : pyarrow.Array of :data:`TEXT`
+        The distinct texts (notes may share one array: :func:`join_notes` takes it once).
+    which : numpy.ndarray, shape (n,), int, or None
+        Each patient's text in ``texts`` (any value where ``mask`` is False); None when the
+        note is one text for every patient, ``texts[0]``.
+    """
 
     mask: np.ndarray
-    text: np.ndarray
-    constant: str | None = None
+    texts: pa.Array
+    which: np.ndarray | None = None
 
 
 def _number(value: float) -> str:
@@ -81,11 +91,18 @@ def _number(value: float) -> str:
 
 
 def _format_numbers(values: np.ndarray) -> np.ndarray:
-    """Numbers as short text (:func:`_number`), each distinct value formatted once."""
+    """Numbers as short text (:func:`_number`), an object array."""
+    return np.array([_number(v) for v in values.tolist()], dtype=object)
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a 1-d array of numbers (none NaN), in no set order, and where
+    each value is among them (so that each is put into words once: values are mostly rounded,
+    far fewer than patients)."""
     if values.size <= 16:  # too few to be worth finding the distinct ones
-        return np.array([_number(v) for v in values.tolist()], dtype=object)
-    unique, inverse = np.unique(values, return_inverse=True)
-    return np.array([_number(v) for v in unique.tolist()], dtype=object)[inverse]
+        return values, np.arange(values.size)
+    inverse, distinct = pd.factorize(values)  # by hashing: a third of np.unique's sort
+    return distinct, inverse
 
 
 class _Phrases(NamedTuple):
@@ -144,39 +161,37 @@ def _bucket(phrases: _Phrases, values: Any) -> Any:
     return 1 * above_low + 1 * (values > high)
 
 
-def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> np.ndarray:
+def _reasons(model: Model, j: int, values: Any, raises: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Reasons from the model's term ``j``, e.g. "Low inflammation (CRP 0.9 mg/L) raises the
     chance of response", for its ``values`` and whether their contributions are positive.
 
-    Each distinct (value, direction) is put into words once and shared by every patient who
-    has it: values are mostly rounded, so there are far fewer of them than patients.
+    Returns
+    -------
+    (list of str, numpy.ndarray)
+        The distinct texts, and each value's text among them (an index, shape of ``values``).
+        Each distinct (value, direction) is put into words once, whoever has it.
     """
     phrases = _phrases(model.features)[j]
     direction = raises.astype(np.intp)
-    # Not measured: an association (HIGHER / LOWER), not an effect; last row of the table.
+    # Not measured: an association (HIGHER / LOWER), not an effect; the last two texts.
     missing = [phrases.missing + LOWER, phrases.missing + HIGHER]
     if phrases.levels is not None:
-        rows = [[level + LOWERS, level + RAISES] for level in phrases.levels[:-1].tolist()]
-        # -1 (not measured) takes the last row; -2 (a level the model does not have) never
+        levels = phrases.levels[:-1].tolist()
+        texts = [text for level in levels for text in (level + LOWERS, level + RAISES)]
+        # -1 (not measured) takes the last pair; -2 (a level the model does not have) never
         # comes here: reason_notes gives it no contribution
         codes = model.features.terms[j].codes(values)
-        return np.array([*rows, missing], dtype=object)[codes, direction]
+        return [*texts, *missing], 2 * np.where(codes < 0, len(levels), codes) + direction
     assert phrases.prefixes is not None  # a number's phrases
     numbers = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(numbers)
-    if numbers.size <= 16:  # too few to be worth finding the distinct ones
-        distinct = numbers[present]
-        inverse = np.arange(distinct.size)
-    else:
-        distinct, inverse = np.unique(numbers[present], return_inverse=True)
+    distinct, inverse = _distinct(numbers[present])
     described = phrases.prefixes[_bucket(phrases, distinct)] + _format_numbers(distinct)
     described += phrases.suffix
-    table = np.array(
-        [[text + LOWERS, text + RAISES] for text in described.tolist()] + [missing], dtype=object
-    ).reshape(-1, 2)
-    where = np.full(numbers.shape, len(table) - 1, dtype=np.intp)
+    texts = [text for value in described.tolist() for text in (value + LOWERS, value + RAISES)]
+    where = np.full(numbers.shape, len(distinct), dtype=np.intp)  # not measured: the last pair
     where[present] = inverse
-    return table[where, direction]
+    return [*texts, *missing], 2 * where + direction
 
 
 def _top_order(contributions: np.ndarray, top: int) -> np.ndarray:
@@ -213,22 +228,28 @@ def reason_notes(
     order = _top_order(contributions, top)
     size = np.take_along_axis(contributions, order, axis=1)
     shown = np.abs(size) >= MIN_REASON_LOG_ODDS
-    texts = _texts((n, top), "")
     # The shown (patient, rank) places, as flat indices, grouped by field.
     places = np.flatnonzero(shown)
     fields = order.reshape(-1)[places]
     # (as the narrowest integers: numpy's stable sort of 8- or 16-bit ones is a radix sort)
     by_field = places[np.argsort(fields.astype(np.min_scalar_type(n_terms)), kind="stable")]
     counts = np.bincount(fields, minlength=n_terms)
-    flat_texts, flat_size = texts.reshape(-1), size.reshape(-1)
+    flat_size = size.reshape(-1)
+    # One table of texts for every rank: each field's distinct texts, one field after another.
+    texts: list[str] = []
+    index = np.zeros(n * top, dtype=np.intp)
     for j, where in enumerate(np.split(by_field, np.cumsum(counts)[:-1])):
         if where.size == 0:
             continue
         column = values[model.features.terms[j].field]
         rows = where // top
         taken = column.array[rows] if isinstance(column, pd.Series) else np.asarray(column)[rows]
-        flat_texts[where] = _reasons(model, j, taken, flat_size[where] > 0)
-    return [Notes(shown[:, rank], texts[:, rank]) for rank in range(top)]
+        field_texts, field_index = _reasons(model, j, taken, flat_size[where] > 0)
+        index[where] = len(texts) + field_index
+        texts += field_texts
+    table = pa.array(texts, type=TEXT)
+    by_rank = index.reshape(n, top)
+    return [Notes(shown[:, rank], table, by_rank[:, rank]) for rank in range(top)]
 
 
 def _reason(model: Model, j: int, value: Any, raises: bool) -> str:
@@ -275,7 +296,7 @@ def record_reasons(
 
 def _constant(mask: np.ndarray, text: str) -> list[Notes]:
     """A text for the patients in ``mask`` (no note at all when there are none)."""
-    return [Notes(mask, _texts(mask.shape, text), text)] if mask.any() else []
+    return [Notes(mask, pa.array([text], type=TEXT))] if mask.any() else []
 
 
 def _label(term: Term) -> str:
@@ -336,7 +357,7 @@ def _not_measured_notes(model: Model, missing: np.ndarray) -> list[Notes]:
         alone = cast(list[bool], columns.any(axis=0).tolist())
         for k, text in enumerate(group.alone):
             if alone[k]:  # as _constant, with one reduction for the group
-                notes.append(Notes(columns[:, k], _texts(len(columns), text), text))
+                notes.append(Notes(columns[:, k], pa.array([text], type=TEXT)))
     return notes
 
 
@@ -379,9 +400,11 @@ def _outside_range_notes(
             if not mask.any():
                 continue
             before, after = _outside_words(term, side)
-            text = _texts(len(numbers), "")
-            text[mask] = before + _format_numbers(numbers[mask]) + after
-            notes.append(Notes(mask, text))
+            distinct, inverse = _distinct(numbers[mask])
+            texts = (before + _format_numbers(distinct) + after).tolist()
+            index = np.zeros(len(numbers), dtype=np.intp)
+            index[mask] = inverse
+            notes.append(Notes(mask, pa.array(texts, type=TEXT), index))
     return notes
 
 
@@ -517,62 +540,38 @@ def warning_notes(
 
 def notes_for(notes: list[Notes], i: int) -> tuple[str, ...]:
     """The texts that apply to patient ``i``, in order."""
-    return tuple(note.text[i] for note in notes if note.mask[i])
+    return tuple(
+        note.texts[0 if note.which is None else note.which[i]].as_py()
+        for note in notes
+        if note.mask[i]
+    )
 
 
-def _groups(masks: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Patients grouped by which notes apply to them.
-
-    Parameters
-    ----------
-    masks : numpy.ndarray, shape (n, number of notes), bool
+def join_notes(notes: list[Notes], n: int, separator: str = NOTE_SEPARATOR) -> pa.Array:
+    """One text per patient: the texts that apply, in order, joined with ``separator`` (""
+    when none).
 
     Returns
     -------
-    (numpy.ndarray, list of numpy.ndarray)
-        One row of ``masks`` per group, and each group's patients (indices, ascending).
+    pyarrow.Array of :data:`TEXT`, length ``n``
+        Joined by Arrow, without a Python string per patient: each patient's texts are taken
+        from the notes' distinct texts as one list, and each list joined.
     """
-    packed = np.packbits(masks, axis=1)
-    if packed.shape[1] <= 8:  # up to 64 notes: one integer key per patient sorts fastest,
-        # the narrowest that holds the notes (a stable sort of 8- or 16-bit keys is a radix sort)
-        size = next(size for size in (1, 2, 4, 8) if packed.shape[1] <= size)
-        wide = np.zeros((len(packed), size), dtype=np.uint8)
-        wide[:, : packed.shape[1]] = packed
-        keys: np.ndarray = wide.view(f"<u{size}").ravel()
-    else:
-        keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    return masks[order[starts]], np.split(order, starts[1:])
-
-
-def join_notes(notes: list[Notes], n: int, separator: str = NOTE_SEPARATOR) -> np.ndarray:
-    """One string per patient: the texts that apply, joined with ``separator`` ("" when none).
-
-    Patients to whom the same notes apply are joined together: a text that is the same for
-    all of them (:attr:`Notes.constant`) is joined once for the group, the others once per
-    patient, with ``str.join`` (one new string per patient, not one per note).
-    """
-    out = _texts(n, "")
-    if not notes or n == 0:
-        return out
-    patterns, groups = _groups(np.column_stack([note.mask for note in notes]))
-    for pattern, rows in zip(patterns, groups, strict=True):
-        applying = [notes[k] for k in np.flatnonzero(pattern).tolist()]
-        if not applying:
-            continue
-        constants = [note.constant for note in applying if note.constant is not None]
-        if len(constants) == len(applying):
-            out[rows] = separator.join(constants)
-            continue
-        parts = [
-            itertools.repeat(note.constant) if note.constant is not None else note.text[rows]
-            for note in applying
-        ]
-        out[rows] = np.fromiter(
-            map(separator.join, zip(*parts, strict=False)),  # repeat() never ends
-            dtype=object,
-            count=rows.size,
-        )
-    return out
+    masks = np.zeros((len(notes), n), dtype=bool)
+    where = np.empty((len(notes), n), dtype=np.intp)  # each note's texts in one table
+    starts: dict[int, int] = {}  # id of a note's texts -> where they start in the table
+    tables, size = [], 0
+    for k, note in enumerate(notes):
+        masks[k] = note.mask
+        if id(note.texts) not in starts:
+            starts[id(note.texts)], size = size, size + len(note.texts)
+            tables.append(note.texts)
+        start = starts[id(note.texts)]
+        if note.which is None:
+            where[k] = start
+        else:
+            np.add(note.which, start, out=where[k])
+    table = pa.concat_arrays(tables) if tables else pa.array([], type=TEXT)
+    texts = pac.take(table, where.T[masks.T])  # patient by patient, each one's notes in order
+    lists = pa.LargeListArray.from_arrays(np.r_[0, np.cumsum(masks.sum(axis=0))], texts)
+    return pac.binary_join(lists, pa.scalar(separator, type=TEXT))

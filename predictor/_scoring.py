@@ -2,9 +2,9 @@
 warnings. The numbers take one code path for one patient and for a whole table (the feature
 map's sparse encoding, then the model's ``score``): a table is encoded as arrays
 (``encode``), one patient from its Python values (``encode_record``, the same arrays to the last
-bit, without numpy's per-call cost on one-row arrays). A table's words are built as arrays of
-texts (:func:`score_clean`), one patient's from its Python values (:func:`score_record`), from
-the same words and rules in :mod:`predictor._explain`.
+bit, without numpy's per-call cost on one-row arrays). A table's words are built as Arrow arrays
+of texts (:func:`score_clean`), one patient's from its Python values (:func:`score_record`),
+from the same words and rules in :mod:`predictor._explain`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, cast, overload
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from data_schemas import (
     FIELDS_BY_NAME,
@@ -226,7 +227,8 @@ class ScoredColumns(NamedTuple):
     ----------
     scores : dict of str to array of shape (n,)
         :data:`OUTPUT_COLUMNS` (``patient_id`` as the input gives it, else the row numbers),
-        then the ``contribution_<field>`` columns with ``explain``; numpy arrays or Series.
+        then the ``contribution_<field>`` columns with ``explain``; numpy arrays or Series,
+        and pyarrow arrays for ``top_reasons`` and ``warnings``.
     carried : pandas.DataFrame, shape (n, ...)
         The input columns the table carries (:data:`CARRIED_FIELDS` given, then the unknown
         columns, untouched), renamed by :func:`carried_names`; the records' index.
@@ -301,7 +303,11 @@ def scored_table(
     scores, carried = scored_columns(
         model, clean, columns=columns, row_numbers=row_numbers, explain=explain
     )
-    return pd.concat([pd.DataFrame(scores, index=clean.index), carried], axis=1)
+    cells = {  # the texts as Python strings, as pandas takes them from any other input
+        name: values.to_numpy(zero_copy_only=False) if isinstance(values, pa.Array) else values
+        for name, values in scores.items()
+    }
+    return pd.concat([pd.DataFrame(cells, index=clean.index), carried], axis=1)
 
 
 def carried_names(taken: list[Any], names: list[Any]) -> list[Any]:

@@ -357,6 +357,36 @@ def test_escape_formulas_leaves_numbers_and_plain_text() -> None:
 # --------------------------------------------------------------------------- hostile files
 
 
+FORMULA_CELL = st.text(alphabet=st.sampled_from("=+-@\t\r1.e a'é€"), max_size=5)
+
+
+@given(
+    cells=st.lists(FORMULA_CELL | st.none(), max_size=12),
+    large=st.booleans(),
+    cut=st.integers(0, 3),
+    chunked=st.booleans(),
+)
+def test_escape_formulas_quotes_exactly_the_formula_cells(
+    cells: list[str | None], large: bool, cut: int, chunked: bool
+) -> None:
+    # escape_formulas finds formula cells from the first byte of each text in the array's
+    # buffers: whatever the offsets' width, the array's slice and chunks, the same cells as
+    # this rule, cell by cell
+    import re
+
+    import pyarrow as pa
+
+    from predictor.io._batch import _PLAIN_NUMBER, FORMULA_STARTS
+
+    def escaped(cell: str | None) -> str | None:
+        risky = cell and cell.startswith(FORMULA_STARTS) and not re.match(_PLAIN_NUMBER, cell)
+        return f"'{cell}" if risky else cell
+
+    array = pa.array(["x", *cells], type=pa.large_string() if large else pa.string())[cut:]
+    values = pa.chunked_array([array[:2], array[2:]]) if chunked else array
+    assert escape_formulas(values).to_pylist() == [escaped(c) for c in array.to_pylist()]
+
+
 def test_a_headerless_export_is_refused_without_showing_a_record(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -28,6 +29,7 @@ from predictor import Prediction, load_model, predict
 from predictor._explain import (
     NOTE_SEPARATOR,
     SAFETY_FIELDS,
+    TEXT,
     Notes,
     _reasons,
     _top_order,
@@ -283,26 +285,52 @@ def test_predict_frame_carries_a_repeated_unknown_column_once_under_a_unique_nam
     assert table.iloc[0, len(OUTPUT_COLUMNS) :].tolist() == ["a", "b"]
 
 
-@pytest.mark.parametrize(
-    "n_notes", [5, 12, 30, 60, 70], ids=["8-bit", "16-bit", "32-bit", "64-bit", "byte keys"]
-)
-def test_join_notes_equals_joining_each_patients_notes_one_by_one(n_notes: int) -> None:
-    # join_notes groups patients by which notes apply and joins constant texts once per group;
-    # it must give exactly what joining each patient's own texts gives.
-    rng = np.random.default_rng(7)
-    n = 500
-    notes = []
-    for k in range(n_notes):
-        mask = rng.random(n) < 0.3
-        if k % 3:  # the same text for everyone
-            notes.append(
-                Notes(mask, np.array([f"constant {k}"] * n, dtype=object), f"constant {k}")
-            )
-        else:  # a text of its own for each patient
-            notes.append(Notes(mask, np.array([f"v{k}.{i}" for i in range(n)], dtype=object)))
-    joined = join_notes(notes, n)
-    assert joined.tolist() == [NOTE_SEPARATOR.join(notes_for(notes, i)) for i in range(n)]
-    assert join_notes([], 3).tolist() == ["", "", ""]
+@st.composite
+def _notes_and_texts(draw: st.DrawFn) -> tuple[list[Notes], list[list[str]], int]:
+    """Notes for ``n`` patients (each one text for everyone, or a text of its own for each
+    patient from distinct texts that notes may share) and each patient's texts, in order."""
+    n = draw(st.integers(0, 12))
+    some_texts = st.lists(st.text(max_size=6), min_size=1, max_size=4)
+    shared = draw(some_texts)
+    shared_array = pa.array(shared, type=TEXT)
+    notes, texts = [], [[] for _ in range(n)]
+    for _ in range(draw(st.integers(0, 8))):
+        mask = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        kind = draw(st.sampled_from(["constant", "own", "shared"]))
+        if kind == "constant":
+            distinct = draw(some_texts)[:1]
+            which = [0] * n
+            note = Notes(np.array(mask, dtype=bool), pa.array(distinct, type=TEXT))
+        else:
+            distinct = shared if kind == "shared" else draw(some_texts)
+            which = draw(st.lists(st.integers(0, len(distinct) - 1), min_size=n, max_size=n))
+            array = shared_array if kind == "shared" else pa.array(distinct, type=TEXT)
+            note = Notes(np.array(mask, dtype=bool), array, np.array(which, dtype=np.intp))
+        notes.append(note)
+        for i in range(n):
+            if mask[i]:
+                texts[i].append(distinct[which[i]])
+    return notes, texts, n
+
+
+@given(case=_notes_and_texts(), separator=st.sampled_from([NOTE_SEPARATOR, ", ", ""]))
+def test_join_notes_equals_joining_each_patients_texts_one_by_one(
+    case: tuple[list[Notes], list[list[str]], int], separator: str
+) -> None:
+    # join_notes joins every patient's texts in Arrow at once; it must give exactly what
+    # str.join of each patient's own texts gives ("" for none), and notes_for those texts.
+    notes, texts, n = case
+    joined = join_notes(notes, n, separator)
+    assert joined.type == TEXT and joined.null_count == 0
+    assert joined.to_pylist() == [separator.join(row) for row in texts]
+    assert [list(notes_for(notes, i)) for i in range(n)] == texts
+
+
+def test_join_notes_gives_an_empty_text_to_a_patient_without_notes() -> None:
+    # (pyarrow's binary_join_element_wise with null_handling="skip" drops such rows)
+    only_first = Notes(np.array([True, False, False]), pa.array(["a"], type=TEXT))
+    assert join_notes([only_first], 3).to_pylist() == ["a", "", ""]
+    assert join_notes([], 3).to_pylist() == ["", "", ""]
 
 
 def test_top_order_breaks_ties_as_a_stable_sort_does() -> None:
@@ -379,7 +407,8 @@ def _every_message(model: AdditiveModel) -> set[str]:
             low, high = term.value_range
             values = np.r_[np.linspace(low, high, 25), np.nan]
         for raises in (False, True):
-            texts.update(_reasons(model, j, values, np.full(len(values), raises)).tolist())
+            distinct, index = _reasons(model, j, values, np.full(len(values), raises))
+            texts.update(distinct[k] for k in index.tolist())
     terms, n_terms = model.features.terms, len(model.features.terms)
     # Rows: all missing; each field alone missing; each number below, then above its range.
     missing = np.vstack([np.ones(n_terms, bool), np.eye(n_terms, dtype=bool)])
@@ -403,7 +432,7 @@ def _every_message(model: AdditiveModel) -> set[str]:
             values[term.field] = np.full(n, 7.0)
     encoded = Encoded(np.zeros((n, 0)), missing, outside)
     for note in warning_notes(model, values, encoded):
-        texts.update(note.text[note.mask].tolist())
+        texts.update(note.texts.to_pylist())  # each made for some patient
     return texts
 
 

@@ -92,6 +92,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A text cell starting with one of these is written with a leading ``'`` (OWASP's advice
 against CSV formula injection), unless it is a plain number such as ``-5``."""
 _PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_FORMULA_BYTES = np.frombuffer("".join(FORMULA_STARTS).encode("ascii"), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -300,25 +301,44 @@ def escape_formulas(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunked
     """
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return values
-    first = pac.utf8_slice_codeunits(values, 0, 1)
-    risky = pac.is_in(first, value_set=pa.array(FORMULA_STARTS))
-    if not pac.any(risky).as_py():
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array([escape_formulas(chunk) for chunk in values.chunks], values.type)
+    starts = np.isin(_first_bytes(values), _FORMULA_BYTES)
+    if not starts.any():  # the common case, found without a new array of texts
         return values
-    risky = pac.and_(risky, pac.invert(pac.match_substring_regex(values, _PLAIN_NUMBER)))
+    risky = pac.and_(pa.array(starts), pac.invert(pac.match_substring_regex(values, _PLAIN_NUMBER)))
     quote, nothing = pa.scalar("'", values.type), pa.scalar("", values.type)
     return pac.if_else(risky, pac.binary_join_element_wise(quote, values, nothing), values)
 
 
-def _arrow_column(values: pd.Series | np.ndarray, escape: bool) -> pa.Array:
-    """One output column for pyarrow's CSV writer: whole-number flags (a Series named
-    ``responded``) as integers, text escaped against formulas (``escape``)."""
+def _first_bytes(values: pa.Array) -> np.ndarray:
+    """The first byte of each text of a string array, read from its buffers (0 for an empty
+    text, any value for a null): in UTF-8 a text starting with an ASCII character starts with
+    that character's byte, and no other text starts with a byte below 128."""
+    first = np.zeros(len(values), dtype=np.uint8)
+    _, offsets, data = values.buffers()
+    if data is None or len(values) == 0:
+        return first
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    ends = slice(values.offset, values.offset + len(values) + 1)
+    bounds = np.frombuffer(offsets, dtype=width)[ends].astype(np.int64, copy=False)
+    texts = np.flatnonzero(bounds[1:] > bounds[:-1])
+    first[texts] = np.frombuffer(data, dtype=np.uint8)[bounds[texts]]
+    return first
+
+
+def _arrow_column(values: pd.Series | np.ndarray | pa.Array, escape: bool) -> pa.Array:
+    """One output column for pyarrow's CSV writer: an Arrow array as it is, whole-number flags
+    (a Series named ``responded``) as integers, text escaped against formulas (``escape``)."""
     if (
         isinstance(values, pd.Series)
         and values.name == "responded"
         and pd.api.types.is_float_dtype(values)
     ):
         return pa.array(values.to_numpy(), from_pandas=True).cast(pa.int64())
-    if values.dtype == object:
+    if isinstance(values, pa.Array):
+        array = values
+    elif values.dtype == object:
         array = pa.array(np.asarray(values), type=pa.string(), from_pandas=True)
     else:
         array = pa.array(values, from_pandas=True)
@@ -337,9 +357,9 @@ def _frame_columns(frame: pd.DataFrame) -> list[pd.Series]:
     return [frame.iloc[:, j] for j in range(frame.shape[1])]
 
 
-def _csv_rows(columns: Sequence[pd.Series | np.ndarray], escape: bool) -> pa.Buffer:
-    """Columns of equal length (Series or arrays) as CSV rows (no header), written by
-    pyarrow."""
+def _csv_rows(columns: Sequence[pd.Series | np.ndarray | pa.Array], escape: bool) -> pa.Buffer:
+    """Columns of equal length (Series, numpy or Arrow arrays) as CSV rows (no header), written
+    by pyarrow."""
     if not columns or len(columns[0]) == 0:
         return pa.py_buffer(b"")
     arrays = [_arrow_column(values, escape) for values in columns]
