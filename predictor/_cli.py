@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import textwrap
@@ -979,9 +980,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback).
     """
     args = build_parser().parse_args(argv)
-    if argv is None and args.run is not run_serve:
-        # the command line's own process (a caller passes its arguments), for a run that ends
-        # soon: serve runs for days, and gives back the memory it frees
+    # the command line's own process (a caller passes its arguments), for a run that ends
+    # soon: serve runs for days, and gives back the memory it frees
+    own_process = argv is None and args.run is not run_serve
+    if own_process:
         reuse_freed_memory()
     # SIGTERM cleans up as Ctrl-C does, and neither can be lost before a file is put in place;
     # serve writes no file and leaves both signals to uvicorn, which shuts down gracefully.
@@ -1008,3 +1010,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get(DEBUG):
             traceback.print_exc()
         return EXIT_INTERNAL
+    finally:
+        if own_process:  # it ends next: its last collection need not visit all it imported
+            gc.freeze()
