@@ -12,7 +12,7 @@ rows:
   to send it to a worker process (with ``--workers`` above 1);
 * in a worker process: unpickling it, validating (``data_schemas.validate``), encoding the
   sparse design, the model's numbers (contributions and ``x' V x``), labels, reasons, warnings,
-  joining the notes into cells, and writing the CSV rows (pyarrow);
+  joining the notes into cells, and writing the CSV rows (pyarrow) into a file;
 * once per run: starting Python and importing the package (a fresh interpreter), and
   ``fsync`` of an output file of the size ``score`` writes (its atomic write).
 
@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from data_schemas import validate
 from predictor._explain import join_notes, reason_notes, warning_notes
 from predictor._processes import reuse_freed_memory
-from predictor.io._batch import _ChunkScorer, _csv_rows, _records
+from predictor.io._batch import _ChunkScorer, _csv_table, _records, _write_rows
 from predictor.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,15 +118,14 @@ def main() -> None:
             ],
         )
         tables = [scorer.table(c.frame)[0] for c in chunks]
-        rows = stage(
-            "worker",
-            "write CSV rows",
-            lambda: [_csv_rows([values for _, values in t], True) for t in tables],
-        )
         output = Path(folder) / "scored.csv"
-        with output.open("wb") as sink:
-            for buffer in rows:
-                sink.write(buffer)
+
+        def write_spool() -> None:  # as a worker writes its rows to its spool file
+            with output.open("wb") as sink:
+                for table in tables:
+                    _write_rows(_csv_table([values for _, values in table], True), sink)
+
+        stage("worker", "write CSV rows", write_spool)
         size = output.stat().st_size * per_million
 
         floor = []

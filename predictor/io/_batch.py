@@ -357,16 +357,18 @@ def _frame_columns(frame: pd.DataFrame) -> list[pd.Series]:
     return [frame.iloc[:, j] for j in range(frame.shape[1])]
 
 
-def _csv_rows(columns: Sequence[pd.Series | np.ndarray | pa.Array], escape: bool) -> pa.Buffer:
-    """Columns of equal length (Series, numpy or Arrow arrays) as CSV rows (no header), written
-    by pyarrow."""
-    if not columns or len(columns[0]) == 0:
-        return pa.py_buffer(b"")
+def _csv_table(columns: Sequence[pd.Series | np.ndarray | pa.Array], escape: bool) -> pa.Table:
+    """Columns of equal length (Series, numpy or Arrow arrays) as the table pyarrow's CSV
+    writer takes (:func:`_write_rows`), texts escaped against formulas with ``escape``."""
     arrays = [_arrow_column(values, escape) for values in columns]
-    table = pa.Table.from_arrays(arrays, names=[str(k) for k in range(len(arrays))])
-    sink = pa.BufferOutputStream()
-    pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
-    return sink.getvalue()
+    return pa.Table.from_arrays(arrays, names=[str(k) for k in range(len(arrays))])
+
+
+def _write_rows(table: pa.Table, sink: IO[bytes] | pa.NativeFile) -> None:
+    """Append a table's rows (:func:`_csv_table`; no header) to ``sink`` as CSV: pyarrow's
+    writer writes them straight into it, a batch at a time, never the whole text in memory."""
+    if table.num_rows and table.num_columns:
+        pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(include_header=False))
 
 
 # --------------------------------------------------------------------------- rejects
@@ -436,11 +438,11 @@ class _Spooled(NamedTuple):
 
 
 class _Scored(NamedTuple):
-    """One chunk scored: its output and rejects as CSV rows (or, from a worker process, the
-    files holding them), and counts for the summary."""
+    """One chunk scored: its output and rejects as tables for the CSV writer (or, from a worker
+    process, the files of CSV rows it wrote them to), and counts for the summary."""
 
-    output: pa.Buffer | _Spooled
-    rejects: pa.Buffer | _Spooled
+    output: pa.Table | _Spooled
+    rejects: pa.Table | _Spooled
     scored: int
     rejected: int
     problems: int
@@ -484,8 +486,8 @@ class _ChunkScorer:
         output, valid, problems = self.table(chunk.frame)
         bad = rejects_table(problems, chunk)
         return _Scored(
-            _csv_rows([values for _, values in output], self.escape),
-            _csv_rows(_frame_columns(bad), self.escape),
+            _csv_table([values for _, values in output], self.escape),
+            _csv_table(_frame_columns(bad), self.escape),
             valid,
             len(chunk.frame) - valid + len(chunk.problems),
             len(bad),
@@ -525,10 +527,9 @@ def _score_in_worker(chunk: Chunk) -> _Scored:
     spooled = []
     for rows in (scored.output, scored.rejects):
         descriptor, path = tempfile.mkstemp(dir=_worker_spool, suffix=".csv")
-        data = cast(pa.Buffer, rows)  # a buffer: the scorer wrote it here
         with open(descriptor, "wb") as sink:
-            sink.write(data)
-        spooled.append(_Spooled(path, data.size))
+            _write_rows(cast(pa.Table, rows), sink)  # a table: the scorer made it here
+            spooled.append(_Spooled(path, sink.tell()))
     return scored._replace(output=spooled[0], rejects=spooled[1])
 
 
@@ -816,7 +817,7 @@ def _run(
                     if isinstance(rows, _Spooled):
                         rows.copy_to(sink)
                     else:
-                        sink.write(rows)
+                        _write_rows(rows, sink)
                     synced[option]()
                 totals[0] += scored.scored
                 totals[1] += scored.rejected
@@ -986,4 +987,4 @@ def write_rejects(
     """Write a rejects table (:data:`REJECT_COLUMNS`) to ``path`` (atomically)."""
     with atomic_outputs([path], binary=True) as (sink,):
         _write_header(sink, list(REJECT_COLUMNS), escape)
-        sink.write(_csv_rows(_frame_columns(table[list(REJECT_COLUMNS)]), escape))
+        _write_rows(_csv_table(_frame_columns(table[list(REJECT_COLUMNS)]), escape), sink)
