@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_schemas.errors import Reason
 from data_schemas.fields import BOOLEAN_PAIRS, FIELDS, Field, Kind
@@ -271,9 +273,10 @@ def parse_column(
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if _is_string_storage(series) and len(series) > 1:
         codes, distinct = pd.factorize(series)  # missing cells get code -1
-        if len(distinct) <= _FEW_DISTINCT:
+        parsed = _parse_plain_numbers(field, distinct, factor, decimal)
+        if parsed is None and len(distinct) <= _FEW_DISTINCT:
             parsed = _parse_each(field, distinct.tolist(), factor, decimal)
-        else:
+        elif parsed is None:
             parsed = _parse_column(field, pd.Series(distinct, dtype=series.dtype), factor, decimal)
         return parsed.take(codes)
     return _parse_column(field, series, factor, decimal)
@@ -282,6 +285,54 @@ def parse_column(
 _FEW_DISTINCT = 256
 """Up to this many distinct values, :func:`parse_value` on each is faster than the vector path
 (whose fixed cost is a few milliseconds); a property test holds the two to the same verdicts."""
+
+
+_PLAIN_NUMBER = {
+    ".": r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$",
+    ",": r"^(?:[0-9]+,?[0-9]*|,[0-9]+)$",
+}
+"""A number as most files write it, for each decimal mark: digits and at most one decimal mark,
+no sign, no exponent, no space."""
+
+_PLAIN_LENGTH = 15
+"""The longest plain number read by Arrow's cast: up to 15 digits are an integer below 2**53
+over a power of ten up to 1e15, both exact, so any correctly rounded reader (Python's
+``float``, Arrow's cast, pandas' ``to_numeric``) gives the same float for them."""
+
+_MISSING_SPELLINGS = pa.array(
+    sorted({"NaN"}.union(*((token, token.upper(), token.title()) for token in MISSING_TOKENS)))
+)
+"""Missing tokens as files commonly spell them, without spaces: each is a missing token once
+stripped and case-folded."""
+
+
+def _parse_plain_numbers(
+    field: Field, distinct: Any, factor: float, decimal: str
+) -> ParsedColumn | None:
+    """The distinct texts of a number field parsed in one Arrow cast, when every one is a plain
+    number (:data:`_PLAIN_NUMBER`, at most :data:`_PLAIN_LENGTH` characters) or a missing
+    token; None when any is not (those go through the general rules).
+
+    On such texts the rules of :func:`parse_value` and :func:`_parse_column` reduce to: a
+    missing token is NaN, a plain number is its correctly rounded float, then the integer and
+    range checks (a property test holds the three to the same values and verdicts).
+    """
+    if field.kind not in (Kind.NUMBER, Kind.INTEGER) or len(distinct) == 0:
+        return None
+    text = pa.array(distinct, type=pa.string())
+    plain = pc.and_(
+        pc.match_substring_regex(text, _PLAIN_NUMBER[decimal]),
+        pc.less_equal(pc.utf8_length(text), _PLAIN_LENGTH),
+    )
+    missing = pc.is_in(text, value_set=_MISSING_SPELLINGS)
+    if not pc.all(pc.or_(plain, missing)).as_py():
+        return None
+    numbers = pc.if_else(plain, text, None)
+    if decimal == ",":
+        numbers = pc.replace_substring(numbers, ",", ".")
+    number = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
+    codes = np.zeros(len(number), dtype=np.int8)
+    return _check_numbers(field, number, missing.to_numpy(zero_copy_only=False), codes, factor)
 
 
 def _parse_each(field: Field, values: list[Any], factor: float, decimal: str) -> ParsedColumn:
@@ -349,6 +400,19 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
         )
         flag(np.isnan(number) & ~missing, Reason.NOT_A_NUMBER)
     assert number is not None
+    return _check_numbers(field, number, missing, codes, factor)
+
+
+def _check_numbers(
+    field: Field, number: np.ndarray, missing: np.ndarray, codes: np.ndarray, factor: float
+) -> ParsedColumn:
+    """The checks of a number field on its cells read as floats (NaN where missing or not a
+    number, as ``codes`` already says): finite, an integer if it must be, then the range in
+    the canonical unit. The first reason found wins."""
+
+    def flag(mask: np.ndarray, reason: Reason) -> None:
+        codes[mask & (codes == 0)] = _CODE[reason]
+
     with np.errstate(invalid="ignore", over="ignore"):  # inf * factor; huge * factor -> inf
         infinite = np.isinf(number)
         flag(infinite, Reason.NOT_FINITE)

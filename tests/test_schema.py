@@ -39,7 +39,13 @@ from data_schemas import (
     validate_record,
     without_value,
 )
-from data_schemas.parse import MISSING_TOKENS, parse_column, parse_value
+from data_schemas.parse import (
+    MISSING_TOKENS,
+    REASONS,
+    _parse_column,
+    parse_column,
+    parse_value,
+)
 from data_schemas.validate import PROBLEM_COLUMNS, header_key
 
 SCHEMA_ORDER = [f.name for f in FIELDS]
@@ -1562,6 +1568,41 @@ def test_parse_column_of_strings_parses_distinct_values_as_each_cell_alone(field
             assert is_missing(alone.values[0]) or column.values[i] == alone.values[0]
         else:
             assert _same(float(column.values[i]), float(alone.values[0]))
+
+
+_PLAIN_CELLS = st.one_of(
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,17})?", fullmatch=True),
+    st.from_regex(r"\.[0-9]{1,16}", fullmatch=True),
+    st.sampled_from(["0", "1", "17", "101", "2.5", "999999999999999", "1e1", "-3", "-0", "+1"]),
+    st.sampled_from([*sorted(MISSING_TOKENS), "NA", "N/A", "NaN", "NULL", "Unknown", " NA"]),
+)
+"""Numbers as most files write them (digits and a decimal mark; around the 15 characters that
+Arrow's cast reads), missing tokens, and a few that are not plain."""
+
+
+@given(
+    field=st.sampled_from([f for f in PARSED_FIELDS if f.kind in (Kind.NUMBER, Kind.INTEGER)]),
+    values=st.lists(_PLAIN_CELLS, min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_parse_column_of_plain_numbers_agrees_with_the_general_rules(field, values, data):
+    # A column of plain numbers is read by one Arrow cast; the general vector rules (used on
+    # many distinct values) and parse_value (on few) must give the same floats and verdicts.
+    factor = data.draw(st.sampled_from(_FACTORS[field.name]), label="factor")
+    decimal = data.draw(st.sampled_from([".", ","]), label="decimal")
+    cells = [v.replace(".", decimal) if any(c.isdigit() for c in v) else v for v in values]
+    series = pd.Series(cells + cells[:1], dtype="str")
+    column = parse_column(field, series, factor, decimal=decimal)
+    general = _parse_column(field, series, factor, decimal)
+    assert column.codes.tolist() == general.codes.tolist()
+    for i, cell in enumerate(series):
+        value, reason = parse_value(field, cell, factor, decimal=decimal)
+        assert column.codes[i] == (0 if reason is None else REASONS.index(reason) + 1)
+        assert np.float64(column.values[i]).tobytes() == np.float64(general.values[i]).tobytes()
+        if reason is None:
+            assert np.float64(column.values[i]).tobytes() == np.float64(value).tobytes()
+        elif reason is Reason.OUT_OF_RANGE:
+            assert column.converted[i] == general.converted[i] == value
 
 
 @pytest.mark.parametrize(
