@@ -498,6 +498,18 @@ def _empty_column(field: Field, n: int) -> Any:
     return np.full(n, np.nan)
 
 
+def _text_column(series: pd.Series) -> Any:
+    """A text field's cells for the clean frame: as an object array, which the DataFrame
+    constructor reads as ``str`` when it holds a string and only strings or missing cells.
+
+    A column already of that ``str`` dtype, with a string, is passed as it is: the same
+    column without a round trip through a Python object per cell.
+    """
+    if series.dtype == pd.StringDtype(na_value=np.nan) and series.count() > 0:
+        return series.array
+    return series.to_numpy(dtype=object)
+
+
 def validate(
     records: Mapping[str, Any] | Iterable[Mapping[str, Any]] | pd.DataFrame,
     *,
@@ -552,7 +564,7 @@ def validate(
             continue
         series = frame.iloc[:, source.position]
         if field.kind is Kind.TEXT:
-            columns[field.name] = series.to_numpy(dtype=object)
+            columns[field.name] = _text_column(series)
             continue
         parsed = parse_column(field, series, source.factor, decimal=decimal)
         columns[field.name] = parsed.values

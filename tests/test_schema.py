@@ -1638,6 +1638,20 @@ def test_validate_refuses_an_unknown_decimal_mark():
         validate(pd.DataFrame({"bmi_kg_m2": ["1", "2"]}, dtype="str"), decimal=";")
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [["P1", "P2"], ["P1", None], [None, None], ["", "P2"], [], ["P1"]],
+    ids=["strings", "one-missing", "all-missing", "empty-string", "no-rows", "one-row"],
+)
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_validate_text_column_is_what_an_object_array_of_its_cells_makes(cells, dtype):
+    # A str column is passed through as it is: the same column as its cells as Python objects.
+    series = pd.Series(cells, dtype=dtype)
+    clean, _ = validate(pd.DataFrame({"patient_id": series}))
+    expected = pd.DataFrame({"patient_id": series.to_numpy(dtype=object)})["patient_id"]
+    pd.testing.assert_series_equal(clean["patient_id"], expected, check_exact=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Field entries: everything the code reads about a field, checked when the table is built
 
