@@ -81,6 +81,26 @@ def _level_lookup(field: Field) -> dict[str, str]:
 _LEVEL_LOOKUPS = {id(f): _level_lookup(f) for f in FIELDS if f.kind is Kind.CATEGORY}
 
 
+def _category_dtype(field: Field) -> pd.CategoricalDtype:
+    return pd.Categorical([], categories=field.levels).dtype
+
+
+_CATEGORY_DTYPES = {id(f): _category_dtype(f) for f in FIELDS if f.kind is Kind.CATEGORY}
+
+
+def categorical(field: Field, codes: np.ndarray) -> pd.Categorical:
+    """A category field's values from level positions (``field.levels[k]``, -1 for missing),
+    with no inference of levels or of their dtype per call (the schema's fields' dtypes are
+    built once).
+
+    >>> from data_schemas.fields import FIELDS_BY_NAME
+    >>> categorical(FIELDS_BY_NAME["sex"], np.array([1, -1])).tolist()
+    ['male', nan]
+    """
+    dtype = _CATEGORY_DTYPES.get(id(field))
+    return pd.Categorical.from_codes(codes, dtype=dtype or _category_dtype(field))
+
+
 def level_lookup(field: Field) -> dict[str, str]:
     """Normalised spelling (:func:`header_key`) -> canonical level, for a category field
     (built once for the schema's own fields)."""
@@ -340,10 +360,9 @@ def _parse_each(field: Field, values: list[Any], factor: float, decimal: str) ->
     parsed = [parse_value(field, value, factor, decimal=decimal) for value in values]
     codes = np.array([0 if r is None else _CODE[r] for _, r in parsed], dtype=np.int8)
     if field.kind is Kind.CATEGORY:
-        levels = [level if reason is None else None for level, reason in parsed]
-        return ParsedColumn(
-            pd.Categorical(levels, categories=field.levels), codes, np.full(len(values), np.nan)
-        )
+        position = {level: k for k, level in enumerate(field.levels)}
+        levels = np.array([position.get(level, -1) for level, _ in parsed], dtype=np.int64)
+        return ParsedColumn(categorical(field, levels), codes, np.full(len(values), np.nan))
     numbers = np.array([np.nan if v is None else v for v, _ in parsed], dtype=np.float64)
     converted = numbers if field.kind is not Kind.BOOLEAN else np.full(len(values), np.nan)
     return ParsedColumn(np.where(codes > 0, np.nan, numbers), codes, converted)

@@ -30,7 +30,7 @@ from data_schemas.errors import (
     unit_unclear,
 )
 from data_schemas.fields import FIELDS, FIELDS_BY_NAME, Alias, Field, Kind, Role
-from data_schemas.parse import header_key, parse_column, parse_value
+from data_schemas.parse import categorical, header_key, parse_column, parse_value
 
 PROBLEM_COLUMNS = ("row", "column", "field", "value", "reason", "message")
 
@@ -492,7 +492,7 @@ def _as_frame(
 
 def _empty_column(field: Field, n: int) -> Any:
     if field.kind is Kind.CATEGORY:
-        return pd.Categorical([None] * n, categories=field.levels)
+        return categorical(field, np.full(n, -1))
     if field.kind is Kind.TEXT:
         return np.full(n, None, dtype=object)
     return np.full(n, np.nan)

@@ -43,6 +43,7 @@ from data_schemas.parse import (
     MISSING_TOKENS,
     REASONS,
     _parse_column,
+    categorical,
     parse_column,
     parse_value,
 )
@@ -1650,6 +1651,21 @@ def test_validate_text_column_is_what_an_object_array_of_its_cells_makes(cells, 
     clean, _ = validate(pd.DataFrame({"patient_id": series}))
     expected = pd.DataFrame({"patient_id": series.to_numpy(dtype=object)})["patient_id"]
     pd.testing.assert_series_equal(clean["patient_id"], expected, check_exact=True)
+
+
+@given(
+    field=st.sampled_from([f for f in FIELDS if f.kind is Kind.CATEGORY]),
+    data=st.data(),
+)
+def test_categorical_from_positions_is_the_categorical_of_the_levels(field, data):
+    positions = data.draw(st.lists(st.integers(-1, len(field.levels) - 1), max_size=8))
+    levels = [None if k < 0 else field.levels[k] for k in positions]
+    made = categorical(field, np.array(positions, dtype=np.int64))
+    expected = pd.Categorical(levels, categories=field.levels)
+    assert made.dtype == expected.dtype
+    assert made.categories.dtype == expected.categories.dtype
+    assert made.codes.dtype == expected.codes.dtype
+    assert made.codes.tolist() == expected.codes.tolist()
 
 
 # ---------------------------------------------------------------------------------------------
