@@ -292,6 +292,9 @@ def parse_column(
     if decimal not in (".", ","):
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if _is_string_storage(series) and len(series) > 1:
+        known = _parse_known_spellings(field, series, decimal)
+        if known is not None:
+            return known
         codes, distinct = pd.factorize(series)  # missing cells get code -1
         parsed = _parse_plain_numbers(field, distinct, factor, decimal)
         if parsed is None and len(distinct) <= _FEW_DISTINCT:
@@ -366,6 +369,53 @@ def _parse_each(field: Field, values: list[Any], factor: float, decimal: str) ->
     numbers = np.array([np.nan if v is None else v for v, _ in parsed], dtype=np.float64)
     converted = numbers if field.kind is not Kind.BOOLEAN else np.full(len(values), np.nan)
     return ParsedColumn(np.where(codes > 0, np.nan, numbers), codes, converted)
+
+
+@dataclass(frozen=True)
+class _Spellings:
+    """Cells spelled as a field's own words, and their parse."""
+
+    cells: pa.Array
+    parsed: ParsedColumn
+
+
+def _spellings(field: Field, decimal: str) -> _Spellings:
+    """A category's levels and aliases as :func:`header_key` spells them, or the boolean
+    tokens for ``decimal``; then the missing tokens as files commonly spell them."""
+    words = (
+        level_lookup(field) if field.kind is Kind.CATEGORY else _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
+    )
+    cells = list(dict.fromkeys([*words, *_MISSING_SPELLINGS.to_pylist()]))
+    return _Spellings(pa.array(cells, type=pa.string()), _parse_each(field, cells, 1.0, decimal))
+
+
+_KNOWN_SPELLINGS = {
+    (id(f), decimal): _spellings(f, decimal)
+    for f in FIELDS
+    if f.kind in (Kind.CATEGORY, Kind.BOOLEAN)
+    for decimal in (".", ",")
+}
+
+
+def _parse_known_spellings(field: Field, series: pd.Series, decimal: str) -> ParsedColumn | None:
+    """A category or boolean column of strings parsed by looking each cell up among the
+    spellings most files use (:func:`_spellings`: the field's own words as :func:`header_key`
+    gives them, the boolean tokens, the missing tokens without spaces) and spreading their
+    parse; None when a cell is spelled otherwise (it goes through the general rules).
+
+    One Arrow lookup per cell costs less than :func:`pd.factorize`; the verdicts are
+    :func:`parse_value`'s on each spelling, and a column of these spellings has far fewer than
+    :data:`_FEW_DISTINCT` distinct values, which the general rules also give to
+    :func:`parse_value`.
+    """
+    if field.kind not in (Kind.CATEGORY, Kind.BOOLEAN):
+        return None
+    known = _KNOWN_SPELLINGS.get((id(field), decimal)) or _spellings(field, decimal)
+    cells = pa.array(series.array)
+    found = pc.index_in(cells, value_set=known.cells)
+    if found.null_count > cells.null_count:
+        return None
+    return known.parsed.take(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
 
 
 def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) -> ParsedColumn:

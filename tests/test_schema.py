@@ -40,6 +40,8 @@ from data_schemas import (
     without_value,
 )
 from data_schemas.parse import (
+    _FEW_DISTINCT,
+    _KNOWN_SPELLINGS,
     MISSING_TOKENS,
     REASONS,
     _parse_column,
@@ -1604,6 +1606,31 @@ def test_parse_column_of_plain_numbers_agrees_with_the_general_rules(field, valu
             assert np.float64(column.values[i]).tobytes() == np.float64(value).tobytes()
         elif reason is Reason.OUT_OF_RANGE:
             assert column.converted[i] == general.converted[i] == value
+
+
+_SPELLED_FIELDS = [f for f in FIELDS if f.kind in (Kind.CATEGORY, Kind.BOOLEAN)]
+
+
+@given(
+    field=st.sampled_from(_SPELLED_FIELDS),
+    decimal=st.sampled_from([".", ","]),
+    data=st.data(),
+)
+def test_parse_column_of_known_spellings_agrees_with_parse_value(field, decimal, data):
+    # A category or boolean column spelled as the schema spells it is parsed by one Arrow
+    # lookup; every cell must get parse_value's verdict, as the distinct values did before.
+    known = _KNOWN_SPELLINGS[id(field), decimal].cells.to_pylist()
+    assert len(known) <= _FEW_DISTINCT  # so parse_value's rules were the ones used before
+    cell = st.one_of(st.sampled_from(known), st.none())
+    cells = data.draw(st.lists(cell | st.sampled_from(["F", " yes", "IV", "2"]), min_size=2))
+    column = parse_column(field, pd.Series(cells, dtype="str"), decimal=decimal)
+    for i, value in enumerate(cells):
+        parsed, reason = parse_value(field, value, decimal=decimal)
+        assert column.codes[i] == (0 if reason is None else REASONS.index(reason) + 1)
+        if field.kind is Kind.CATEGORY:
+            assert (None if is_missing(column.values[i]) else column.values[i]) == parsed
+        elif reason is None:
+            assert _same(float(column.values[i]), parsed)
 
 
 @pytest.mark.parametrize(
