@@ -557,12 +557,13 @@ def validate(
     columns: dict[str, Any] = {}
     found: list[tuple[int, int, Problem]] = []
     bad_rows = np.zeros(n, dtype=bool)
+    given = [series for _, series in frame.items()]  # by position: a third of iloc's cost
     for field in FIELDS:
         source = sources.get(field.name)
         if source is None:
             columns[field.name] = _empty_column(field, n)
             continue
-        series = frame.iloc[:, source.position]
+        series = given[source.position]
         if field.kind is Kind.TEXT:
             columns[field.name] = _text_column(series)
             continue
