@@ -295,14 +295,26 @@ def parse_column(
         known = _parse_known_spellings(field, series, decimal)
         if known is not None:
             return known
-        codes, distinct = pd.factorize(series)  # missing cells get code -1
+        codes, distinct = _factorize(series)
         parsed = _parse_plain_numbers(field, distinct, factor, decimal)
         if parsed is None and len(distinct) <= _FEW_DISTINCT:
-            parsed = _parse_each(field, distinct.tolist(), factor, decimal)
+            parsed = _parse_each(field, distinct.to_pylist(), factor, decimal)
         elif parsed is None:
-            parsed = _parse_column(field, pd.Series(distinct, dtype=series.dtype), factor, decimal)
+            texts = pd.Series(distinct.to_pylist(), dtype=series.dtype)
+            parsed = _parse_column(field, texts, factor, decimal)
         return parsed.take(codes)
     return _parse_column(field, series, factor, decimal)
+
+
+def _factorize(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """The distinct values of a column stored as strings, in order of first appearance, and
+    the position of each cell's value among them (-1 for a missing cell): ``pd.factorize``
+    done by Arrow directly."""
+    cells = pa.array(series.array)
+    if isinstance(cells, pa.ChunkedArray):
+        cells = cells.combine_chunks()
+    encoded = cells.dictionary_encode()
+    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), encoded.dictionary
 
 
 _FEW_DISTINCT = 256
@@ -330,7 +342,7 @@ stripped and case-folded."""
 
 
 def _parse_plain_numbers(
-    field: Field, distinct: Any, factor: float, decimal: str
+    field: Field, distinct: pa.Array, factor: float, decimal: str
 ) -> ParsedColumn | None:
     """The distinct texts of a number field parsed in one Arrow cast, when every one is a plain
     number (:data:`_PLAIN_NUMBER`, at most :data:`_PLAIN_LENGTH` characters) or a missing
@@ -342,15 +354,14 @@ def _parse_plain_numbers(
     """
     if field.kind not in (Kind.NUMBER, Kind.INTEGER) or len(distinct) == 0:
         return None
-    text = pa.array(distinct, type=pa.string())
     plain = pc.and_(
-        pc.match_substring_regex(text, _PLAIN_NUMBER[decimal]),
-        pc.less_equal(pc.utf8_length(text), _PLAIN_LENGTH),
+        pc.match_substring_regex(distinct, _PLAIN_NUMBER[decimal]),
+        pc.less_equal(pc.utf8_length(distinct), _PLAIN_LENGTH),
     )
-    missing = pc.is_in(text, value_set=_MISSING_SPELLINGS)
+    missing = pc.is_in(distinct, value_set=_MISSING_SPELLINGS)
     if not pc.all(pc.or_(plain, missing)).as_py():
         return None
-    numbers = pc.if_else(plain, text, None)
+    numbers = pc.if_else(plain, distinct, None)
     if decimal == ",":
         numbers = pc.replace_substring(numbers, ",", ".")
     number = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
