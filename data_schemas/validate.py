@@ -571,11 +571,14 @@ def validate(
         columns[field.name] = parsed.values
         bad = np.flatnonzero(parsed.bad)
         bad_rows[bad] = True
-        for i in bad.tolist():
+        # The bad cells taken at once: iterating their array gives what series.iloc[i] gives
+        # (numpy scalars stay numpy scalars), without pandas' indexing per cell.
+        cells = series.iloc[bad].array
+        for i, raw in zip(bad.tolist(), cells, strict=True):
             row = frame.index[i]
             row = row.item() if isinstance(row, np.generic) else row
             problem = source.problem(
-                row, series.iloc[i], parsed.reason(i), parsed.converted[i], decimal=decimal
+                row, raw, parsed.reason(i), parsed.converted[i], decimal=decimal
             )
             found.append((i, source.position, problem))
     clean = pd.DataFrame(columns, index=frame.index)

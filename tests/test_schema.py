@@ -1608,6 +1608,28 @@ def test_parse_column_of_plain_numbers_agrees_with_the_general_rules(field, valu
             assert column.converted[i] == general.converted[i] == value
 
 
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("age_years", pd.Series(np.array([0.1, 30, 12.5, 1e30], dtype=np.float32))),
+        ("age_years", pd.Series([5, 30, 200, 7], dtype="Int64")),
+        ("age_years", pd.Series([0.1, "x", None, 10**400], dtype=object)),
+        ("sex", pd.Series(["x", "F", None, "?"], dtype="str")),
+        ("sex", pd.Series(["x", "F", None, "?"], dtype="string")),
+        ("current_naltrexone", pd.Series([2.0, 1.0, np.inf, -0.5])),
+    ],
+    ids=["float32", "Int64", "object", "str", "string", "float64"],
+)
+def test_validate_problem_value_is_the_cell_as_series_iloc_gives_it(field, column):
+    # The bad cells are taken at once; each problem's value must still be the cell as
+    # series.iloc[i] gives it, as text (a float32 0.1 is '0.1', not its float64 digits).
+    _, problems = validate(pd.DataFrame({field: column}))
+    bad = problems["row"].tolist()
+    assert bad
+    cells = [column.iloc[i] for i in bad]
+    assert problems["value"].tolist() == [c if isinstance(c, str) else str(c) for c in cells]
+
+
 _SPELLED_FIELDS = [f for f in FIELDS if f.kind in (Kind.CATEGORY, Kind.BOOLEAN)]
 
 
