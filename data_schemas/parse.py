@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_schemas.errors import Reason
 from data_schemas.fields import BOOLEAN_PAIRS, FIELDS, Field, Kind
@@ -77,6 +79,27 @@ def _level_lookup(field: Field) -> dict[str, str]:
 
 
 _LEVEL_LOOKUPS = {id(f): _level_lookup(f) for f in FIELDS if f.kind is Kind.CATEGORY}
+
+
+def _category_dtype(field: Field) -> pd.CategoricalDtype:
+    return pd.Categorical([], categories=field.levels).dtype  # levels' dtype as pandas infers it
+
+
+_CATEGORY_DTYPES = {id(f): _category_dtype(f) for f in FIELDS if f.kind is Kind.CATEGORY}
+"""The dtype of each of the schema's category fields, made once."""
+
+
+def categorical(field: Field, codes: np.ndarray) -> pd.Categorical:
+    """A category field's values from level positions (``field.levels[k]``, -1 for missing),
+    with no inference of levels or of their dtype per call (the schema's fields' dtypes are
+    built once).
+
+    >>> from data_schemas.fields import FIELDS_BY_NAME
+    >>> categorical(FIELDS_BY_NAME["sex"], np.array([1, -1])).tolist()
+    ['male', nan]
+    """
+    dtype = _CATEGORY_DTYPES.get(id(field))
+    return pd.Categorical.from_codes(codes, dtype=dtype or _category_dtype(field))
 
 
 def level_lookup(field: Field) -> dict[str, str]:
@@ -250,9 +273,13 @@ def parse_column(
 ) -> ParsedColumn:
     """Parse a whole column of ``field``, vectorised; the same rules as :func:`parse_value`.
 
-    A column stored as strings is parsed one distinct value at a time (``pd.factorize``, then
-    the rules below on the distinct values, then the results spread back), so a million cells
-    that hold a few thousand distinct values cost a few thousand parses.
+    A column stored as strings is parsed one distinct value at a time (factorized, the rules
+    below applied to the distinct values, the results spread back), so a million cells that
+    hold a few thousand distinct values cost a few thousand parses. The distinct values of a
+    number field that are all plain numbers (or missing) are read in one Arrow cast; a
+    category or boolean column spelled as the schema spells it skips the factorizing (one
+    Arrow lookup per cell among those spellings, parsed once). Every path gives
+    :func:`parse_value`'s verdicts, as property tests check.
 
     Parameters
     ----------
@@ -270,13 +297,29 @@ def parse_column(
     if decimal not in (".", ","):
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if _is_string_storage(series) and len(series) > 1:
-        codes, distinct = pd.factorize(series)  # missing cells get code -1
-        if len(distinct) <= _FEW_DISTINCT:
-            parsed = _parse_each(field, distinct.tolist(), factor, decimal)
-        else:
-            parsed = _parse_column(field, pd.Series(distinct, dtype=series.dtype), factor, decimal)
+        known = _parse_known_spellings(field, series, decimal)
+        if known is not None:
+            return known
+        codes, distinct = _factorize(series)
+        parsed = _parse_plain_numbers(field, distinct, factor, decimal)
+        if parsed is None and len(distinct) <= _FEW_DISTINCT:
+            parsed = _parse_each(field, distinct.to_pylist(), factor, decimal)
+        elif parsed is None:
+            texts = pd.Series(distinct.to_pylist(), dtype=series.dtype)
+            parsed = _parse_column(field, texts, factor, decimal)
         return parsed.take(codes)
     return _parse_column(field, series, factor, decimal)
+
+
+def _factorize(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """The distinct values of a column stored as strings, in order of first appearance, and
+    the position of each cell's value among them (-1 for a missing cell): ``pd.factorize``
+    done by Arrow directly."""
+    cells = pa.array(series.array)
+    if isinstance(cells, pa.ChunkedArray):
+        cells = cells.combine_chunks()
+    encoded = cells.dictionary_encode()
+    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), encoded.dictionary
 
 
 _FEW_DISTINCT = 256
@@ -284,18 +327,111 @@ _FEW_DISTINCT = 256
 (whose fixed cost is a few milliseconds); a property test holds the two to the same verdicts."""
 
 
+_PLAIN_NUMBER = {
+    ".": r"^(?:[0-9]+\.?[0-9]*|\.[0-9]+)$",
+    ",": r"^(?:[0-9]+,?[0-9]*|,[0-9]+)$",
+}
+"""A number as most files write it, for each decimal mark: digits and at most one decimal mark,
+no sign, no exponent, no space."""
+
+_PLAIN_LENGTH = 15
+"""The longest plain number read by Arrow's cast: up to 15 digits are an integer below 2**53
+over a power of ten up to 1e15, both exact, so any correctly rounded reader (Python's
+``float``, Arrow's cast, pandas' ``to_numeric``) gives the same float for them."""
+
+_MISSING_SPELLINGS = pa.array(
+    sorted({"NaN"}.union(*((token, token.upper(), token.title()) for token in MISSING_TOKENS)))
+)
+"""Missing tokens as files commonly spell them, without spaces: each is a missing token once
+stripped and case-folded."""
+
+
+def _parse_plain_numbers(
+    field: Field, distinct: pa.Array, factor: float, decimal: str
+) -> ParsedColumn | None:
+    """The distinct texts of a number field parsed in one Arrow cast, when every one is a plain
+    number (:data:`_PLAIN_NUMBER`, at most :data:`_PLAIN_LENGTH` characters) or a missing
+    token; None when any is not (those go through the general rules).
+
+    On such texts the rules of :func:`parse_value` and :func:`_parse_column` reduce to: a
+    missing token is NaN, a plain number is its correctly rounded float, then the integer and
+    range checks (a property test holds the three to the same values and verdicts).
+    """
+    if field.kind not in (Kind.NUMBER, Kind.INTEGER) or len(distinct) == 0:
+        return None
+    plain = pc.and_(
+        pc.match_substring_regex(distinct, _PLAIN_NUMBER[decimal]),
+        pc.less_equal(pc.utf8_length(distinct), _PLAIN_LENGTH),
+    )
+    missing = pc.is_in(distinct, value_set=_MISSING_SPELLINGS)
+    if not pc.all(pc.or_(plain, missing)).as_py():
+        return None
+    numbers = pc.if_else(plain, distinct, None)
+    if decimal == ",":
+        numbers = pc.replace_substring(numbers, ",", ".")
+    number = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
+    codes = np.zeros(len(number), dtype=np.int8)
+    return _check_numbers(field, number, missing.to_numpy(zero_copy_only=False), codes, factor)
+
+
 def _parse_each(field: Field, values: list[Any], factor: float, decimal: str) -> ParsedColumn:
     """:func:`parse_value` on each value, as a :class:`ParsedColumn`."""
     parsed = [parse_value(field, value, factor, decimal=decimal) for value in values]
     codes = np.array([0 if r is None else _CODE[r] for _, r in parsed], dtype=np.int8)
     if field.kind is Kind.CATEGORY:
-        levels = [level if reason is None else None for level, reason in parsed]
-        return ParsedColumn(
-            pd.Categorical(levels, categories=field.levels), codes, np.full(len(values), np.nan)
-        )
+        position = {level: k for k, level in enumerate(field.levels)}
+        levels = np.array([position.get(level, -1) for level, _ in parsed], dtype=np.int64)
+        return ParsedColumn(categorical(field, levels), codes, np.full(len(values), np.nan))
     numbers = np.array([np.nan if v is None else v for v, _ in parsed], dtype=np.float64)
     converted = numbers if field.kind is not Kind.BOOLEAN else np.full(len(values), np.nan)
     return ParsedColumn(np.where(codes > 0, np.nan, numbers), codes, converted)
+
+
+@dataclass(frozen=True)
+class _Spellings:
+    """Cells spelled as a field's own words, and their parse."""
+
+    cells: pa.Array
+    parsed: ParsedColumn
+
+
+def _spellings(field: Field, decimal: str) -> _Spellings:
+    """A category's levels and aliases as :func:`header_key` spells them, or the boolean
+    tokens for ``decimal``; then the missing tokens as files commonly spell them."""
+    words = (
+        level_lookup(field) if field.kind is Kind.CATEGORY else _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
+    )
+    cells = list(dict.fromkeys([*words, *_MISSING_SPELLINGS.to_pylist()]))
+    return _Spellings(pa.array(cells, type=pa.string()), _parse_each(field, cells, 1.0, decimal))
+
+
+_KNOWN_SPELLINGS = {
+    (id(f), decimal): _spellings(f, decimal)
+    for f in FIELDS
+    if f.kind in (Kind.CATEGORY, Kind.BOOLEAN)
+    for decimal in (".", ",")
+}
+
+
+def _parse_known_spellings(field: Field, series: pd.Series, decimal: str) -> ParsedColumn | None:
+    """A category or boolean column of strings parsed by looking each cell up among the
+    spellings most files use (:func:`_spellings`: the field's own words as :func:`header_key`
+    gives them, the boolean tokens, the missing tokens without spaces) and spreading their
+    parse; None when a cell is spelled otherwise (it goes through the general rules).
+
+    One Arrow lookup per cell costs about half of factorizing the column; the verdicts are
+    :func:`parse_value`'s on each spelling, and a column of these spellings has far fewer than
+    :data:`_FEW_DISTINCT` distinct values, which the general rules also give to
+    :func:`parse_value`.
+    """
+    if field.kind not in (Kind.CATEGORY, Kind.BOOLEAN):
+        return None
+    known = _KNOWN_SPELLINGS.get((id(field), decimal)) or _spellings(field, decimal)
+    cells = pa.array(series.array)
+    found = pc.index_in(cells, value_set=known.cells)
+    if found.null_count > cells.null_count:
+        return None
+    return known.parsed.take(pc.fill_null(found, -1).to_numpy(zero_copy_only=False))
 
 
 def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) -> ParsedColumn:
@@ -349,6 +485,19 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
         )
         flag(np.isnan(number) & ~missing, Reason.NOT_A_NUMBER)
     assert number is not None
+    return _check_numbers(field, number, missing, codes, factor)
+
+
+def _check_numbers(
+    field: Field, number: np.ndarray, missing: np.ndarray, codes: np.ndarray, factor: float
+) -> ParsedColumn:
+    """The checks of a number field on its cells read as floats (NaN where missing or not a
+    number, as ``codes`` already says): finite, an integer if it must be, then the range in
+    the canonical unit. The first reason found wins."""
+
+    def flag(mask: np.ndarray, reason: Reason) -> None:
+        codes[mask & (codes == 0)] = _CODE[reason]
+
     with np.errstate(invalid="ignore", over="ignore"):  # inf * factor; huge * factor -> inf
         infinite = np.isinf(number)
         flag(infinite, Reason.NOT_FINITE)

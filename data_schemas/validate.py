@@ -30,7 +30,7 @@ from data_schemas.errors import (
     unit_unclear,
 )
 from data_schemas.fields import FIELDS, FIELDS_BY_NAME, Alias, Field, Kind, Role
-from data_schemas.parse import header_key, parse_column, parse_value
+from data_schemas.parse import categorical, header_key, parse_column, parse_value
 
 PROBLEM_COLUMNS = ("row", "column", "field", "value", "reason", "message")
 
@@ -492,10 +492,22 @@ def _as_frame(
 
 def _empty_column(field: Field, n: int) -> Any:
     if field.kind is Kind.CATEGORY:
-        return pd.Categorical([None] * n, categories=field.levels)
+        return categorical(field, np.full(n, -1))
     if field.kind is Kind.TEXT:
         return np.full(n, None, dtype=object)
     return np.full(n, np.nan)
+
+
+def _text_column(series: pd.Series) -> Any:
+    """A text field's cells for the clean frame: as an object array, which the DataFrame
+    constructor reads as ``str`` when it holds a string and only strings or missing cells.
+
+    A column already of that ``str`` dtype, with a string, is passed as it is: the same
+    column without a round trip through a Python object per cell.
+    """
+    if series.dtype == pd.StringDtype(na_value=np.nan) and series.count() > 0:
+        return series.array
+    return series.to_numpy(dtype=object)
 
 
 def validate(
@@ -545,24 +557,30 @@ def validate(
     columns: dict[str, Any] = {}
     found: list[tuple[int, int, Problem]] = []
     bad_rows = np.zeros(n, dtype=bool)
+    given = [series for _, series in frame.items()]  # by position: a third of iloc's cost
     for field in FIELDS:
         source = sources.get(field.name)
         if source is None:
             columns[field.name] = _empty_column(field, n)
             continue
-        series = frame.iloc[:, source.position]
+        series = given[source.position]
         if field.kind is Kind.TEXT:
-            columns[field.name] = series.to_numpy(dtype=object)
+            columns[field.name] = _text_column(series)
             continue
         parsed = parse_column(field, series, source.factor, decimal=decimal)
         columns[field.name] = parsed.values
+        if not parsed.codes.any():
+            continue  # the usual column: an empty take per column costs more than the check
         bad = np.flatnonzero(parsed.bad)
         bad_rows[bad] = True
-        for i in bad.tolist():
+        # The bad cells taken at once: iterating their array gives what series.iloc[i] gives
+        # (numpy scalars stay numpy scalars), without pandas' indexing per cell.
+        cells = series.iloc[bad].array
+        for i, raw in zip(bad.tolist(), cells, strict=True):
             row = frame.index[i]
             row = row.item() if isinstance(row, np.generic) else row
             problem = source.problem(
-                row, series.iloc[i], parsed.reason(i), parsed.converted[i], decimal=decimal
+                row, raw, parsed.reason(i), parsed.converted[i], decimal=decimal
             )
             found.append((i, source.position, problem))
     clean = pd.DataFrame(columns, index=frame.index)

@@ -39,7 +39,16 @@ from data_schemas import (
     validate_record,
     without_value,
 )
-from data_schemas.parse import MISSING_TOKENS, parse_column, parse_value
+from data_schemas.parse import (
+    _FEW_DISTINCT,
+    _KNOWN_SPELLINGS,
+    MISSING_TOKENS,
+    REASONS,
+    _parse_column,
+    categorical,
+    parse_column,
+    parse_value,
+)
 from data_schemas.validate import PROBLEM_COLUMNS, header_key
 
 SCHEMA_ORDER = [f.name for f in FIELDS]
@@ -1564,6 +1573,88 @@ def test_parse_column_of_strings_parses_distinct_values_as_each_cell_alone(field
             assert _same(float(column.values[i]), float(alone.values[0]))
 
 
+_PLAIN_CELLS = st.one_of(
+    st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,17})?", fullmatch=True),
+    st.from_regex(r"\.[0-9]{1,16}", fullmatch=True),
+    st.sampled_from(["0", "1", "17", "101", "2.5", "999999999999999", "1e1", "-3", "-0", "+1"]),
+    st.sampled_from([*sorted(MISSING_TOKENS), "NA", "N/A", "NaN", "NULL", "Unknown", " NA"]),
+)
+"""Numbers as most files write them (digits and a decimal mark; around the 15 characters that
+Arrow's cast reads), missing tokens, and a few that are not plain."""
+
+
+@given(
+    field=st.sampled_from([f for f in PARSED_FIELDS if f.kind in (Kind.NUMBER, Kind.INTEGER)]),
+    values=st.lists(_PLAIN_CELLS, min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_parse_column_of_plain_numbers_agrees_with_the_general_rules(field, values, data):
+    # A column of plain numbers is read by one Arrow cast; the general vector rules (used on
+    # many distinct values) and parse_value (on few) must give the same floats and verdicts.
+    factor = data.draw(st.sampled_from(_FACTORS[field.name]), label="factor")
+    decimal = data.draw(st.sampled_from([".", ","]), label="decimal")
+    cells = [v.replace(".", decimal) if any(c.isdigit() for c in v) else v for v in values]
+    series = pd.Series(cells + cells[:1], dtype="str")
+    column = parse_column(field, series, factor, decimal=decimal)
+    general = _parse_column(field, series, factor, decimal)
+    assert column.codes.tolist() == general.codes.tolist()
+    for i, cell in enumerate(series):
+        value, reason = parse_value(field, cell, factor, decimal=decimal)
+        assert column.codes[i] == (0 if reason is None else REASONS.index(reason) + 1)
+        assert np.float64(column.values[i]).tobytes() == np.float64(general.values[i]).tobytes()
+        if reason is None:
+            assert np.float64(column.values[i]).tobytes() == np.float64(value).tobytes()
+        elif reason is Reason.OUT_OF_RANGE:
+            assert column.converted[i] == general.converted[i] == value
+
+
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("age_years", pd.Series(np.array([0.1, 30, 12.5, 1e30], dtype=np.float32))),
+        ("age_years", pd.Series([5, 30, 200, 7], dtype="Int64")),
+        ("age_years", pd.Series([0.1, "x", None, 10**400], dtype=object)),
+        ("sex", pd.Series(["x", "F", None, "?"], dtype="str")),
+        ("sex", pd.Series(["x", "F", None, "?"], dtype="string")),
+        ("current_naltrexone", pd.Series([2.0, 1.0, np.inf, -0.5])),
+    ],
+    ids=["float32", "Int64", "object", "str", "string", "float64"],
+)
+def test_validate_problem_value_is_the_cell_as_series_iloc_gives_it(field, column):
+    # The bad cells are taken at once; each problem's value must still be the cell as
+    # series.iloc[i] gives it, as text (a float32 0.1 is '0.1', not its float64 digits).
+    _, problems = validate(pd.DataFrame({field: column}))
+    bad = problems["row"].tolist()
+    assert bad
+    cells = [column.iloc[i] for i in bad]
+    assert problems["value"].tolist() == [c if isinstance(c, str) else str(c) for c in cells]
+
+
+_SPELLED_FIELDS = [f for f in FIELDS if f.kind in (Kind.CATEGORY, Kind.BOOLEAN)]
+
+
+@given(
+    field=st.sampled_from(_SPELLED_FIELDS),
+    decimal=st.sampled_from([".", ","]),
+    data=st.data(),
+)
+def test_parse_column_of_known_spellings_agrees_with_parse_value(field, decimal, data):
+    # A category or boolean column spelled as the schema spells it is parsed by one Arrow
+    # lookup; every cell must get parse_value's verdict, as the distinct values did before.
+    known = _KNOWN_SPELLINGS[id(field), decimal].cells.to_pylist()
+    assert len(known) <= _FEW_DISTINCT  # so parse_value's rules were the ones used before
+    cell = st.one_of(st.sampled_from(known), st.none())
+    cells = data.draw(st.lists(cell | st.sampled_from(["F", " yes", "IV", "2"]), min_size=2))
+    column = parse_column(field, pd.Series(cells, dtype="str"), decimal=decimal)
+    for i, value in enumerate(cells):
+        parsed, reason = parse_value(field, value, decimal=decimal)
+        assert column.codes[i] == (0 if reason is None else REASONS.index(reason) + 1)
+        if field.kind is Kind.CATEGORY:
+            assert (None if is_missing(column.values[i]) else column.values[i]) == parsed
+        elif reason is None:
+            assert _same(float(column.values[i]), parsed)
+
+
 @pytest.mark.parametrize(
     ("value", "expected", "reason"),
     [
@@ -1595,6 +1686,35 @@ def test_validate_with_decimal_comma(value, expected, reason):
 def test_validate_refuses_an_unknown_decimal_mark():
     with pytest.raises(ValueError, match="decimal must be"):
         validate(pd.DataFrame({"bmi_kg_m2": ["1", "2"]}, dtype="str"), decimal=";")
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [["P1", "P2"], ["P1", None], [None, None], ["", "P2"], [], ["P1"]],
+    ids=["strings", "one-missing", "all-missing", "empty-string", "no-rows", "one-row"],
+)
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_validate_text_column_is_what_an_object_array_of_its_cells_makes(cells, dtype):
+    # A str column is passed through as it is: the same column as its cells as Python objects.
+    series = pd.Series(cells, dtype=dtype)
+    clean, _ = validate(pd.DataFrame({"patient_id": series}))
+    expected = pd.DataFrame({"patient_id": series.to_numpy(dtype=object)})["patient_id"]
+    pd.testing.assert_series_equal(clean["patient_id"], expected, check_exact=True)
+
+
+@given(
+    field=st.sampled_from([f for f in FIELDS if f.kind is Kind.CATEGORY]),
+    data=st.data(),
+)
+def test_categorical_from_positions_is_the_categorical_of_the_levels(field, data):
+    positions = data.draw(st.lists(st.integers(-1, len(field.levels) - 1), max_size=8))
+    levels = [None if k < 0 else field.levels[k] for k in positions]
+    made = categorical(field, np.array(positions, dtype=np.int64))
+    expected = pd.Categorical(levels, categories=field.levels)
+    assert made.dtype == expected.dtype
+    assert made.categories.dtype == expected.categories.dtype
+    assert made.codes.dtype == expected.codes.dtype
+    assert made.codes.tolist() == expected.codes.tolist()
 
 
 # ---------------------------------------------------------------------------------------------
