@@ -4,6 +4,7 @@ design's arithmetic (kept here as the reference) to 1e-12, on random and edge in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from scipy.special import expit, ndtri
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
 from predictor.model import INTERVAL_LEVEL, AdditiveModel, Scores
-from predictor.model._additive import fit_additive_model
+from predictor.model._additive import _Z, _expit, fit_additive_model
 from predictor.model._features import MODEL_FIELDS, SparseDesign, _pieces, from_model_scale
 from predictor.simulation._synthetic import simulate_cohort
 
@@ -210,6 +211,29 @@ def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:
     present = ~design.absent
     sums = values[:, : 4 * len(basis.splines)].reshape(500, -1, 4).sum(axis=2)
     np.testing.assert_allclose(sums[present], 1.0, rtol=0, atol=1e-12)
+
+
+def test_interval_z_is_scipys_normal_quantile() -> None:
+    assert float(ndtri(0.5 + INTERVAL_LEVEL / 2)) == _Z
+
+
+def test_expit_is_scipys_for_any_float() -> None:
+    """Scoring's logistic function: scipy's values (exact 0 and 1 in the tails, NaN for NaN),
+    without an overflow warning however large the logit."""
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 1e-300, 36.0, 37.0, 40.0, 708.0, 709.0, 709.8, 710.0, 745.0, 746.0, 1e308]
+    logits = np.r_[
+        edges, np.negative(edges), np.inf, -np.inf, np.nan, rng.normal(0, 5, 10_000),
+        rng.uniform(-800, 800, 10_000),
+    ]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = _expit(logits)
+    expected = expit(logits)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(logits))
+    np.testing.assert_allclose(ours, expected, rtol=1e-15, atol=0)
+    assert _expit(np.array([-746.0, -np.inf])).tolist() == [0.0, 0.0]
+    assert _expit(np.array([37.0, 1e308, np.inf])).tolist() == [1.0, 1.0, 1.0]
 
 
 def _scipy_pieces(knots: np.ndarray) -> np.ndarray:

@@ -40,7 +40,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtri
 
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap, SparseDesign
@@ -65,10 +64,19 @@ DEFAULT_THRESHOLD = 0.5
 least as likely as not."""
 
 LABELS = ("unlikely responder", "likely responder")
-_Z = float(ndtri(0.5 + INTERVAL_LEVEL / 2))
-"""The interval's half-width in standard errors (1.645 for 90%)."""
+_Z = 1.6448536269514722
+"""The interval's half-width in standard errors: the normal quantile of ``0.5 + INTERVAL_LEVEL /
+2``, 1.645 for 90% (``scipy.special.ndtri``'s, to the last bit: a test holds them equal)."""
 SCORE_BLOCK_ROWS = 1024
 """Rows of a sparse design scored at a time: the block's basis rows stay in the cache."""
+
+
+def _expit(logit: np.ndarray) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-logit))`` as ``scipy.special.expit`` computes it
+    (scoring does without scipy's import): exactly 0 below about -745 (``exp`` overflows to
+    inf there, silently) and 1 above about 37, NaN for NaN."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-logit))
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,9 +243,9 @@ class AdditiveModel:
         half_width = _Z * se
         return Scores(
             logit,
-            expit(logit),
-            expit(logit - half_width),
-            expit(logit + half_width),
+            _expit(logit),
+            _expit(logit - half_width),
+            _expit(logit + half_width),
             contributions,
         )
 
@@ -252,7 +260,6 @@ class AdditiveModel:
 
     def summary(self) -> ModelSummary:
         """The kind of model, its number of coefficients and how smooth each term is."""
-        z = ndtri(0.5 + INTERVAL_LEVEL / 2)
         if self.selection == SELECTION_GRID:
             penalty = 1.0 / next(iter(self.smoothing.values()))
             settings = {"penalty_c": penalty}
@@ -306,7 +313,7 @@ class AdditiveModel:
             "a second-difference\nsmoothness penalty (P-spline), held constant beyond the "
             "training range; for categories, one\ncoefficient per level). The coefficients are "
             f"fitted by penalised maximum likelihood, with\n{chosen}. The\n"
-            f"{INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {z:.3f} se), with se from the "
+            f"{INTERVAL_LEVEL:.0%} interval is sigmoid(logit +/- {_Z:.3f} se), with se from the "
             "penalised fit's\nBayesian posterior covariance"
             + (
                 ", corrected for the uncertainty of the smoothing parameters\n(mgcv's Vc)."
@@ -669,6 +676,7 @@ def _structure_log_loss(
     feature map, the smoothing parameters and the coefficients) without its fold. With
     ``features`` (a revision), that feature map is kept in every fold and the penalty pulls
     toward ``prior``."""
+    from scipy.special import expit
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 

@@ -42,9 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
-from predictor.model._additive import _Z, AdditiveModel
+from predictor.model._additive import _Z, AdditiveModel, _expit
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap, SparseDesign
 from predictor.model._fitter import fit_penalised_logistic, log_likelihood
@@ -124,7 +123,11 @@ class RecalibratedModel:
         )
         half_width = _Z * np.sqrt(np.maximum(variance, 0.0))
         return Scores(
-            logit, expit(logit), expit(logit - half_width), expit(logit + half_width), contributions
+            logit,
+            _expit(logit),
+            _expit(logit - half_width),
+            _expit(logit + half_width),
+            contributions,
         )
 
     def labels(self, probability: np.ndarray) -> np.ndarray:
