@@ -17,7 +17,7 @@ from scipy.special import expit, ndtri
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
 from predictor.model import INTERVAL_LEVEL, AdditiveModel, Scores
-from predictor.model._additive import _Z, _expit, fit_additive_model
+from predictor.model._additive import _Z, _probabilities, fit_additive_model
 from predictor.model._features import MODEL_FIELDS, SparseDesign, _pieces, from_model_scale
 from predictor.simulation._synthetic import simulate_cohort
 
@@ -217,7 +217,7 @@ def test_interval_z_is_scipys_normal_quantile() -> None:
     assert float(ndtri(0.5 + INTERVAL_LEVEL / 2)) == _Z
 
 
-def test_expit_is_scipys_for_any_float() -> None:
+def test_probabilities_are_scipys_expit_for_any_float() -> None:
     """Scoring's logistic function: scipy's values (exact 0 and 1 in the tails, NaN for NaN),
     without an overflow warning however large the logit."""
     rng = np.random.default_rng(0)
@@ -226,14 +226,17 @@ def test_expit_is_scipys_for_any_float() -> None:
         edges, np.negative(edges), np.inf, -np.inf, np.nan, rng.normal(0, 5, 10_000),
         rng.uniform(-800, 800, 10_000),
     ]  # fmt: skip
+    half_width = np.abs(rng.normal(0, 3, logits.size))
+    half_width[:3] = [0.0, np.inf, np.nan]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ours = _expit(logits)
-    expected = expit(logits)
-    np.testing.assert_array_equal(np.isnan(ours), np.isnan(logits))
-    np.testing.assert_allclose(ours, expected, rtol=1e-15, atol=0)
-    assert _expit(np.array([-746.0, -np.inf])).tolist() == [0.0, 0.0]
-    assert _expit(np.array([37.0, 1e308, np.inf])).tolist() == [1.0, 1.0, 1.0]
+        ours = _probabilities(logits, half_width)
+    ends = (logits, logits - half_width, logits + half_width)
+    for got, logit in zip(ours, ends, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(logit))
+        np.testing.assert_allclose(got, expit(logit), rtol=1e-15, atol=0)
+    probability, low, high = _probabilities(np.array([-746.0, -np.inf, 37.0, np.inf]), np.zeros(4))
+    assert probability.tolist() == low.tolist() == high.tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
 def _scipy_pieces(knots: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from predictor.model._additive import _Z, AdditiveModel, _expit
+from predictor.model._additive import _Z, AdditiveModel, _probabilities
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap, SparseDesign
 from predictor.model._fitter import fit_penalised_logistic, log_likelihood
@@ -122,13 +122,7 @@ class RecalibratedModel:
             + (self.slope**2 + s[1, 1]) * np.maximum(base_variance, 0.0)
         )
         half_width = _Z * np.sqrt(np.maximum(variance, 0.0))
-        return Scores(
-            logit,
-            _expit(logit),
-            _expit(logit - half_width),
-            _expit(logit + half_width),
-            contributions,
-        )
+        return Scores(logit, *_probabilities(logit, half_width), contributions)
 
     def labels(self, probability: np.ndarray) -> np.ndarray:
         """The base's labels (its threshold)."""
