@@ -207,3 +207,50 @@ def test_cli_score_does_not_import_scikit_learn_or_matplotlib() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _imported_scipy(stderr: str) -> list[str]:
+    """The scipy modules a ``python -X importtime`` run imported, from its stderr."""
+    names = [
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    assert names, "no -X importtime lines"
+    return [name for name in names if name.split(".")[0] == "scipy"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["score", "examples/patients.csv", "--out", "{out}"], ["validate", "examples/patients.csv"]],
+    ids=["score", "validate"],
+)
+def test_cli_score_and_validate_do_not_import_scipy(command: list[str], tmp_path: Path) -> None:
+    # Only fitting needs scipy (its import is about 0.35 s of start-up): scoring evaluates the
+    # splines from their pieces (numpy) and the logistic function in numpy.
+    root = Path(__file__).resolve().parents[1]
+    argv = [part.format(out=tmp_path / "scored.csv") for part in command]
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "predictor", *argv],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _imported_scipy(result.stderr) == []
+
+
+def test_predict_does_not_import_scipy() -> None:
+    check = (
+        "import sys; import pandas as pd; import predictor, predictor._cli; "
+        "from predictor import load_model, predict; "
+        "rows = pd.read_csv('examples/patients.csv'); "
+        "scored = predict(rows, model=load_model()); "
+        "one = predict(rows.iloc[0].dropna().to_dict()); "
+        "assert len(scored) == len(rows) and 0.0 < one.probability < 1.0; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

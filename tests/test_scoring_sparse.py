@@ -4,19 +4,21 @@ design's arithmetic (kept here as the reference) to 1e-12, on random and edge in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.interpolate import BSpline, PPoly
 from scipy.special import expit, ndtri
 
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor import load_model
 from predictor.model import INTERVAL_LEVEL, AdditiveModel, Scores
-from predictor.model._additive import fit_additive_model
-from predictor.model._features import MODEL_FIELDS, SparseDesign, from_model_scale
+from predictor.model._additive import _Z, _probabilities, fit_additive_model
+from predictor.model._features import MODEL_FIELDS, SparseDesign, _pieces, from_model_scale
 from predictor.simulation._synthetic import simulate_cohort
 
 TOLERANCE = 1e-12
@@ -209,6 +211,74 @@ def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:
     present = ~design.absent
     sums = values[:, : 4 * len(basis.splines)].reshape(500, -1, 4).sum(axis=2)
     np.testing.assert_allclose(sums[present], 1.0, rtol=0, atol=1e-12)
+
+
+def test_interval_z_is_scipys_normal_quantile() -> None:
+    assert float(ndtri(0.5 + INTERVAL_LEVEL / 2)) == _Z
+
+
+def test_probabilities_are_scipys_expit_for_any_float() -> None:
+    """Scoring's logistic function: scipy's values (exact 0 and 1 in the tails, NaN for NaN),
+    without an overflow warning however large the logit."""
+    rng = np.random.default_rng(0)
+    edges = [0.0, -0.0, 1e-300, 36.0, 37.0, 40.0, 708.0, 709.0, 709.8, 710.0, 745.0, 746.0, 1e308]
+    logits = np.r_[
+        edges, np.negative(edges), np.inf, -np.inf, np.nan, rng.normal(0, 5, 10_000),
+        rng.uniform(-800, 800, 10_000),
+    ]  # fmt: skip
+    half_width = np.abs(rng.normal(0, 3, logits.size))
+    half_width[:3] = [0.0, np.inf, np.nan]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = _probabilities(logits, half_width)
+    ends = (logits, logits - half_width, logits + half_width)
+    for got, logit in zip(ours, ends, strict=True):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(logit))
+        np.testing.assert_allclose(got, expit(logit), rtol=1e-15, atol=0)
+    probability, low, high = _probabilities(np.array([-746.0, -np.inf, 37.0, np.inf]), np.zeros(4))
+    assert probability.tolist() == low.tolist() == high.tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+def _scipy_pieces(knots: np.ndarray) -> np.ndarray:
+    """:func:`_pieces` as scipy gives it: each basis function's ``PPoly.from_spline``."""
+    n_basis = knots.size - 4
+    pieces = np.zeros((knots.size - 1, 4, 4))
+    for i in range(n_basis):
+        c = PPoly.from_spline(BSpline(knots, np.eye(n_basis)[i], 3)).c
+        for m in range(max(i, 3), min(i + 3, n_basis - 1) + 1):
+            pieces[m, :, i - m + 3] = c[:, m]
+    return pieces
+
+
+def _shipped_knots() -> list[np.ndarray]:
+    return [term.knots for term in load_model().features.terms if term.is_spline]
+
+
+EDGE_KNOTS = {
+    "few knots": np.r_[[0.0] * 4, [1.0] * 4],
+    "one interior": np.r_[[0.0] * 4, 0.3, [2.0] * 4],
+    "repeated interior": np.r_[[-1.0] * 4, 0.0, 0.5, 0.5, 0.5, 2.0, [3.0] * 4],
+    "interior at the ends": np.r_[[1.0] * 4, 1.0, 2.0, 5.0, 5.0, [5.0] * 4],
+    "uneven, off zero": np.r_[[1e3] * 4, 1e3 + 1e-3, 1e3 + 0.5, 1.2e3, [2e3] * 4],
+}
+
+
+@pytest.mark.parametrize(
+    "knots",
+    [*_shipped_knots(), *EDGE_KNOTS.values()],
+    ids=[*(f"shipped-{k}" for k in range(len(_shipped_knots()))), *EDGE_KNOTS],
+)
+def test_pieces_equal_scipys_power_form(knots: np.ndarray) -> None:
+    """The numpy Cox-de Boor pieces are scipy's ``PPoly.from_spline`` on every interval a value
+    can fall in (not empty, inside the fourth knot from each end), and zero elsewhere."""
+    ours, scipys = _pieces(knots), _scipy_pieces(knots)
+    used = [m for m in range(3, knots.size - 4) if knots[m] < knots[m + 1]]
+    assert used, "a knot vector with no interval"
+    scale = np.abs(scipys[used]).max(axis=(1, 2), keepdims=True)
+    assert (np.abs(ours[used] - scipys[used]) <= 1e-12 * scale).all()
+    assert not np.delete(ours, used, axis=0).any()
+    # each piece's basis functions add up to 1
+    np.testing.assert_allclose(ours[used, 3].sum(axis=1), 1.0, rtol=0, atol=1e-12)
 
 
 def test_model_fields_cover_the_schema_predictors() -> None:

@@ -34,14 +34,16 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
-from scipy.interpolate import BSpline
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Kind, Role
 from predictor.model._document import FieldDefinition, finite_array
+
+if TYPE_CHECKING:
+    from scipy.interpolate import BSpline
 
 MODEL_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.role is Role.PREDICTOR)
 """The schema's predictor fields, in schema order: one model term each."""
@@ -91,8 +93,8 @@ class Term:
         Whether ``missing_row`` is the term's own "not measured" column (True) or the training
         average of the term's columns (False).
     spline : scipy.interpolate.BSpline
-        (Built from the above, for a number.) The term's measured-value columns as one
-        vector-valued spline of the model-scale value.
+        (Built from the above, for a number, when first used.) The term's measured-value
+        columns as one vector-valued spline of the model-scale value.
     value_range : tuple of float
         Lowest and highest training value of a number, in the schema's unit.
     tertiles : tuple of float
@@ -118,7 +120,6 @@ class Term:
     unused: str = ""
     seen_levels: tuple[str, ...] | None = None
     # set by __post_init__
-    spline: BSpline = dataclasses.field(init=False, repr=False)
     _level_index: dict[str, int] = dataclasses.field(init=False, repr=False)
 
     @property
@@ -141,6 +142,17 @@ class Term:
             return ()
         return tuple(level for level in field.levels if level not in self.levels)
 
+    @functools.cached_property
+    def spline(self) -> BSpline:
+        """The term's measured-value columns as one vector-valued spline (a number only):
+        :meth:`FeatureMap.encode`'s dense design evaluates it; the sparse one, which scoring
+        uses, does not (:func:`_pieces`), so scoring never imports scipy."""
+        from scipy.interpolate import BSpline
+
+        if not self.is_spline:
+            raise TypeError(f"{self.field} is not a number")
+        return BSpline(self.knots, self.transform, SPLINE_DEGREE, extrapolate=False)
+
     @property
     def n_basis(self) -> int:
         """Columns for a measured value (without the "not measured" column)."""
@@ -152,9 +164,6 @@ class Term:
             n_basis = self.knots.size - SPLINE_DEGREE - 1
             if self.transform.shape != (n_basis, n_basis) or len(self.columns) != width:
                 raise ValueError(f"{self.field}: knots, transform and columns do not agree")
-            # The transformed basis functions as one vector-valued spline, built once.
-            basis = BSpline(self.knots, self.transform, SPLINE_DEGREE, extrapolate=False)
-            object.__setattr__(self, "spline", basis)
         elif self.unused and (self.columns or self.levels or self.learned_missing):
             raise ValueError(f"{self.field}: an unused field has no columns")
         elif len(self.columns) != len(self.levels) + self.learned_missing:
@@ -854,8 +863,6 @@ class Basis(NamedTuple):
 
 def _basis(features: FeatureMap) -> Basis:
     """Build :class:`Basis` for a feature map."""
-    from scipy.interpolate import PPoly
-
     terms, slices = features.terms, features.slices
     splines = [j for j, term in enumerate(terms) if term.is_spline]
     categories = [j for j, term in enumerate(terms) if not term.is_spline and not term.unused]
@@ -886,11 +893,7 @@ def _basis(features: FeatureMap) -> Basis:
         knots[s] = np.r_[t, np.full(width - t.size, t[-1])]
         interior[s, : n_basis - SPLINE_DEGREE - 1] = t[SPLINE_DEGREE + 1 : n_basis]
         last[s] = max(m for m in range(SPLINE_DEGREE, n_basis) if t[m] < t[m + 1])
-        for i in range(n_basis):
-            # the power-basis form of basis function i on each knot interval
-            piece = PPoly.from_spline(BSpline(t, np.eye(n_basis)[i], SPLINE_DEGREE)).c
-            for m in range(max(i, SPLINE_DEGREE), min(i + SPLINE_DEGREE, n_basis - 1) + 1):
-                polynomials[s, m, :, i - m + SPLINE_DEGREE] = piece[:, m]
+        polynomials[s, : t.size - 1] = _pieces(t)
         first = starts[j]
         # intervals no value falls in (before the fourth knot, past the last) have zero
         # polynomials; their columns are the missing value's, inside the term's own
@@ -916,3 +919,50 @@ def _basis(features: FeatureMap) -> Basis:
         missing_piece=width,
         width=(SPLINE_DEGREE + 1) * len(splines) + len(categories),
     )
+
+
+def _pieces(knots: np.ndarray) -> np.ndarray:
+    """The cubic B-spline basis of ``knots`` in power form, piece by piece.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(knots) - 1, 4, 4)
+        On knot interval ``m`` (``knots[m] <= x < knots[m + 1]``), basis function ``m - 3 + k``
+        is ``sum_p pieces[m, p, k] * u ** (3 - p)`` with ``u = x - knots[m]``: the layout of
+        :attr:`Basis.polynomials` (and of ``scipy.interpolate.PPoly.from_spline``'s
+        coefficients, which a test holds equal). Zeros on an interval no value falls in: one
+        that is empty (a repeated knot) or outside ``knots[3]`` to ``knots[-4]``.
+
+    The Cox-de Boor recursion, carried out on each piece's polynomial coefficients:
+    ``B[i, d] = (x - t[i]) / (t[i + d] - t[i]) B[i, d - 1]
+    + (t[i + d + 1] - x) / (t[i + d + 1] - t[i + 1]) B[i + 1, d - 1]``, a term with a zero
+    denominator being 0 (its ``B[., d - 1]`` is 0 everywhere). Built once per model, on Python
+    floats: about 10 intervals of 4 small polynomials per number field.
+    """
+    t = knots.tolist()
+    pieces = np.zeros((len(t) - 1, SPLINE_DEGREE + 1, SPLINE_DEGREE + 1))
+    for m in range(SPLINE_DEGREE, len(t) - SPLINE_DEGREE - 1):
+        if not t[m] < t[m + 1]:
+            continue
+        # the coefficients of u**0, u**1, ... of B[m - d + k, d], k = 0..d; first B[m, 0] = 1
+        basis = [[1.0]]
+        for d in range(1, SPLINE_DEGREE + 1):
+            raised = []
+            for k in range(d + 1):
+                i = m - d + k
+                poly = [0.0] * (d + 1)
+                if k > 0 and t[i + d] > t[i]:  # (u + t[m] - t[i]) / width * B[i, d - 1]
+                    width, shift = t[i + d] - t[i], t[m] - t[i]
+                    for p, c in enumerate(basis[k - 1]):
+                        poly[p] += shift * c / width
+                        poly[p + 1] += c / width
+                if k < d and t[i + d + 1] > t[i + 1]:  # (t[i+d+1] - t[m] - u) / width * B[i+1]
+                    width, shift = t[i + d + 1] - t[i + 1], t[i + d + 1] - t[m]
+                    for p, c in enumerate(basis[k]):
+                        poly[p] += shift * c / width
+                        poly[p + 1] -= c / width
+                raised.append(poly)
+            basis = raised
+        # rows by falling power (u**3 first), columns by basis function
+        pieces[m] = np.array(basis).T[::-1]
+    return pieces

@@ -75,7 +75,9 @@ Libraries considered (all MIT-compatible licences) and why none is used:
   product of the terms' grids), no REML/LAML, no prior mean.
 
 Written here it is about 250 lines of numpy/scipy, dependency-free, and tested against
-scikit-learn at a fixed penalty and against a directly computed LAML.
+scikit-learn at a fixed penalty and against a directly computed LAML. scipy is imported inside
+the functions that fit: loading and scoring a model reads this module's constants and
+:func:`term_penalties` only, and should not pay for scipy's import (about 0.3 s).
 """
 
 from __future__ import annotations
@@ -85,10 +87,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
-from scipy.linalg.blas import dsyrk as syrk
-from scipy.linalg.blas import dtrmm as trmm
-from scipy.special import expit, log_expit
 from threadpoolctl import threadpool_limits
 
 if TYPE_CHECKING:
@@ -211,6 +209,8 @@ def _penalty_matrix(blocks: _Blocks, lambdas: np.ndarray, size: int) -> np.ndarr
 def log_likelihood(logit: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Bernoulli log-likelihood of 0/1 outcomes ``y`` at log-odds ``logit`` (each term times
     its case weight, if given)."""
+    from scipy.special import log_expit
+
     terms = y * log_expit(logit) + (1.0 - y) * log_expit(-logit)
     return float(np.sum(terms) if weights is None else weights @ terms)
 
@@ -288,6 +288,10 @@ def _fit(
     tol: float,
     max_iter: int,
 ) -> FitResult:
+    from scipy.linalg import cho_solve
+    from scipy.linalg.blas import dsyrk as syrk
+    from scipy.special import expit
+
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n, p = X.shape
@@ -443,6 +447,8 @@ def _symmetric(matrix: np.ndarray) -> np.ndarray:
 
 
 def _cholesky(h: np.ndarray) -> tuple[np.ndarray, bool]:
+    from scipy.linalg import LinAlgError, cho_factor
+
     try:
         return cho_factor(h, lower=True)
     except LinAlgError as exc:
@@ -457,6 +463,9 @@ def _leverage(Z: np.ndarray, factor: tuple[np.ndarray, bool]) -> np.ndarray:
     """``diag(Z H^-1 Z')``, shape (n,), from the lower Cholesky factor ``L`` of ``H``: ``L^-1``
     (``p^3``, cheap), then ``h_i = |L^-1 z_i|^2`` by one triangular product over the rows (half
     the work of ``Z @ H^-1``)."""
+    from scipy.linalg import solve_triangular
+    from scipy.linalg.blas import dtrmm as trmm
+
     l_inv = solve_triangular(factor[0], np.eye(Z.shape[1]), lower=True)
     rows = trmm(1.0, l_inv, Z.T, lower=1)  # L^-1 Z', shape (p + 1, n); Z is not overwritten
     return np.einsum("ij,ij->j", rows, rows)
@@ -479,6 +488,8 @@ def _efs_step(
     predictor; ``factor`` the lower Cholesky factor ``L`` of ``H``; ``leverage`` the
     diagonal of ``Z H^-1 Z'`` (``_leverage``).
     """
+    from scipy.linalg import cho_solve
+
     n_blocks = len(lam)
     size = len(d)
     vp = cho_solve(factor, np.eye(size))
@@ -544,6 +555,8 @@ def _laml_at(
     the fit ``theta`` (its value ``log_lik``, its gradient, its Hessian ``-xtwx``: the working
     weights held fixed): no pass over the rows, and accurate near the fit, which is all the
     edge correction needs."""
+    from scipy.linalg import cho_solve
+
     s_lam = _penalty_matrix(blocks, lam, len(theta))
     factor = _cholesky(xtwx + s_lam)
     step = cho_solve(factor, gradient - s_lam @ (theta - theta0))
@@ -587,6 +600,8 @@ def _edge_corrected(
     left the 90% intervals too narrow. The coefficients are the fitted model's either way:
     only the intervals change. ``vp`` is the fit's posterior covariance ``H^-1`` at ``lam``.
     """
+    from scipy.linalg import cho_solve
+
     size = len(theta)
     curvature = -np.diag(_laml_hessian(vp, theta - theta0, blocks, lam))
     flat = np.flatnonzero((curvature < FLAT_CURVATURE) & (lam > LAMBDA_BOUNDS[0] * 1.001))
@@ -642,6 +657,8 @@ def _cholesky_root_derivatives(
     that ``V'' = sum over them of D D'``. ``dH / d rho_j = lambda_j S_j`` (fixed working
     weights); ``dL = L Phi(L^-1 dH L^-T)`` (``Phi``: the lower triangle, diagonal halved) and
     ``dR = -R dL' R``."""
+    from scipy.linalg import solve_triangular
+
     chol = np.tril(factor[0])
     size = chol.shape[0]
     l_inv = solve_triangular(chol, np.eye(size), lower=True)

@@ -42,9 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
-from predictor.model._additive import _Z, AdditiveModel
+from predictor.model._additive import _Z, AdditiveModel, _probabilities
 from predictor.model._document import finite_array, finite_number, read_document
 from predictor.model._features import FeatureMap, SparseDesign
 from predictor.model._fitter import fit_penalised_logistic, log_likelihood
@@ -123,9 +122,7 @@ class RecalibratedModel:
             + (self.slope**2 + s[1, 1]) * np.maximum(base_variance, 0.0)
         )
         half_width = _Z * np.sqrt(np.maximum(variance, 0.0))
-        return Scores(
-            logit, expit(logit), expit(logit - half_width), expit(logit + half_width), contributions
-        )
+        return Scores(logit, *_probabilities(logit, half_width), contributions)
 
     def labels(self, probability: np.ndarray) -> np.ndarray:
         """The base's labels (its threshold)."""

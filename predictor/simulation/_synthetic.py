@@ -97,7 +97,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtr, ndtri
 
 from data_schemas import validate
 from predictor._params import (
@@ -307,6 +306,8 @@ def _truncated_normal(
     size: int,
 ) -> np.ndarray:
     """Normal(mean, sd) truncated to [low, high], by inverse transform (no rejection loop)."""
+    from scipy.special import ndtr, ndtri
+
     a, b = ndtr((low - mean) / sd), ndtr((high - mean) / sd)
     return mean + sd * ndtri(a + (b - a) * rng.random(size))
 
@@ -329,6 +330,8 @@ def draw_patients(n: int, rng: np.random.Generator, *, site: Site = HOUSE_SITE) 
     pandas.DataFrame, shape (n, 18)
         The schema's patient fields, unvalidated (plain strings and floats).
     """
+    from scipy.special import expit
+
     mix, missing = site.case_mix, site.missingness
     age = np.round(_truncated_normal(rng, mix.age_mean, mix.age_sd, 18.0, 80.0, n))
     female = rng.random(n) < mix.female
@@ -404,12 +407,18 @@ def draw_patients(n: int, rng: np.random.Generator, *, site: Site = HOUSE_SITE) 
     )
 
 
-_CRP_STEP_AT_TYPICAL = float(expit(np.log(1.7 / 3.0) / 0.3))
+def _crp_step(crp: np.ndarray) -> np.ndarray:
+    """The CRP threshold shape (see :class:`ResponseModel`): a smooth step at 3 mg/L, 0 at the
+    typical 1.7 mg/L."""
+    from scipy.special import expit
+
+    return expit(np.log(crp / 3.0) / 0.3) - float(expit(np.log(1.7 / 3.0) / 0.3))
+
 
 _SHAPES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     # term:shape -> the shape, 0 at the term's typical value (see ResponseModel)
     "crp:tanh": lambda crp: np.tanh(np.log(crp / 1.7)),
-    "crp:threshold": lambda crp: expit(np.log(crp / 3.0) / 0.3) - _CRP_STEP_AT_TYPICAL,
+    "crp:threshold": _crp_step,
     "bdnf:tanh": lambda bdnf: np.tanh((bdnf - 22.0) / 10.0),
     "bdnf:linear": lambda bdnf: (bdnf - 22.0) / 10.0,
     "delta_sleep_ratio:tanh": lambda dsr: np.tanh(np.log(dsr / 1.2) / 0.35),
@@ -527,6 +536,8 @@ def simulate_cohort(
     True
     """
     check("simulate_cohort", _SIMULATE_PARAMETERS, locals())
+    from scipy.special import expit
+
     rng = np.random.default_rng(seed)
     patients = draw_patients(int(n), rng, site=site)
     probability = expit(response_logit(patients, site.response if model is None else model))
