@@ -4,6 +4,7 @@ design's arithmetic (kept here as the reference) to 1e-12, on random and edge in
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -190,6 +191,18 @@ def test_sparse_scores_equal_the_dense_arithmetic_at_knots_and_range_ends(
 @pytest.mark.parametrize("n", [0, 1, 2], ids=["none", "one", "two"])
 def test_sparse_scores_of_a_few_rows(model: AdditiveModel, n: int) -> None:
     _assert_scores_match(model, _random_records(model, n, seed=9))
+
+
+def test_the_models_scoring_numbers_do_not_depend_on_the_blas_threads() -> None:
+    # They are made once and kept: made under score's one thread or predict's default ones,
+    # they must be the same, or every later score would carry that moment's thread count.
+    from threadpoolctl import threadpool_limits
+
+    shipped = load_model()
+    made = dataclasses.replace(shipped)._basis_numbers  # a copy has none made yet
+    with threadpool_limits(1):
+        made_on_one = dataclasses.replace(shipped)._basis_numbers
+    assert np.array_equal(made, made_on_one)
 
 
 def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:

@@ -185,10 +185,14 @@ class AdditiveModel:
         is the posterior covariance in that basis, so that ``x' V x = |z @ H|^2`` for the
         design row ``x`` of ``z``."""
         to_design = self.features.basis.to_design
-        effect = to_design[:, 1:] @ self.coef  # each basis column's effect on its own term
+        # Products by einsum, not BLAS: OpenBLAS rounds some products differently with another
+        # number of threads, and these numbers are made once and kept, so every score would
+        # carry the thread count of the moment they were made (score's one, or predict's).
+        effect = np.einsum("ij,j->i", to_design[:, 1:], self.coef)  # each column's own effect
         own_term = (to_design[:, 1:] != 0.0) @ self.features.membership > 0.0
         by_term = np.where(own_term, effect[:, None], 0.0)
-        return np.hstack([by_term, to_design @ np.linalg.cholesky(self.covariance)])
+        root = np.linalg.cholesky(self.covariance)  # the same for 1 and 2 threads (a test)
+        return np.hstack([by_term, np.einsum("ij,jk->ik", to_design, root)])
 
     @functools.cached_property
     def _row_starts(self) -> np.ndarray:
