@@ -320,8 +320,9 @@ def _first_bytes(values: pa.Array) -> np.ndarray:
     if data is None or len(values) == 0:
         return first
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    ends = slice(values.offset, values.offset + len(values) + 1)
-    bounds = np.frombuffer(offsets, dtype=width)[ends].astype(np.int64, copy=False)
+    # (Arrow asks only that the offsets' buffer be long enough: read just the offsets in use)
+    used = np.frombuffer(offsets, dtype=width, count=values.offset + len(values) + 1)
+    bounds = used[values.offset :].astype(np.int64, copy=False)
     texts = np.flatnonzero(bounds[1:] > bounds[:-1])
     first[texts] = np.frombuffer(data, dtype=np.uint8)[bounds[texts]]
     return first
