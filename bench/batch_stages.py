@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ def main() -> None:
             return result
 
         chunks = stage("main", "read and parse", lambda: read_chunks(source))
-        blobs = stage("main", "pickle chunks", lambda: [pickle.dumps(c, 5) for c in chunks])
+        # as the process pool pickles a task (with its default protocol, 4)
+        blobs = stage("main", "pickle chunks", lambda: [ForkingPickler.dumps(c) for c in chunks])
         stage("worker", "unpickle chunks", lambda: [pickle.loads(b) for b in blobs])
         cleans = stage(
             "worker", "validate", lambda: [validate(c.frame, decimal=".")[0] for c in chunks]
