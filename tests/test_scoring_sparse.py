@@ -205,6 +205,31 @@ def test_the_models_scoring_numbers_do_not_depend_on_the_blas_threads() -> None:
     assert np.array_equal(made, made_on_one)
 
 
+def test_a_patients_numbers_do_not_depend_on_who_is_scored_with_them() -> None:
+    # BLAS sums the last row of an odd number of rows otherwise: scored alone, among 2 to
+    # 1,100 others, as predict(dict) or with another number of BLAS threads, each patient's
+    # numbers are the same to the last bit (so score's --chunk-rows changes no byte)
+    from threadpoolctl import threadpool_limits
+
+    from data_schemas import validate
+    from predictor import predict
+
+    shipped = load_model()
+    assert isinstance(shipped, AdditiveModel)
+    cohort = simulate_cohort(1100, seed=11).drop(columns="responded")
+    records = validate(cohort).clean
+    whole = shipped.score(shipped.features.encode(records, sparse=True).design)
+    for n in (1, 2, 3, 7, 15, 16, 17, 33, 1023, 1025):
+        with threadpool_limits(1 if n % 2 else None):
+            part = shipped.score(shipped.features.encode(records.iloc[:n], sparse=True).design)
+        for got, expected in zip(part, whole, strict=True):
+            assert np.array_equal(got, expected[:n])
+    for i in (0, 6, 1024):
+        alone = predict(cohort.iloc[i].dropna().to_dict())
+        assert alone.probability == whole.probability[i]
+        assert alone.interval == (whole.low[i], whole.high[i])
+
+
 def test_sparse_rows_touch_at_most_four_basis_functions_per_number() -> None:
     model = load_model()
     records = _random_records(model, 500, seed=4)

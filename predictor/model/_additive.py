@@ -69,6 +69,11 @@ _Z = 1.6448536269514722
 2``, 1.645 for 90% (``scipy.special.ndtri``'s, to the last bit: a test holds them equal)."""
 SCORE_BLOCK_ROWS = 1024
 """Rows of a sparse design scored at a time: the block's basis rows stay in the cache."""
+SCORE_TILE_ROWS = 16
+"""A block's rows are a multiple of this (zero rows added, their results dropped): BLAS
+rounds a row of a product alike only among rows in full tiles of its kernel (the last row of
+an odd number is summed otherwise), and a patient's numbers must not depend on how many others
+are scored with them. 16 is a multiple of the row tiles of OpenBLAS's x86 kernels."""
 
 
 def _probabilities(
@@ -235,19 +240,21 @@ class AdditiveModel:
         terms = len(features.terms)
         contributions = np.empty((n, terms))
         variance = np.empty(n)
-        block = np.zeros((min(n, SCORE_BLOCK_ROWS), basis.size))
+        tiled = -(-min(n, SCORE_BLOCK_ROWS) // SCORE_TILE_ROWS) * SCORE_TILE_ROWS
+        block = np.zeros((tiled, basis.size))
         for start in range(0, n, SCORE_BLOCK_ROWS):
             stop = min(n, start + SCORE_BLOCK_ROWS)
             columns, values = features.nonzero(design, start, stop)
-            rows = block[: stop - start]
+            rows = block[: -(-(stop - start) // SCORE_TILE_ROWS) * SCORE_TILE_ROWS]
             if start:  # a block's rows are zeros when it is first used
                 rows[:] = 0.0
-            rows[:, 0] = 1.0  # the intercept
+            rows[: stop - start, 0] = 1.0  # the intercept
             flat = self._row_starts[: stop - start] + columns
             rows.reshape(-1)[flat.reshape(-1)] = values.reshape(-1)
             # one product gives the terms (a sum of at most four nonzero products each: other
-            # columns add exact zeros) and the projection whose square is x' V x
-            product = rows @ numbers
+            # columns add exact zeros) and the projection whose square is x' V x; in whole
+            # tiles of rows (SCORE_TILE_ROWS), of which the added zero rows are dropped
+            product = (rows @ numbers)[: stop - start]
             np.subtract(product[:, :terms], self.term_means, out=contributions[start:stop])
             projected = product[:, terms:]
             variance[start:stop] = np.einsum("ij,ij->i", projected, projected)
