@@ -201,7 +201,7 @@ def parse_value(
         return None, Reason.NOT_FINITE
     if field.kind is Kind.INTEGER and not cell.is_integer():
         return None, Reason.NOT_AN_INTEGER
-    number = cell * factor
+    number = cell * factor + 0.0  # "-0" is 0.0, as on the vector path
     low, high = field.bounds
     if number < low or number > high:
         return number, Reason.OUT_OF_RANGE
@@ -503,7 +503,7 @@ def _check_numbers(
         flag(infinite, Reason.NOT_FINITE)
         if field.kind is Kind.INTEGER:
             flag(~infinite & ~missing & (number != np.floor(number)), Reason.NOT_AN_INTEGER)
-        converted = number * factor
+        converted = number * factor + 0.0  # -0.0 + 0.0 is 0.0: "-0" and "0" read alike
         low, high = field.bounds
         flag(~infinite & ((converted < low) | (converted > high)), Reason.OUT_OF_RANGE)
     return ParsedColumn(np.where(codes > 0, np.nan, converted), codes, converted)

@@ -1573,6 +1573,24 @@ def test_parse_column_of_strings_parses_distinct_values_as_each_cell_alone(field
             assert _same(float(column.values[i]), float(alone.values[0]))
 
 
+@pytest.mark.parametrize("cells", [["-0"], ["-0", "1"], ["-0.0", "+0", "-00"]])
+def test_minus_zero_reads_as_zero_on_every_path(cells):
+    # "-0" is 0: the Arrow cast, Python's float and the general rules must not keep a sign
+    # that pandas' to_numeric drops (CI found the fast path writing -0.0 where the rest wrote 0).
+    field = FIELDS_BY_NAME["baseline_madrs"]
+    series = pd.Series(cells, dtype="str")
+    paths = {
+        "column": parse_column(field, series, 1.0).values,
+        "general": _parse_column(field, series, 1.0, ".").values,
+        "each": np.array([parse_value(field, c)[0] for c in cells], dtype=np.float64),
+        "floats": parse_column(field, pd.Series([-0.0] * len(cells)), 1.0).values,
+    }
+    for path, values in paths.items():
+        zeros = np.asarray(values)[[c.lstrip("+-").strip("0.") == "" for c in cells]]
+        assert len(zeros) > 0 and (zeros == 0).all(), path
+        assert not np.signbit(zeros).any(), path
+
+
 _PLAIN_CELLS = st.one_of(
     st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,17})?", fullmatch=True),
     st.from_regex(r"\.[0-9]{1,16}", fullmatch=True),
