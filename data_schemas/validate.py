@@ -574,8 +574,13 @@ def validate(
         bad = np.flatnonzero(parsed.bad)
         bad_rows[bad] = True
         # The bad cells taken at once: iterating their array gives what series.iloc[i] gives
-        # (numpy scalars stay numpy scalars), without pandas' indexing per cell.
-        cells = series.iloc[bad].array
+        # (numpy scalars stay numpy scalars), without pandas' indexing per cell. A Categorical
+        # array gives Python scalars (a float32 0.1 would show as 0.10000000149011612): there
+        # series.iloc[i] per cell.
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            cells = [series.iloc[i] for i in bad.tolist()]
+        else:
+            cells = series.iloc[bad].array
         for i, raw in zip(bad.tolist(), cells, strict=True):
             row = frame.index[i]
             row = row.item() if isinstance(row, np.generic) else row

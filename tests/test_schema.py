@@ -1635,8 +1635,12 @@ def test_parse_column_of_plain_numbers_agrees_with_the_general_rules(field, valu
         ("sex", pd.Series(["x", "F", None, "?"], dtype="str")),
         ("sex", pd.Series(["x", "F", None, "?"], dtype="string")),
         ("current_naltrexone", pd.Series([2.0, 1.0, np.inf, -0.5])),
+        (
+            "age_years",
+            pd.Series(np.array([0.1, 30, 12.5, 0.1], dtype=np.float32)).astype("category"),
+        ),
     ],
-    ids=["float32", "Int64", "object", "str", "string", "float64"],
+    ids=["float32", "Int64", "object", "str", "string", "float64", "category-float32"],
 )
 def test_validate_problem_value_is_the_cell_as_series_iloc_gives_it(field, column):
     # The bad cells are taken at once; each problem's value must still be the cell as
