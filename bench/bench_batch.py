@@ -27,6 +27,9 @@ field a clinic has, no outcome; not timed), then times, in one run, each ``--rep
     timed). The fast reader stops at each and the ``csv`` module reads on from there; the
     pieces they read are put together into chunks of ``--chunk-rows``, so the time should stay
     near (a)'s, not grow with the number of stray quotes.
+(f) one more run of (a) with 2 workers, for where its CPU goes: the main process (reading,
+    handing chunks to the workers, appending their files to the output) against the workers
+    (everything else), from ``getrusage`` at its exit.
 
 Targets (issue 17): (a) with 2 workers <= 3 x (b) (goal 1.5 x), for 1,000,000 and 5,000,000
 rows; (d) <= 1.5 x (a) with 2 workers. Timings on the project's 2-core machine are noisy (it is
@@ -144,6 +147,33 @@ def end_to_end(arguments: list[str]) -> tuple[float, float]:
     if child.returncode not in (0, 1):
         raise SystemExit(f"score failed: {err}")
     return seconds, peak / 2**20
+
+
+_CPU_SPLIT = """
+import atexit, resource, runpy, sys
+
+def report():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(own.ru_utime, own.ru_stime, workers.ru_utime, workers.ru_stime, file=sys.stderr)
+
+atexit.register(report)
+sys.argv = ["predictor", *sys.argv[1:]]
+runpy.run_module("predictor", run_name="__main__", alter_sys=True)
+"""
+"""``python -m predictor`` run by runpy as ``-m`` runs it, printing at exit the CPU seconds
+(user, system) of its own process and of its worker processes together (waited for)."""
+
+
+def cpu_split(arguments: list[str]) -> tuple[float, float, float, float]:
+    """CPU seconds of ``python -m predictor ARGUMENTS`` (one run): user and system time of the
+    main process, then of its worker processes together."""
+    command = [sys.executable, "-c", _CPU_SPLIT, *arguments, "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, env=ENVIRONMENT, check=False)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"score failed: {done.stderr}")
+    user, system, workers_user, workers_system = map(float, done.stderr.split()[-4:])
+    return user, system, workers_user, workers_system
 
 
 def split(source: Path, folder: Path, parts: int) -> None:
@@ -328,6 +358,14 @@ def main() -> None:
         print(f"    (a) / (b): {one / floor:.2f} with 1 worker, {two / floor:.2f} with 2 workers")
         if runs["dask"]:
             print(f"    (d) / (a, 2 workers): {min(runs['dask']) / two:.2f}")
+        user, system, workers_user, workers_system = cpu_split(
+            ["score", str(source), "--out", str(out), "--workers", "2"]
+        )
+        print(
+            f"(f) CPU of one more run of (a) with 2 workers: main process {user:.2f} s user + "
+            f"{system:.2f} s system, its workers together {workers_user:.2f} s user + "
+            f"{workers_system:.2f} s system"
+        )
         if not args.skip_naive:
             c = naive(source, root / "naive.csv")
             print(f"(c) naive path: {c:6.2f} s ({c / two:.1f} x (a) with 2 workers)")
