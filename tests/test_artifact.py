@@ -310,6 +310,12 @@ def _spline_to_category(document: dict) -> None:
     _first_spline(document).update(knots=[], transform=[], levels=["a"] * 8)
 
 
+def _set_knot(document: dict, position: int, to: int) -> None:
+    """The first spline's knot at ``position`` made equal to its knot at ``to``."""
+    knots = _first_spline(document)["knots"]
+    knots[position] = knots[to]
+
+
 def _asymmetric(document: dict) -> None:
     document["covariance"][0][1] += 1e-3
 
@@ -376,7 +382,19 @@ MISSHAPEN = {  # id: (edit of the model text, detail in the message)
     ),
     "knots-decreasing": (
         _edit(lambda d: _first_spline(d)["knots"].reverse()),
-        "knots must be non-decreasing",
+        "knots must be a clamped cubic knot vector",
+    ),
+    "knot-repeated-at-the-end": (  # scored differently by the sparse and the dense basis
+        _edit(lambda d: _set_knot(d, -5, -1)),
+        "knots must be a clamped cubic knot vector",
+    ),
+    "knot-repeated-inside": (
+        _edit(lambda d: _set_knot(d, 5, 4)),
+        "knots must be a clamped cubic knot vector",
+    ),
+    "knots-not-clamped": (
+        _edit(lambda d: _first_spline(d)["knots"].__setitem__(0, -1e3)),
+        "knots must be a clamped cubic knot vector",
     ),
     "range-beyond-knots": (
         _edit(lambda d: _first_spline(d)["value_range"].__setitem__(1, 1e5)),

@@ -32,7 +32,8 @@ and it refuses, with a message saying what is wrong, a file that:
 * has a number that is not finite or is larger than
   :data:`~predictor.model._document.MAX_MAGNITUDE`, or an array of the wrong shape;
 * has a term that does not fit its field (levels, kind, column names that do not match the
-  levels and basis), a spline whose knots decrease or whose training range (on the model
+  levels and basis), a spline whose knots are not as training makes them (each end four
+  times, increasing in between) or whose training range (on the model
   scale) is not inside its knots, tertiles outside that range;
 * has a threshold outside (0, 1), a penalty that is not positive, or a covariance that is not
   symmetric positive definite.

@@ -242,6 +242,16 @@ def _knots(values: np.ndarray) -> np.ndarray:
     )
 
 
+def _is_clamped(knots: np.ndarray) -> bool:
+    """Whether ``knots`` is of the form :func:`_knots` makes: each end repeated
+    ``SPLINE_DEGREE + 1`` times, strictly increasing between them."""
+    ends = knots[: SPLINE_DEGREE + 1], knots[-SPLINE_DEGREE - 1 :]
+    breaks = knots[SPLINE_DEGREE : knots.size - SPLINE_DEGREE]
+    return bool((ends[0] == ends[0][0]).all() and (ends[1] == ends[1][0]).all()) and bool(
+        (np.diff(breaks) > 0).all()
+    )
+
+
 def smoothness_transform(n_basis: int) -> np.ndarray:
     """Columns turning B-spline coefficients into (level, slope, wiggles): ``beta = T @ theta``.
 
@@ -350,7 +360,8 @@ def _term_levels(definition: FieldDefinition) -> tuple[str, ...]:
 
 def _term_from_document(entry: Mapping[str, Any], definition: FieldDefinition) -> Term:
     """Read one term, checking it against its field's definition and that the scorer gets
-    finite numbers from it: a spline's knots non-decreasing with at least one basis interval,
+    finite numbers from it: a spline's knots clamped and increasing between its ends (as
+    training makes them) with at least one basis interval,
     at least four basis functions, its training range (on the model scale) inside the basis
     interval, its tertiles inside the range; column names that match the levels and basis."""
     field = definition.name
@@ -374,9 +385,13 @@ def _term_from_document(entry: Mapping[str, Any], definition: FieldDefinition) -
     transform = np.empty((0, 0))
     if knots.size:
         # two distinct values give the fewest knots training makes for a used number
-        if knots.size < 2 * SPLINE_DEGREE + 2 or (np.diff(knots) < 0).any():
+        # as training makes them (_knots): the scorer's table of pieces and the dense basis
+        # disagree on a knot vector with a repeated break (up to 0.15 in a logit)
+        if knots.size < 2 * SPLINE_DEGREE + 2 or not _is_clamped(knots):
             raise ValueError(
-                f"{field}: its knots must be non-decreasing, at least {2 * SPLINE_DEGREE + 2}"
+                f"{field}: its knots must be a clamped cubic knot vector, as training makes "
+                f"them: the first {SPLINE_DEGREE + 1} equal, the last {SPLINE_DEGREE + 1} "
+                f"equal, increasing in between; at least {2 * SPLINE_DEGREE + 2}"
             )
         n_basis = knots.size - SPLINE_DEGREE - 1
         transform = finite_array(entry["transform"], "transform", (n_basis, n_basis))
