@@ -77,9 +77,13 @@ def start_process() -> None:
     reuse_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command line's handler, if forked
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    threadpool_limits(1)  # for the whole life of the process
+    # For the whole life of the process. A forked worker has its parent's one thread already
+    # (score holds one while its workers start); setting it again would make OpenBLAS start a
+    # thread that spins for about 0.1 s of CPU, beside the workers and the reader.
+    if any(library["num_threads"] != 1 for library in threadpool_info()):
+        threadpool_limits(1)
 
 
 def can_fork() -> bool:

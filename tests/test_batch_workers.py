@@ -172,6 +172,38 @@ def test_a_worker_process_reuses_the_memory_it_frees() -> None:
     assert faults < 1_000
 
 
+THREADS_PROBE = """
+import os
+from threadpoolctl import threadpool_info, threadpool_limits
+from predictor._processes import start_process
+
+def blas_threads():
+    return sorted({library["num_threads"] for library in threadpool_info()})
+
+start_process()  # a worker started afresh (forkserver)
+print(blas_threads())
+held = threadpool_limits(1)  # as score holds it while its workers fork
+child = os.fork()
+if child == 0:
+    start_process()
+    print(blas_threads(), len(os.listdir("/proc/self/task")), flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork and /proc")
+def test_a_worker_process_has_one_blas_thread_and_starts_no_other() -> None:
+    # A forked worker inherits its parent's one BLAS thread; setting it again made OpenBLAS
+    # start a thread (which spun for 0.1 s of CPU): the forked worker has one thread in all.
+    probe = [sys.executable, "-c", THREADS_PROBE]
+    fresh, forked = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split(
+        "\n", 1
+    )
+    assert fresh == "[1]"
+    assert forked.split() == ["[1]", "1"]
+
+
 def test_chunks_in_flight_are_bounded(messy_file: Path) -> None:
     pulled = 0
 
