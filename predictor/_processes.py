@@ -53,20 +53,93 @@ def reuse_freed_memory() -> None:
     memory is unchanged: what the process keeps is what it asks for again for the next chunk.
 
     Only for processes of this package (its worker processes, and the command line's), never
-    a process that imported it: the setting is the whole process's. A no-op where the C
-    library is not glibc, or does not have ``mallopt``: a setting for speed, never an error.
+    a process that imported it: the setting is the whole process's (a Dask worker's tasks use
+    :func:`freed_memory_kept`). A no-op where the C library is not glibc, or does not have
+    ``mallopt``: a setting for speed, never an error.
     """
+    _set_thresholds(mmap=32 << 20, trim=1 << 30)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_GLIBC_DEFAULT = 128 << 10
+"""glibc's default trim and mapping thresholds (128 KiB; it raises them as a process runs,
+unless they were set)."""
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc with ``mallopt`` and ``malloc_trim``, else None."""
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return
+        return None
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 1 << 30)
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def _set_thresholds(*, mmap: int, trim: int) -> None:
+    """glibc's mapping and trim thresholds (a no-op without glibc)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap)
+        libc.mallopt(_M_TRIM_THRESHOLD, trim)
+
+
+def _environment_threshold(name: str) -> int:
+    """A threshold as this process's environment sets it for glibc (``MALLOC_TRIM_THRESHOLD_``
+    or ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=...``, and the same for ``mmap``), else
+    glibc's default."""
+    tunables = dict(
+        item.partition("=")[::2]
+        for item in os.environ.get("GLIBC_TUNABLES", "").split(":")
+        if "=" in item
+    )
+    for text in (
+        tunables.get(f"glibc.malloc.{name}_threshold"),
+        os.environ.get(f"MALLOC_{name.upper()}_THRESHOLD_"),
+    ):
+        if text is not None and text.strip().isdigit():
+            return int(text)
+    return _GLIBC_DEFAULT
+
+
+_kept = 0
+"""How many :func:`freed_memory_kept` blocks are open in this process."""
+_kept_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def freed_memory_kept() -> Iterator[None]:
+    """:func:`reuse_freed_memory` for the time of a block, in a process this package does not
+    own: a Dask worker scoring a file.
+
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, so that they give freed
+    memory back at once; scoring, which frees and allocates the same arrays chunk after chunk,
+    then had every page zeroed again by the kernel (a million rows in 4 files on 2 Dask
+    workers: 5.8-5.9 s, 3.5-3.8 s with the memory kept). When the last block open in the
+    process ends, the thresholds are set back to what the environment gave glibc (its
+    defaults otherwise; glibc then no longer raises them by itself) and the free memory at the
+    top of the heap is given back (``malloc_trim``). Blocks may be open in several threads.
+    """
+    global _kept
+    with _kept_lock:
+        _kept += 1
+        if _kept == 1:
+            reuse_freed_memory()
+    try:
+        yield
+    finally:
+        with _kept_lock:
+            _kept -= 1
+            if _kept == 0:
+                _set_thresholds(
+                    mmap=_environment_threshold("mmap"), trim=_environment_threshold("trim")
+                )
+                libc = _glibc()
+                if libc is not None:
+                    libc.malloc_trim(0)
 
 
 def start_process() -> None:

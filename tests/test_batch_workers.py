@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from predictor import InvalidParameterError, load_model
 from predictor._cli import main
+from predictor._processes import _environment_threshold
 from predictor.io._batch import (
     IN_FLIGHT_PER_WORKER,
     SPOOL_PREFIX,
@@ -170,6 +171,71 @@ def test_a_worker_process_reuses_the_memory_it_frees() -> None:
     probe = [sys.executable, "-c", REUSE_PROBE]
     faults = int(subprocess.run(probe, capture_output=True, text=True, check=True).stdout)
     assert faults < 1_000
+
+
+KEPT_PROBE = """
+import resource
+import numpy as np
+from predictor._processes import freed_memory_kept
+
+def faults():
+    for _ in range(2):  # the first round may map memory: counted from the second
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):  # a chunk's arrays, allocated and freed chunk after chunk
+            arrays = [np.ones(3 << 20) for _ in range(3)]  # 24 MiB each
+            del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+before = faults()
+with freed_memory_kept():
+    with freed_memory_kept():  # as two tasks on two threads: kept until the last one ends
+        pass
+    inside = faults()
+after = faults()
+print(before, inside, after)
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="a glibc setting"
+)
+def test_a_dask_task_keeps_freed_memory_only_while_it_runs() -> None:
+    # A Dask worker gives freed memory back at once (MALLOC_TRIM_THRESHOLD_=65536): about
+    # 20,000 pages faulted in afresh per 20 rounds. A scoring task keeps it (none), and the
+    # worker's own setting is back once the task ends.
+    probe = [sys.executable, "-c", KEPT_PROBE]
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    done = subprocess.run(probe, capture_output=True, text=True, check=True, env=env)
+    before, inside, after = map(int, done.stdout.split())
+    assert before > 10_000 and after > 10_000
+    assert inside < 1_000
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, (128 << 10, 128 << 10)),
+        ({"MALLOC_TRIM_THRESHOLD_": "65536"}, (65536, 128 << 10)),
+        ({"MALLOC_MMAP_THRESHOLD_": " 4096 ", "MALLOC_TRIM_THRESHOLD_": "x"}, (128 << 10, 4096)),
+        (
+            {
+                "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=7:glibc.malloc.mmap_threshold=9",
+                "MALLOC_TRIM_THRESHOLD_": "65536",
+            },
+            (7, 9),
+        ),
+    ],
+    ids=["defaults", "dask", "mmap-only", "tunables"],
+)
+def test_the_thresholds_set_back_are_the_environments(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: tuple[int, int]
+) -> None:
+    for name in ("GLIBC_TUNABLES", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    trim, mmap = _environment_threshold("trim"), _environment_threshold("mmap")
+    assert (trim, mmap) == expected
 
 
 THREADS_PROBE = """

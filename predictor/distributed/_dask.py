@@ -25,6 +25,7 @@ import pandas as pd
 
 from data_schemas import PredictorError, validate
 from predictor._params import BOOL, ParameterTable, check
+from predictor._processes import freed_memory_kept
 from predictor._scoring import MODEL_CONSTRAINTS, ModelLike, scored_table
 from predictor.io import BatchError, problems_as_rejects, score_csv
 from predictor.model import Model, ModelFileError, load_model, read_manifest
@@ -255,8 +256,10 @@ def _parts(inputs: list[Path], folder: Path, what: str) -> list[Path]:
 def _score_file(
     source: str, out: str, rejects: str | None, ref: _ModelRef, options: dict[str, Any]
 ) -> Any:
-    """One file scored on a worker (one process: the cluster is the parallelism)."""
-    return score_csv(source, out, rejects=rejects, model=ref.load(), workers=1, **options)
+    """One file scored on a worker (one process: the cluster is the parallelism), the memory
+    it frees kept for its next chunk while it runs (:func:`freed_memory_kept`)."""
+    with freed_memory_kept():
+        return score_csv(source, out, rejects=rejects, model=ref.load(), workers=1, **options)
 
 
 def score_files_dask(
