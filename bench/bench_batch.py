@@ -69,7 +69,9 @@ ENVIRONMENT = dict(os.environ)
 Starting a ``LocalCluster`` sets variables in its parent's environment for its workers,
 ``MALLOC_TRIM_THRESHOLD_=65536`` among them: a ``score`` started afterwards with it spent
 about 4 s more in the kernel per million rows (glibc then returns freed memory at once and
-maps every large array afresh), which made (a) 40% slower in the runs with (d) than without."""
+maps every large array afresh), which made (a) 40% slower in the runs with (d) than without.
+``score`` now sets its processes' thresholds itself, but (a) should measure ``score`` as a
+user's shell starts it, not as a Dask cluster left this process."""
 
 
 def write_cohort(path: Path, rows: int) -> None:
