@@ -118,10 +118,11 @@ def freed_memory_kept() -> Iterator[None]:
     Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, so that they give freed
     memory back at once; scoring, which frees and allocates the same arrays chunk after chunk,
     then had every page zeroed again by the kernel (``bench/bench_batch.py``'s Dask path, a
-    million rows in 4 files on 2 Dask workers: 6.0-6.1 s, 3.6 s with the memory kept). When the last block open in the
-    process ends, the thresholds are set back to what the environment gave glibc (its
-    defaults otherwise; glibc then no longer raises them by itself) and the free memory at the
-    top of the heap is given back (``malloc_trim``). Blocks may be open in several threads.
+    million rows in 4 files on 2 Dask workers: 6.0-6.1 s, 3.6 s with the memory kept). When
+    the last block open in the process ends, the thresholds are set back to what the
+    environment gave glibc (its defaults otherwise; glibc then no longer raises them by
+    itself) and the free memory at the top of the heap is given back (``malloc_trim``).
+    Blocks may be open in several threads.
     """
     global _kept
     with _kept_lock:
