@@ -53,6 +53,8 @@ _SIGNALLED = threading.Event()
 
 
 def _stop(signum: int, frame: object) -> None:
+    if _SIGNALLED.is_set():  # a second Ctrl-C while the first one's cleanup runs: noted once
+        return
     _SIGNALLED.set()
     raise KeyboardInterrupt
 
@@ -61,13 +63,14 @@ def _stop(signum: int, frame: object) -> None:
 def stopping_on_signals() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` that no write can miss.
 
-    Each signal is noted and raised. Every write of this module refuses to put its files in
-    place once a signal was noted (it raises ``KeyboardInterrupt`` and discards them), and the
-    block raises ``KeyboardInterrupt`` at its end if the exception was lost on the way: Python
-    drops one raised inside a weakref callback (importlib's module locks), an at-fork function
-    or a ``__del__``. A signal that was ignored when the block began (a shell's background
-    job) stays ignored. Only the main thread can set handlers: elsewhere the block does
-    nothing.
+    The first signal is noted and raised; one that follows while the block is still open (an
+    impatient second Ctrl-C) is ignored, so that it cannot cut short the first one's cleanup.
+    Every write of this module refuses to put its files in place once a signal was noted (it
+    raises ``KeyboardInterrupt`` and discards them), and the block raises ``KeyboardInterrupt``
+    at its end if the exception was lost on the way: Python drops one raised inside a weakref
+    callback (importlib's module locks), an at-fork function or a ``__del__``. A signal that
+    was ignored when the block began (a shell's background job) stays ignored. Only the main
+    thread can set handlers: elsewhere the block does nothing.
 
     Examples
     --------

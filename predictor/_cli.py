@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import gc
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -970,6 +971,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on in this process: it was interrupted, has cleaned
+    up and is ending. Python sets its own handlers back to the default as it shuts down, so a
+    second Ctrl-C then killed it (exit -2, not 130); an ignored signal stays ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -995,6 +1004,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
+        if own_process:  # cleaned up, and it ends next: a second Ctrl-C must not change that
+            _ignore_stop_signals()
         _say("interrupted: no output file was written (an existing one is unchanged)")
         return EXIT_INTERRUPTED
     except MemoryError:

@@ -586,6 +586,37 @@ def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2], ids=["1-worker", "2-workers"])
+def test_score_interrupted_again_and_again_still_exits_130_and_leaves_the_old_file(
+    tmp_path: Path, big_input: Path, workers: int
+) -> None:
+    """Ctrl-C held down: SIGINT every 2 ms until the scorer ends. A second signal used to cut
+    the first one's cleanup short, or to kill the scorer as Python shut down (its handlers
+    then back to the default: exit -2, in about half the runs)."""
+    (tmp_path / "out.csv").write_text("previous output\n")
+    process = subprocess.Popen(
+        _score_command(big_input, tmp_path, workers),
+        stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,
+    )
+    try:
+        _signal_each([process], [tmp_path], [0.1], signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.002)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"Traceback" not in err, err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert (tmp_path / "out.csv").read_text() == "previous output\n"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named-temporary"])
 def test_score_killed_leaves_no_partial_file_or_one_the_next_run_removes(
     tmp_path: Path, big_input: Path, unnamed: bool
