@@ -36,6 +36,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO, cast
@@ -48,29 +49,34 @@ NO_UNNAMED_FILES = "KETAMINE_PREDICTOR_NO_O_TMPFILE"
 """Set this environment variable to write through named temporary files even where O_TMPFILE
 works (for a file system that mishandles it, and to test that path)."""
 
+SECOND_SIGNAL_GRACE = 3.0
+"""Seconds after a signal during which another is ignored by :func:`stopping_on_signals`."""
+
 _SIGNALLED = threading.Event()
-"""Set by :func:`_stop` when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    if _SIGNALLED.is_set():  # a second Ctrl-C while the first one's cleanup runs: noted once
-        return
-    _SIGNALLED.set()
-    raise KeyboardInterrupt
+"""Set when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
 
 
 @contextlib.contextmanager
-def stopping_on_signals() -> Iterator[None]:
+def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` that no write can miss.
 
-    The first signal is noted and raised; one that follows while the block is still open (an
-    impatient second Ctrl-C) is ignored, so that it cannot cut short the first one's cleanup.
-    Every write of this module refuses to put its files in place once a signal was noted (it
-    raises ``KeyboardInterrupt`` and discards them), and the block raises ``KeyboardInterrupt``
-    at its end if the exception was lost on the way: Python drops one raised inside a weakref
-    callback (importlib's module locks), an at-fork function or a ``__del__``. A signal that
-    was ignored when the block began (a shell's background job) stays ignored. Only the main
-    thread can set handlers: elsewhere the block does nothing.
+    A signal is noted and raised; another within :data:`SECOND_SIGNAL_GRACE` seconds (an
+    impatient second Ctrl-C) is ignored, so that it cannot cut short the first one's cleanup
+    (a pool of worker processes half shut down then hung the run); one after that is raised
+    again, for a first one that Python dropped (below). Every write of this module refuses to
+    put its files in place once a signal was noted (it raises ``KeyboardInterrupt`` and
+    discards them), and the block raises ``KeyboardInterrupt`` at its end if the exception was
+    lost on the way: Python drops one raised inside a weakref callback (importlib's module
+    locks), an at-fork function or a ``__del__``. A signal that was ignored when the block
+    began (a shell's background job) stays ignored. Only the main thread can set handlers:
+    elsewhere the block does nothing.
+
+    ``then_ignore``: for a process that ends with the block (the command line's own). The
+    block ignores both signals from its end on, instead of putting the previous handlers
+    back, and a signal while it ends is dropped: Python sets its handlers back to the default
+    as it shuts down, so a second Ctrl-C then killed the process (exit -2, not 130). Without
+    it, a signal that comes while the block ends is raised again once the previous handlers
+    are back.
 
     Examples
     --------
@@ -80,8 +86,24 @@ def stopping_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    ending = False
+    late: list[int] = []
+    first: float | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal first
+        if ending:  # the handlers that follow the block decide
+            late.append(signum)
+            return
+        now = time.monotonic()
+        if first is not None and now - first < SECOND_SIGNAL_GRACE:
+            return  # an impatient second Ctrl-C: the first one's cleanup goes on
+        first = now
+        _SIGNALLED.set()
+        raise KeyboardInterrupt
+
     previous = {
-        signum: signal.signal(signum, _stop)
+        signum: signal.signal(signum, stop)
         for signum in (signal.SIGINT, signal.SIGTERM)
         if signal.getsignal(signum) is not signal.SIG_IGN
     }
@@ -90,9 +112,12 @@ def stopping_on_signals() -> Iterator[None]:
         yield
         _refuse_if_signalled()
     finally:
+        ending = True
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         _SIGNALLED.clear()
+        for received in () if then_ignore else dict.fromkeys(late):
+            signal.raise_signal(received)
 
 
 def _refuse_if_signalled() -> None:

@@ -996,7 +996,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         reuse_freed_memory()
     # SIGTERM cleans up as Ctrl-C does, and neither can be lost before a file is put in place;
     # serve writes no file and leaves both signals to uvicorn, which shuts down gracefully.
-    signals = contextlib.nullcontext() if args.run is run_serve else stopping_on_signals()
+    # The command line's own process ends with the block: signals are then ignored, not left
+    # to Python's handlers, which it sets back to the default as it shuts down (exit -2).
+    signals = (
+        contextlib.nullcontext()
+        if args.run is run_serve
+        else stopping_on_signals(then_ignore=own_process)
+    )
     try:
         with signals:
             return args.run(args)
@@ -1004,7 +1010,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
-        if own_process:  # cleaned up, and it ends next: a second Ctrl-C must not change that
+        if own_process:  # one that came before the block: it ends next, exit 130
             _ignore_stop_signals()
         _say("interrupted: no output file was written (an existing one is unchanged)")
         return EXIT_INTERRUPTED

@@ -477,6 +477,44 @@ def test_a_signal_python_drops_still_stops_a_folder_from_being_put_in_place(
     assert (target / "model.json").read_text() == PREVIOUS
 
 
+def test_a_second_signal_soon_after_the_first_does_not_cut_its_cleanup_short() -> None:
+    cleaned = []
+    with pytest.raises(KeyboardInterrupt), atomic.stopping_on_signals():
+        try:
+            signal.raise_signal(signal.SIGINT)
+        finally:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C again, at once: ignored
+            cleaned.append(True)
+    assert cleaned == [True]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_later_signal_stops_a_run_whose_first_one_python_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(atomic, "SECOND_SIGNAL_GRACE", 0.0)  # "later": at once, here
+    went_on = []
+    with pytest.raises(KeyboardInterrupt), atomic.stopping_on_signals():
+        _DropsAnInterrupt()  # dropped: the run goes on
+        went_on.append(True)
+        signal.raise_signal(signal.SIGINT)  # stops it here, not at the block's end
+        went_on.append(False)
+    assert went_on == [True]
+
+
+def test_then_ignore_leaves_both_signals_ignored_after_the_block() -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt), atomic.stopping_on_signals(then_ignore=True):
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: nothing raised
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
 def test_without_a_signal_the_block_writes_and_puts_the_handlers_back(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with atomic.stopping_on_signals():
