@@ -90,7 +90,8 @@ def _set_thresholds(*, mmap: int, trim: int) -> None:
 def _environment_threshold(name: str) -> int:
     """A threshold as this process's environment sets it for glibc (``MALLOC_TRIM_THRESHOLD_``
     or ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=...``, and the same for ``mmap``), else
-    glibc's default."""
+    glibc's default: also for a value that is not a whole number from 0 to 2**31 - 1 (never an
+    error: the setting is for speed)."""
     tunables = dict(
         item.partition("=")[::2]
         for item in os.environ.get("GLIBC_TUNABLES", "").split(":")
@@ -100,8 +101,12 @@ def _environment_threshold(name: str) -> int:
         tunables.get(f"glibc.malloc.{name}_threshold"),
         os.environ.get(f"MALLOC_{name.upper()}_THRESHOLD_"),
     ):
-        if text is not None and text.strip().isdigit():
-            return int(text)
+        try:
+            value = int((text or "").strip(), 0)  # decimal or 0x...; mallopt takes a C int
+        except ValueError:
+            continue
+        if 0 <= value < 2**31:
+            return value
     return _GLIBC_DEFAULT
 
 

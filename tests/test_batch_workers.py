@@ -224,8 +224,12 @@ def test_a_dask_task_keeps_freed_memory_only_while_it_runs() -> None:
             },
             (7, 9),
         ),
+        ({"MALLOC_TRIM_THRESHOLD_": "0x10000"}, (65536, 128 << 10)),
+        ({"MALLOC_TRIM_THRESHOLD_": "\u00b2"}, (128 << 10, 128 << 10)),
+        ({"MALLOC_TRIM_THRESHOLD_": "4294967296"}, (128 << 10, 128 << 10)),
+        ({"MALLOC_MMAP_THRESHOLD_": "-1"}, (128 << 10, 128 << 10)),
     ],
-    ids=["defaults", "dask", "mmap-only", "tunables"],
+    ids=["defaults", "dask", "mmap-only", "tunables", "hex", "superscript", "huge", "negative"],
 )
 def test_the_thresholds_set_back_are_the_environments(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: tuple[int, int]
