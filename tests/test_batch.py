@@ -590,9 +590,10 @@ def test_score_interrupted_leaves_no_partial_output_and_the_old_file_untouched(
 def test_score_interrupted_again_and_again_still_exits_130_and_leaves_the_old_file(
     tmp_path: Path, big_input: Path, workers: int
 ) -> None:
-    """Ctrl-C held down: SIGINT every 2 ms until the scorer ends. A second signal used to cut
-    the first one's cleanup short, or to kill the scorer as Python shut down (its handlers
-    then back to the default: exit -2, in about half the runs)."""
+    """Ctrl-C held down: SIGINT every 0.2 ms until the scorer ends. A second signal used to
+    cut the first one's cleanup short (with 2 workers the run could hang), or to kill the
+    scorer as Python shut down (its handlers then back to the default: exit -2, in about half
+    the runs)."""
     (tmp_path / "out.csv").write_text("previous output\n")
     process = subprocess.Popen(
         _score_command(big_input, tmp_path, workers),
@@ -604,7 +605,7 @@ def test_score_interrupted_again_and_again_still_exits_130_and_leaves_the_old_fi
         deadline = time.monotonic() + 60
         while process.poll() is None and time.monotonic() < deadline:
             process.send_signal(signal.SIGINT)
-            time.sleep(0.002)
+            time.sleep(0.0002)
         _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
