@@ -437,14 +437,21 @@ def test_train_all_rows_refused_says_so_with_the_first_problems(tmp_path, capsys
     [
         ("bdnf_ng_ml", "", "no training patient had a value"),
         ("slow_wave_sleep_pct", "12", "every training patient with a value had 12"),
+        (  # all distinct, all below the floor of its log scale: one value on that scale
+            "crp_mg_l",
+            [f"{0.0001 * (k + 1):.4f}" for k in range(400)],
+            "every training patient with a value had at most 0.05 mg/L, the lowest value its "
+            "scale tells apart",
+        ),
         ("family_history_alcohol_use_disorder", "", None),  # a category: a learned missing term
     ],
-    ids=["number-all-missing", "number-constant", "boolean-all-missing"],
+    ids=["number-all-missing", "number-constant", "number-below-its-floor", "boolean-all-missing"],
 )
 def test_train_with_an_empty_or_constant_field_still_trains(
-    tmp_path, capsys, column: str, value: str, why: str | None
+    tmp_path, capsys, column: str, value: str | list[str], why: str | None
 ) -> None:
-    data = _write_cohort(tmp_path / "c.csv", n=400, **{column: [value] * 400})
+    values = value if isinstance(value, list) else [value] * 400
+    data = _write_cohort(tmp_path / "c.csv", n=400, **{column: values})
     assert (
         main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--bootstrap", "0"]) == 0
     )

@@ -286,7 +286,16 @@ def _fit_term(name: str, values: Any) -> Term:
             return Term(
                 name, (), unused=f"every training patient with a value had {measured[0]:.6g}"
             )
-        knots = _knots(model_scale(name, measured))
+        scaled = model_scale(name, measured)
+        if scaled.min() == scaled.max():  # all at or below the floor of a log scale
+            field = FIELDS_BY_NAME[name]
+            return Term(
+                name,
+                (),
+                unused=f"every training patient with a value had at most {field.log_floor:g} "
+                f"{field.unit}, the lowest value its scale tells apart",
+            )
+        knots = _knots(scaled)
         n_basis = knots.size - SPLINE_DEGREE - 1
         columns = (
             f"{name}:level",
