@@ -185,7 +185,7 @@ def parse_value(
         tokens = _BOOLEAN_TOKENS_BY_DECIMAL[decimal]
         flag = tokens.get(cell.casefold()) if isinstance(cell, str) else None
         if isinstance(cell, float) and cell in (0.0, 1.0):
-            flag = cell
+            flag = cell + 0.0  # -0.0 is 0.0, as on the vector path
         return (flag, None) if flag is not None else (None, Reason.NOT_A_BOOLEAN)
     if isinstance(cell, str):
         if decimal == ",":  # "1,5" is 1.5; "1.5" is refused (a thousands separator, perhaps)
@@ -468,7 +468,7 @@ def _parse_column(field: Field, series: pd.Series, factor: float, decimal: str) 
             flags = text.map(tokens).to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             assert number is not None
-            flags = np.where((number == 0.0) | (number == 1.0), number, np.nan)
+            flags = np.where((number == 0.0) | (number == 1.0), number + 0.0, np.nan)  # -0.0: 0
         flag(np.isnan(flags) & ~missing, Reason.NOT_A_BOOLEAN)
         return ParsedColumn(flags, codes, nothing)
 

@@ -1591,6 +1591,15 @@ def test_minus_zero_reads_as_zero_on_every_path(cells):
         assert not np.signbit(zeros).any(), path
 
 
+def test_a_boolean_given_as_minus_zero_is_zero_on_every_path() -> None:
+    field = FIELDS_BY_NAME["family_history_alcohol_use_disorder"]
+    flag, reason = parse_value(field, -0.0)
+    assert reason is None and flag == 0.0 and not np.signbit(flag)
+    for series in (pd.Series([-0.0, 1.0]), pd.Series([-0.0, 1.0], dtype=object)):
+        values = np.asarray(parse_column(field, series, 1.0).values)
+        assert values[0] == 0.0 and not np.signbit(values[0]), series.dtype
+
+
 _PLAIN_CELLS = st.one_of(
     st.from_regex(r"[0-9]{1,17}(\.[0-9]{0,17})?", fullmatch=True),
     st.from_regex(r"\.[0-9]{1,16}", fullmatch=True),
