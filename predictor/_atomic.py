@@ -56,6 +56,14 @@ _SIGNALLED = threading.Event()
 """Set when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
 
 
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on in this process, which is ending (interrupted and
+    cleaned up, or done). Python sets its own handlers back to the default as it shuts down,
+    so a second Ctrl-C then killed it (exit -2, not 130); an ignored signal stays ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``KeyboardInterrupt`` that no write can miss.
@@ -72,11 +80,11 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
     elsewhere the block does nothing.
 
     ``then_ignore``: for a process that ends with the block (the command line's own). The
-    block ignores both signals from its end on, instead of putting the previous handlers
-    back, and a signal while it ends is dropped: Python sets its handlers back to the default
-    as it shuts down, so a second Ctrl-C then killed the process (exit -2, not 130). Without
-    it, a signal that comes while the block ends is raised again once the previous handlers
-    are back.
+    block ignores both signals from its end on (:func:`ignore_stop_signals`), instead of
+    putting the previous handlers back, and a signal while it ends is dropped: Python sets
+    its handlers back to the default as it shuts down, so a second Ctrl-C then killed the
+    process (exit -2, not 130). Without it, a signal that comes while the block ends is
+    raised again once the previous handlers are back.
 
     Examples
     --------
@@ -113,8 +121,11 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
         _refuse_if_signalled()
     finally:
         ending = True
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
+        if then_ignore:
+            ignore_stop_signals()
+        else:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         _SIGNALLED.clear()
         for received in () if then_ignore else dict.fromkeys(late):
             signal.raise_signal(received)

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import gc
 import os
-import signal
 import sys
 import textwrap
 import time
@@ -34,7 +33,7 @@ from data_schemas import (
     match_columns,
     summary_lines,
 )
-from predictor._atomic import atomic_text_output, stopping_on_signals
+from predictor._atomic import atomic_text_output, ignore_stop_signals, stopping_on_signals
 from predictor._params import InvalidParameterError
 from predictor._processes import reuse_freed_memory
 from predictor._scoring import SCORE_COLUMNS
@@ -971,14 +970,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ignore_stop_signals() -> None:
-    """Ignore SIGINT and SIGTERM from now on in this process: it was interrupted, has cleaned
-    up and is ending. Python sets its own handlers back to the default as it shuts down, so a
-    second Ctrl-C then killed it (exit -2, not 130); an ignored signal stays ignored."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -1011,7 +1002,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         if own_process:  # one that came before the block: it ends next, exit 130
-            _ignore_stop_signals()
+            ignore_stop_signals()
         _say("interrupted: no output file was written (an existing one is unchanged)")
         return EXIT_INTERRUPTED
     except MemoryError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import multiprocessing
 import multiprocessing.context
 import os
@@ -66,8 +67,10 @@ _GLIBC_DEFAULT = 128 << 10
 unless they were set)."""
 
 
+@functools.cache
 def _glibc() -> Any:
-    """The C library when it is glibc with ``mallopt`` and ``malloc_trim``, else None."""
+    """The C library when it is glibc with ``mallopt`` and ``malloc_trim``, else None (found
+    once: ``platform.libc_ver`` reads the Python executable's file)."""
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         return None
     import ctypes
