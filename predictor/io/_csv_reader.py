@@ -414,6 +414,9 @@ class CsvReader:
             s.position for s in match_columns(tuple(header)).sources if s.field.name == "patient_id"
         ]
         self._id_position = ids[0] if ids else None
+        self._slow = _SLOW_RECORDS
+        """Records the ``csv`` module reads next time the fast path stops at once (grows while
+        it keeps stopping)."""
 
     # ----------------------------------------------------------------------- buffer
 
@@ -525,27 +528,28 @@ class CsvReader:
     def chunks(self) -> Iterator[Chunk]:
         """The data records, in chunks of ``chunk_rows`` records (rows and rejected lines; blank
         lines are in neither); a chunk holds fewer only at the end of the input, or when it has
-        read :data:`MAX_CHUNK_BYTES` of it.
+        read :data:`MAX_CHUNK_BYTES` of it."""
+        while (chunk := self._next_chunk()) is not None:
+            yield chunk
+
+    def _next_chunk(self) -> Chunk | None:
+        """The next chunk of :meth:`chunks`; None at the end of the input.
 
         The fast path stops at each record it cannot vouch for and the ``csv`` module reads on
         from there, so a file with a stray quote every few hundred lines is read in pieces of a
         few hundred records; they are put together into full chunks, since each chunk costs the
         same fixed time to validate, score and write, whatever its size."""
         sep = ord(self.dialect.separator)
-        slow = _SLOW_RECORDS  # grows while the fast path keeps stopping at once
-        held: list[_Piece] = []  # the pieces of the next chunk
+        held: list[_Piece] = []  # the pieces of the chunk
         room, start = self._chunk_rows, self._consumed  # records it lacks; where it starts
         limit = self._limit(room)
         while True:
             budget = MAX_CHUNK_BYTES - (self._consumed - start)  # bytes it may still read
             if held and (room <= 0 or budget <= 0):
-                yield self._chunk(*_joined(held))
-                held, room, start = [], self._chunk_rows, self._consumed
-                limit = self._limit(room)
-                continue
+                return self._chunk(*_joined(held))
             self._fill(limit)
             if not self._pending:
-                break
+                return self._chunk(*_joined(held)) if held else None
             window = self._pending[: min(limit, budget) if held else limit]
             final = self._eof and len(window) == len(self._pending)
             scan = None if self._engine == "csv" else _scan(window, sep, final)
@@ -557,7 +561,7 @@ class CsvReader:
                 if parsed is not None:
                     self._take(scan.end, scan.lines)
                     self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                    slow = _SLOW_RECORDS
+                    self._slow = _SLOW_RECORDS
                     piece = parsed
                 else:
                     if self.csv_module_from is None:
@@ -572,14 +576,13 @@ class CsvReader:
             else:
                 if self.csv_module_from is None:
                     self.csv_module_from = self.line
-                size = self._chunk_rows if self._engine == "csv" else slow
+                size = self._chunk_rows if self._engine == "csv" else self._slow
                 piece = self._read_slowly(min(size, room), budget)
-                slow *= 4  # a file the fast path cannot read (bare CR, 5"7 everywhere): big reads
+                # a file the fast path cannot read (bare CR, 5"7 everywhere): ever bigger reads
+                self._slow *= 4
             held.append(piece)
             room -= len(piece[0]) + len(piece[1])
             limit = self._limit(room)
-        if held:
-            yield self._chunk(*_joined(held))
 
     def _limit(self, records: int) -> int:
         """Bytes to look at for ``records`` records: an eighth more than the last ones took, so
