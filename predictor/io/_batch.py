@@ -63,6 +63,8 @@ from predictor.io._csv_reader import (
     Chunk,
     CsvReader,
     Dialect,
+    Segment,
+    read_segment,
 )
 from predictor.io._input_stream import InputError, OpenedInput, open_input
 from predictor.model import Model, ModelFiles
@@ -448,6 +450,8 @@ class _Scored(NamedTuple):
     rejected: int
     problems: int
     messages: list[str]
+    csv_module_from: int | None
+    """the first line the ``csv`` module read, for records read from a :class:`Segment`"""
 
 
 @dataclass(frozen=True)
@@ -483,7 +487,8 @@ class _ChunkScorer:
         empty.columns = header
         return [name for name, _ in self.table(empty)[0]]
 
-    def __call__(self, chunk: Chunk) -> _Scored:
+    def __call__(self, records: Chunk | Segment) -> _Scored:
+        chunk = read_segment(records) if isinstance(records, Segment) else records
         output, valid, problems = self.table(chunk.frame)
         bad = rejects_table(problems, chunk)
         return _Scored(
@@ -493,6 +498,7 @@ class _ChunkScorer:
             len(chunk.frame) - valid + len(chunk.problems),
             len(bad),
             summary_lines(bad, _SHOWN_PROBLEMS, place="line"),
+            chunk.csv_module_from,
         )
 
 
@@ -518,13 +524,13 @@ def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     start_process()
 
 
-def _score_in_worker(chunk: Chunk) -> _Scored:
-    """Score a chunk in a worker process. The CSV rows (about 500 bytes per patient with the
-    reasons and warnings) are written to files in the spool folder rather than sent back
-    through a pipe: the parent appends them to its outputs with ``sendfile``, without copying
-    them through Python."""
+def _score_in_worker(records: Chunk | Segment) -> _Scored:
+    """Score a chunk (or read and score a segment) in a worker process. The CSV rows (about
+    500 bytes per patient with the reasons and warnings) are written to files in the spool
+    folder rather than sent back through a pipe: the parent appends them to its outputs with
+    ``sendfile``, without copying them through Python."""
     assert _worker_scorer is not None, "a worker process scores only after _start_worker"
-    scored = _worker_scorer(chunk)
+    scored = _worker_scorer(records)
     spooled = []
     for rows in (scored.output, scored.rejects):
         descriptor, path = tempfile.mkstemp(dir=_worker_spool, suffix=".csv")
@@ -559,17 +565,46 @@ def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.
     )
 
 
-def _first_line(chunk: Chunk) -> int:
-    lines = [*chunk.frame.index[:1].tolist(), *(p.row for p in chunk.problems[:1])]
+def _first_line(records: Chunk | Segment) -> int:
+    if isinstance(records, Segment):
+        return records.line
+    lines = [*records.frame.index[:1].tolist(), *(p.row for p in records.problems[:1])]
     return int(min(lines)) if lines else 0
 
 
+def _size(records: Chunk | Segment) -> int:
+    """Records in a chunk; line ends in a segment."""
+    if isinstance(records, Segment):
+        return records.lines
+    return len(records.frame) + len(records.problems)
+
+
+def _read_after(
+    chunks: Iterator[Chunk | Segment],
+    pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]],
+) -> Iterator[Chunk | Segment]:
+    """``chunks``, but an error reading one is raised only once the chunks before it (being
+    scored in ``pending``) are done: an error a worker meets in one of those (a line that is not
+    UTF-8 in a segment it reads) comes first, as with one worker."""
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except BatchError:
+            concurrent.futures.wait([future for _, future in pending])
+            for _, future in pending:
+                future.result()  # raises the first error among them, if any
+            raise
+        if chunk is None:
+            return
+        yield chunk
+
+
 def _scored_in_order(
-    chunks: Iterator[Chunk], scorer: _ChunkScorer, workers: int, chunk_rows: int
+    chunks: Iterator[Chunk | Segment], scorer: _ChunkScorer, workers: int, chunk_rows: int
 ) -> Generator[_Scored, None, None]:
-    """Each chunk scored, in input order: here (one worker, or a file of one chunk), or by
-    ``workers`` processes, with at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker read
-    ahead of the one being written.
+    """Each chunk scored (each segment read and scored), in input order: here (one worker, or
+    a file of one chunk), or by ``workers`` processes, with at most
+    :data:`IN_FLIGHT_PER_WORKER` chunks per worker read ahead of the one being written.
 
     Raises
     ------
@@ -577,10 +612,16 @@ def _scored_in_order(
         If a worker process stops without a result (killed, or out of memory).
     """
     first = next(chunks, None)
-    if first is not None and workers > 1 and len(first.frame) + len(first.problems) >= chunk_rows:
+    if first is not None and workers > 1 and _size(first) >= chunk_rows:
         # more chunks likely: the processes' server starts while the next is read
         process_context(__name__)
-    second = next(chunks, None) if first is not None and workers > 1 else None
+    second = None
+    if first is not None and workers > 1:
+        try:
+            second = next(chunks, None)
+        except BatchError:
+            scorer(first)  # an error in the first (a segment not read yet) comes first
+            raise
     if second is None:  # nothing to share: no processes to start
         for chunk in itertools.chain(() if first is None else (first,), chunks):
             yield scorer(chunk)
@@ -591,7 +632,7 @@ def _scored_in_order(
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
 
     try:
-        for chunk in itertools.chain((first, second), chunks):
+        for chunk in _read_after(itertools.chain((first, second), chunks), pending):
             with signals_held():  # the first submit starts the processes
                 future = pool.submit(_score_in_worker, chunk)
             pending.append((_first_line(chunk), future))
@@ -793,6 +834,7 @@ def _run(
         notes += _renamed(reader.header, match, columns) if columns else []
         totals = [0, 0, 0]  # scored (or valid), rejected, problems
         first: list[str] = []
+        csv_lines: list[int] = []  # lines where the csv module began reading segments
         with contextlib.ExitStack() as stack:
             # Rejects first: they are put in place first, so an output that appears has its
             # rejects beside it (both appear once both are complete, or neither does).
@@ -809,7 +851,9 @@ def _run(
             headers = {"--out": columns}
             for option, sink in sinks.items():
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
-            in_order = _scored_in_order(reader.chunks(), scorer, workers, chunk_rows)
+            # With workers, they read what they can of the file themselves (segments).
+            records = reader.segments() if workers > 1 else reader.chunks()
+            in_order = _scored_in_order(records, scorer, workers, chunk_rows)
             stack.callback(in_order.close)  # stops the workers on an error
             synced = {option: WriteBehind(sink) for option, sink in sinks.items()}
             for scored in in_order:
@@ -824,6 +868,8 @@ def _run(
                 totals[1] += scored.rejected
                 totals[2] += scored.problems
                 first.extend(scored.messages[: _SHOWN_PROBLEMS - len(first)])
+                if scored.csv_module_from is not None:
+                    csv_lines.append(scored.csv_module_from)
                 bar.update(opened.position() - bar.n)
                 bar.set_postfix(rows=f"{totals[0]:,}", rejected=f"{totals[1]:,}", refresh=False)
     return BatchSummary(
@@ -833,7 +879,7 @@ def _run(
         time.perf_counter() - started,
         reader.dialect,
         tuple(first),
-        reader.csv_module_from,
+        min((n for n in (*csv_lines, reader.csv_module_from) if n is not None), default=None),
         tuple(notes),
     )
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -285,6 +286,34 @@ class Chunk(NamedTuple):
     """lines rejected by the reader (wrong field count, unclosed quote, too long)"""
     ids: dict[int, str]
     """line -> the patient_id read from a rejected line, where it has one"""
+    csv_module_from: int | None = None
+    """the first line of it the ``csv`` module read, for a chunk read from a :class:`Segment`
+    (for the others the reader's :attr:`CsvReader.csv_module_from` says)"""
+
+
+class _Layout(NamedTuple):
+    """What a reader learnt from the header, for reading records elsewhere (:class:`Segment`)."""
+
+    name: str
+    header: list[str]
+    width: int
+    dialect: Dialect
+    header_line: int
+    id_position: int | None
+    engine: str
+
+
+class Segment(NamedTuple):
+    """Whole records of the input as bytes, for another process to read
+    (:meth:`CsvReader.segments`, :func:`read_segment`)."""
+
+    data: bytes
+    """the records' bytes, from a record's start to a record's end"""
+    line: int
+    """the line they start on"""
+    lines: int
+    """line ends in them"""
+    layout: _Layout
 
 
 _Piece = tuple[pd.DataFrame, list[Problem], dict[int, str]]
@@ -383,14 +412,7 @@ class CsvReader:
             raise ValueError(f"decimal must be one of {DECIMALS}, not {decimal!r}")
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-        self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
-        self._engine = engine
-        self.csv_module_from: int | None = None
-        """The first line the ``csv`` module read (None: the fast path read every record)."""
-        self._pending = b""
-        self._consumed = 0  # bytes taken from the input
-        self._eof = False
-        self.line = 1  # the line the pending bytes start on
+        self._open(stream, name, chunk_rows, engine)
         self._fill(_HEADER_BYTES)
         if self._pending.startswith(codecs.BOM_UTF8):
             self._take(len(codecs.BOM_UTF8), 0)
@@ -414,9 +436,43 @@ class CsvReader:
             s.position for s in match_columns(tuple(header)).sources if s.field.name == "patient_id"
         ]
         self._id_position = ids[0] if ids else None
+
+    def _open(self, stream: BinaryIO, name: str, chunk_rows: int, engine: str) -> None:
+        self.name, self._stream, self._chunk_rows = name, stream, chunk_rows
+        self._engine = engine
+        self.csv_module_from: int | None = None
+        """The first line the ``csv`` module read (None: the fast path read every record)."""
+        self._pending = b""
+        self._consumed = 0  # bytes taken from the input
+        self._eof = False
+        self.line = 1  # the line the pending bytes start on
         self._slow = _SLOW_RECORDS
         """Records the ``csv`` module reads next time the fast path stops at once (grows while
         it keeps stopping)."""
+
+    @classmethod
+    def _resumed(cls, segment: Segment) -> CsvReader:
+        """A reader of the records of ``segment`` (its layout stands for the header), in one
+        chunk."""
+        layout = segment.layout
+        reader = cls.__new__(cls)
+        reader._open(io.BytesIO(segment.data), layout.name, segment.lines + 1, layout.engine)
+        reader.line = segment.line
+        reader.header, reader.width, reader.dialect = layout.header, layout.width, layout.dialect
+        reader.header_line, reader._id_position = layout.header_line, layout.id_position
+        reader._bytes_per_record = len(segment.data) // max(segment.lines, 1) + 1
+        return reader
+
+    def _layout(self) -> _Layout:
+        return _Layout(
+            self.name,
+            self.header,
+            self.width,
+            self.dialect,
+            self.header_line,
+            self._id_position,
+            self._engine,
+        )
 
     # ----------------------------------------------------------------------- buffer
 
@@ -531,6 +587,56 @@ class CsvReader:
         read :data:`MAX_CHUNK_BYTES` of it."""
         while (chunk := self._next_chunk()) is not None:
             yield chunk
+
+    def segments(self) -> Iterator[Chunk | Segment]:
+        """The data records, as :meth:`chunks` gives them, but as a :class:`Segment` of bytes for
+        another process to read (:func:`read_segment`) wherever that process can read it on its
+        own: about ``chunk_rows`` records that start and end where this reader would start and
+        end a record, whatever comes before or after.
+
+        That holds for a run of records, ending with a line end, that has no quote, or whose last
+        quote is more than twice :data:`MAX_MULTILINE_RECORD_BYTES` before its end: a record that
+        a quote opened before that stretch has either closed or been rejected (too long) before
+        its end, and within it every line is a record. Elsewhere (quotes near the end, a line
+        with no line end within the bytes of ``chunk_rows`` records) this reader reads the next
+        chunk itself. So a file with a quote on every line is read here, as :meth:`chunks`
+        reads it; a file with a stray quote every few thousand lines mostly elsewhere.
+        """
+        while True:
+            size = min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES)
+            self._fill(size)
+            if not self._pending:
+                return
+            segment = self._segment(size)
+            if segment is not None:
+                yield segment
+            elif (chunk := self._next_chunk()) is not None:
+                yield chunk
+            else:  # pragma: no cover - bytes were pending, so _next_chunk read them
+                return
+
+    def _segment(self, size: int) -> Segment | None:
+        """The next :class:`Segment` of at most ``size`` bytes (see :meth:`segments`), taken from
+        the pending bytes; None where this reader must read the next chunk itself."""
+        window = self._pending[:size]
+        end = len(window) if self._eof and size >= len(self._pending) else 0
+        end = end or window.rfind(b"\n") + 1
+        if end == 0:
+            return None  # no line end: a long line (or bare CRs), for the reader
+        lines = window.count(b"\n", 0, end)
+        if lines > 2 * self._chunk_rows:  # shorter records than the last ones: keep to chunk_rows
+            found = np.flatnonzero(np.frombuffer(window, np.uint8, count=end) == _NEWLINE)
+            end, lines = int(found[self._chunk_rows - 1]) + 1, self._chunk_rows
+        quote = window.rfind(b'"', 0, end)
+        if quote >= 0 and end - quote <= 2 * MAX_MULTILINE_RECORD_BYTES:
+            return None
+        data = window if end == len(window) else window[:end]
+        if b"\r" in data:  # a bare CR ends a line too
+            lines += data.count(b"\r") - data.count(b"\r\n")
+        segment = Segment(data, self.line, lines, self._layout())
+        self._bytes_per_record = max(1, end // max(lines, 1))
+        self._take(end, lines)
+        return segment
 
     def _next_chunk(self) -> Chunk | None:
         """The next chunk of :meth:`chunks`; None at the end of the input.
@@ -778,6 +884,19 @@ class CsvReader:
         frame.columns = self.header
         problems.sort(key=lambda p: p.row)
         return Chunk(frame, problems, ids)
+
+
+def read_segment(segment: Segment) -> Chunk:
+    """The records of a :class:`Segment` (from :meth:`CsvReader.segments`) as one chunk: the
+    same rows, problems and line numbers as the reader that made it would have read there."""
+    reader = CsvReader._resumed(segment)
+    chunks = list(reader.chunks())
+    if not chunks:  # blank lines only
+        empty = pd.DataFrame([], columns=range(reader.width), dtype="str")
+        empty.index = pd.Index(np.zeros(0, np.int64), name="line")
+        chunks = [reader._chunk(empty, [], {})]
+    assert len(chunks) == 1, "a segment is at most chunk_rows records and MAX_CHUNK_BYTES"
+    return chunks[0]._replace(csv_module_from=reader.csv_module_from)
 
 
 def rejected_line(line: int, reason: Reason, text: str, *, named: int = 0) -> Problem:
