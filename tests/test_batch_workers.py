@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor import InvalidParameterError, load_model
@@ -421,89 +421,6 @@ def test_every_record_is_scored_or_rejected_with_two_workers(lines, chunk_rows):
                 assert bad["line"].nunique() == summary.rows_rejected
                 results[workers] = (out.read_bytes(), rejects.read_bytes())
         assert results.get(1) == results.get(2)
-
-
-# --------------------------------------------------------------------------- segments
-
-SEGMENT_HEADER = "patient_id,age_years,crp_mg_l\n"
-SEGMENT_LINES = st.sampled_from(
-    [
-        "A,45,0.9",
-        "B,18,12",
-        "",
-        ",,",
-        'C,"4,5",1',  # a quoted cell
-        'D,5"7,1',  # a quote inside an unquoted cell: text
-        'E,"x',  # a quote that does not close on its line
-        'y",3',  # ... and a line that would close it
-        '"F',  # a record of several lines opens...
-        'G",1,2',  # ... and closes
-        "H,1,2,3",  # a field too many
-        "I,1",  # one too few
-        "K,\xe9,1",  # not ASCII
-    ]
-)
-SEGMENT_ENDS = st.sampled_from(["\n", "\n", "\n", "\r\n", "\r"])
-
-
-def _read(content: bytes, chunk_rows: int, segments: bool) -> tuple:
-    """Every record the reader gives (rows, problems, patient_ids, first line read by the csv
-    module), reading the segments as a worker would; or the error, as a worker's would come
-    first."""
-    from predictor.io._csv_reader import Segment, read_segment
-
-    chunks = []
-    try:
-        reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows)
-        for item in reader.segments() if segments else reader.chunks():
-            chunks.append(read_segment(item) if isinstance(item, Segment) else item)
-    except BatchError as exc:
-        return ("error", str(exc))
-    by_csv = [c.csv_module_from for c in chunks if c.csv_module_from is not None]
-    if reader.csv_module_from is not None:
-        by_csv.append(reader.csv_module_from)
-    frames = [c.frame for c in chunks if len(c.frame)]
-    return (
-        pd.concat(frames) if frames else None,
-        [p for c in chunks for p in c.problems],
-        {k: v for c in chunks for k, v in c.ids.items()},
-        min(by_csv, default=None),
-    )
-
-
-@settings(max_examples=max(10, settings.default.max_examples * 2))
-@example(  # a segment that ends after a stretch without quotes, past a line the reader rejects
-    lines=[('E,"x', "\n"), *[("A,45,0.9", "\n")] * 30], chunk_rows=10, bad_byte=None
-)
-@example(  # ... past a record of two lines
-    lines=[('"F', "\n"), ('G",1,2', "\r\n"), *[("B,18,12", "\n")] * 30], chunk_rows=10, bad_byte=20
-)
-@given(
-    lines=st.lists(st.tuples(SEGMENT_LINES, SEGMENT_ENDS), max_size=60),
-    chunk_rows=st.integers(1, 9),
-    bad_byte=st.one_of(st.none(), st.integers(0, 59)),
-)
-def test_segments_read_elsewhere_give_the_records_the_reader_gives(lines, chunk_rows, bad_byte):
-    # The bound of a multi-line record scaled down to 16 bytes, so that short files have segments
-    # that end after a stretch without quotes and segments that cannot.
-    import predictor.io._csv_reader as reader_module
-
-    text = [line + end for line, end in lines]
-    content = SEGMENT_HEADER.encode() + "".join(text).encode()
-    if bad_byte is not None and bad_byte < len(text):  # a byte that is not UTF-8 on that line
-        at = len(SEGMENT_HEADER) + len("".join(text[:bad_byte]).encode())
-        content = content[:at] + b"\xff" + content[at:]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(reader_module, "MAX_MULTILINE_RECORD_BYTES", 16)
-        read = [_read(content, chunk_rows, segments) for segments in (False, True)]
-    if isinstance(read[0][0], str) or isinstance(read[1][0], str):
-        assert read[0] == read[1]
-        return
-    if read[0][0] is None or read[1][0] is None:
-        assert read[0][0] is read[1][0] is None
-    else:
-        pd.testing.assert_frame_equal(read[0][0], read[1][0])
-    assert read[0][1:] == read[1][1:]
 
 
 @pytest.mark.parametrize(

@@ -70,8 +70,13 @@ MAX_CHUNK_BYTES = 32 << 20
 """At most this many bytes (32 MiB) are read and parsed at a time, whatever ``chunk_rows`` says."""
 _HEADER_BYTES = 1 << 20
 """The header line must end within this many bytes of the start of the file."""
-_SLOW_RECORDS = 1_000
-"""Records read one by one with the ``csv`` module before the fast path is tried again."""
+_SLOW_RECORDS = 16
+"""Records read one by one with the ``csv`` module before the fast path is tried again (four
+times as many each time the fast path then stops at once)."""
+_PROBE_BYTES = 64 << 10
+"""Bytes the fast path looks at first after the ``csv`` module read (four times as many each
+time it reads them all), so that a stray quote every thousand lines costs a few small scans,
+not a scan of a whole chunk's bytes."""
 _QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BLANK = re.compile(r"[,;\t| ]*")
@@ -332,7 +337,8 @@ def _joined(pieces: list[_Piece]) -> _Piece:
 
 
 class _Overlong(Exception):
-    """A record spanning several lines ran past MAX_MULTILINE_RECORD_BYTES."""
+    """A record spanning several lines ran past MAX_MULTILINE_RECORD_BYTES, or would hold a
+    whole record of the file: its first line is rejected."""
 
 
 def _is_blank(cells: list[str]) -> bool:
@@ -449,6 +455,11 @@ class CsvReader:
         self._slow = _SLOW_RECORDS
         """Records the ``csv`` module reads next time the fast path stops at once (grows while
         it keeps stopping)."""
+        self._at_stop = False
+        """Whether the last fast read stopped before a record it cannot read (the ``csv``
+        module reads on from there, without another scan)."""
+        self._window = MAX_CHUNK_BYTES
+        """Bytes the fast path looks at next, at most (see :data:`_PROBE_BYTES`)."""
 
     @classmethod
     def _resumed(cls, segment: Segment) -> CsvReader:
@@ -648,7 +659,7 @@ class CsvReader:
         sep = ord(self.dialect.separator)
         held: list[_Piece] = []  # the pieces of the chunk
         room, start = self._chunk_rows, self._consumed  # records it lacks; where it starts
-        limit = self._limit(room)
+        limit = min(self._limit(room), self._window)
         while True:
             budget = MAX_CHUNK_BYTES - (self._consumed - start)  # bytes it may still read
             if held and (room <= 0 or budget <= 0):
@@ -658,7 +669,8 @@ class CsvReader:
                 return self._chunk(*_joined(held)) if held else None
             window = self._pending[: min(limit, budget) if held else limit]
             final = self._eof and len(window) == len(self._pending)
-            scan = None if self._engine == "csv" else _scan(window, sep, final)
+            fast = self._engine == "fast" and not self._at_stop
+            scan = _scan(window, sep, final) if fast else None
             if scan is not None and scan.starts.size:
                 scan = scan.first(room)  # rows bounded as well as bytes
                 data = window[: scan.end]
@@ -668,6 +680,8 @@ class CsvReader:
                     self._take(scan.end, scan.lines)
                     self._bytes_per_record = max(1, scan.end // scan.starts.size)
                     self._slow = _SLOW_RECORDS
+                    self._at_stop = scan.stop  # the next record is for the csv module
+                    self._window *= 4
                     piece = parsed
                 else:
                     if self.csv_module_from is None:
@@ -684,11 +698,12 @@ class CsvReader:
                     self.csv_module_from = self.line
                 size = self._chunk_rows if self._engine == "csv" else self._slow
                 piece = self._read_slowly(min(size, room), budget)
-                # a file the fast path cannot read (bare CR, 5"7 everywhere): ever bigger reads
-                self._slow *= 4
+                if scan is not None:  # the fast path stopped at once: bigger slow reads next
+                    self._slow *= 4  # (a file with a bare CR or 5"7 on every line)
+                self._at_stop, self._window = False, _PROBE_BYTES
             held.append(piece)
             room -= len(piece[0]) + len(piece[1])
-            limit = self._limit(room)
+            limit = min(self._limit(room), self._window)
 
     def _limit(self, records: int) -> int:
         """Bytes to look at for ``records`` records: an eighth more than the last ones took, so
@@ -838,9 +853,25 @@ class CsvReader:
                 raise _Overlong
             data = self._pending[pos:end]
             decode_check(data, self.name, line + len(ends))
+            if len(ends) == 1 and self._whole_record_without_quotes(data):
+                # A second line is wanted (a quoted field is open) and it is a record of the
+                # header's width with no quote to close the field: the record would hold it
+                # whole (see _swallows), so its first line is rejected, without reading on.
+                raise _Overlong
             ends.append(end)
             yield data.decode("utf-8")
             pos = end
+
+    def _whole_record_without_quotes(self, data: bytes) -> bool:
+        """Whether a line is a whole record of the header's width on its own, with no quote (as
+        :meth:`_swallows` reads a line inside a record)."""
+        if b'"' in data:
+            return False
+        text = data.decode("utf-8").rstrip("\r\n")
+        return (
+            len(next(csv.reader([text], delimiter=self.dialect.separator, strict=True), []))
+            == self.width
+        )
 
     def _keep_id(self, line: int, cells: list[str], ids: dict[int, str]) -> None:
         """Record the patient_id that a rejected line's ``cells`` hold, if any."""

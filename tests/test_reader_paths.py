@@ -1,0 +1,141 @@
+"""The CSV reader's shortcuts give the records its plain path gives: segments read by another
+process (``score --workers N``), and the ways it spends less time on a stray quote (short slow
+reads, small first windows, a line swallowed whole rejected without reading on).
+
+Files are built from lines that exercise every rule of the reader: quoted cells, stray quotes
+that close and do not, records of two lines, ragged lines, blank lines, CR and CRLF line ends,
+text that is not ASCII, and a byte that is not UTF-8. The bound of a multi-line record is
+scaled down to 16 bytes, so that short files reach it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import predictor.io._csv_reader as reader_module
+from predictor.io._csv_reader import BatchError, CsvReader, Segment, read_segment
+
+HEADER = "patient_id,age_years,crp_mg_l\n"
+LINES = st.sampled_from(
+    [
+        "A,45,0.9",
+        "B,18,12",
+        "",
+        ",,",
+        'C,"4,5",1',  # a quoted cell
+        'D,5"7,1',  # a quote inside an unquoted cell: text
+        'E,"x',  # a quote that does not close on its line
+        'y",3',  # ... and a line that would close it
+        '"F',  # a record of several lines opens...
+        'G",1,2',  # ... and closes
+        "H,1,2,3",  # a field too many
+        "I,1",  # one too few
+        "K,\xe9,1",  # not ASCII
+    ]
+)
+ENDS = st.sampled_from(["\n", "\n", "\n", "\r\n", "\r"])
+FILES = {
+    "lines": st.lists(st.tuples(LINES, ENDS), max_size=60),
+    "chunk_rows": st.integers(1, 9),
+    "bad_byte": st.one_of(st.none(), st.integers(0, 59)),
+}
+
+
+def _content(lines: list[tuple[str, str]], bad_byte: int | None) -> bytes:
+    text = [line + end for line, end in lines]
+    content = HEADER.encode() + "".join(text).encode()
+    if bad_byte is not None and bad_byte < len(text):  # a byte that is not UTF-8 on that line
+        at = len(HEADER) + len("".join(text[:bad_byte]).encode())
+        content = content[:at] + b"\xff" + content[at:]
+    return content
+
+
+def _read(content: bytes, chunk_rows: int, segments: bool = False) -> tuple:
+    """Every record the reader gives (rows, problems, patient_ids, the first line read by the
+    csv module), reading segments as a worker would; or the error, as a worker's would come
+    first."""
+    chunks = []
+    try:
+        reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows)
+        for item in reader.segments() if segments else reader.chunks():
+            chunks.append(read_segment(item) if isinstance(item, Segment) else item)
+    except BatchError as exc:
+        return ("error", str(exc))
+    by_csv = [c.csv_module_from for c in chunks if c.csv_module_from is not None]
+    if reader.csv_module_from is not None:
+        by_csv.append(reader.csv_module_from)
+    frames = [c.frame for c in chunks if len(c.frame)]
+    return (
+        pd.concat(frames) if frames else None,
+        [p for c in chunks for p in c.problems],
+        {k: v for c in chunks for k, v in c.ids.items()},
+        min(by_csv, default=None),
+    )
+
+
+def _assert_same(one: tuple, other: tuple, *, csv_module_from: bool = True) -> None:
+    if isinstance(one[0], str) or isinstance(other[0], str):
+        assert one == other
+        return
+    if one[0] is None or other[0] is None:
+        assert one[0] is other[0] is None
+    else:
+        pd.testing.assert_frame_equal(one[0], other[0])
+    assert one[1:3] == other[1:3]
+    if csv_module_from:
+        assert one[3] == other[3]
+
+
+@settings(max_examples=max(10, settings.default.max_examples * 2))
+@example(  # a segment that ends after a stretch without quotes, past a line the reader rejects
+    lines=[('E,"x', "\n"), *[("A,45,0.9", "\n")] * 30], chunk_rows=10, bad_byte=None
+)
+@example(  # ... past a record of two lines
+    lines=[('"F', "\n"), ('G",1,2', "\r\n"), *[("B,18,12", "\n")] * 30], chunk_rows=10, bad_byte=20
+)
+@given(**FILES)
+def test_segments_read_elsewhere_give_the_records_the_reader_gives(lines, chunk_rows, bad_byte):
+    content = _content(lines, bad_byte)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader_module, "MAX_MULTILINE_RECORD_BYTES", 16)
+        _assert_same(_read(content, chunk_rows), _read(content, chunk_rows, segments=True))
+
+
+@settings(max_examples=max(10, settings.default.max_examples * 2))
+@example(  # a stray quote whose next line is a whole record: rejected without reading on
+    lines=[('E,"x', "\n"), ("A,45,0.9", "\n"), ('y",3', "\n")],
+    chunk_rows=9,
+    bad_byte=None,
+    slow=16,
+    probe=64,
+)
+@example(  # a record of two lines, whose second line has the header's width on its own
+    lines=[('"F', "\n"), ('G",1,2', "\n"), ("A,45,0.9", "\n")],
+    chunk_rows=9,
+    bad_byte=None,
+    slow=16,
+    probe=64,
+)
+@given(**FILES, slow=st.integers(1, 2_000), probe=st.integers(1, 4_096))
+def test_the_shortcuts_around_stray_quotes_change_no_record(
+    lines, chunk_rows, bad_byte, slow, probe
+):
+    # The plain path: the csv module reads a stray quote's record to its end, 1,000 records at
+    # a time, the fast path then looks at a whole chunk's bytes.
+    content = _content(lines, bad_byte)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader_module, "MAX_MULTILINE_RECORD_BYTES", 16)
+        patch.setattr(reader_module, "_SLOW_RECORDS", slow)
+        patch.setattr(reader_module, "_PROBE_BYTES", probe)
+        shortcut = _read(content, chunk_rows)
+        patch.setattr(CsvReader, "_whole_record_without_quotes", lambda self, data: False)
+        patch.setattr(reader_module, "_SLOW_RECORDS", 1_000)
+        patch.setattr(reader_module, "_PROBE_BYTES", reader_module.MAX_CHUNK_BYTES)
+        plain = _read(content, chunk_rows)
+    # The first line the csv module reads depends on where the fast path stops looking.
+    _assert_same(shortcut, plain, csv_module_from=False)
