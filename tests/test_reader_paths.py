@@ -55,13 +55,13 @@ def _content(lines: list[tuple[str, str]], bad_byte: int | None) -> bytes:
     return content
 
 
-def _read(content: bytes, chunk_rows: int, segments: bool = False) -> tuple:
+def _read(content: bytes, chunk_rows: int, segments: bool = False, engine: str = "fast") -> tuple:
     """Every record the reader gives (rows, problems, patient_ids, the first line read by the
     csv module), reading segments as a worker would; or the error, as a worker's would come
     first."""
     chunks = []
     try:
-        reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows)
+        reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows, engine=engine)
         for item in reader.segments() if segments else reader.chunks():
             chunks.append(read_segment(item) if isinstance(item, Segment) else item)
     except BatchError as exc:
@@ -139,3 +139,19 @@ def test_the_shortcuts_around_stray_quotes_change_no_record(
         plain = _read(content, chunk_rows)
     # The first line the csv module reads depends on where the fast path stops looking.
     _assert_same(shortcut, plain, csv_module_from=False)
+
+
+@settings(max_examples=max(10, settings.default.max_examples))
+@given(**FILES)
+def test_records_pyarrow_does_not_read_as_the_scan_does_are_read_by_the_csv_module(
+    lines, chunk_rows, bad_byte
+):
+    # pyarrow is never known to disagree with the scan; were it to, on any records, the csv
+    # module reads them (the records are parsed once a chunk's are all found).
+    content = _content(lines, bad_byte)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader_module, "MAX_MULTILINE_RECORD_BYTES", 16)
+        patch.setattr(CsvReader, "_parse", lambda self, data, lines: None)
+        disagreeing = _read(content, chunk_rows)
+        by_csv = _read(content, chunk_rows, engine="csv")
+    _assert_same(disagreeing, by_csv, csv_module_from=False)

@@ -325,6 +325,14 @@ _Piece = tuple[pd.DataFrame, list[Problem], dict[int, str]]
 """Records read in one go, as :class:`Chunk` holds them but with the columns numbered."""
 
 
+class _Vouched(NamedTuple):
+    """Records the fast path vouched for, taken from the input, not parsed yet."""
+
+    data: bytes
+    lines: np.ndarray
+    """the line each starts on"""
+
+
 def _joined(pieces: list[_Piece]) -> _Piece:
     """One piece of consecutive ``pieces`` (their records stay in line order)."""
     if len(pieces) == 1:
@@ -657,16 +665,16 @@ class CsvReader:
         few hundred records; they are put together into full chunks, since each chunk costs the
         same fixed time to validate, score and write, whatever its size."""
         sep = ord(self.dialect.separator)
-        held: list[_Piece] = []  # the pieces of the chunk
+        held: list[_Piece | _Vouched] = []  # the pieces of the chunk
         room, start = self._chunk_rows, self._consumed  # records it lacks; where it starts
         limit = min(self._limit(room), self._window)
         while True:
             budget = MAX_CHUNK_BYTES - (self._consumed - start)  # bytes it may still read
             if held and (room <= 0 or budget <= 0):
-                return self._chunk(*_joined(held))
+                return self._chunk(*self._put_together(held))
             self._fill(limit)
             if not self._pending:
-                return self._chunk(*_joined(held)) if held else None
+                return self._chunk(*self._put_together(held)) if held else None
             window = self._pending[: min(limit, budget) if held else limit]
             final = self._eof and len(window) == len(self._pending)
             fast = self._engine == "fast" and not self._at_stop
@@ -675,18 +683,12 @@ class CsvReader:
                 scan = scan.first(room)  # rows bounded as well as bytes
                 data = window[: scan.end]
                 decode_check(data, self.name, self.line)
-                parsed = self._parse(data, scan.starts + self.line)
-                if parsed is not None:
-                    self._take(scan.end, scan.lines)
-                    self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                    self._slow = _SLOW_RECORDS
-                    self._at_stop = scan.stop  # the next record is for the csv module
-                    self._window *= 4
-                    piece = parsed
-                else:
-                    if self.csv_module_from is None:
-                        self.csv_module_from = self.line
-                    piece = self._read_slowly(scan.starts.size, budget)
+                piece: _Piece | _Vouched = _Vouched(data, scan.starts + self.line)
+                self._take(scan.end, scan.lines)
+                self._bytes_per_record = max(1, scan.end // scan.starts.size)
+                self._slow = _SLOW_RECORDS
+                self._at_stop = scan.stop  # the next record is for the csv module
+                self._window *= 4
             elif scan is not None and not scan.stop and not final:
                 if held and limit >= budget:
                     room = 0  # the record does not fit in this chunk's bytes: the next reads it
@@ -702,8 +704,41 @@ class CsvReader:
                     self._slow *= 4  # (a file with a bare CR or 5"7 on every line)
                 self._at_stop, self._window = False, _PROBE_BYTES
             held.append(piece)
-            room -= len(piece[0]) + len(piece[1])
+            if isinstance(piece, _Vouched):
+                room -= piece.lines.size
+            else:
+                room -= len(piece[0]) + len(piece[1])
             limit = min(self._limit(room), self._window)
+
+    def _put_together(self, held: list[_Piece | _Vouched]) -> _Piece:
+        """One piece of a chunk's pieces, in line order: the records the fast path vouched for
+        parsed by pyarrow in one call (a call costs about the same whatever its size, and a file
+        with a stray quote every thousand lines has a piece for each), and those the ``csv``
+        module read."""
+        vouched = [piece for piece in held if isinstance(piece, _Vouched)]
+        pieces = [piece for piece in held if not isinstance(piece, _Vouched)]
+        if vouched:
+            data = b"".join(piece.data for piece in vouched)
+            parsed = self._parse(data, np.concatenate([piece.lines for piece in vouched]))
+            if parsed is None:  # pyarrow and the scan disagree somewhere: each on its own
+                parsed = _joined(
+                    [self._parse(*piece) or self._read_aside(piece) for piece in vouched]
+                )
+            pieces.insert(0, parsed)
+        frame, problems, ids = _joined(pieces)
+        if vouched and len(pieces) > 1:
+            frame = frame.sort_index(kind="stable")
+        return frame, problems, ids
+
+    def _read_aside(self, vouched: _Vouched) -> _Piece:
+        """The records of bytes already taken, read by the ``csv`` module (where pyarrow does
+        not read them as the fast path's scan does)."""
+        line = int(vouched.lines[0])
+        count = vouched.data.count(b"\n") + vouched.data.count(b"\r") - vouched.data.count(b"\r\n")
+        reader = CsvReader._resumed(Segment(vouched.data, line, count, self._layout()))
+        if self.csv_module_from is None or line < self.csv_module_from:
+            self.csv_module_from = line
+        return reader._read_slowly(vouched.lines.size, len(vouched.data))
 
     def _limit(self, records: int) -> int:
         """Bytes to look at for ``records`` records: an eighth more than the last ones took, so
