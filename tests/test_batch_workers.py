@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import gzip
 import io
 import os
 import platform
@@ -443,6 +444,23 @@ def test_an_unreadable_line_a_worker_meets_is_reported_before_a_later_one(
         with pytest.raises(BatchError, match=r"line 11000 is not UTF-8"):
             score_csv(source, tmp_path / "out.csv", chunk_rows=chunk_rows, workers=workers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+@pytest.mark.parametrize("chunk_rows", [2_000, 12_000], ids=["in-flight", "first"])
+def test_an_unreadable_line_is_reported_before_a_truncated_gzip_after_it(
+    tmp_path: Path, chunk_rows: int
+) -> None:
+    # The input stream's own errors (here: gzip data that ends too soon) wait for the segments
+    # before them too.
+    lines = _csv_lines(simulate_cohort(15_000, seed=3))
+    lines[10_999] = lines[10_999].replace(",", ",\xff", 1)
+    data = gzip.compress("\n".join(lines).encode("utf-8").replace("\xff".encode(), b"\xff"))
+    source = tmp_path / "in.csv.gz"
+    source.write_bytes(data[: len(data) * 97 // 100])
+    for workers in (1, 2):
+        with pytest.raises(BatchError, match=r"line 11000 is not UTF-8"):
+            score_csv(source, tmp_path / "out.csv", chunk_rows=chunk_rows, workers=workers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv.gz"]
 
 
 def _csv_lines(frame: pd.DataFrame) -> list[str]:

@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import predictor.io._csv_reader as reader_module
-from predictor.io._csv_reader import BatchError, CsvReader, Segment, read_segment
+from predictor.io._csv_reader import BatchError, CsvReader, Segment, decode_check, read_segment
 
 HEADER = "patient_id,age_years,crp_mg_l\n"
 LINES = st.sampled_from(
@@ -63,7 +63,10 @@ def _read(content: bytes, chunk_rows: int, segments: bool = False, engine: str =
     try:
         reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows, engine=engine)
         for item in reader.segments() if segments else reader.chunks():
-            chunks.append(read_segment(item) if isinstance(item, Segment) else item)
+            chunk = read_segment(item) if isinstance(item, Segment) else item
+            # memory set by chunk_rows: a segment holds at most about twice as many records
+            assert len(chunk.frame) + len(chunk.problems) <= 2 * chunk_rows + 1
+            chunks.append(chunk)
     except BatchError as exc:
         return ("error", str(exc))
     by_csv = [c.csv_module_from for c in chunks if c.csv_module_from is not None]
@@ -155,3 +158,24 @@ def test_records_pyarrow_does_not_read_as_the_scan_does_are_read_by_the_csv_modu
         disagreeing = _read(content, chunk_rows)
         by_csv = _read(content, chunk_rows, engine="csv")
     _assert_same(disagreeing, by_csv, csv_module_from=False)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "named"),
+    [(b"\xff", b"\x00", "line 3 is not UTF-8"), (b"\x00", b"\xff", "a NUL byte on line 3")],
+    ids=["not-utf8-first", "nul-first"],
+)
+def test_an_unreadable_byte_is_named_by_the_first_in_the_text(first, second, named) -> None:
+    # Line ends of every kind count; whichever bad byte comes first is the one named, so the
+    # message does not depend on how the file was cut into chunks or segments.
+    data = b"a\rb\r\nc" + first + b"\nd" + second + b"\n"
+    with pytest.raises(BatchError, match=named):
+        decode_check(data, "t", 1)
+
+
+def test_segments_of_bare_cr_lines_are_bounded_by_chunk_rows() -> None:
+    content = b"patient_id,crp_mg_l\r" + b"P,1\r" * 3_000
+    reader = CsvReader(io.BytesIO(content), "t", chunk_rows=100)
+    items = [read_segment(i) if isinstance(i, Segment) else i for i in reader.segments()]
+    assert sum(len(c.frame) for c in items) == 3_000
+    assert max(len(c.frame) for c in items) <= 100

@@ -589,7 +589,7 @@ def _read_after(
     while True:
         try:
             chunk = next(chunks, None)
-        except BatchError:
+        except (BatchError, InputError):  # input that cannot be read (or decompressed)
             concurrent.futures.wait([future for _, future in pending])
             for _, future in pending:
                 future.result()  # raises the first error among them, if any
@@ -619,7 +619,7 @@ def _scored_in_order(
     if first is not None and workers > 1:
         try:
             second = next(chunks, None)
-        except BatchError:
+        except (BatchError, InputError):
             scorer(first)  # an error in the first (a segment not read yet) comes first
             raise
     if second is None:  # nothing to share: no processes to start

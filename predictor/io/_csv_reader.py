@@ -125,20 +125,25 @@ def decode_check(data: bytes, name: str, first_line: int, final: bool = True) ->
     """Raise :class:`BatchError` unless ``data`` is UTF-8 text without NUL bytes (``final``: it
     does not stop inside a character). The message names the line, never its text."""
     nul = data.find(b"\x00")
-    if nul >= 0:
-        line = first_line + data.count(b"\n", 0, nul)
-        raise BatchError(
-            f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as text"
-        )
-    try:
-        codecs.utf_8_decode(data, "strict", final)
+    try:  # whichever comes first: a byte that is not UTF-8, or a NUL byte
+        codecs.utf_8_decode(data if nul < 0 else data[:nul], "strict", final or nul >= 0)
     except UnicodeDecodeError as exc:
-        line = first_line + data.count(b"\n", 0, exc.start)
+        line = first_line + _line_ends(data, exc.start)
         raise BatchError(
             f"{name}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); give "
             f"--encoding cp1252 (or latin-1) for a file saved by Excel on Windows, or save it "
             f"as CSV UTF-8"
         ) from None
+    if nul >= 0:
+        line = first_line + _line_ends(data, nul)
+        raise BatchError(
+            f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as text"
+        )
+
+
+def _line_ends(data: bytes, stop: int) -> int:
+    """Line ends (LF, CRLF or a bare CR) in ``data[:stop]``."""
+    return data.count(b"\n", 0, stop) + data.count(b"\r", 0, stop) - data.count(b"\r\n", 0, stop)
 
 
 # --------------------------------------------------------------------------- finding records
@@ -650,8 +655,8 @@ class CsvReader:
         if quote >= 0 and end - quote <= 2 * MAX_MULTILINE_RECORD_BYTES:
             return None
         data = window if end == len(window) else window[:end]
-        if b"\r" in data:  # a bare CR ends a line too
-            lines += data.count(b"\r") - data.count(b"\r\n")
+        if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+            return None  # bare CRs end lines too: this reader bounds them by --chunk-rows
         segment = Segment(data, self.line, lines, self._layout())
         self._bytes_per_record = max(1, end // max(lines, 1))
         self._take(end, lines)
@@ -734,7 +739,7 @@ class CsvReader:
         """The records of bytes already taken, read by the ``csv`` module (where pyarrow does
         not read them as the fast path's scan does)."""
         line = int(vouched.lines[0])
-        count = vouched.data.count(b"\n") + vouched.data.count(b"\r") - vouched.data.count(b"\r\n")
+        count = _line_ends(vouched.data, len(vouched.data))
         reader = CsvReader._resumed(Segment(vouched.data, line, count, self._layout()))
         if self.csv_module_from is None or line < self.csv_module_from:
             self.csv_module_from = line
