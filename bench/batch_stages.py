@@ -8,9 +8,11 @@ the work it does per row into the stages of the code path, each run on the same 
 in a worker process), and prints the best of ``--repeat`` runs of each, scaled to a million
 rows:
 
-* in the main process: reading and parsing the chunks (``CsvReader``), and pickling each chunk
-  to send it to a worker process (with ``--workers`` above 1);
-* in a worker process: unpickling it, validating (``data_schemas.validate``), encoding the
+* in the main process (with ``--workers`` above 1): cutting the file into segments of whole
+  records (``CsvReader.segments``), and pickling each to send it to a worker process;
+* in a worker process: unpickling it, reading and parsing its records (``read_segment``: with
+  one worker, the main process reads the chunks the same way), validating
+  (``data_schemas.validate``), encoding the
   sparse design, the model's numbers (contributions and ``x' V x``), labels, reasons, warnings,
   joining the notes into cells, and writing the CSV rows (pyarrow) into a file;
 * once per run: starting Python and importing the package (a fresh interpreter), and
@@ -34,7 +36,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -45,6 +47,7 @@ from data_schemas import validate
 from predictor._explain import join_notes, reason_notes, warning_notes
 from predictor._processes import reuse_freed_memory
 from predictor.io._batch import _ChunkScorer, _csv_table, _records, _write_rows
+from predictor.io._csv_reader import Segment, read_segment
 from predictor.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,11 +66,13 @@ def best_cpu(work: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return least, result
 
 
-def read_chunks(path: Path) -> list[Any]:
-    """The file's chunks, read as ``score`` reads them."""
+def read_segments(path: Path) -> list[Segment]:
+    """The file's segments, cut as ``score --workers 2`` cuts them (a clean file: all of it)."""
     reading = {"separator": None, "decimal": None, "encoding": None}
     with _records(path, chunk_rows=CHUNK_ROWS, **reading) as (reader, _):
-        return list(reader.chunks())
+        segments = list(reader.segments())
+    assert all(isinstance(s, Segment) for s in segments), "a clean file is cut into segments"
+    return cast(list[Segment], segments)
 
 
 def main() -> None:
@@ -90,10 +95,13 @@ def main() -> None:
             stages.append((where, name, seconds * per_million))
             return result
 
-        chunks = stage("main", "read and parse", lambda: read_chunks(source))
+        segments = stage("main", "cut into segments", lambda: read_segments(source))
         # as the process pool pickles a task (with its default protocol, 4)
-        blobs = stage("main", "pickle chunks", lambda: [ForkingPickler.dumps(c) for c in chunks])
-        stage("worker", "unpickle chunks", lambda: [pickle.loads(b) for b in blobs])
+        blobs = stage(
+            "main", "pickle segments", lambda: [ForkingPickler.dumps(s) for s in segments]
+        )
+        stage("worker", "unpickle segments", lambda: [pickle.loads(b) for b in blobs])
+        chunks = stage("worker", "read and parse", lambda: [read_segment(s) for s in segments])
         cleans = stage(
             "worker", "validate", lambda: [validate(c.frame, decimal=".")[0] for c in chunks]
         )

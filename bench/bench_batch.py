@@ -24,12 +24,15 @@ field a clinic has, no outcome; not timed), then times, in one run, each ``--rep
     ``DataFrame.to_csv``.
 (e) ``score`` end to end, as (a), on a messy export: the same file with a stray quote that
     never closes on its line before a cell of about one line in 1,000 (written beforehand, not
-    timed). The fast reader stops at each and the ``csv`` module reads on from there; the
-    pieces they read are put together into chunks of ``--chunk-rows``, so the time should stay
-    near (a)'s, not grow with the number of stray quotes.
-(f) one more run of (a) with 2 workers, for where its CPU goes: the main process (reading,
-    handing chunks to the workers, appending their files to the output) against the workers
-    (everything else), from ``getrusage`` at its exit.
+    timed). The fast reader stops at each and the ``csv`` module reads on from there, 16
+    records at a time; the pieces they read are put together into chunks of ``--chunk-rows``,
+    so the time should stay near (a)'s, not grow with the number of stray quotes. With 2
+    workers the main process reads most of this file itself (a quote every few hundred lines
+    leaves no place to cut it into segments for the workers to read).
+(f) one more run of (a) with 2 workers, for where its CPU goes: the main process (start-up,
+    cutting the file into segments, appending the workers' files to the output) against the
+    workers (everything else, reading the segments included), from ``getrusage`` at its
+    exit.
 
 Targets (issue 17): (a) with 2 workers <= 3 x (b) (goal 1.5 x), for 1,000,000 and 5,000,000
 rows; (d) <= 1.5 x (a) with 2 workers. Timings on the project's 2-core machine are noisy (it is

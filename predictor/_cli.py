@@ -762,8 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_whole_number(1),
         default=None,
-        help="processes that score chunks at the same time; the output is the same, in input "
-        f"order (default: one per usable core, here {usable_cores()})",
+        help="processes that read and score chunks at the same time; the output is the same, "
+        f"in input order (default: one per usable core, here {usable_cores()})",
     )
     score.add_argument(
         "--engine",

@@ -719,14 +719,16 @@ def score_csv(
     progress : bool
         Show a progress bar on standard error.
     workers : int, optional
-        Processes that validate and score chunks at the same time (default 1: this process
-        scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
-        does). This process reads the input and writes the outputs, in input order; the files
-        are byte for byte those of one worker. A file of one chunk is scored here, without
-        starting any process. On Linux the processes are forked from this one when it runs no
-        other Python thread; otherwise they start from a fresh interpreter (``forkserver``),
-        which imports the main module again: a script that scores with several workers should
-        guard its entry point with ``if __name__ == "__main__":``.
+        Processes that read, validate and score chunks at the same time (default 1: this
+        process scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
+        does). This process cuts the input into segments of whole records for them
+        (:meth:`CsvReader.segments`; a chunk it cannot cut, it reads itself) and writes the
+        outputs, in input order; the files are byte for byte those of one worker. A file of
+        one chunk is scored here, without starting any process. On Linux the processes are
+        forked from this one when it runs no other Python thread; otherwise they start from a
+        fresh interpreter (``forkserver``), which imports the main module again: a script that
+        scores with several workers should guard its entry point with
+        ``if __name__ == "__main__":``.
 
     Returns
     -------
