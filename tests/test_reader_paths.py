@@ -179,3 +179,32 @@ def test_segments_of_bare_cr_lines_are_bounded_by_chunk_rows() -> None:
     items = [read_segment(i) if isinstance(i, Segment) else i for i in reader.segments()]
     assert sum(len(c.frame) for c in items) == 3_000
     assert max(len(c.frame) for c in items) <= 100
+
+
+@pytest.mark.parametrize("every", [3, 10, 1_000])
+def test_the_csv_module_reads_more_at_a_time_where_bad_records_come_often(every: int) -> None:
+    # A stray quote every few lines: the csv module's reads grow (not 16 records, a scan, 16
+    # records... for the whole file); rare ones cost a short read each.
+    rows = [f"P{k},{k % 90},1.5" for k in range(20_000)]
+    rows = [row.replace(",", ',"', 1) if k % every == 0 else row for k, row in enumerate(rows)]
+    content = (HEADER + "\n".join(rows) + "\n").encode()
+    reads = []
+    original = CsvReader._read_slowly
+
+    def counted(self, count, budget):
+        reads.append(count)
+        return original(self, count, budget)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CsvReader, "_read_slowly", counted)
+        chunks = list(CsvReader(io.BytesIO(content), "t").chunks())
+    assert sum(len(c.frame) + len(c.problems) for c in chunks) == 20_000
+    assert len(reads) <= (60 if every < 100 else 20_000 // every + 10)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1_000])
+def test_a_byte_order_mark_inside_the_file_is_kept_wherever_chunks_are_cut(chunk_rows) -> None:
+    # pyarrow drops one at the start of what it parses; the csv module keeps it: kept always.
+    content = b"patient_id,age\nA,1\n\xef\xbb\xbfB,2\n"
+    chunks = list(CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows).chunks())
+    assert [i for c in chunks for i in c.frame["patient_id"]] == ["A", "\ufeffB"]

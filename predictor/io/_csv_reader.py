@@ -607,8 +607,9 @@ class CsvReader:
 
     def chunks(self) -> Iterator[Chunk]:
         """The data records, in chunks of ``chunk_rows`` records (rows and rejected lines; blank
-        lines are in neither); a chunk holds fewer only at the end of the input, or when it has
-        read :data:`MAX_CHUNK_BYTES` of it."""
+        lines are in neither); a chunk holds fewer at the end of the input, when it has read
+        :data:`MAX_CHUNK_BYTES` of it, and by the blank lines among what the fast path read
+        (counted as records until the chunk's records are parsed)."""
         while (chunk := self._next_chunk()) is not None:
             yield chunk
 
@@ -660,6 +661,7 @@ class CsvReader:
         segment = Segment(data, self.line, lines, self._layout())
         self._bytes_per_record = max(1, end // max(lines, 1))
         self._take(end, lines)
+        self._at_stop = False  # what follows the segment is for the fast path to try first
         return segment
 
     def _next_chunk(self) -> Chunk | None:
@@ -691,7 +693,10 @@ class CsvReader:
                 piece: _Piece | _Vouched = _Vouched(data, scan.starts + self.line)
                 self._take(scan.end, scan.lines)
                 self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                self._slow = _SLOW_RECORDS
+                if scan.stop and scan.starts.size < self._slow:
+                    self._slow *= 4  # records it cannot read come often: longer slow reads
+                else:
+                    self._slow = _SLOW_RECORDS
                 self._at_stop = scan.stop  # the next record is for the csv module
                 self._window *= 4
             elif scan is not None and not scan.stop and not final:
@@ -754,6 +759,8 @@ class CsvReader:
         """Cells of the records in ``data`` (starting on ``lines``) by pyarrow, and the ragged
         ones; None if pyarrow and the scan disagree on the records, or a ragged record spans
         several lines (the ``csv`` module then reads them: see :meth:`_read_slowly`)."""
+        if data.startswith(codecs.BOM_UTF8):
+            return None  # pyarrow would drop a byte-order mark there; the csv module keeps it
         names = [str(k) for k in range(self.width)]
         invalid: list[Any] = []
 
