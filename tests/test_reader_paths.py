@@ -173,6 +173,20 @@ def test_an_unreadable_byte_is_named_by_the_first_in_the_text(first, second, nam
         decode_check(data, "t", 1)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "named"),
+    [(b"\xff", b"\x00", r"line 3 is not UTF-8 text \(byte 0xff\)"), (b"\x00", b"\xff", "NUL")],
+    ids=["not-utf8-first", "nul-first"],
+)
+def test_a_line_over_the_bound_names_its_first_unreadable_byte(first, second, named) -> None:
+    # Past the first MiB, which the header's reading checks; the line is skipped unread, but a
+    # byte in it that is not text still refuses the file, with the same message as elsewhere.
+    long = b"B," + b"x" * (1 << 20) + first + b"x" * 100 + second + b",1\n"
+    content = b"patient_id,age_years,crp_mg_l\nA,1,2\n" + long + b"C,3,4\n"
+    with pytest.raises(BatchError, match=named):
+        list(CsvReader(io.BytesIO(content), "t").chunks())
+
+
 def test_segments_of_bare_cr_lines_are_bounded_by_chunk_rows() -> None:
     content = b"patient_id,crp_mg_l\r" + b"P,1\r" * 3_000
     reader = CsvReader(io.BytesIO(content), "t", chunk_rows=100)

@@ -128,17 +128,22 @@ def decode_check(data: bytes, name: str, first_line: int, final: bool = True) ->
     try:  # whichever comes first: a byte that is not UTF-8, or a NUL byte
         codecs.utf_8_decode(data if nul < 0 else data[:nul], "strict", final or nul >= 0)
     except UnicodeDecodeError as exc:
-        line = first_line + _line_ends(data, exc.start)
-        raise BatchError(
-            f"{name}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); give "
-            f"--encoding cp1252 (or latin-1) for a file saved by Excel on Windows, or save it "
-            f"as CSV UTF-8"
-        ) from None
+        raise _not_utf8(name, first_line + _line_ends(data, exc.start), data[exc.start]) from None
     if nul >= 0:
-        line = first_line + _line_ends(data, nul)
-        raise BatchError(
-            f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as text"
-        )
+        raise _not_text(name, first_line + _line_ends(data, nul))
+
+
+def _not_utf8(name: str, line: int, byte: int) -> BatchError:
+    return BatchError(
+        f"{name}: line {line} is not UTF-8 text (byte 0x{byte:02x}); give --encoding cp1252 (or "
+        f"latin-1) for a file saved by Excel on Windows, or save it as CSV UTF-8"
+    )
+
+
+def _not_text(name: str, line: int) -> BatchError:
+    return BatchError(
+        f"{name}: not a text file (a NUL byte on line {line}); give a CSV file saved as text"
+    )
 
 
 def _line_ends(data: bytes, stop: int) -> int:
@@ -543,18 +548,14 @@ class CsvReader:
         while True:
             match = _LINE_END.search(self._pending)
             end = match.end() if match is not None else len(self._pending)
-            if b"\x00" in self._pending[:end]:
-                raise BatchError(
-                    f"{self.name}: not a text file (a NUL byte on line {self.line}); give a CSV "
-                    f"file saved as text"
-                )
-            try:
-                checker.decode(self._pending[:end], match is not None)
-            except UnicodeDecodeError:
-                raise BatchError(
-                    f"{self.name}: line {self.line} is not UTF-8 text; give --encoding cp1252 "
-                    f"(or latin-1) for a file saved by Excel on Windows, or save it as CSV UTF-8"
-                ) from None
+            block = self._pending[:end]
+            nul = block.find(b"\x00")
+            try:  # whichever comes first, as decode_check
+                checker.decode(block if nul < 0 else block[:nul], match is not None or nul >= 0)
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(self.name, self.line, exc.object[exc.start]) from None
+            if nul >= 0:
+                raise _not_text(self.name, self.line)
             if match is not None and (
                 match.group() != b"\r" or match.end() < len(self._pending) or self._eof
             ):
