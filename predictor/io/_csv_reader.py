@@ -72,7 +72,9 @@ _HEADER_BYTES = 1 << 20
 """The header line must end within this many bytes of the start of the file."""
 _SLOW_RECORDS = 16
 """Records read one by one with the ``csv`` module before the fast path is tried again (four
-times as many each time the fast path then stops at once)."""
+times as many each time the fast path then reads fewer records than that before it stops
+again, so that a file with a bad record every few lines is read by the ``csv`` module in long
+runs)."""
 _PROBE_BYTES = 64 << 10
 """Bytes the fast path looks at first after the ``csv`` module read (four times as many each
 time it reads them all), so that a stray quote every thousand lines costs a few small scans,
@@ -471,8 +473,7 @@ class CsvReader:
         self._eof = False
         self.line = 1  # the line the pending bytes start on
         self._slow = _SLOW_RECORDS
-        """Records the ``csv`` module reads next time the fast path stops at once (grows while
-        it keeps stopping)."""
+        """Records the ``csv`` module reads next time (see :data:`_SLOW_RECORDS`)."""
         self._at_stop = False
         """Whether the last fast read stopped before a record it cannot read (the ``csv``
         module reads on from there, without another scan)."""
