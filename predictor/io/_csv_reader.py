@@ -72,9 +72,10 @@ _HEADER_BYTES = 1 << 20
 """The header line must end within this many bytes of the start of the file."""
 _SLOW_RECORDS = 16
 """Records read one by one with the ``csv`` module before the fast path is tried again (four
-times as many each time the fast path then reads fewer records than that before it stops
+times as many each time the fast path then reads fewer records than this before it stops
 again, so that a file with a bad record every few lines is read by the ``csv`` module in long
-runs)."""
+runs; back to this many once it reads more: a turn of the fast path costs about what the
+``csv`` module spends on this many records)."""
 _PROBE_BYTES = 64 << 10
 """Bytes the fast path looks at first after the ``csv`` module read (four times as many each
 time it reads them all), so that a stray quote every thousand lines costs a few small scans,
@@ -335,6 +336,16 @@ class Segment(NamedTuple):
 
 _Piece = tuple[pd.DataFrame, list[Problem], dict[int, str]]
 """Records read in one go, as :class:`Chunk` holds them but with the columns numbered."""
+
+
+class _Read(NamedTuple):
+    """Records the ``csv`` module read, not made into a frame yet (one frame per chunk)."""
+
+    rows: list[list[str]]
+    numbers: list[int]
+    """the line each row starts on"""
+    problems: list[Problem]
+    ids: dict[int, str]
 
 
 class _Vouched(NamedTuple):
@@ -674,7 +685,7 @@ class CsvReader:
         few hundred records; they are put together into full chunks, since each chunk costs the
         same fixed time to validate, score and write, whatever its size."""
         sep = ord(self.dialect.separator)
-        held: list[_Piece | _Vouched] = []  # the pieces of the chunk
+        held: list[_Read | _Vouched] = []  # the pieces of the chunk
         room, start = self._chunk_rows, self._consumed  # records it lacks; where it starts
         limit = min(self._limit(room), self._window)
         while True:
@@ -692,11 +703,11 @@ class CsvReader:
                 scan = scan.first(room)  # rows bounded as well as bytes
                 data = window[: scan.end]
                 decode_check(data, self.name, self.line)
-                piece: _Piece | _Vouched = _Vouched(data, scan.starts + self.line)
+                piece: _Read | _Vouched = _Vouched(data, scan.starts + self.line)
                 self._take(scan.end, scan.lines)
                 self._bytes_per_record = max(1, scan.end // scan.starts.size)
-                if scan.stop and scan.starts.size < self._slow:
-                    self._slow *= 4  # records it cannot read come often: longer slow reads
+                if scan.stop and scan.starts.size < _SLOW_RECORDS:
+                    self._slow *= 4  # records it cannot read come every few lines
                 else:
                     self._slow = _SLOW_RECORDS
                 self._at_stop = scan.stop  # the next record is for the csv module
@@ -719,16 +730,28 @@ class CsvReader:
             if isinstance(piece, _Vouched):
                 room -= piece.lines.size
             else:
-                room -= len(piece[0]) + len(piece[1])
+                room -= len(piece.rows) + len(piece.problems)
             limit = min(self._limit(room), self._window)
 
-    def _put_together(self, held: list[_Piece | _Vouched]) -> _Piece:
+    def _put_together(self, held: list[_Read | _Vouched]) -> _Piece:
         """One piece of a chunk's pieces, in line order: the records the fast path vouched for
-        parsed by pyarrow in one call (a call costs about the same whatever its size, and a file
-        with a stray quote every thousand lines has a piece for each), and those the ``csv``
-        module read."""
+        parsed by pyarrow in one call, and those the ``csv`` module read made into one frame
+        (either costs about a millisecond a time whatever its size, and a file with a stray
+        quote every hundred lines has a piece of each for every one)."""
         vouched = [piece for piece in held if isinstance(piece, _Vouched)]
-        pieces = [piece for piece in held if not isinstance(piece, _Vouched)]
+        read = [piece for piece in held if isinstance(piece, _Read)]
+        pieces = []
+        if read:
+            pieces.append(
+                self._piece(
+                    _Read(
+                        [row for piece in read for row in piece.rows],
+                        [number for piece in read for number in piece.numbers],
+                        [problem for piece in read for problem in piece.problems],
+                        {k: v for piece in read for k, v in piece.ids.items()},
+                    )
+                )
+            )
         if vouched:
             data = b"".join(piece.data for piece in vouched)
             parsed = self._parse(data, np.concatenate([piece.lines for piece in vouched]))
@@ -738,9 +761,15 @@ class CsvReader:
                 )
             pieces.insert(0, parsed)
         frame, problems, ids = _joined(pieces)
-        if vouched and len(pieces) > 1:
+        if len(pieces) > 1:
             frame = frame.sort_index(kind="stable")
         return frame, problems, ids
+
+    def _piece(self, read: _Read) -> _Piece:
+        """The records the ``csv`` module read, as a frame (columns numbered, index: lines)."""
+        frame = pd.DataFrame(read.rows, columns=range(self.width), dtype="str")
+        frame.index = pd.Index(np.asarray(read.numbers, dtype=np.int64), name="line")
+        return frame, read.problems, read.ids
 
     def _read_aside(self, vouched: _Vouched) -> _Piece:
         """The records of bytes already taken, read by the ``csv`` module (where pyarrow does
@@ -750,7 +779,7 @@ class CsvReader:
         reader = CsvReader._resumed(Segment(vouched.data, line, count, self._layout()))
         if self.csv_module_from is None or line < self.csv_module_from:
             self.csv_module_from = line
-        return reader._read_slowly(vouched.lines.size, len(vouched.data))
+        return reader._piece(reader._read_slowly(vouched.lines.size, len(vouched.data)))
 
     def _limit(self, records: int) -> int:
         """Bytes to look at for ``records`` records: an eighth more than the last ones took, so
@@ -816,7 +845,7 @@ class CsvReader:
         frame.index = pd.Index(lines[keep], name="line")
         return frame, problems, ids
 
-    def _read_slowly(self, count: int, budget: int) -> _Piece:
+    def _read_slowly(self, count: int, budget: int) -> _Read:
         """Read up to ``count`` records (and about ``budget`` bytes: the last record read may
         go past it) one at a time with the ``csv`` module (strict RFC 4180 quoting; a quote
         inside an unquoted field is text), rejecting a line whose quote does not close (or that
@@ -864,9 +893,7 @@ class CsvReader:
                     numbers.append(line)
             pos, line = ends[-1], line + len(ends)
         self._take(pos, line - self.line)
-        frame = pd.DataFrame(rows, columns=range(self.width), dtype="str")
-        frame.index = pd.Index(np.asarray(numbers, dtype=np.int64), name="line")
-        return frame, problems, ids
+        return _Read(rows, numbers, problems, ids)
 
     def _swallows(self, pos: int, ends: list[int]) -> bool:
         """Whether a record of several lines (from ``pos``, its lines ending at ``ends``) holds
