@@ -579,6 +579,11 @@ def _size(records: Chunk | Segment) -> int:
     return len(records.frame) + len(records.problems)
 
 
+_UNREADABLE = (BatchError, InputError)
+"""Errors of input that cannot be read (or decompressed, or decoded): raised by the reader
+only after those of the chunks before it."""
+
+
 def _read_after(
     chunks: Iterator[Chunk | Segment],
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]],
@@ -589,7 +594,7 @@ def _read_after(
     while True:
         try:
             chunk = next(chunks, None)
-        except (BatchError, InputError):  # input that cannot be read (or decompressed)
+        except _UNREADABLE:
             concurrent.futures.wait([future for _, future in pending])
             for _, future in pending:
                 future.result()  # raises the first error among them, if any
@@ -619,7 +624,7 @@ def _scored_in_order(
     if first is not None and workers > 1:
         try:
             second = next(chunks, None)
-        except (BatchError, InputError):
+        except _UNREADABLE:
             scorer(first)  # an error in the first (a segment not read yet) comes first
             raise
     if second is None:  # nothing to share: no processes to start

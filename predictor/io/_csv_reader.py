@@ -999,9 +999,7 @@ def read_segment(segment: Segment) -> Chunk:
     reader = CsvReader._resumed(segment)
     chunks = list(reader.chunks())
     if not chunks:  # blank lines only
-        empty = pd.DataFrame([], columns=range(reader.width), dtype="str")
-        empty.index = pd.Index(np.zeros(0, np.int64), name="line")
-        chunks = [reader._chunk(empty, [], {})]
+        chunks = [reader._chunk(*reader._piece(_Read([], [], [], {})))]
     assert len(chunks) == 1, "a segment is at most chunk_rows records and MAX_CHUNK_BYTES"
     return chunks[0]._replace(csv_module_from=reader.csv_module_from)
 
