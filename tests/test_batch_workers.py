@@ -35,6 +35,7 @@ from predictor.io._batch import (
     score_csv,
     usable_cores,
 )
+from predictor.io._csv_reader import Segment
 from predictor.model import AdditiveModel, Scores
 from predictor.simulation._synthetic import simulate_cohort
 
@@ -86,6 +87,21 @@ def test_two_workers_write_the_same_bytes_as_one(
     assert len(out) == scored
     ids = out["patient_id"].str.removeprefix("S17-").astype(int)  # S17-001, S17-002...
     assert ids.is_monotonic_increasing and ids.is_unique
+
+
+def test_a_file_that_quotes_its_text_cells_is_read_by_the_workers(tmp_path: Path) -> None:
+    """R's write.csv and REDCap quote every text cell, so every line has quotes: such a file
+    is still cut into segments for the workers to read (not read by this process), with the
+    same bytes out as one worker."""
+    cohort = simulate_cohort(600, seed=18).drop(columns=["true_probability"])
+    path = tmp_path / "quoted.csv"
+    cohort.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    assert all(line.count('"') >= 2 for line in path.read_text().splitlines())
+    with path.open("rb") as stream:
+        items = list(CsvReader(stream, str(path), chunk_rows=CHUNK_ROWS).segments())
+    assert len(items) >= 600 // CHUNK_ROWS and all(isinstance(i, Segment) for i in items)
+    one, two = _score(path, tmp_path, 1), _score(path, tmp_path, 2)
+    assert one == two and one[2][0] == 600
 
 
 def test_three_workers_on_two_cores_and_a_big_chunk_give_the_same_bytes(

@@ -110,6 +110,21 @@ def test_segments_read_elsewhere_give_the_records_the_reader_gives(lines, chunk_
 
 
 @settings(max_examples=max(10, settings.default.max_examples * 2))
+@example(  # a cut after a quote that opens a record of two lines (not a whole record)
+    lines=[("A,45,0.9", "\n"), ('E,"x', "\n"), ('y",3', "\n"), ("A,45,0.9", "\n")], chunk_rows=1
+)
+@given(lines=st.lists(st.tuples(LINES, st.sampled_from(["\n", "\r\n"])), max_size=60),
+       chunk_rows=st.integers(1, 9))  # fmt: skip
+def test_segments_cut_among_quotes_give_the_records_the_reader_gives(lines, chunk_rows):
+    """Without bare CRs and bytes that are not UTF-8 (where no segment is cut, or reading
+    stops), most cuts fall among quotes: each must be where the reader ends a record."""
+    content = _content(lines, None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader_module, "MAX_MULTILINE_RECORD_BYTES", 16)
+        _assert_same(_read(content, chunk_rows), _read(content, chunk_rows, segments=True))
+
+
+@settings(max_examples=max(10, settings.default.max_examples * 2))
 @example(  # a stray quote whose next line is a whole record: rejected without reading on
     lines=[('E,"x', "\n"), ("A,45,0.9", "\n"), ('y",3', "\n")],
     chunk_rows=9,

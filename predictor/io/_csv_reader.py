@@ -635,10 +635,14 @@ class CsvReader:
         That holds for a run of records, ending with a line end, that has no quote, or whose last
         quote is more than twice :data:`MAX_MULTILINE_RECORD_BYTES` before its end: a record that
         a quote opened before that stretch has either closed or been rejected (too long) before
-        its end, and within it every line is a record. Elsewhere (quotes near the end, a line
-        with no line end within the bytes of ``chunk_rows`` records) this reader reads the next
-        chunk itself. So a file with a quote on every line is read here, as :meth:`chunks`
-        reads it; a file with a stray quote every few thousand lines mostly elsewhere.
+        its end, and within it every line is a record. It holds too for a run of lines that the
+        fast path vouches for as whole records, each on its own line, from this reader's place
+        (a record's start) on: RFC 4180 quotes, no line end inside them (a file that quotes its
+        text cells, as R's ``write.csv`` and REDCap write them). Elsewhere (a stray quote or a
+        record of several lines near the end, a line with no line end within the bytes of
+        ``chunk_rows`` records, bare CRs) this reader reads the next chunk itself: a file with a
+        stray quote every few hundred lines mostly here, one with a stray quote every few
+        thousand lines mostly elsewhere.
         """
         while True:
             size = min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES)
@@ -665,12 +669,17 @@ class CsvReader:
         if lines > 2 * self._chunk_rows:  # shorter records than the last ones: keep to chunk_rows
             found = np.flatnonzero(np.frombuffer(window, np.uint8, count=end) == _NEWLINE)
             end, lines = int(found[self._chunk_rows - 1]) + 1, self._chunk_rows
-        quote = window.rfind(b'"', 0, end)
-        if quote >= 0 and end - quote <= 2 * MAX_MULTILINE_RECORD_BYTES:
-            return None
         data = window if end == len(window) else window[:end]
         if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
             return None  # bare CRs end lines too: this reader bounds them by --chunk-rows
+        quote = data.rfind(b'"')
+        if quote >= 0 and end - quote <= 2 * MAX_MULTILINE_RECORD_BYTES:
+            # quotes near the end: a cut only where the fast path vouches for every line as a
+            # whole record (an export that quotes its text cells: R's write.csv, REDCap)
+            final = self._eof and end == len(self._pending)
+            scan = _scan(data, ord(self.dialect.separator), final)
+            if scan.stop or scan.end != end:
+                return None
         segment = Segment(data, self.line, lines, self._layout())
         self._bytes_per_record = max(1, end // max(lines, 1))
         self._take(end, lines)
