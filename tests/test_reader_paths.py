@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import predictor.io._csv_reader as reader_module
-from predictor.io._csv_reader import BatchError, CsvReader, Segment, decode_check, read_segment
+from predictor.io._csv_reader import BatchError, CsvReader, decode_check, read_segment
 
 HEADER = "patient_id,age_years,crp_mg_l\n"
 LINES = st.sampled_from(
@@ -63,7 +63,7 @@ def _read(content: bytes, chunk_rows: int, segments: bool = False, engine: str =
     try:
         reader = CsvReader(io.BytesIO(content), "t", chunk_rows=chunk_rows, engine=engine)
         for item in reader.segments() if segments else reader.chunks():
-            chunk = read_segment(item) if isinstance(item, Segment) else item
+            chunk = read_segment(item) if segments else item
             # memory set by chunk_rows: a segment holds at most about twice as many records
             assert len(chunk.frame) + len(chunk.problems) <= 2 * chunk_rows + 1
             chunks.append(chunk)
@@ -202,10 +202,28 @@ def test_a_line_over_the_bound_names_its_first_unreadable_byte(first, second, na
         list(CsvReader(io.BytesIO(content), "t").chunks())
 
 
+def test_what_the_reader_cannot_cut_it_hands_over_unparsed(monkeypatch) -> None:
+    """Around stray quotes no segment can be cut: the reader finds those records itself (its
+    scan, and the csv module at each stray quote) and another process parses them."""
+    lines = [f"P{k},{20 + k % 50},{k % 7}.5" for k in range(2_000)]
+    for k in range(900, 1_100, 5):
+        lines[k] = lines[k].replace(",", ',"', 1)  # a quote that does not close
+    content = (HEADER + "\n".join(lines) + "\n").encode()
+    reader = CsvReader(io.BytesIO(content), "t", chunk_rows=100)
+    with monkeypatch.context() as patch:
+        patch.setattr(CsvReader, "_parse", lambda *args: pytest.fail("parsed here"))
+        items = list(reader.segments())
+    assert {type(i).__name__ for i in items} == {"Segment", "Pieces"}
+    chunks = [read_segment(i) for i in items]
+    assert sum(len(c.problems) for c in chunks) == 40
+    assert sum(len(c.frame) for c in chunks) == 1_960
+    _assert_same(_read(content, 100), _read(content, 100, segments=True))
+
+
 def test_segments_of_bare_cr_lines_are_bounded_by_chunk_rows() -> None:
     content = b"patient_id,crp_mg_l\r" + b"P,1\r" * 3_000
     reader = CsvReader(io.BytesIO(content), "t", chunk_rows=100)
-    items = [read_segment(i) if isinstance(i, Segment) else i for i in reader.segments()]
+    items = [read_segment(i) for i in reader.segments()]
     assert sum(len(c.frame) for c in items) == 3_000
     assert max(len(c.frame) for c in items) <= 100
 

@@ -63,6 +63,7 @@ from predictor.io._csv_reader import (
     Chunk,
     CsvReader,
     Dialect,
+    Pieces,
     Segment,
     read_segment,
 )
@@ -451,7 +452,13 @@ class _Scored(NamedTuple):
     problems: int
     messages: list[str]
     csv_module_from: int | None
-    """the first line the ``csv`` module read, for records read from a :class:`Segment`"""
+    """the first line the ``csv`` module read, for records read from a :class:`Segment` (or
+    pieces of a :class:`Pieces` it read again, where pyarrow did not read them as the scan
+    did)"""
+
+
+_Records = Chunk | Segment | Pieces
+"""What a chunk's scoring starts from: records read, or records for a worker to read."""
 
 
 @dataclass(frozen=True)
@@ -487,8 +494,8 @@ class _ChunkScorer:
         empty.columns = header
         return [name for name, _ in self.table(empty)[0]]
 
-    def __call__(self, records: Chunk | Segment) -> _Scored:
-        chunk = read_segment(records) if isinstance(records, Segment) else records
+    def __call__(self, records: _Records) -> _Scored:
+        chunk = records if isinstance(records, Chunk) else read_segment(records)
         output, valid, problems = self.table(chunk.frame)
         bad = rejects_table(problems, chunk)
         return _Scored(
@@ -524,7 +531,7 @@ def _start_worker(scorer: _ChunkScorer, spool: str) -> None:
     start_process()
 
 
-def _score_in_worker(records: Chunk | Segment) -> _Scored:
+def _score_in_worker(records: _Records) -> _Scored:
     """Score a chunk (or read and score a segment) in a worker process. The CSV rows (about
     500 bytes per patient with the reasons and warnings) are written to files in the spool
     folder rather than sent back through a pipe: the parent appends them to its outputs with
@@ -565,17 +572,19 @@ def _pool(scorer: _ChunkScorer, workers: int, spool: str) -> concurrent.futures.
     )
 
 
-def _first_line(records: Chunk | Segment) -> int:
-    if isinstance(records, Segment):
+def _first_line(records: _Records) -> int:
+    if not isinstance(records, Chunk):
         return records.line
     lines = [*records.frame.index[:1].tolist(), *(p.row for p in records.problems[:1])]
     return int(min(lines)) if lines else 0
 
 
-def _size(records: Chunk | Segment) -> int:
-    """Records in a chunk; line ends in a segment."""
+def _size(records: _Records) -> int:
+    """Records in a chunk or pieces; line ends in a segment."""
     if isinstance(records, Segment):
         return records.lines
+    if isinstance(records, Pieces):
+        return records.records
     return len(records.frame) + len(records.problems)
 
 
@@ -585,9 +594,9 @@ only after those of the chunks before it."""
 
 
 def _read_after(
-    chunks: Iterator[Chunk | Segment],
+    chunks: Iterator[_Records],
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]],
-) -> Iterator[Chunk | Segment]:
+) -> Iterator[_Records]:
     """``chunks``, but an error reading one is raised only once the chunks before it (being
     scored in ``pending``) are done: an error a worker meets in one of those (a line that is not
     UTF-8 in a segment it reads) comes first, as with one worker."""
@@ -605,7 +614,7 @@ def _read_after(
 
 
 def _scored_in_order(
-    chunks: Iterator[Chunk | Segment], scorer: _ChunkScorer, workers: int, chunk_rows: int
+    chunks: Iterator[_Records], scorer: _ChunkScorer, workers: int, chunk_rows: int
 ) -> Generator[_Scored, None, None]:
     """Each chunk scored (each segment read and scored), in input order: here (one worker, or
     a file of one chunk), or by ``workers`` processes, with at most
@@ -727,7 +736,8 @@ def score_csv(
         Processes that read, validate and score chunks at the same time (default 1: this
         process scores them; ``None``: one per usable core, :func:`usable_cores`, as ``score``
         does). This process cuts the input into segments of whole records for them
-        (:meth:`CsvReader.segments`; a chunk it cannot cut, it reads itself) and writes the
+        (:meth:`CsvReader.segments`; where it cannot cut one, it finds the records itself and
+        they parse them) and writes the
         outputs, in input order; the files are byte for byte those of one worker. A file of
         one chunk is scored here, without starting any process. On Linux the processes are
         forked from this one when it runs no other Python thread; otherwise they start from a
@@ -858,7 +868,8 @@ def _run(
             headers = {"--out": columns}
             for option, sink in sinks.items():
                 _write_header(sink, headers.get(option, list(REJECT_COLUMNS)), scorer.escape)
-            # With workers, they read what they can of the file themselves (segments).
+            # With workers, they parse all of the file: segments they read themselves, or the
+            # pieces of records this process found where it could not cut a segment.
             records = reader.segments() if workers > 1 else reader.chunks()
             in_order = _scored_in_order(records, scorer, workers, chunk_rows)
             stack.callback(in_order.close)  # stops the workers on an error

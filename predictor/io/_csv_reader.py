@@ -356,6 +356,34 @@ class _Vouched(NamedTuple):
     """the line each starts on"""
 
 
+class Pieces(NamedTuple):
+    """A chunk's records as a reader found them, not parsed yet, for another process to
+    parse (:meth:`CsvReader.segments`, :func:`read_segment`): the bytes of those the fast path
+    vouched for, and the cells of those the ``csv`` module read."""
+
+    held: list[_Read | _Vouched]
+    """in line order"""
+    layout: _Layout
+
+    @property
+    def line(self) -> int:
+        """The line the first record starts on (0 for blank lines only)."""
+        for piece in self.held:
+            if isinstance(piece, _Vouched):
+                return int(piece.lines[0])
+            if starts := [*piece.numbers[:1], *(p.row for p in piece.problems[:1])]:
+                return min(starts)
+        return 0
+
+    @property
+    def records(self) -> int:
+        """Records held (rows, rejected lines, and blank lines the fast path vouched for)."""
+        return sum(
+            p.lines.size if isinstance(p, _Vouched) else len(p.rows) + len(p.problems)
+            for p in self.held
+        )
+
+
 def _joined(pieces: list[_Piece]) -> _Piece:
     """One piece of consecutive ``pieces`` (their records stay in line order)."""
     if len(pieces) == 1:
@@ -626,11 +654,14 @@ class CsvReader:
         while (chunk := self._next_chunk()) is not None:
             yield chunk
 
-    def segments(self) -> Iterator[Chunk | Segment]:
-        """The data records, as :meth:`chunks` gives them, but as a :class:`Segment` of bytes for
-        another process to read (:func:`read_segment`) wherever that process can read it on its
-        own: about ``chunk_rows`` records that start and end where this reader would start and
-        end a record, whatever comes before or after.
+    def segments(self) -> Iterator[Segment | Pieces]:
+        """The data records, as :meth:`chunks` gives them, but for another process to read
+        (:func:`read_segment`): as a :class:`Segment` of bytes wherever that process can read
+        it on its own, about ``chunk_rows`` records that start and end where this reader would
+        start and end a record, whatever comes before or after; elsewhere as :class:`Pieces`,
+        the records this reader found (a chunk of them) but did not parse: the fast path's
+        bytes, the ``csv`` module's cells. Parsing them is most of reading; finding them (the
+        scan, and the ``csv`` module around stray quotes) is done here.
 
         That holds for a run of records, ending with a line end, that has no quote, or whose last
         quote is more than twice :data:`MAX_MULTILINE_RECORD_BYTES` before its end: a record that
@@ -640,9 +671,9 @@ class CsvReader:
         (a record's start) on: RFC 4180 quotes, no line end inside them (a file that quotes its
         text cells, as R's ``write.csv`` and REDCap write them). Elsewhere (a stray quote or a
         record of several lines near the end, a line with no line end within the bytes of
-        ``chunk_rows`` records, bare CRs) this reader reads the next chunk itself: a file with a
-        stray quote every few hundred lines mostly here, one with a stray quote every few
-        thousand lines mostly elsewhere.
+        ``chunk_rows`` records, bare CRs) this reader finds the next chunk's records itself: a
+        file with a stray quote every few hundred lines mostly so, one with a stray quote every
+        few thousand lines mostly in segments.
         """
         while True:
             size = min(self._chunk_rows * self._bytes_per_record, MAX_CHUNK_BYTES)
@@ -652,9 +683,9 @@ class CsvReader:
             segment = self._segment(size)
             if segment is not None:
                 yield segment
-            elif (chunk := self._next_chunk()) is not None:
-                yield chunk
-            else:  # pragma: no cover - bytes were pending, so _next_chunk read them
+            elif (held := self._held()) is not None:
+                yield Pieces(held, self._layout())
+            else:  # pragma: no cover - bytes were pending, so _held read them
                 return
 
     def _segment(self, size: int) -> Segment | None:
@@ -687,7 +718,12 @@ class CsvReader:
         return segment
 
     def _next_chunk(self) -> Chunk | None:
-        """The next chunk of :meth:`chunks`; None at the end of the input.
+        """The next chunk of :meth:`chunks`; None at the end of the input."""
+        held = self._held()
+        return None if held is None else self._chunk(*self._put_together(held))
+
+    def _held(self) -> list[_Read | _Vouched] | None:
+        """The pieces of the next chunk, not put together yet; None at the end of the input.
 
         The fast path stops at each record it cannot vouch for and the ``csv`` module reads on
         from there, so a file with a stray quote every few hundred lines is read in pieces of a
@@ -700,10 +736,10 @@ class CsvReader:
         while True:
             budget = MAX_CHUNK_BYTES - (self._consumed - start)  # bytes it may still read
             if held and (room <= 0 or budget <= 0):
-                return self._chunk(*self._put_together(held))
+                return held
             self._fill(limit)
             if not self._pending:
-                return self._chunk(*self._put_together(held)) if held else None
+                return held or None
             window = self._pending[: min(limit, budget) if held else limit]
             final = self._eof and len(window) == len(self._pending)
             fast = self._engine == "fast" and not self._at_stop
@@ -1002,9 +1038,14 @@ class CsvReader:
         return Chunk(frame, problems, ids)
 
 
-def read_segment(segment: Segment) -> Chunk:
-    """The records of a :class:`Segment` (from :meth:`CsvReader.segments`) as one chunk: the
-    same rows, problems and line numbers as the reader that made it would have read there."""
+def read_segment(segment: Segment | Pieces) -> Chunk:
+    """The records of a :class:`Segment` or :class:`Pieces` (from :meth:`CsvReader.segments`)
+    as one chunk: the same rows, problems and line numbers as the reader that made it would have
+    read there."""
+    if isinstance(segment, Pieces):
+        reader = CsvReader._resumed(Segment(b"", segment.line, 0, segment.layout))
+        chunk = reader._chunk(*reader._put_together(segment.held))
+        return chunk._replace(csv_module_from=reader.csv_module_from)
     reader = CsvReader._resumed(segment)
     chunks = list(reader.chunks())
     if not chunks:  # blank lines only
