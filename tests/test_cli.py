@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -254,3 +255,30 @@ def test_predict_does_not_import_scipy() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_ctrl_c_caught_in_code_made_from_text_still_exits_130(tmp_path: Path) -> None:
+    # CPython remembers a KeyboardInterrupt that ended code compiled from text (exec or eval of
+    # a string, as namedtuple and dataclasses make classes) even once it is caught, and python
+    # -m then killed the process with SIGINT after shutting down: exit -2 after "interrupted",
+    # no traceback (about one run in fifty of the held-down Ctrl-C test of test_batch).
+    (tmp_path / "interrupted_score.py").write_text(
+        "import predictor._cli as cli\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt')  # Ctrl-C while a namedtuple is made\n"
+        "cli.run_score = interrupted\n"
+        "raise SystemExit(cli.main())\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "scored.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "interrupted_score", "score", "examples/patients.csv", "--out",
+         str(out)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "interrupted" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
