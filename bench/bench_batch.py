@@ -22,13 +22,15 @@ field a clinic has, no outcome; not timed), then times, in one run, each ``--rep
 (c) the naive path: ``pandas.read_csv``, ``predict_proba`` of the same kind of model built as a
     scikit-learn Pipeline (fitted beforehand, not timed), reasons built row by row in Python,
     ``DataFrame.to_csv``.
-(e) ``score`` end to end, as (a), on a messy export: the same file with a stray quote that
-    never closes on its line before a cell of about one line in 1,000 (written beforehand, not
-    timed). The fast reader stops at each and the ``csv`` module reads on from there, 16
-    records at a time; the pieces they read are put together into chunks of ``--chunk-rows``,
-    so the time should stay near (a)'s, not grow with the number of stray quotes. With 2
-    workers the main process reads most of this file itself (a quote every few hundred lines
-    leaves no place to cut it into segments for the workers to read).
+(e) ``score`` end to end, as (a), on two other exports of the same rows (written beforehand,
+    not timed). A messy export: a stray quote that never closes on its line before a cell of
+    about one line in 1,000. The fast reader stops at each and the ``csv`` module reads on from
+    there, 16 records at a time; the pieces they read are put together into chunks of
+    ``--chunk-rows``, so the time should stay near (a)'s, not grow with the number of stray
+    quotes. With 2 workers the main process finds the records of most of this file itself (a
+    quote every few hundred lines leaves no place to cut it into segments for the workers to
+    read), and the workers parse them. And an export with every text cell in quotes, as R's
+    ``write.csv`` and REDCap write them: the workers read it, as they read (a)'s.
 (f) one more run of (a) with 2 workers, for where its CPU goes: the main process (start-up,
     cutting the file into segments, appending the workers' files to the output) against the
     workers (everything else, reading the segments included), from ``getrusage`` at its
@@ -91,6 +93,10 @@ def write_cohort(path: Path, rows: int) -> None:
             pcsv.write_csv(table, sink, write_options=options)
 
 
+EXPORTS = {"messy": "messy export", "quoted": "text cells quoted"}
+"""The exports of (e): a stray quote on ~1 line in 1,000; every text cell in quotes."""
+
+
 def write_stray_quotes(source: Path, path: Path, every: int = 1_000) -> int:
     """``source`` with a quote opened before a cell (and closed by no later quote on its line)
     on about one line in ``every``, at random lines; returns how many lines have one."""
@@ -107,6 +113,22 @@ def write_stray_quotes(source: Path, path: Path, every: int = 1_000) -> int:
                 damaged += 1
             sink.write(line)
     return damaged
+
+
+def write_quoted_text(source: Path, path: Path) -> None:
+    """``source`` as R's ``write.csv`` and REDCap write it: the header's names and every text
+    cell in quotes (so every line has quotes), numbers bare."""
+    with source.open("rb") as lines, path.open("wb") as sink:
+        header = next(lines).rstrip(b"\n").split(b",")
+        sink.write(b",".join(b'"%s"' % name.strip(b'"') for name in header) + b"\n")
+        names = [name.strip(b'"').decode() for name in header]
+        text = {names.index(n) for n in ("patient_id", "sex", "route", "substance_use_disorder")}
+        for line in lines:
+            cells = line.rstrip(b"\n").split(b",")
+            for k in text:
+                if cells[k]:
+                    cells[k] = b'"%s"' % cells[k]
+            sink.write(b",".join(cells) + b"\n")
 
 
 def _tree_rss(pid: int) -> int:
@@ -286,9 +308,10 @@ def main() -> None:
             f"(written in {time.perf_counter() - started:.1f} s); load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine)"
         )
-        messy = root / "messy.csv"
+        exports = {"messy": root / "messy.csv", "quoted": root / "quoted.csv"}
         if not args.skip_quotes:
-            stray = write_stray_quotes(source, messy)
+            stray = write_stray_quotes(source, exports["messy"])
+            write_quoted_text(source, exports["quoted"])
             print(f"messy export (e): {stray:,} lines with a stray quote")
         cluster = client = None
         if not args.skip_dask:
@@ -304,8 +327,7 @@ def main() -> None:
             "2": [],
             "dask": [],
             "floor": [],
-            "messy 1": [],
-            "messy 2": [],
+            **{f"{kind} {workers}": [] for kind in exports for workers in ("1", "2")},
         }
         peaks: dict[str, float] = {}
         for _ in range(args.repeat):  # interleaved, so that a burst of load hits all alike
@@ -315,19 +337,19 @@ def main() -> None:
                 )
                 runs[workers].append(seconds)
                 peaks[workers] = max(peaks.get(workers, 0.0), rss)
-                if not args.skip_quotes:
+                for kind, export in () if args.skip_quotes else exports.items():
                     seconds, rss = end_to_end(
                         [
                             "score",
-                            str(messy),
+                            str(export),
                             "--out",
-                            str(root / "messy-out.csv"),
+                            str(root / "e-out.csv"),
                             "--workers",
                             workers,
                         ]
                     )
-                    runs[f"messy {workers}"].append(seconds)
-                    peaks[f"messy {workers}"] = max(peaks.get(f"messy {workers}", 0.0), rss)
+                    runs[f"{kind} {workers}"].append(seconds)
+                    peaks[f"{kind} {workers}"] = max(peaks.get(f"{kind} {workers}", 0.0), rss)
             if client is not None:
                 parts = str(root / "parts" / "*.csv")
                 command = ["score", parts, "--out", str(root / "dask-out"), "--engine", "dask"]
@@ -352,12 +374,13 @@ def main() -> None:
                 f"(d) score --engine dask, {DASK_PARTS} parts, "
                 f"2-worker local cluster: {best(runs['dask'])}"
             )
-        for workers in ("1", "2") if runs["messy 1"] else ():
-            messy_best = min(runs[f"messy {workers}"])
+        for kind, workers in (
+            [(k, w) for k in exports for w in ("1", "2")] if runs["messy 1"] else ()
+        ):
+            key = f"{kind} {workers}"
             print(
-                f"(e) score --workers {workers}, messy export: {best(runs[f'messy {workers}'])} "
-                f"({messy_best / min(runs[workers]):.2f} x (a)), "
-                f"peak RSS {peaks[f'messy {workers}']:,.0f} MB"
+                f"(e) score --workers {workers}, {EXPORTS[kind]}: {best(runs[key])} "
+                f"({min(runs[key]) / min(runs[workers]):.2f} x (a)), peak RSS {peaks[key]:,.0f} MB"
             )
         print(f"(b) I/O floor (pandas read_csv + pyarrow write_csv): {best(runs['floor'])}")
         print(f"    (a) / (b): {one / floor:.2f} with 1 worker, {two / floor:.2f} with 2 workers")
