@@ -308,8 +308,8 @@ def main() -> None:
             f"(written in {time.perf_counter() - started:.1f} s); load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine)"
         )
-        exports = {"messy": root / "messy.csv", "quoted": root / "quoted.csv"}
-        if not args.skip_quotes:
+        exports = {} if args.skip_quotes else {kind: root / f"{kind}.csv" for kind in EXPORTS}
+        if exports:
             stray = write_stray_quotes(source, exports["messy"])
             write_quoted_text(source, exports["quoted"])
             print(f"messy export (e): {stray:,} lines with a stray quote")
@@ -337,7 +337,7 @@ def main() -> None:
                 )
                 runs[workers].append(seconds)
                 peaks[workers] = max(peaks.get(workers, 0.0), rss)
-                for kind, export in () if args.skip_quotes else exports.items():
+                for kind, export in exports.items():
                     seconds, rss = end_to_end(
                         [
                             "score",
@@ -374,10 +374,8 @@ def main() -> None:
                 f"(d) score --engine dask, {DASK_PARTS} parts, "
                 f"2-worker local cluster: {best(runs['dask'])}"
             )
-        for kind, workers in (
-            [(k, w) for k in exports for w in ("1", "2")] if runs["messy 1"] else ()
-        ):
-            key = f"{kind} {workers}"
+        for key in [f"{kind} {workers}" for kind in exports for workers in ("1", "2")]:
+            kind, workers = key.split()
             print(
                 f"(e) score --workers {workers}, {EXPORTS[kind]}: {best(runs[key])} "
                 f"({min(runs[key]) / min(runs[workers]):.2f} x (a)), peak RSS {peaks[key]:,.0f} MB"
