@@ -123,6 +123,20 @@ def is_missing(value: Any) -> bool:
     return False
 
 
+CONTAINERS = (list, tuple, set, frozenset, dict, bytes, bytearray, memoryview)
+"""Values that are no cell: a list, a set, a mapping or bytes is refused by every number,
+category and boolean field (its text, ``"['iv']"``, would otherwise match a level once its
+brackets and quotes are read as separators), on both paths."""
+
+_NOT_A_CELL = {
+    Kind.CATEGORY: Reason.UNKNOWN_LEVEL,
+    Kind.BOOLEAN: Reason.NOT_A_BOOLEAN,
+    Kind.NUMBER: Reason.NOT_A_NUMBER,
+    Kind.INTEGER: Reason.NOT_A_NUMBER,
+}
+"""The reason a field of each kind gives a value of :data:`CONTAINERS`."""
+
+
 def _as_number_or_text(value: Any) -> float | str:
     """A cell as a Python float (numeric types) or as stripped text (everything else)."""
     if isinstance(value, (bool, np.bool_)):
@@ -174,6 +188,8 @@ def parse_value(
         return value, None
     if is_missing(value):
         return (None if field.kind is Kind.CATEGORY else math.nan), None
+    if isinstance(value, CONTAINERS):
+        return None, _NOT_A_CELL[field.kind]
     cell = _as_number_or_text(value)
     if field.kind is Kind.CATEGORY:
         lookup = level_lookup(field)
@@ -254,9 +270,24 @@ class ParsedColumn:
         return ParsedColumn(values, codes, values)
 
 
+_ONLY_SCALARS = frozenset(
+    {"string", "floating", "integer", "boolean", "empty", "mixed-integer-float", "decimal"}
+)
+"""What ``pandas.api.types.infer_dtype`` says of an object column that holds no
+:data:`CONTAINERS` value."""
+_NO_CELL = "\ufffc"
+"""The text a :data:`CONTAINERS` value is read as on the vector path: U+FFFC, OBJECT
+REPLACEMENT CHARACTER, which is no number, boolean spelling, missing token or level (its
+:func:`header_key` is empty)."""
+
+
 def _text(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Stripped, case-folded text of each cell (NaN where absent), and the missing mask."""
     absent = series.isna().to_numpy()  # before astype: pandas 2 turns None into "None"
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
+        _ONLY_SCALARS
+    ):
+        series = series.map(lambda value: _NO_CELL if isinstance(value, CONTAINERS) else value)
     text = series.astype("str").str.strip().str.casefold().where(~absent)
     missing = absent | text.isin(MISSING_TOKENS).to_numpy()
     return text, missing
