@@ -472,22 +472,68 @@ class ValidationResult(NamedTuple):
     problems: pd.DataFrame
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(value: Any) -> Any:
+    """A string holding lone surrogates with each written as its backslash escape
+    (``"\\ud800"``); any other value as it is.
+
+    A lone surrogate is no character: Python makes one from a JSON ``"\\ud800"`` or from bytes
+    read with ``errors="surrogateescape"``, and no UTF-8 file, Arrow array or pandas ``str``
+    column can hold it. :func:`validate` reads such text escaped, so that the cell is refused
+    by a number, category or boolean field and carried, visibly, in a text or unknown column.
+
+    >>> escape_surrogates("A\udc80"), escape_surrogates(3)
+    ('A\\udc80', 3)
+    """
+    if isinstance(value, str) and _LONE_SURROGATE.search(value):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with lone surrogates escaped (:func:`escape_surrogates`) in its column names and
+    in the strings of its object columns: a shallow copy where it has any, else itself. (A
+    column of strings of any other dtype cannot hold one.)"""
+    names = [escape_surrogates(name) for name in frame.columns]
+    escaped = {
+        position: series.map(escape_surrogates)
+        for position, (_, series) in enumerate(frame.items())
+        if series.dtype == object
+        and _LONE_SURROGATE.search("".join(v for v in series.tolist() if isinstance(v, str)))
+    }
+    if not escaped and names == list(frame.columns):
+        return frame
+    frame = frame.copy(deep=False)
+    for position, series in escaped.items():
+        frame.isetitem(position, series)
+    frame.columns = names
+    return frame
+
+
 def _as_frame(
     records: Mapping[str, Any] | Iterable[Mapping[str, Any]] | pd.DataFrame,
 ) -> pd.DataFrame:
     if isinstance(records, pd.DataFrame):
-        return records
+        return _escaped(records)
     if isinstance(records, Mapping):
-        return pd.DataFrame([records])
-    if isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
+        rows: list[Mapping[str, Any]] = [records]
+    elif isinstance(records, (str, bytes)) or not isinstance(records, Iterable):
         raise TypeError(
             f"validate() takes a dict, a list of dicts or a DataFrame, not {type(records).__name__}"
         )
-    rows = list(records)
+    else:
+        rows = list(records)
     bad = next((r for r in rows if not isinstance(r, Mapping)), None)
     if bad is not None:
         raise TypeError(f"validate() takes a list of dicts; one item is a {type(bad).__name__}")
-    return pd.DataFrame(rows)
+    try:
+        return _escaped(pd.DataFrame(rows))
+    except UnicodeEncodeError:  # a lone surrogate in a column pandas reads as str
+        return pd.DataFrame(
+            [{escape_surrogates(k): escape_surrogates(v) for k, v in row.items()} for row in rows]
+        )
 
 
 def _empty_column(field: Field, n: int) -> Any:

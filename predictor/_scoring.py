@@ -28,6 +28,7 @@ from data_schemas import (
     validate,
     validate_record,
 )
+from data_schemas.validate import escape_surrogates
 from predictor._explain import (
     NOTE_SEPARATOR,
     Notes,
@@ -185,7 +186,7 @@ def _with_patient_ids(problems: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFra
     patient_id = pd.Series("", index=problems.index, dtype=object)
     if ids and len(problems):
         by_row = dict(zip(frame.index, frame.iloc[:, ids[0]], strict=True))
-        ids_text = [str(by_row.get(row, "")) for row in problems["row"]]
+        ids_text = [escape_surrogates(str(by_row.get(row, ""))) for row in problems["row"]]
         patient_id[:] = ids_text  # type: ignore[call-overload]  # pandas-stubs: no list for a slice
     return problems.assign(patient_id=patient_id)[
         ["row", "patient_id", "column", "field", "value", "reason", "message"]

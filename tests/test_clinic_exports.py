@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_schemas import SchemaError
+from data_schemas import SchemaError, validate
 from predictor import predict
 from predictor._cli import EXIT_INTERNAL, main
 from predictor._explain import NOTE_SEPARATOR
@@ -486,6 +486,31 @@ def test_predict_frame_errors_name_the_row_and_patient() -> None:
     ]
     with pytest.raises(ValueError, match=r"invalid = .skip. must be one of"):
         predict(frame, invalid="skip")
+
+
+def test_predict_frame_reads_lone_surrogates_escaped_and_loses_no_row() -> None:
+    # A lone surrogate (from a JSON "\\ud800", or bytes read with surrogateescape) is no
+    # character: pandas' str columns and Arrow refuse it, and predict raised UnicodeEncodeError.
+    frame = pd.DataFrame(  # object columns: the only ones that can hold one
+        {
+            "patient_id": pd.Series(["A\udc80", "B", "C", "D"], dtype=object),
+            "crp_mg_l": pd.Series(["1", "\ud800", "2", "3"], dtype=object),
+            "sex": pd.Series(["F", "M", "\udfff", "F"], dtype=object),
+            "history_of_psychosis": pd.Series(["no", "no", "no", "y\ud800"], dtype=object),
+            "site": pd.Series(["x\ud800", "y", "z", "w"], dtype=object),
+        }
+    )
+    scored, problems = predict(frame, invalid="collect")
+    assert scored["patient_id"].tolist() == ["A\\udc80"]
+    assert scored["site"].tolist() == ["x\\ud800"]  # an unknown column, carried
+    assert problems[["row", "patient_id", "field", "reason"]].values.tolist() == [
+        [1, "B", "crp_mg_l", "not_a_number"],
+        [2, "C", "sex", "unknown_level"],
+        [3, "D", "history_of_psychosis", "not_a_boolean"],
+    ]
+    assert problems["value"].tolist() == ["\\ud800", "\\udfff", "y\\ud800"]
+    clean, found = validate([{"patient_id": "\ud800", "crp_mg_l": 1}])  # a list of dicts too
+    assert clean["patient_id"].tolist() == ["\\ud800"] and found.empty
 
 
 def test_warnings_cells_split_back_into_the_lists_predict_gives(tmp_path: Path) -> None:

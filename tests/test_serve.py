@@ -149,11 +149,16 @@ def test_serve_predict_bad_record_gives_422_with_field_value_and_rule(
         (b"[1, [2]]", "not_an_object"),
         (json.dumps({f"k{i}": 1 for i in range(50_000)}).encode(), "too_many_keys"),
         (json.dumps({"k" * 1_000_000: 1}).encode(), "key_too_long"),
+        (b'{"crp_mg_l": "\\ud800"}', "invalid_json"),
+        (b'{"\\udc80": 1}', "invalid_json"),
+        (b'[{"patient_id": "A\\udfff", "crp_mg_l": 1}]', "invalid_json"),
+        (b'{"route": ["iv"]}', "unknown_level"),
     ],
     ids=[
         "nan", "infinity", "minus-infinity", "overflow", "duplicate-key", "truncated", "form",
         "empty", "not-utf8", "deep-nesting", "huge-integer", "string", "number", "null",
-        "list-of-non-objects", "50000-keys", "huge-key",
+        "list-of-non-objects", "50000-keys", "huge-key", "lone-surrogate-value",
+        "lone-surrogate-key", "lone-surrogate-id", "list-as-level",
     ],
 )  # fmt: skip
 def test_serve_predict_body_that_is_not_records_gives_422_never_500(

@@ -303,6 +303,15 @@ def parse_body(body: bytes) -> tuple[list[Any], bool]:
         raise _body_problem(
             "invalid_json", "", f"the body has a number that cannot be read ({exc})"
         ) from exc
+    try:  # one pass over every key and text, nested or not (the JSON is at most 2 MiB)
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _body_problem(
+            "invalid_json",
+            "",
+            "the body has a text with a lone surrogate (a \\u escape from \\ud800 to \\udfff "
+            "without its pair), which is no character; send the text as UTF-8",
+        ) from exc
     if isinstance(parsed, dict):
         return [parsed], False
     if isinstance(parsed, list):
