@@ -498,7 +498,7 @@ def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
     column of strings of any other dtype cannot hold one.)"""
     names = [escape_surrogates(name) for name in frame.columns]
     escaped = {
-        position: series.map(escape_surrogates)
+        position: series.map(escape_surrogates).to_numpy(dtype=object)
         for position, (_, series) in enumerate(frame.items())
         if series.dtype == object
         and _LONE_SURROGATE.search("".join(v for v in series.tolist() if isinstance(v, str)))
@@ -506,8 +506,8 @@ def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
     if not escaped and names == list(frame.columns):
         return frame
     frame = frame.copy(deep=False)
-    for position, series in escaped.items():
-        frame.isetitem(position, series)
+    for position, values in escaped.items():
+        frame.isetitem(position, values)
     frame.columns = names
     return frame
 
