@@ -240,6 +240,26 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([real, base]) == base
 
 
+def _refuse_shipped_folder(out: str) -> None:
+    """Refuse an ``--out`` that is the shipped model's folder, lies inside it or holds it: only
+    ``python train.py`` (the simulated cohort) writes the shipped model.
+
+    Raises
+    ------
+    UsageError
+    """
+    from predictor.model._artifact import PACKAGED_MODEL_DIR, SHIPPED_MODEL_DIR
+
+    for shipped in dict.fromkeys((str(SHIPPED_MODEL_DIR), str(PACKAGED_MODEL_DIR))):
+        inside, holds = _inside(out, shipped), _inside(shipped, out)
+        if inside or holds:
+            where = "is" if inside and holds else "lies inside" if inside else "holds"
+            raise UsageError(
+                f"--out {out} {where} the shipped model's folder ({shipped}), which only "
+                "`python train.py` (the simulated cohort) writes; choose another folder"
+            )
+
+
 def _field_meant(name: str) -> str | None:
     """The schema field a name not spelled as a field most likely means (an alias, another
     case, a missing unit, a near miss: :func:`data_schemas.match_columns`), if any."""
@@ -305,6 +325,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "give --out DIR: a model trained on your data is never written into the shipped "
                 "model's folder (models/)"
             )
+        _refuse_shipped_folder(args.out)
         for option, path in (("--data", args.data), ("--rejects", args.rejects)):
             if path and _inside(path, args.out):
                 raise UsageError(
@@ -374,6 +395,7 @@ def run_update(args: argparse.Namespace) -> int:
     from predictor._updating import update
 
     base_folder = str(ModelFiles.at(args.model).artifact.parent)
+    _refuse_shipped_folder(args.out)
     for option, path in (("--data", args.data), ("--rejects", args.rejects)):
         if path and _inside(path, args.out):
             raise UsageError(
@@ -435,6 +457,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_report,
     )
 
+    _refuse_shipped_folder(args.out)
     replaced = [Path(args.out) / REPORT_NAME, Path(args.out) / METRICS_NAME]
     for option, path in (("--data", args.data), ("--rejects", args.rejects)):
         if (

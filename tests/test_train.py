@@ -18,6 +18,7 @@ from predictor import load_model, predict, read_manifest
 from predictor._cli import main
 from predictor._training import MODEL_FOLDER_ENTRIES, train
 from predictor.evaluation import FIGURE_NAMES, FIGURES_DIR, METRICS_NAME, REPORT_NAME
+from predictor.model import _artifact
 from predictor.simulation._synthetic import simulate_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,6 +403,29 @@ def test_train_with_too_few_of_an_outcome_says_how_many_are_needed(tmp_path, cap
     err = capsys.readouterr().err
     assert "too few of an outcome to train: 15 usable rows" in err
     assert "at least 10 of each outcome are needed" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [("train", ""), ("train", "sub"), ("train", ".."), ("update", ""), ("evaluate", "")],
+)
+def test_a_user_cohort_never_writes_into_the_shipped_model_folder(
+    tmp_path, capsys, monkeypatch, command, where
+) -> None:
+    # The shipped folder stood in by a copy of it: the refusal must come before any write.
+    shipped = tmp_path / "project" / "models"
+    shutil.copytree(_artifact.SHIPPED_MODEL_DIR, shipped)
+    before = {f.name: f.read_bytes() for f in shipped.iterdir() if f.is_file()}
+    monkeypatch.setattr(_artifact, "SHIPPED_MODEL_DIR", shipped)
+    data = _write_cohort(tmp_path / "c.csv")
+    extra = ["--bootstrap", "0"] if command == "train" else []
+    out = str(shipped / where) if where != ".." else str(shipped.parent)
+    args = [command, "--data", str(data), "--out", out, *extra]
+    other = shutil.copytree(shipped, tmp_path / "other")  # a base that is not the shipped one
+    assert main([*args, "--model", str(other)] if command != "train" else args) == 2
+    err = capsys.readouterr().err
+    assert "the shipped model's folder" in err and err.count("\n") == 1
+    assert {f.name: f.read_bytes() for f in shipped.iterdir() if f.is_file()} == before
 
 
 def test_train_refuses_n_with_data(tmp_path, capsys) -> None:
