@@ -283,9 +283,8 @@ def _fit_term(name: str, values: Any) -> Term:
         if measured.size == 0:
             return Term(name, (), unused="no training patient had a value")
         if measured.min() == measured.max():
-            return Term(
-                name, (), unused=f"every training patient with a value had {measured[0]:.6g}"
-            )
+            # not the value: it is every one of these patients' (the warning goes to stderr)
+            return Term(name, (), unused="every training patient with a value had the same one")
         scaled = model_scale(name, measured)
         if scaled.min() == scaled.max():  # all at or below the floor of a log scale
             field = FIELDS_BY_NAME[name]
