@@ -54,6 +54,8 @@ SECOND_SIGNAL_GRACE = 3.0
 
 _SIGNALLED = threading.Event()
 """Set when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
+_HOLDING = threading.Event()
+"""Set while a set of files is put in place: a signal is then noted, not raised."""
 
 
 def ignore_stop_signals() -> None:
@@ -108,7 +110,8 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
             return  # an impatient second Ctrl-C: the first one's cleanup goes on
         first = now
         _SIGNALLED.set()
-        raise KeyboardInterrupt
+        if not _HOLDING.is_set():  # else raised once the files are in place (_signals_held)
+            raise KeyboardInterrupt
 
     previous = {
         signum: signal.signal(signum, stop)
@@ -129,6 +132,27 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
         _SIGNALLED.clear()
         for received in () if then_ignore else dict.fromkeys(late):
             signal.raise_signal(received)
+
+
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """SIGINT or SIGTERM that came while a set of files was being put in place: they were all
+    put in place first (:func:`_signals_held`), and the signal is raised after."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Inside :func:`stopping_on_signals`, hold SIGINT and SIGTERM off while the block runs
+    (the few renames that put a set of files in place, so that a signal cannot leave half of
+    them old and half new): one that comes meanwhile is noted, not raised, and raised after
+    the block as :class:`InterruptedAfterWriting`. (Blocking the signals in this thread would
+    not do: another thread, BLAS's say, would take them.)"""
+    _HOLDING.set()
+    try:
+        yield
+    finally:
+        _HOLDING.clear()
+    if _SIGNALLED.is_set():
+        raise InterruptedAfterWriting
 
 
 def _refuse_if_signalled() -> None:
@@ -227,18 +251,25 @@ class _Pending:
     A destination that exists but is not a regular file (a device such as ``/dev/null``, a
     FIFO, a terminal) is written directly: it cannot be replaced atomically, and replacing it
     would destroy it. A symbolic link is followed: the file it points to is replaced, the link
-    kept. A regular file that is replaced keeps its permission bits.
+    kept (with ``follow=False``: the link is replaced by the file). A regular file that is
+    replaced keeps its permission bits.
     """
 
-    def __init__(self, path: str | os.PathLike[str], binary: bool) -> None:
+    def __init__(self, path: str | os.PathLike[str], binary: bool, follow: bool = True) -> None:
         self.temporary: str | None = None  # the hidden name, once the file has one
         try:
-            existing = os.stat(path)  # through symbolic links
+            existing = os.stat(path) if follow else os.lstat(path)  # through links, or not
         except FileNotFoundError:
             existing = None
+        if not follow and existing is not None and stat.S_ISLNK(existing.st_mode):
+            existing = None  # the link itself is replaced, by a file of the default mode
         self.direct = existing is not None and not stat.S_ISREG(existing.st_mode)
-        # A link to a regular file: replace the file it points to.
-        self.target = Path(path) if self.direct else Path(os.path.realpath(path))
+        if self.direct:
+            self.target = Path(path)
+        elif follow:  # a link to a regular file: replace the file it points to
+            self.target = Path(os.path.realpath(path))
+        else:  # the path's folder resolved, not its last name
+            self.target = Path(os.path.realpath(Path(path).parent)) / Path(path).name
         if existing is not None and not self.direct:
             self.mode = stat.S_IMODE(existing.st_mode)
         else:
@@ -291,7 +322,10 @@ class _Pending:
 
 @contextlib.contextmanager
 def atomic_outputs(
-    paths: Sequence[str | os.PathLike[str]], *, binary: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    binary: bool = False,
+    replace_links: Collection[str | os.PathLike[str]] = (),
 ) -> Iterator[list[IO]]:
     """Open several files for writing so that they appear together, once all are complete.
 
@@ -305,22 +339,29 @@ def atomic_outputs(
         Destination files.
     binary : bool
         Handles take bytes (else UTF-8 text).
+    replace_links : collection of str or path-like
+        Those of ``paths`` where a symbolic link is replaced by the new file rather than
+        followed: files a command names itself inside a folder it was given (a report's
+        figures), which a link must not redirect to another file (the input, say). A path the
+        user named is followed, as the module says.
     """
     pending: list[_Pending] = []
     handles: list[IO] = []
+    own = {os.fspath(path) for path in replace_links}
     try:
         for path in paths:
             if str(path) == "-":
                 handles.append(sys.stdout.buffer if binary else sys.stdout)
             else:
-                pending.append(_Pending(path, binary))
+                pending.append(_Pending(path, binary, follow=os.fspath(path) not in own))
                 handles.append(pending[-1].handle)
         yield handles
         for output in pending:
             output.finish()
         _refuse_if_signalled()
-        for output in pending:
-            output.commit()
+        with _signals_held():
+            for output in pending:
+                output.commit()
         if any(str(path) == "-" for path in paths):
             (sys.stdout.buffer if binary else sys.stdout).flush()
     except BaseException:

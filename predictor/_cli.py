@@ -33,7 +33,12 @@ from data_schemas import (
     match_columns,
     summary_lines,
 )
-from predictor._atomic import atomic_text_output, ignore_stop_signals, stopping_on_signals
+from predictor._atomic import (
+    InterruptedAfterWriting,
+    atomic_text_output,
+    ignore_stop_signals,
+    stopping_on_signals,
+)
 from predictor._params import InvalidParameterError
 from predictor._processes import reuse_freed_memory
 from predictor._scoring import SCORE_COLUMNS
@@ -58,6 +63,7 @@ from predictor.io import (
     merged_rejects,
     problems_as_rejects,
     read_labelled_csv,
+    rejects_csv,
     score_csv,
     usable_cores,
     validate_csv,
@@ -187,12 +193,17 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def _labelled_rows(
-    args: argparse.Namespace, purpose: str, outputs: Sequence[tuple[str, str | None]]
-) -> tuple[pd.DataFrame, int, list[str]]:
+    args: argparse.Namespace,
+    purpose: str,
+    outputs: Sequence[tuple[str, str | None]],
+    *,
+    write: bool = True,
+) -> tuple[pd.DataFrame, int, list[str], pd.DataFrame]:
     """A CSV file with outcomes, read as ``score`` reads it and checked by
-    :func:`training_rows`: the clean rows, how many records were refused, and a value-free
-    summary for stderr (said by the caller when it goes on). ``--rejects`` gets every refused
-    record."""
+    :func:`training_rows`: the clean rows, how many records were refused, a value-free
+    summary for stderr (said by the caller when it goes on) and the rejects table.
+    ``--rejects`` gets every refused record (unless not ``write``: the caller writes it with
+    the files it belongs with)."""
     path = args.data
     try:
         check_writable(args.rejects)
@@ -202,7 +213,7 @@ def _labelled_rows(
         message = str(exc) if str(exc).startswith(f"{path}: ") else f"{path}: {exc}"
         raise UsageError(message.replace("\n", " ")) from exc
     rejected = merged_rejects([read.rejected, problems_as_rejects(problems, read.frame)])
-    if args.rejects:
+    if args.rejects and write:
         try:
             write_rejects(rejected, args.rejects, escape=not args.no_formula_escape)
         except OSError as exc:
@@ -216,7 +227,7 @@ def _labelled_rows(
     summary += [f"  {line}" for line in summary_lines(rejected, 5, place="line")]
     if refused and not args.rejects:
         summary.append("  (--rejects FILE keeps every refused record with its line number)")
-    return clean, refused, summary
+    return clean, refused, summary, rejected
 
 
 def _refuse_model_files(model: str | None, outputs: Sequence[tuple[str, str | None]]) -> None:
@@ -238,6 +249,15 @@ def _inside(path: str, folder: str) -> bool:
         return False
     real, base = os.path.realpath(path), os.path.realpath(folder)
     return os.path.commonpath([real, base]) == base
+
+
+def _entry(path: str, *, real: bool = False) -> str:
+    """The directory entry ``path`` names: its folder resolved through links, its own name not
+    (``real``: through every link, the entry a link at ``path`` leads to)."""
+    if real:
+        return os.path.realpath(path)
+    absolute = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
 
 
 def _refuse_shipped_folder(out: str) -> None:
@@ -333,7 +353,7 @@ def run_train(args: argparse.Namespace) -> int:
                     f"whole; choose another folder"
                 )
         check_rejects = [("--rejects", args.rejects)]
-        clean, refused, summary = _labelled_rows(args, "train", check_rejects)
+        clean, refused, summary, _ = _labelled_rows(args, "train", check_rejects)
         _say("\n".join(summary))
         source, simulated = f"{Path(args.data).name} (a user-supplied cohort)", False
     else:
@@ -418,7 +438,9 @@ def run_update(args: argparse.Namespace) -> int:
             f"--model {args.model} is a {base.kind} model; update takes an additive model (a "
             "model that train wrote, or the shipped one): update its base instead"
         )
-    clean, refused, summary = _labelled_rows(args, "update a model", [("--rejects", args.rejects)])
+    clean, refused, summary, _ = _labelled_rows(
+        args, "update a model", [("--rejects", args.rejects)]
+    )
     _say("\n".join(summary))
     base_source = "the shipped model" if args.model is None else f"the model at {args.model}"
     name = "standard input" if args.data == "-" else Path(args.data).name
@@ -456,16 +478,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cross_validate,
         write_report,
     )
+    from predictor.evaluation._files import EVERY_FIGURE
 
     _refuse_shipped_folder(args.out)
-    replaced = [Path(args.out) / REPORT_NAME, Path(args.out) / METRICS_NAME]
+    model_folder = ModelFiles.at(args.model).artifact.parent
+    if os.path.realpath(args.out) == os.path.realpath(model_folder):
+        raise UsageError(
+            f"--out {args.out} is the model's own folder, whose report.md and metrics.json "
+            "are the model's evaluation from its training: choose another folder"
+        )
+    # The files the report puts in place: each path's folder resolved, its own name not
+    # (a link there is replaced, not followed: write_report).
+    out = Path(os.path.realpath(args.out))
+    replaced = [
+        out / REPORT_NAME,
+        out / METRICS_NAME,
+        *(out / FIGURES_DIR / name for name in EVERY_FIGURE.values()),
+    ]
     for option, path in (("--data", args.data), ("--rejects", args.rejects)):
         if (
             path
             and path != "-"
             and (
-                _inside(path, str(Path(args.out) / FIGURES_DIR))
-                or any(os.path.realpath(path) == os.path.realpath(f) for f in replaced)
+                _inside(path, str(out / FIGURES_DIR))
+                or any(str(f) in (_entry(path), _entry(path, real=True)) for f in replaced)
             )
         ):
             raise UsageError(
@@ -473,15 +509,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 f"another file or folder"
             )
     _refuse_model_files(args.model, [("--rejects", args.rejects)])
-    clean, refused, summary = _labelled_rows(args, "evaluate", [("--rejects", args.rejects)])
-    try:
+    try:  # before the data: a model that cannot be read fails fast, with nothing written
         model, manifest = load_model(args.model), read_manifest(args.model)
     except ModelFileError as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
-    try:  # before the work, so that an unusable destination fails fast
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file: the report is written into a folder")
+    clean, refused, summary, rejected = _labelled_rows(
+        args, "evaluate", [("--rejects", args.rejects)], write=False
+    )
     _say("\n".join(summary))
     name = "standard input" if args.data == "-" else Path(args.data).name
     trained_on = manifest.get("training_data") or {}
@@ -509,8 +545,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         comparison=comparison.folds if comparison is not None else None,
         comparison_source=f"the {len(clean):,} patients of {name} (every model refitted)",
     )
+    beside = []
+    if args.rejects:  # written with the report: both appear, or neither
+        beside.append((args.rejects, rejects_csv(rejected, escape=not args.no_formula_escape)))
     try:
-        written = write_report(report, args.out)
+        written = write_report(report, args.out, beside=beside)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     m = report.metrics
@@ -1023,10 +1062,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, InvalidParameterError) as exc:
         _say(f"error: {exc}")
         return EXIT_UNUSABLE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if own_process:  # one that came before the block: it ends next, exit 130
             ignore_stop_signals()
-        _say("interrupted: no output file was written (an existing one is unchanged)")
+        if isinstance(exc, InterruptedAfterWriting):
+            _say("interrupted just after the output files were put in place (they are complete)")
+        else:
+            _say("interrupted: no output file was written (an existing one is unchanged)")
         return EXIT_INTERRUPTED
     except MemoryError:
         _say("error: out of memory; give a smaller --chunk-rows, or free some memory")

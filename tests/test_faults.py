@@ -477,6 +477,32 @@ def test_a_signal_python_drops_still_stops_a_folder_from_being_put_in_place(
     assert (target / "model.json").read_text() == PREVIOUS
 
 
+def test_a_signal_while_a_set_of_files_is_put_in_place_comes_after_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C between two of the renames that put a report's files in place left one new file
+    # among old ones (a helper's attack sent SIGINT when the first file changed).
+    targets = [tmp_path / f"{name}.txt" for name in "abc"]
+    for target in targets:
+        target.write_text(PREVIOUS)
+    commit = atomic._Pending.commit
+
+    def commit_then_signal(self: atomic._Pending) -> None:
+        commit(self)
+        signal.raise_signal(signal.SIGINT)  # after the first file is in place
+
+    monkeypatch.setattr(atomic._Pending, "commit", commit_then_signal)
+    with (
+        pytest.raises(atomic.InterruptedAfterWriting),
+        atomic.stopping_on_signals(),
+        atomic.atomic_outputs(targets) as handles,
+    ):
+        for handle in handles:
+            handle.write("new\n")
+    assert [target.read_text() for target in targets] == ["new\n"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+
+
 def test_a_second_signal_soon_after_the_first_does_not_cut_its_cleanup_short() -> None:
     cleaned = []
     with pytest.raises(KeyboardInterrupt), atomic.stopping_on_signals():

@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ from predictor.evaluation._report import (
     training_distribution,
 )
 from predictor.model._additive import fit_additive_model
-from predictor.model._artifact import read_manifest
+from predictor.model._artifact import SHIPPED_MODEL_DIR, read_manifest
 from predictor.simulation._synthetic import simulate_cohort
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -492,6 +493,49 @@ def test_cli_evaluate_compare_cross_validates_on_the_data(tmp_path) -> None:
     )
 
 
+def test_cli_evaluate_replaces_links_in_its_folder_and_a_failure_keeps_the_old_report(
+    tmp_path, capsys
+) -> None:
+    data = _cohort_csv(tmp_path / "cohort.csv", 200)
+    other = tmp_path / "other.csv"
+    other.write_text("keep\n")
+    out = tmp_path / "report"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / FIGURE_NAMES["roc"]).symlink_to(data)  # links where the report writes
+    (out / METRICS_NAME).symlink_to(other)
+    before = data.read_bytes()
+    assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 0
+    assert data.read_bytes() == before and other.read_text() == "keep\n"
+    roc = out / "figures" / FIGURE_NAMES["roc"]
+    assert not roc.is_symlink() and roc.read_bytes().startswith(b"\x89PNG")
+    assert json.loads((out / METRICS_NAME).read_text())["data"]["n"] == 200
+    # A failure while writing (metrics.json cannot be replaced): every file stays as it was.
+    (out / METRICS_NAME).unlink()
+    (out / METRICS_NAME).mkdir()
+    kept = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    smaller = _cohort_csv(tmp_path / "smaller.csv", 150)
+    assert main(["evaluate", "--data", str(smaller), "--out", str(out)]) == 2
+    assert "cannot write the report to" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_cli_evaluate_refuses_a_model_it_cannot_read_and_its_folder_before_writing(
+    tmp_path, capsys
+) -> None:
+    data = _cohort_csv(tmp_path / "cohort.csv", 200, crp_mg_l="high")
+    model = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL_DIR, model)
+    rejects, out = tmp_path / "rejects.csv", tmp_path / "report"
+    args = ["evaluate", "--data", str(data), "--rejects", str(rejects), "--model", str(model)]
+    assert main([*args, "--out", str(model)]) == 2  # the model's own report is not replaced
+    assert "is the model's own folder" in capsys.readouterr().err
+    artifact = model / "model.json"
+    artifact.write_bytes(artifact.read_bytes().replace(b"0", b"1", 1))
+    assert main([*args, "--out", str(out)]) == 2
+    assert "sha256 differs" in capsys.readouterr().err
+    assert not rejects.exists() and not out.exists()  # nothing written, not even the rejects
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -499,7 +543,7 @@ def test_cli_evaluate_compare_cross_validates_on_the_data(tmp_path) -> None:
         ("no-outcome", "has no `responded` column: to evaluate"),
         ("too-few-of-an-outcome", "too few of an outcome to evaluate: 15 usable rows"),
         ("bad-model", "no model at"),
-        ("out-is-a-file", "cannot write the report to"),
+        ("out-is-a-file", "is a file: the report is written into a folder"),
     ],
     ids=["no-file", "no-outcome", "too-few-of-an-outcome", "bad-model", "out-is-a-file"],
 )

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from predictor._atomic import atomic_bytes_output, atomic_text_output
+from predictor._atomic import atomic_outputs
 from predictor.evaluation._markdown import report_markdown
 from predictor.evaluation._report import (
     BOOTSTRAP_FIGURE_NAMES,
@@ -63,15 +64,23 @@ def metrics_text(report: Report) -> str:
     return json.dumps(report.to_json(), allow_nan=False, indent=1) + "\n"
 
 
-def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
-    """Write ``metrics.json``, the figures and ``report.md`` into ``out`` (created).
+def write_report(
+    report: Report,
+    out: str | os.PathLike[str],
+    *,
+    beside: Sequence[tuple[str | os.PathLike[str], bytes]] = (),
+) -> ReportFiles:
+    """Write ``metrics.json``, the figures and ``report.md`` into ``out`` (created), all
+    together: every file is drawn and written under a hidden name first and none is put in
+    place until all are complete (:func:`~predictor._atomic.atomic_outputs`), so an error or
+    an interrupt leaves the folder's earlier report as it was, not half old and half new.
+    A symbolic link in the folder where one of these files goes is replaced, not followed, so
+    no link can make the report overwrite another file (the input, say).
 
-    Each file is written atomically (it appears complete or not at all); ``report.md`` comes
-    last. A figure this report does not have (the instability figure without a bootstrap)
-    is removed if an earlier report left it. Without matplotlib, no figure is drawn, figures
-    left from an earlier report are removed, and ``report.md`` says why it has no figures.
-    Any other error while drawing is raised before a file is written, and the figures already
-    there are left alone.
+    A figure this report does not have (the instability figure without a bootstrap) is
+    removed, once the report is in place, if an earlier report left it. Without matplotlib,
+    no figure is drawn, figures left from an earlier report are removed, and ``report.md``
+    says why it has no figures.
 
     Parameters
     ----------
@@ -79,30 +88,35 @@ def write_report(report: Report, out: str | os.PathLike[str]) -> ReportFiles:
         As :func:`~predictor.evaluation._report.build_report` returns it.
     out : path
         The directory.
+    beside : sequence of (path, bytes)
+        Other files that belong with the report (the rejects file the user named), written
+        in the same step; their paths are followed through links as the user gave them.
     """
     directory = Path(out)
-    directory.mkdir(parents=True, exist_ok=True)
     figures_code = figures_module()
     figure_dir = directory / FIGURES_DIR
+    files: dict[Path, bytes] = {}
     figures: dict[str, str] | None = None
     if figures_code is not None:
         drawn = figures_code.draw_figures(report)  # all drawn before any is written
+        figures = {key: f"{FIGURES_DIR}/{EVERY_FIGURE[key]}" for key in drawn}
+        files.update({figure_dir / EVERY_FIGURE[key]: png for key, png in drawn.items()})
+        left = [name for key, name in EVERY_FIGURE.items() if key not in drawn]
+    else:
+        left = list(EVERY_FIGURE.values())
+    metrics_path, report_path = directory / METRICS_NAME, directory / REPORT_NAME
+    files[metrics_path] = metrics_text(report).encode("utf-8")
+    files[report_path] = report_markdown(report, figures).encode("utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    if figures is not None:
         figure_dir.mkdir(exist_ok=True)
-        figures = {}
-        for key, png in drawn.items():
-            with atomic_bytes_output(figure_dir / EVERY_FIGURE[key]) as handle:
-                handle.write(png)
-            figures[key] = f"{FIGURES_DIR}/{EVERY_FIGURE[key]}"
-        for key, name in EVERY_FIGURE.items():  # one an earlier report drew, this one has not
-            if key not in drawn:
-                (figure_dir / name).unlink(missing_ok=True)
-    elif figure_dir.is_dir():
-        for name in EVERY_FIGURE.values():
+    others = [(Path(path) if path != "-" else path, data) for path, data in beside]
+    with atomic_outputs(
+        [*files, *(path for path, _ in others)], binary=True, replace_links=list(files)
+    ) as handles:
+        for handle, data in zip(handles, [*files.values(), *(d for _, d in others)], strict=True):
+            handle.write(data)
+    if figure_dir.is_dir():
+        for name in left:  # one an earlier report drew, this one has not
             (figure_dir / name).unlink(missing_ok=True)
-    metrics_path = directory / METRICS_NAME
-    with atomic_text_output(metrics_path) as handle:
-        handle.write(metrics_text(report))
-    report_path = directory / REPORT_NAME
-    with atomic_text_output(report_path) as handle:
-        handle.write(report_markdown(report, figures))
     return ReportFiles(report_path, metrics_path, figures)

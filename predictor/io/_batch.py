@@ -1046,10 +1046,18 @@ def merged_rejects(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return table.sort_values("line", kind="stable", ignore_index=True)[list(REJECT_COLUMNS)]
 
 
+def rejects_csv(table: pd.DataFrame, *, escape: bool = True) -> bytes:
+    """A rejects table (:data:`REJECT_COLUMNS`) as the bytes of its CSV file, for a file
+    written together with others (an evaluation's report)."""
+    sink = io.BytesIO()
+    _write_header(sink, list(REJECT_COLUMNS), escape)
+    _write_rows(_csv_table(_frame_columns(table[list(REJECT_COLUMNS)]), escape), sink)
+    return sink.getvalue()
+
+
 def write_rejects(
     table: pd.DataFrame, path: str | os.PathLike[str], *, escape: bool = True
 ) -> None:
     """Write a rejects table (:data:`REJECT_COLUMNS`) to ``path`` (atomically)."""
     with atomic_outputs([path], binary=True) as (sink,):
-        _write_header(sink, list(REJECT_COLUMNS), escape)
-        _write_rows(_csv_table(_frame_columns(table[list(REJECT_COLUMNS)]), escape), sink)
+        sink.write(rejects_csv(table, escape=escape))
