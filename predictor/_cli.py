@@ -166,6 +166,10 @@ def _say_notes(notes: Sequence[str]) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     """Validate a CSV file against the schema, as ``score`` reads it; optionally write the
     problems table (the rows ``score`` would reject)."""
+    if args.problems and args.rejects and args.problems != args.rejects:
+        raise UsageError(
+            "--problems and --rejects are two names for the one problems file: give one"
+        )
     problems = args.problems or args.rejects
     try:
         summary = validate_csv(
@@ -694,7 +698,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_schema(args: argparse.Namespace) -> int:
     """Print the table of accepted input fields (Markdown)."""
-    sys.stdout.write(markdown_table())
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        raise UsageError("cannot write to standard output: it is closed")
+    try:
+        sys.stdout.write(markdown_table())
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # full, a closed pipe, a closed file
+        raise UsageError(
+            f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
+        raise UsageError(f"cannot write to standard output: {exc.strerror or exc}") from exc
     return EXIT_OK
 
 

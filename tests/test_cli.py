@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,18 @@ def test_cli_validate_reports_problems_and_exits_1(
     assert "other" in problems.read_text()  # the file the user asked for has them
 
 
+def test_cli_validate_refuses_problems_and_rejects_with_two_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("crp_mg_l\nx\n")
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["validate", str(source), "--problems", str(a), "--rejects", str(b)]) == 2
+    assert "give one" in capsys.readouterr().err  # one of them was silently not written
+    assert not a.exists() and not b.exists()
+    assert main(["validate", str(source), "--problems", str(a), "--rejects", str(a)]) == 1
+
+
 def test_cli_validate_reads_bom_and_crlf_from_stdin(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +138,20 @@ def test_cli_validate_unusable_file_exits_2_in_one_line(
 def test_cli_schema_prints_the_field_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert capsys.readouterr().out == markdown_table()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_cli_schema_to_a_full_or_closed_stdout_exits_2_in_one_line() -> None:
+    for redirect in ("> /dev/full", ">&-"):
+        result = subprocess.run(
+            f"{shlex.quote(sys.executable)} -m predictor schema {redirect}",
+            shell=True,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: cannot write to standard output")
+        assert len(result.stderr.splitlines()) == 1
 
 
 @pytest.mark.slow
