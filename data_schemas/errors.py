@@ -109,8 +109,19 @@ class SchemaError(PredictorError, ValueError):
         )
 
 
+SHOWN_VALUE_CHARS = 200
+"""A value is cut to this many characters where a message or a response shows it."""
+
+
+def shortened(text: str) -> str:
+    """``text`` cut to :data:`SHOWN_VALUE_CHARS` characters (ending in "...") if longer."""
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
+
+
 def _shown(value: str) -> str:
-    """A value as it appears in a message: bare when it is a plain number, quoted otherwise."""
+    """A value as it appears in a message (cut by :func:`shortened`): bare when it is a plain
+    number, quoted otherwise."""
+    value = shortened(value)
     return value if re.fullmatch(r"[+-]?[0-9][0-9.eE+-]*", value) else repr(value)
 
 
@@ -297,11 +308,11 @@ def wrong_field_count(line: int, fields: int, expected: int, text: str, separato
     fields, expected : int
         The fields on the line and in the header.
     text : str
-        The line as read (shortened to 200 characters).
+        The line as read (cut by :func:`shortened`).
     separator : str
         The field separator the file was read with.
     """
-    shown = text if len(text) <= 200 else text[:197] + "..."
+    shown = shortened(text)
     more = "more" if fields > expected else "fewer"
     message = (
         f"line {line} has {fields} field{'s' if fields != 1 else ''}, {more} than the header's "

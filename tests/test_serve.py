@@ -126,7 +126,7 @@ def test_serve_predict_bad_record_gives_422_with_field_value_and_rule(
     assert all(set(p) == PROBLEM_KEYS for p in problems)
     assert [(p["rule"], p["field"], p["record"]) for p in problems] == [(rule, field, 0)]
     assert len(problems[0]["value"]) <= 200
-    assert problems[0]["message"]
+    assert 0 < len(problems[0]["message"]) < 1000  # a huge value is cut there too
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data_schemas import FIELDS, SCHEMA_VERSION, Kind, PredictorError, Problem, Role
 from data_schemas import Field as SchemaField
+from data_schemas.errors import SHOWN_VALUE_CHARS, shortened
 
 INPUT_ROLES = (Role.ID, Role.PREDICTOR, Role.SAFETY)
 """The fields a record of the API carries (others are accepted and ignored, as by predict)."""
 
-SHOWN_VALUE_CHARS = 200
-"""A problem's value is cut to this many characters in a response."""
 MAX_KEYS = 200
 """A record with more keys is refused (the schema has a few dozen names; matching each unknown
 key against them costs ~0.15 ms, so a record of 50,000 keys would hold the server for seconds)."""
@@ -64,7 +63,7 @@ class ProblemOut(BaseModel):
             record=record,
             field=problem.field,
             column=problem.column,
-            value=_cut(problem.value),
+            value=shortened(problem.value),
             rule=str(problem.reason),
             message=problem.message,
         )
@@ -234,15 +233,11 @@ def record_json_schema() -> dict[str, Any]:
     }
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
-
-
 def _body_problem(rule: str, value: str, message: str) -> RequestProblem:
     return RequestProblem(
         [
             ProblemOut(
-                record=None, field="", column="", value=_cut(value), rule=rule, message=message
+                record=None, field="", column="", value=shortened(value), rule=rule, message=message
             )
         ]
     )
@@ -264,7 +259,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _body_problem(
                 "invalid_json",
                 key,
-                f"the key {_cut(key)!r} is given twice in one object; give it once",
+                f"the key {shortened(key)!r} is given twice in one object; give it once",
             )
         record[key] = value
     return record
@@ -331,7 +326,7 @@ def not_an_object(position: int, value: Any) -> ProblemOut:
         record=position,
         field="",
         column="",
-        value=_cut(shown),
+        value=shortened(shown),
         rule="not_an_object",
         message=f"record {position} is a JSON {_json_type(value)}, not an object of field: value",
     )
@@ -361,7 +356,7 @@ def key_problems(position: int, record: dict[str, Any]) -> list[ProblemOut]:
         ProblemOut(
             record=position,
             field="",
-            column=_cut(key),
+            column=shortened(key),
             value="",
             rule="key_too_long",
             message=f"record {position} has a key of {len(key):,} characters, more than the "
