@@ -386,7 +386,8 @@ def predict(
     invalid : {"raise", "collect"}
         For a table: ``"raise"`` a ``SchemaError`` if any row is invalid, or ``"collect"``:
         score the valid rows and return them with the problems of the others, as
-        :class:`PredictedTable` (as ``score`` does with a file).
+        :class:`PredictedTable` (as ``score`` does with a file; its problems name rows by
+        index label, so the table's labels must be unique).
 
     Returns
     -------
@@ -423,8 +424,27 @@ def predict(
     check("predict", _PREDICT_PARAMETERS, locals())
     resolved = _resolve(model)
     if isinstance(patients, pd.DataFrame):
-        clean, problems = validate(patients)
-        problems = _with_patient_ids(problems, patients)
+        labels = patients.index
+        if not labels.is_unique and invalid == "collect":
+            shown = "a DataFrame whose index has repeated labels"
+            raise InvalidParameterError(
+                "predict",
+                [
+                    BadParameter(
+                        "patients",
+                        shown,
+                        "a table with unique index labels, for "
+                        "invalid='collect' (problems name rows by their labels)",
+                    )
+                ],
+            )
+        # Rows by position where labels repeat (one label, two patients): labels again after.
+        frame = patients if labels.is_unique else patients.reset_index(drop=True)
+        clean, problems = validate(frame)
+        problems = _with_patient_ids(problems, frame)
+        if frame is not patients:
+            problems["row"] = labels[problems["row"].to_numpy(dtype=np.intp)].tolist()
+            clean.index = labels[clean.index.to_numpy()]
         if not problems.empty and invalid == "raise":
             raise SchemaError(
                 [
@@ -439,23 +459,8 @@ def predict(
                     for row in problems.itertuples(index=False)
                 ]
             )
-        if problems.empty:
-            positions = np.arange(len(clean))
-        elif patients.index.is_unique:
-            positions = patients.index.get_indexer(clean.index)
-        else:
-            shown = "a DataFrame whose index has repeated labels"
-            raise InvalidParameterError(
-                "predict",
-                [
-                    BadParameter(
-                        "patients",
-                        shown,
-                        "a table with unique index labels, for "
-                        "invalid='collect' (problems name rows by their labels)",
-                    )
-                ],
-            )
+        # (with problems: collect, whose labels are unique)
+        positions = np.arange(len(clean)) if problems.empty else labels.get_indexer(clean.index)
         scored = scored_table(
             resolved,
             clean,

@@ -353,3 +353,17 @@ def test_errors_a_text_stream_or_a_repeated_index_is_a_parameter_error(tmp_path)
     table = pd.DataFrame({"crp_mg_l": ["0.9", "high"]}, index=[1, 1])
     with pytest.raises(InvalidParameterError, match="unique index labels"):
         predict(table, invalid="collect")
+    with pytest.raises(InvalidParameterError, match="unique index labels"):  # before any work,
+        predict(table.assign(crp_mg_l=["0.9", "1"]), invalid="collect")  # valid rows or not
+
+
+def test_errors_of_a_table_with_repeated_labels_name_the_right_patient() -> None:
+    table = pd.DataFrame(
+        {"patient_id": ["GOOD-1", "BAD-2", "C"], "crp_mg_l": ["oops", "1", "2"]}, index=[7, 7, 8]
+    )
+    with pytest.raises(SchemaError) as caught:
+        predict(table)  # the bad cell is GOOD-1's, whose label 7 BAD-2 shares
+    assert "row 7 (patient_id 'GOOD-1'): crp_mg_l" in str(caught.value)
+    scored = predict(table.assign(crp_mg_l=["1", "2", "3"]))
+    assert scored.index.tolist() == [7, 7, 8]
+    assert scored["patient_id"].tolist() == ["GOOD-1", "BAD-2", "C"]
