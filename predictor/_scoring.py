@@ -10,8 +10,9 @@ from the same words and rules in :mod:`predictor._explain`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple, cast, overload
 
@@ -438,6 +439,8 @@ def predict(
                     )
                 ],
             )
+        for text in _resembling(tuple(patients.columns)):
+            warnings.warn(text, UserWarning, stacklevel=2)
         # Rows by position where labels repeat (one label, two patients): labels again after.
         frame = patients if labels.is_unique else patients.reset_index(drop=True)
         clean, problems = validate(frame)
@@ -469,4 +472,14 @@ def predict(
             explain=explain,
         )
         return PredictedTable(scored, problems) if invalid == "collect" else scored
-    return score_record(resolved, validate_record(patients))  # a Mapping: checked above
+    prediction = score_record(resolved, validate_record(patients))  # a Mapping: checked above
+    unread = _resembling(tuple(patients))
+    return replace(prediction, warnings=(*prediction.warnings, *unread)) if unread else prediction
+
+
+def _resembling(columns: tuple[Any, ...]) -> list[str]:
+    """A warning for each column (or key) that matches no field but resembles one (a
+    look-alike letter, a near miss): its values were not read, as ``score`` warns of it."""
+    return [
+        f"not used: {problem.message}" for problem in match_columns(columns).resemblance_problems()
+    ]

@@ -147,6 +147,21 @@ def test_missing_fields_are_warned_about_and_never_rejected() -> None:
     assert p.contributions["age_years"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_a_key_that_resembles_a_field_is_named_in_a_warning_never_read() -> None:
+    # Cyrillic Es and o: the values are not read (never a guess), but not silently either
+    record = {"\u0421RP (mg/L)": 40, "r\u043eute": "iv", "Site": "York"}
+    p = predict(record)
+    assert p.contributions["crp_mg_l"] == predict({}).contributions["crp_mg_l"]
+    unread = [w for w in p.warnings if w.startswith("not used: ")]
+    assert len(unread) == 2
+    assert "resembles crp_mg_l" in unread[0] and "resembles route" in unread[1]
+    assert "40" not in " ".join(unread)  # names the key, never the value
+    assert not any("Site" in w for w in p.warnings)  # an unknown key that resembles nothing
+    with pytest.warns(UserWarning) as caught:
+        table = predict(pd.DataFrame([record]))
+    assert [str(w.message) for w in caught] == unread and len(table) == 1
+
+
 def test_empty_record_predicts_the_model_from_missing_terms() -> None:
     p = predict({})
     assert 0.0 < p.probability < 1.0
