@@ -658,6 +658,8 @@ def train(
         cross_validate,
         evaluate_model,
         flat_model_text,
+        patient_groups,
+        repeated_patients_text,
         training_distribution,
     )
 
@@ -697,11 +699,17 @@ def train(
     # figures the fresh cohort gives without the folds' optimism. On a user's cohort, the folds
     # are their only honest comparison.
     cross_validated = () if simulated else COMPARISONS
+    groups = patient_groups(clean)
+    shared = np.zeros(len(clean), dtype=bool) if groups is None else np.bincount(groups)[groups] > 1
+    repeated = int(shared.sum())
+    if repeated:
+        stage(f"warning: {repeated_patients_text(repeated, clean.index[shared].tolist())}")
     validation = cross_validate(
         clean,
         model=model,
         seed=seed,
         comparisons=cross_validated,
+        groups=groups,
         progress=lambda done, folds: stage(
             f"cross-validation: fold {done} of {folds} done ("
             + " and ".join([summary.name, *(c.name for c in cross_validated)])
@@ -758,9 +766,12 @@ def train(
             simulated=simulated,
             model=model,
             sha256=sha256,
-        ),
+        )
+        | ({"repeated_patient_rows": repeated} if repeated else {}),
         "validation": {
-            "internal": f"{CV_FOLDS}-fold cross-validation (stratified, seed {seed})"
+            "internal": f"{CV_FOLDS}-fold cross-validation (stratified"
+            + (", each patient's rows in one fold" if repeated else "")
+            + f", seed {seed})"
             + (
                 f", and Harrell's bootstrap optimism correction ({repeats} resamples, each "
                 "refitted with the smoothing chosen again)"

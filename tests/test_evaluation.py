@@ -13,7 +13,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from predictor.evaluation._comparison import COMPARISONS, cross_validate
+from predictor.evaluation._comparison import COMPARISONS, cross_validate, patient_groups
 from predictor.evaluation._metrics import (
     auc_interval,
     calibration_bins,
@@ -235,6 +235,35 @@ def test_cross_validate_predicts_each_row_by_the_fit_without_it(folds) -> None:
     assert first.auc == pytest.approx(
         roc_auc_score(y[test], results.probability["gradient boosting"][test])
     )
+
+
+def test_patient_groups_join_the_rows_of_one_patient_and_only_those() -> None:
+    frame = pd.DataFrame({"patient_id": ["A", "B", " A", None, "", "C", "B", None]})
+    groups = patient_groups(frame)
+    assert groups is not None
+    assert groups[0] == groups[2] and groups[1] == groups[6]  # " A" is A: ids are stripped
+    assert len(set(groups[[0, 1, 3, 4, 5, 7]])) == 6  # no id: a patient of its own
+    assert patient_groups(frame.iloc[[0, 1, 3, 4, 5]]) is None  # no id repeats
+    assert patient_groups(frame.drop(columns=["patient_id"])) is None
+
+
+def test_cross_validate_keeps_a_patients_rows_in_one_fold() -> None:
+    # Copies of 60 patients: in one fold with their originals, they get the same out-of-fold
+    # prediction (one fit, one row); in other folds (ungrouped) they are predicted by a fit
+    # that saw them.
+    cohort = simulate_cohort(400, seed=21)
+    cohort["patient_id"] = [f"P{k}" for k in range(len(cohort))]
+    data = pd.concat([cohort, cohort.iloc[:60]], ignore_index=True)
+    model, _ = fit_additive_model(data, data["responded"], smoothing=10.0)
+    copies, originals = np.arange(400, 460), np.arange(60)
+    grouped = cross_validate(
+        data, model=model, seed=3, comparisons=(), groups=patient_groups(data), n_jobs=1
+    )
+    p = grouped.probability["additive model"]
+    assert np.array_equal(p[copies], p[originals])
+    plain = cross_validate(data, model=model, seed=3, comparisons=(), n_jobs=1)
+    p = plain.probability["additive model"]
+    assert not np.array_equal(p[copies], p[originals])
 
 
 @pytest.mark.slow

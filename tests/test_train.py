@@ -337,6 +337,22 @@ def _write_cohort(path: Path, n: int = 400, **changes) -> Path:
     return path
 
 
+def test_train_on_a_cohort_with_repeated_patients_says_so_and_keeps_them_in_one_fold(
+    tmp_path, capsys
+) -> None:
+    data = _write_cohort(tmp_path / "mine.csv", n=300)
+    text = data.read_text().splitlines(keepends=True)
+    data.write_text("".join([*text, *text[1:21]]))  # 20 patients exported twice
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--out", str(out), "--bootstrap", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 40 training rows share their patient_id with another row (lines 2, 3" in err
+    manifest = read_manifest(out)
+    assert manifest["training_data"]["repeated_patient_rows"] == 40
+    assert "each patient's rows in one fold" in manifest["validation"]["internal"]
+    assert "**Repeated patients**: 40 training rows" in (out / "MODEL_CARD.md").read_text()
+
+
 @pytest.mark.slow
 def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, capsys) -> None:
     data = _write_cohort(tmp_path / "mine.csv", responded=["maybe"], crp_mg_l=["", "high"])

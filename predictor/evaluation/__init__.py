@@ -9,12 +9,18 @@ matplotlib) -> the model card (``_card``) -> files (``_files``).
 """
 
 from predictor.evaluation._bootstrap import BootstrapValidation, bootstrap_validation
-from predictor.evaluation._card import FLAT_SD, flat_model_text, model_card
+from predictor.evaluation._card import (
+    FLAT_SD,
+    flat_model_text,
+    model_card,
+    repeated_patients_text,
+)
 from predictor.evaluation._comparison import (
     COMPARISONS,
     CrossValidation,
     cross_validate,
     evaluate_model,
+    patient_groups,
     pooled_scores,
 )
 from predictor.evaluation._files import ReportFiles, figures_module, write_report
@@ -65,7 +71,9 @@ __all__ = [
     "minimum_sample_size",
     "model_card",
     "nagelkerke_r2",
+    "patient_groups",
     "pooled_scores",
+    "repeated_patients_text",
     "training_distribution",
     "write_report",
 ]

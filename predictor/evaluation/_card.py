@@ -4,7 +4,7 @@ no number in it is typed by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
@@ -169,6 +169,29 @@ def flat_model_text(n: int, spread: float, mean: float) -> str:
         "(`python -m predictor "
         "update --data FILE`) uses it without learning every effect from it alone"
     )
+
+
+def repeated_patients_text(rows: int, labels: Sequence[Any] = ()) -> str:
+    """What ``rows`` training rows that share a ``patient_id`` with another row mean, for
+    ``train``'s warning (with the first of their ``labels``, file lines) and the card."""
+    where = (
+        f" (lines {', '.join(map(str, list(labels)[:5]))}{', ...' if len(labels) > 5 else ''})"
+        if len(labels)
+        else ""
+    )
+    return (
+        f"{rows:,} training rows share their patient_id with another row{where}: the model "
+        "counts each row as a patient, cross-validation keeps each patient's rows in one "
+        "fold, but the bootstrap's resamples and the choice of the smoothing structure treat "
+        "them as different patients, which can overstate the model's performance; give each "
+        "patient once (their first treatment course, say)"
+    )
+
+
+def _repeated_limitation(manifest: Mapping[str, Any]) -> str:
+    """The card's limitation for a cohort with repeated patients (nothing for another)."""
+    rows = manifest["training_data"].get("repeated_patient_rows")
+    return f"- **Repeated patients**: {repeated_patients_text(rows)}.\n" if rows else ""
 
 
 def _flat_limitation(manifest: Mapping[str, Any]) -> str:
@@ -657,7 +680,7 @@ Measured by {evaluated_on}.{oracle}
 
 ## Limitations and known biases
 
-{_flat_limitation(manifest)}{extra["limitations"]}
+{_flat_limitation(manifest)}{_repeated_limitation(manifest)}{extra["limitations"]}
 {cohort_limitations}
 - Baseline-only prediction of antidepressant response is modest at best (AUC about 0.65-0.75 in
   the literature); a probability near 0.5 says little about one patient.

@@ -17,7 +17,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -185,9 +185,10 @@ def cross_validate(
     progress: Callable[[int, int], None] | None = None,
     n_jobs: int = -1,
     comparisons: Sequence[Comparison] = COMPARISONS,
+    groups: np.ndarray | None = None,
 ) -> CrossValidation:
     """A model and the comparison models, cross-validated on the same folds (stratified,
-    shuffled with ``seed``).
+    shuffled with ``seed``; with ``groups``, the rows of one group in one fold).
 
     In each fold the model is refitted with its own settings (:meth:`Model.refit`: for the
     additive model, the smoothing parameters chosen on all the rows; choosing them again in
@@ -217,6 +218,10 @@ def cross_validate(
     comparisons : sequence of Comparison
         The comparison models cross-validated with the model (default: both of
         :data:`COMPARISONS`; none, to cross-validate the model alone).
+    groups : numpy.ndarray, shape (n,), optional
+        A label per row (rows of one patient share one: :func:`patient_groups`); the folds
+        then keep each group whole (scikit-learn's ``StratifiedGroupKFold``), so that no
+        patient is predicted by a fit that saw another of their rows. None: every row its own.
 
     Returns
     -------
@@ -225,8 +230,11 @@ def cross_validate(
     y = clean["responded"].to_numpy()
     truth_column = clean["true_probability"]
     truth = truth_column.to_numpy() if truth_column.notna().all() else None
+    rows = np.zeros(len(y))
     splits = list(
-        StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y)
+        if groups is None
+        else StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups)
     )
     name = model.summary().name
     results: dict[str, list[Metrics]] = {name: []}
@@ -265,6 +273,21 @@ def cross_validate(
         [(test, scores) for (_, test), scores in zip(splits, parts, strict=True)]
     )
     return CrossValidation(results, probability, pooled)
+
+
+def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
+    """One label per row for grouped folds (:func:`cross_validate`): the rows that share a
+    ``patient_id`` share one, a row without one has its own; None when no ``patient_id``
+    repeats (the folds are then the ungrouped ones)."""
+    ids = clean["patient_id"] if "patient_id" in clean else pd.Series([None] * len(clean))
+    given = ids.notna().to_numpy() & (ids.astype("str").str.strip() != "").to_numpy()
+    codes = np.full(len(clean), -1, dtype=np.int64)
+    codes[given] = pd.factorize(ids[given].astype("str").str.strip())[0]
+    if len(np.unique(codes[given])) == int(given.sum()):
+        return None
+    alone = np.flatnonzero(~given)
+    codes[alone] = codes.max(initial=-1) + 1 + np.arange(len(alone))
+    return codes
 
 
 def pooled_scores(pieces: Sequence[tuple[np.ndarray, Scores]]) -> Scores:
