@@ -59,6 +59,7 @@ from predictor.model import (
     ModelFileError,
     ModelFiles,
     fit_additive_model,
+    patient_groups,
     read_manifest,
     save_model,
 )
@@ -658,7 +659,6 @@ def train(
         cross_validate,
         evaluate_model,
         flat_model_text,
-        patient_groups,
         repeated_patients_text,
         training_distribution,
     )

@@ -13,7 +13,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from predictor.evaluation._comparison import COMPARISONS, cross_validate, patient_groups
+from predictor.evaluation._comparison import COMPARISONS, cross_validate
 from predictor.evaluation._metrics import (
     auc_interval,
     calibration_bins,
@@ -26,6 +26,7 @@ from predictor.evaluation._metrics import (
     threshold_table,
 )
 from predictor.model import fit_additive_model
+from predictor.model._additive import patient_groups
 from predictor.simulation._synthetic import simulate_cohort
 
 

@@ -20,7 +20,6 @@ from predictor.evaluation._comparison import (
     CrossValidation,
     cross_validate,
     evaluate_model,
-    patient_groups,
     pooled_scores,
 )
 from predictor.evaluation._files import ReportFiles, figures_module, write_report
@@ -71,7 +70,6 @@ __all__ = [
     "minimum_sample_size",
     "model_card",
     "nagelkerke_r2",
-    "patient_groups",
     "pooled_scores",
     "repeated_patients_text",
     "training_distribution",

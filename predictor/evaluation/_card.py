@@ -181,8 +181,8 @@ def repeated_patients_text(rows: int, labels: Sequence[Any] = ()) -> str:
     )
     return (
         f"{rows:,} training rows share their patient_id with another row{where}: the model "
-        "counts each row as a patient, cross-validation keeps each patient's rows in one "
-        "fold, but the bootstrap's resamples and the choice of the smoothing structure treat "
+        "counts each row as a patient; cross-validation (and the choice of the smoothing "
+        "structure) keeps each patient's rows in one fold, but the bootstrap's resamples treat "
         "them as different patients, which can overstate the model's performance; give each "
         "patient once (their first treatment course, say)"
     )

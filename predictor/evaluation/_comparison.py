@@ -275,21 +275,6 @@ def cross_validate(
     return CrossValidation(results, probability, pooled)
 
 
-def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
-    """One label per row for grouped folds (:func:`cross_validate`): the rows that share a
-    ``patient_id`` share one, a row without one has its own; None when no ``patient_id``
-    repeats (the folds are then the ungrouped ones)."""
-    ids = clean["patient_id"] if "patient_id" in clean else pd.Series([None] * len(clean))
-    given = ids.notna().to_numpy() & (ids.astype("str").str.strip() != "").to_numpy()
-    codes = np.full(len(clean), -1, dtype=np.int64)
-    codes[given] = pd.factorize(ids[given].astype("str").str.strip())[0]
-    if len(np.unique(codes[given])) == int(given.sum()):
-        return None
-    alone = np.flatnonzero(~given)
-    codes[alone] = codes.max(initial=-1) + 1 + np.arange(len(alone))
-    return codes
-
-
 def pooled_scores(pieces: Sequence[tuple[np.ndarray, Scores]]) -> Scores:
     """Out-of-fold scores put back in the rows' order: ``pieces`` holds each fold's test rows
     (indices) and their scores; the folds cover every row once.

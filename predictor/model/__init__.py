@@ -11,6 +11,7 @@ from predictor.model._additive import (
     INTERVAL_LEVEL,
     AdditiveModel,
     fit_additive_model,
+    patient_groups,
     revise_additive_model,
 )
 from predictor.model._artifact import (
@@ -63,6 +64,7 @@ __all__ = [
     "load_model",
     "log_likelihood",
     "model_scale",
+    "patient_groups",
     "read_manifest",
     "recalibrate",
     "revise_additive_model",

@@ -684,6 +684,21 @@ STRUCTURE_SEED = 0
 """Seed of the structure check's folds: a fixed one, so that the same data give the same model."""
 
 
+def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
+    """One label per row for grouped folds (cross-validation, the structure check): the rows
+    that share a ``patient_id`` share one, a row without one has its own; None when no
+    ``patient_id`` repeats (the folds are then the ungrouped ones)."""
+    ids = clean["patient_id"] if "patient_id" in clean else pd.Series([None] * len(clean))
+    given = ids.notna().to_numpy() & (ids.astype("str").str.strip() != "").to_numpy()
+    codes = np.full(len(clean), -1, dtype=np.int64)
+    codes[given] = pd.factorize(ids[given].astype("str").str.strip())[0]
+    if len(np.unique(codes[given])) == int(given.sum()):
+        return None
+    alone = np.flatnonzero(~given)
+    codes[alone] = codes.max(initial=-1) + 1 + np.arange(len(alone))
+    return codes
+
+
 def _structure_log_loss(
     clean: pd.DataFrame,
     y: np.ndarray,
@@ -698,11 +713,19 @@ def _structure_log_loss(
     toward ``prior``."""
     from scipy.special import expit
     from sklearn.metrics import log_loss
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     predicted = {name: np.empty(len(y)) for name in STRUCTURES}
-    folds = StratifiedKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED)
-    for fit_index, test_index in folds.split(np.zeros(len(y)), y):
+    groups = patient_groups(clean)  # a patient's rows in one fold
+    rows = np.zeros(len(y))
+    folds = (
+        StratifiedKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED).split(rows, y)
+        if groups is None
+        else StratifiedGroupKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED).split(
+            rows, y, groups
+        )
+    )
+    for fit_index, test_index in folds:
         rows, test = clean.iloc[fit_index], clean.iloc[test_index]
         fold_features = features or FeatureMap.fit(rows, fields=fields)
         design, test_design = fold_features.design(rows), fold_features.design(test)
