@@ -476,10 +476,10 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def escape_surrogates(value: Any) -> Any:
-    """A string holding lone surrogates with each written as its backslash escape
-    (``"\\ud800"``); any other value as it is.
+    r"""A string holding lone surrogates with each written as its backslash escape
+    (``"\ud800"``); any other value as it is.
 
-    A lone surrogate is no character: Python makes one from a JSON ``"\\ud800"`` or from bytes
+    A lone surrogate is no character: Python makes one from a JSON ``"\ud800"`` or from bytes
     read with ``errors="surrogateescape"``, and no UTF-8 file, Arrow array or pandas ``str``
     column can hold it. :func:`validate` reads such text escaped, so that the cell is refused
     by a number, category or boolean field and carried, visibly, in a text or unknown column.

@@ -39,6 +39,7 @@ from predictor.model._artifact import (
     check_fields,
     load_model,
     model_to_json,
+    read_manifest,
     save_model,
     sha256_hex,
 )
@@ -276,6 +277,48 @@ def test_load_model_refuses_another_package_major_version_naming_both(
     with pytest.raises(ModelFileError, match=rf"ketamine-predictor {found!r}; this is version"):
         load_model(saved)
     assert ours.split(".")[0] != str(found).split(".")[0]
+
+
+SHIPPED_DISTRIBUTION = read_manifest()["training_distribution"]
+MANIFEST_EDITS = {
+    "training-data-a-text": (lambda m: m.update(training_data="x"), "training_data is not"),
+    "source-two-lines": (
+        lambda m: m.update(training_data={"source": "a.csv\n# Injected heading", "n": 3}),
+        "training_data.source is not one line",
+    ),
+    "n-negative": (lambda m: m.update(training_data={"n": -1}), "training_data.n is not"),
+    "metrics-a-text": (
+        lambda m: m.update(metrics={"fresh": {"additive model": {"auc": "high"}}}),
+        "metrics is not",
+    ),
+    "counts-one-short": (
+        lambda m: m.update(
+            training_distribution={
+                "age_years": {**SHIPPED_DISTRIBUTION["age_years"], "counts": [1, 2]}
+            }
+        ),
+        "training_distribution.age_years has edges",
+    ),
+    "levels-not-texts": (
+        lambda m: m.update(training_distribution={"sex": {"levels": [1, 2], "counts": [3, 4]}}),
+        "training_distribution.sex has neither",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "message"), MANIFEST_EDITS.values(), ids=MANIFEST_EDITS)
+def test_an_edited_manifest_is_refused_naming_the_key(
+    saved: Path, edit: Callable[[dict], object], message: str
+) -> None:
+    # None of the manifest is under a hash; the report and card read these parts, and an
+    # edited one failed inside them (exit 3) or pasted a heading into report.md.
+    manifest = json.loads((saved / MANIFEST_NAME).read_text())
+    edit(manifest)
+    (saved / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        read_manifest(saved)
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        load_model(saved)
 
 
 def test_load_model_accepts_another_minor_version(saved: Path) -> None:

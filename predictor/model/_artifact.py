@@ -56,7 +56,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
+import math
 import os
 import stat
 import tomllib
@@ -404,9 +406,87 @@ def read_manifest(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def _manifest_at(path: Path) -> dict[str, Any]:
-    return _our_document(
+    document = _our_document(
         _read(path, "model manifest", MAX_MANIFEST_BYTES), str(path), "model manifest"
     )
+    _check_manifest(document, str(path))
+    return document
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_line(value: Any) -> bool:
+    """A one-line text (a source, a version) as the report and card print it."""
+    return isinstance(value, str) and len(value) <= 1000 and value.isprintable()
+
+
+def _check_manifest(document: dict[str, Any], source: str) -> None:
+    """Check the parts of a manifest that the report and card read (none of it is covered by
+    a hash: ``model.json``'s sha256 is in it), so that an edited or foreign one is refused
+    with the key that is wrong rather than failing inside the report.
+
+    Raises
+    ------
+    ModelFileError
+    """
+
+    def wrong(key: str, rule: str) -> ModelFileError:
+        return ModelFileError(
+            f"{source}: {key} {rule}: the manifest was edited or is not one this package "
+            "wrote; restore it or retrain the model"
+        )
+
+    data = document.get("training_data", {})  # a model saved by save_model alone has none
+    if not isinstance(data, dict):
+        raise wrong("training_data", "is not an object")
+    if "source" in data and not _is_line(data["source"]):
+        raise wrong("training_data.source", "is not one line of text")
+    for key in ("n", "seed"):
+        value = data.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise wrong(f"training_data.{key}", "is not a whole number of at least 0")
+    for key in ("schema_version", "python"):  # package_version: _check_package_version
+        if key in document and not _is_line(document[key]):
+            raise wrong(key, "is not one line of text")
+    metrics = document.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(
+        isinstance(models, dict)
+        and all(
+            isinstance(m, dict) and all(v is None or _is_number(v) for v in m.values())
+            for m in models.values()
+        )
+        for models in metrics.values()
+    ):
+        raise wrong("metrics", "is not data set -> model -> finite numbers")
+    distribution = document.get("training_distribution") or {}
+    if not isinstance(distribution, dict):
+        raise wrong("training_distribution", "is not an object")
+    for field, shape in distribution.items():
+        key = f"training_distribution.{field}"
+        if shape is None:
+            continue
+        counts = shape.get("counts") if isinstance(shape, dict) else None
+        if not isinstance(counts, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
+        ):
+            raise wrong(key, "has no counts (whole numbers of at least 0)")
+        edges, levels = shape.get("edges"), shape.get("levels")
+        if edges is not None:
+            if not (
+                isinstance(edges, list)
+                and all(_is_number(e) for e in edges)
+                and len(edges) == len(counts) + 1
+                and all(a < b for a, b in itertools.pairwise(edges))
+            ):
+                raise wrong(key, "has edges that are not one more than its counts, increasing")
+        elif not (
+            isinstance(levels, list)
+            and len(levels) == len(counts)
+            and all(_is_line(level) for level in levels)
+        ):
+            raise wrong(key, "has neither edges nor one level per count")
 
 
 def package_version() -> str | None:
