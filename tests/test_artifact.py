@@ -321,6 +321,13 @@ def test_an_edited_manifest_is_refused_naming_the_key(
         load_model(saved)
 
 
+def test_a_manifest_whose_field_had_no_shape_is_read(saved: Path) -> None:
+    manifest = json.loads((saved / MANIFEST_NAME).read_text())
+    manifest["training_distribution"] = {"bdnf_ng_ml": {"n_missing": 400}}  # no value at all
+    (saved / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert read_manifest(saved)["training_distribution"] == {"bdnf_ng_ml": {"n_missing": 400}}
+
+
 def test_load_model_accepts_another_minor_version(saved: Path) -> None:
     manifest = json.loads((saved / MANIFEST_NAME).read_text())
     major = importlib.metadata.version("ketamine-predictor").split(".")[0]

@@ -467,7 +467,11 @@ def _check_manifest(document: dict[str, Any], source: str) -> None:
         key = f"training_distribution.{field}"
         if shape is None:
             continue
-        counts = shape.get("counts") if isinstance(shape, dict) else None
+        if not isinstance(shape, dict):
+            raise wrong(key, "is not an object")
+        counts = shape.get("counts")
+        if counts is None and shape.get("edges") is None and shape.get("levels") is None:
+            continue  # a field the model had no shape for: only its count of missing values
         if not isinstance(counts, list) or not all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts
         ):
