@@ -56,6 +56,7 @@ from predictor.io import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
     ENCODINGS,
+    MAX_WORKERS,
     REJECT_COLUMNS,
     SEPARATORS,
     BatchError,
@@ -87,7 +88,7 @@ class UsageError(PredictorError):
     """Unusable input or arguments: reported in one line, exit code 2."""
 
 
-def _whole_number(minimum: int):
+def _whole_number(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -95,6 +96,8 @@ def _whole_number(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum, {maximum}")
         return value
 
     return parse
@@ -835,10 +838,11 @@ def build_parser() -> argparse.ArgumentParser:
     _chunk_rows_option(score)
     score.add_argument(
         "--workers",
-        type=_whole_number(1),
+        type=_whole_number(1, MAX_WORKERS),
         default=None,
-        help="processes that read and score chunks at the same time; the output is the same, "
-        f"in input order (default: one per usable core, here {usable_cores()})",
+        help="processes that read and score chunks at the same time (no more than the file has "
+        f"chunks, at most {MAX_WORKERS}); the output is the same, in input order (default: one "
+        f"per usable core, here {usable_cores()})",
     )
     score.add_argument(
         "--engine",

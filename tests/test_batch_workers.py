@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from predictor import InvalidParameterError, load_model
 from predictor._cli import main
 from predictor._processes import _environment_threshold
+from predictor.io import _batch
 from predictor.io._batch import (
     IN_FLIGHT_PER_WORKER,
     SPOOL_PREFIX,
@@ -108,6 +109,26 @@ def test_three_workers_on_two_cores_and_a_big_chunk_give_the_same_bytes(
     messy_file: Path, tmp_path: Path
 ) -> None:
     assert _score(messy_file, tmp_path, 1) == _score(messy_file, tmp_path, 3)
+
+
+def test_no_more_processes_start_than_the_file_has_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pool starts every process at its first submit: --workers 300 on 4 chunks started 300.
+    started = []
+    pool = _batch._pool
+    monkeypatch.setattr(
+        _batch,
+        "_pool",
+        lambda scorer, workers, spool: started.append(workers) or pool(scorer, workers, spool),
+    )
+    cohort = simulate_cohort(4 * CHUNK_ROWS - 5, seed=19)
+    path = tmp_path / "four.csv"
+    cohort.to_csv(path, index=False)
+    assert _score(path, tmp_path, 1) == _score(path, tmp_path, 40)
+    assert started == [4]
+    with pytest.raises(InvalidParameterError, match=r"workers = 257 must be"):
+        score_csv(path, tmp_path / "o.csv", workers=_batch.MAX_WORKERS + 1)
 
 
 def test_command_line_workers_1_and_2_write_the_same_files(

@@ -7,6 +7,7 @@ Above the model and scoring layers; the command line and training use the names 
 from predictor.io._batch import (
     DECIMALS,
     DEFAULT_CHUNK_ROWS,
+    MAX_WORKERS,
     REJECT_COLUMNS,
     SEPARATORS,
     BatchError,
@@ -26,6 +27,7 @@ __all__ = [
     "DECIMALS",
     "DEFAULT_CHUNK_ROWS",
     "ENCODINGS",
+    "MAX_WORKERS",
     "REJECT_COLUMNS",
     "SEPARATORS",
     "BatchError",

@@ -154,13 +154,15 @@ _READING_PARAMETERS: ParameterTable = {
 }
 """What the reading parameters of :func:`score_csv` and :func:`validate_csv` accept (the
 encoding's name is checked when the input is opened)."""
+MAX_WORKERS = 256
+"""The most worker processes ``score`` starts (each holds up to two chunks in memory)."""
 _SCORE_PARAMETERS: ParameterTable = {
     **_READING_PARAMETERS,
     "out": [PATH],
     "rejects": [NONE, PATH],
     "model": MODEL_CONSTRAINTS,
     "explain": [BOOL],
-    "workers": [NONE, Interval(int, 1, INF, closed="left")],
+    "workers": [NONE, Interval(int, 1, MAX_WORKERS, closed="both")],
 }
 _VALIDATE_PARAMETERS: ParameterTable = {**_READING_PARAMETERS, "problems": [NONE, PATH]}
 
@@ -641,12 +643,27 @@ def _scored_in_order(
             yield scorer(chunk)
         return
     assert first is not None
+    # No more processes than chunks: the pool starts them all at its first submit, and a
+    # small file read with --workers 300 started 300. Read ahead up to one chunk per worker
+    # (an unreadable one is raised later, in its place, by _read_after).
+    ahead: list[_Records] = [first, second]
+    rest: Iterator[_Records] = chunks
+    while len(ahead) < workers:
+        try:
+            more = next(chunks, None)
+        except _UNREADABLE as exc:
+            rest = _raising(exc)
+            break
+        if more is None:
+            break
+        ahead.append(more)
+    workers = min(workers, len(ahead))
     spool = _spool_folder()
     pool = _pool(scorer, workers, spool)
     pending: collections.deque[tuple[int, concurrent.futures.Future[_Scored]]] = collections.deque()
 
     try:
-        for chunk in _read_after(itertools.chain((first, second), chunks), pending):
+        for chunk in _read_after(itertools.chain(ahead, rest), pending):
             with signals_held():  # the first submit starts the processes
                 future = pool.submit(_score_in_worker, chunk)
             pending.append((_first_line(chunk), future))
@@ -663,6 +680,12 @@ def _scored_in_order(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(spool, ignore_errors=True)  # rows not written: an error stopped the run
+
+
+def _raising(error: BaseException) -> Iterator[_Records]:
+    """An iterator that raises ``error`` when next is asked of it."""
+    raise error
+    yield  # a generator: the raise comes at the first next()
 
 
 def _renamed(header: list[str], match: ColumnMatch, output: list[str]) -> list[str]:
