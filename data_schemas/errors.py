@@ -203,13 +203,26 @@ def without_value(message: str, column: str, value: str, reason: str = "") -> st
 
     >>> without_value("age_years = 'old' is not a number; give a number", "age_years", "old")
     'age_years is not a number; give a number'
-    >>> without_value("line 4 has 5 fields, 'a' more than...", "", "a", "wrong_field_count")
-    'wrong_field_count'
+    >>> without_value("line 4 has 5 fields, 'a' more than...", "", "a", "record_too_long")
+    'record_too_long: a line too long for a record (is the file CSV?)'
+    >>> without_value("1,'a' ...", "", "a", "some_reason")
+    'some_reason'
     """
     said = f"{column} = {_shown(value)}"
     if not message.startswith(said):
-        return f"{column}: {reason}" if column else reason
+        rule = f"{reason}: {LINE_RULES[reason]}" if reason in LINE_RULES else reason
+        return f"{column}: {rule}" if column else rule
     return column + re.sub(r"^ \(= [^)]*\)", "", message[len(said) :])
+
+
+LINE_RULES = {
+    Reason.WRONG_FIELD_COUNT.value: "more or fewer fields than the header (check the line for "
+    "a missing or extra separator, and quote any value that contains one)",
+    Reason.UNCLOSED_QUOTE.value: "a quoted field that does not close (check the line's quotes)",
+    Reason.RECORD_TOO_LONG.value: "a line too long for a record (is the file CSV?)",
+}
+"""What the rules of a whole line say, for a summary that shows no value (the rejects file
+has each line's full message)."""
 
 
 def summary_lines(problems: Any, limit: int, *, place: str = "record") -> list[str]:

@@ -98,6 +98,18 @@ def test_cli_validate_reports_problems_and_exits_1(
     assert "other" in problems.read_text()  # the file the user asked for has them
 
 
+def test_cli_validate_summary_says_what_a_rejected_line_breaks_without_its_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('patient_id,crp_mg_l\nA1,0.9\nSECRET,"0.5\nA3,1.2,7\nA4,1\n')
+    assert main(["validate", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert "line 3: unclosed_quote: a quoted field that does not close" in err
+    assert "line 4: wrong_field_count: more or fewer fields than the header" in err
+    assert "SECRET" not in err and "1.2" not in err
+
+
 def test_cli_validate_refuses_problems_and_rejects_with_two_names(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -51,7 +51,7 @@ import pyarrow.compute as pac
 import pyarrow.csv as pcsv
 
 from data_schemas import PredictorError, match_columns
-from data_schemas.errors import Problem, Reason, wrong_field_count
+from data_schemas.errors import Problem, Reason, shortened, wrong_field_count
 
 DEFAULT_CHUNK_ROWS = 50_000
 """Records per chunk: large enough for vectorised code to pay off, small enough that a chunk's
@@ -1065,11 +1065,11 @@ def rejected_line(line: int, reason: Reason, text: str, *, named: int = 0) -> Pr
     reason : Reason
         Why.
     text : str
-        The line as read (shortened to 200 characters for the rejects file).
+        The line as read (cut by ``shortened`` for the rejects file).
     named : int
         For a value under an unnamed header cell: how many header cells have names.
     """
-    shown = text if len(text) <= 200 else text[:197] + "..."
+    shown = shortened(text)
     if reason is Reason.UNCLOSED_QUOTE:
         message = (
             f"line {line} opens a quoted field that does not close as CSV requires (a closing "
