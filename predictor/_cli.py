@@ -49,6 +49,7 @@ from predictor._training import (
     MIN_SIMULATED_N,
     TrainingDataError,
     fingerprint,
+    rows_fingerprint,
     train,
     training_rows,
 )
@@ -528,7 +529,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _say("\n".join(summary))
     name = "standard input" if args.data == "-" else Path(args.data).name
     trained_on = manifest.get("training_data") or {}
-    if trained_on.get("n") == len(clean) and trained_on.get("sha256") == fingerprint(clean):
+    if trained_on.get("n") == len(clean) and (
+        trained_on.get("sha256") == fingerprint(clean)
+        or trained_on.get("rows_sha256") == rows_fingerprint(clean, model.fields)
+    ):
         _say(
             "warning: these are the patients the model was fitted on (the same rows as its "
             "training data): the figures are apparent performance, optimistic"

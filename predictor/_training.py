@@ -232,12 +232,14 @@ def training_data_record(
     sha256: str | None = None,
 ) -> dict[str, Any]:
     """The manifest's ``training_data``: where the patients came from, their sha256 (given,
-    when it was computed already: :func:`fingerprint`), how many (and how many records were
+    when it was computed already: :func:`fingerprint`; and in any order,
+    :func:`rows_fingerprint`), how many (and how many records were
     refused), the response rate, and each model field's share of missing values. Training and
     updating both write it."""
     return {
         "source": source,
         "sha256": fingerprint(clean) if sha256 is None else sha256,
+        "rows_sha256": rows_fingerprint(clean, model.fields),
         "seed": seed,
         "n": len(clean),
         "n_refused": n_refused,
@@ -250,6 +252,23 @@ def training_data_record(
 def fingerprint(clean: pd.DataFrame) -> str:
     """sha256 of the clean training data, as canonical CSV text."""
     return hashlib.sha256(clean.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+
+
+def rows_fingerprint(clean: pd.DataFrame, fields: Sequence[str]) -> str:
+    """sha256 of the rows' ``fields`` and outcome, whatever their order and whatever other
+    columns the data have: the sorted hashes of the rows, each from its values (numbers as
+    floats, categories as text), so that ``evaluate`` knows a model's own training patients
+    when a file lists them in another order or without a column the model does not use."""
+    canonical = pd.DataFrame(
+        {
+            name: clean[name].astype("string").fillna("\x00")
+            if isinstance(clean[name].dtype, pd.CategoricalDtype) or clean[name].dtype == object
+            else clean[name].to_numpy(dtype=np.float64)
+            for name in (*fields, "responded")
+        }
+    )
+    hashes = np.sort(pd.util.hash_pandas_object(canonical, index=False).to_numpy())
+    return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)

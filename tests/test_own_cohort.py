@@ -160,6 +160,14 @@ def test_evaluate_on_the_training_data_warns_that_it_is_apparent_performance(
     top = report.split("## Discrimination")[0]
     assert "these are the patients the model was fitted on" in top
     assert "apparent performance, optimistic" in top
+    # The same patients in another order, without the sleep columns the model does not use
+    # and with a column of its own: still its training patients.
+    again = no_sleep["cohort"].drop(columns=list(SLEEP)).sample(frac=1.0, random_state=1)
+    again.insert(3, "site", "Leeds")
+    shuffled = _write(again, tmp_path / "shuffled.csv")
+    args = ["evaluate", "--data", str(shuffled), "--model", str(no_sleep["out"])]
+    assert main([*args, "--out", str(tmp_path / "shuffled")]) == 0
+    assert "warning: these are the patients the model was fitted on" in capsys.readouterr().err
     # Other patients: no warning.
     other = _write(_cohort(150, seed=6), tmp_path / "other.csv")
     args = ["evaluate", "--data", str(other), "--model", str(no_sleep["out"])]
