@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import math
 import os
 import sys
 import textwrap
@@ -566,8 +567,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     m = report.metrics
     _say(
         f"AUC {m.auc:.3f} ({m.auc_low:.3f} to {m.auc_high:.3f}), calibration slope "
-        f"{m.calibration_slope:.2f}, intercept {m.calibration_intercept:+.3f}, Brier "
-        f"{m.brier:.4f} -> {written.report}"
+        + ("n/a" if math.isnan(m.calibration_slope) else f"{m.calibration_slope:.2f}")
+        + f", intercept {m.calibration_intercept:+.3f}, Brier {m.brier:.4f} -> {written.report}"
     )
     if written.figures is None:
         _say(NO_FIGURES_NOTE.removeprefix("> ").replace("**", ""))

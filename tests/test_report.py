@@ -6,6 +6,7 @@ import ast
 import dataclasses
 import importlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -517,6 +518,19 @@ def test_cli_evaluate_replaces_links_in_its_folder_and_a_failure_keeps_the_old_r
     assert main(["evaluate", "--data", str(smaller), "--out", str(out)]) == 2
     assert "cannot write the report to" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_cli_evaluate_on_data_that_give_every_patient_one_probability_says_so(
+    tmp_path, capsys
+) -> None:
+    cohort = simulate_cohort(200, seed=32)[["patient_id", "responded"]]  # no predictor at all
+    cohort.to_csv(tmp_path / "outcomes.csv", index=False)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", str(tmp_path / "outcomes.csv"), "--out", str(out)]) == 0
+    assert "calibration slope n/a" in capsys.readouterr().err
+    report = (out / REPORT_NAME).read_text()
+    assert "**Every patient got the same probability.**" in report.split("## Discrimination")[0]
+    assert not re.search(r"\bnan\b", report)  # no number printed as nan
 
 
 def test_cli_evaluate_refuses_a_model_it_cannot_read_and_its_folder_before_writing(

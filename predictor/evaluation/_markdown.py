@@ -82,7 +82,7 @@ def core_metrics_table(m: CoreMetrics, *, auc: bool = True) -> str:
     only)."""
     rows = [[f"AUC ({LEVEL} DeLong CI)", auc_text(m)]] if auc else []
     rows += [
-        ["calibration slope (ideal 1)", f"{m.calibration_slope:.2f}"],
+        ["calibration slope (ideal 1)", _f(m.calibration_slope, ".2f")],
         ["calibration intercept (ideal 0)", f"{m.calibration_intercept:+.3f}"],
         [
             "calibration-in-the-large (observed - mean predicted)",
@@ -135,7 +135,7 @@ def subgroup_markdown(report: Report) -> str:
                 f"{m.response_rate:.3f}",
                 f"{m.mean_predicted:.3f}",
                 auc_text(m),
-                f"{m.calibration_slope:.2f}",
+                _f(m.calibration_slope, ".2f"),
                 f"{m.calibration_intercept:+.3f}",
                 f"{m.brier:.4f}",
             ]
@@ -231,7 +231,7 @@ def held_out_markdown(report: Report) -> str:
             *([_f(m.auc_gap, "+.3f")] if report.data.has_true_probability else []),
             f"{m.brier:.4f}",
             f"{m.log_loss:.4f}",
-            f"{m.calibration_slope:.2f}",
+            _f(m.calibration_slope, ".2f"),
             _f(m.calibration_intercept, "+.3f"),
         ]
         for name, m in models.items()
@@ -307,7 +307,17 @@ BOOTSTRAP_LABELS = {
 
 def precision_note(report: Report) -> str:
     """A plain warning when the AUC's interval is wider than
-    :data:`~predictor.evaluation._report.WIDE_AUC_INTERVAL`, or nothing."""
+    :data:`~predictor.evaluation._report.WIDE_AUC_INTERVAL`, or when every patient got the
+    same probability (the interval has no width); else nothing."""
+    m = report.metrics
+    if m.auc_low == m.auc_high:
+        return (
+            "\n> **Every patient got the same probability.** The model found nothing in these "
+            "data to tell patients apart (no field it uses was given, or every patient had the "
+            "same values), so the AUC (0.5), its interval and the calibration slope say "
+            "nothing about how it ranks patients; only calibration-in-the-large and the Brier "
+            "score do.\n"
+        )
     if not report.auc_is_imprecise():
         return ""
     data, m = report.data, report.metrics
@@ -488,8 +498,8 @@ flags everyone, "treat none" no one (net benefit 0). {decision_summary(report.de
 {threshold_markdown(report)}
 
 At the model's own threshold ({model.threshold:g}) it flags {own.flagged:.1%} of patients,
-with sensitivity {own.sensitivity:.3f}, specificity {own.specificity:.3f}, PPV
-{own.ppv:.3f} and NPV {own.npv:.3f}.
+with sensitivity {_f(own.sensitivity, ".3f")}, specificity {_f(own.specificity, ".3f")}, PPV
+{_f(own.ppv, ".3f")} and NPV {_f(own.npv, ".3f")}.
 
 ## Subgroups
 
