@@ -239,6 +239,19 @@ def _labelled_rows(
     return clean, refused, summary, rejected
 
 
+def _refused_rows_exit(refused: int) -> int:
+    """The exit code of a command that read a labelled file: 1 when some of its records were
+    refused (the model or report is written from the rest, as ``score`` writes the rows it
+    could score), so that an unattended run notices; else 0."""
+    if refused:
+        _say(
+            f"exit code {EXIT_INVALID_ROWS}: {_count(refused, 'record')} of the file "
+            f"{'was' if refused == 1 else 'were'} refused (see above)"
+        )
+        return EXIT_INVALID_ROWS
+    return EXIT_OK
+
+
 def _refuse_model_files(model: str | None, outputs: Sequence[tuple[str, str | None]]) -> None:
     """Refuse an output file that is the model's own ``model.json`` or ``manifest.json`` (the
     shipped model's when ``model`` is None), through any link, before anything is written."""
@@ -416,7 +429,7 @@ def run_train(args: argparse.Namespace) -> int:
                 else ""
             )
         )
-    return EXIT_OK
+    return _refused_rows_exit(refused)
 
 
 def run_update(args: argparse.Namespace) -> int:
@@ -472,7 +485,7 @@ def run_update(args: argparse.Namespace) -> int:
         f"wrote {result.files.artifact.parent}: the {result.choice.chosen}; use it with "
         f"--model {args.out}"
     )
-    return EXIT_OK
+    return _refused_rows_exit(refused)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -572,7 +585,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     if written.figures is None:
         _say(NO_FIGURES_NOTE.removeprefix("> ").replace("**", ""))
-    return EXIT_OK
+    return _refused_rows_exit(refused)
 
 
 def _separator(text: str) -> str:

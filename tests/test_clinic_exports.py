@@ -270,9 +270,10 @@ def test_train_and_evaluate_refuse_bad_rows_and_keep_the_rest(
         handle.write('X-1;"unclosed\nX-2;1;2\n')
     rejects = tmp_path / "refused.csv"
     argv = ["evaluate", "--data", str(source), "--out", str(tmp_path / "report")]
-    assert main([*argv, "--rejects", str(rejects)]) == 0
+    assert main([*argv, "--rejects", str(rejects)]) == 1  # written, with 2 records refused
     err = capsys.readouterr().err
     assert "400 valid records, 2 refused" in err
+    assert "exit code 1: 2 records of the file were refused" in err
     assert "';'-separated, decimal ','" in err
     refused = pd.read_csv(rejects, **READ)
     assert refused["reason"].tolist() == ["unclosed_quote", "wrong_field_count"]

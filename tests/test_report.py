@@ -470,7 +470,7 @@ def _cohort_csv(path: Path, n: int, **cells) -> Path:
 def test_cli_evaluate_writes_the_report_for_the_shipped_model(tmp_path, capsys) -> None:
     data = _cohort_csv(tmp_path / "cohort.csv", 600, crp_mg_l="high")
     out = tmp_path / "report"
-    assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 0
+    assert main(["evaluate", "--data", str(data), "--out", str(out)]) == 1  # 1 row refused
     err = capsys.readouterr().err
     assert "599 valid records, 1 refused" in err and f"-> {out / REPORT_NAME}" in err
     report = json.loads((out / METRICS_NAME).read_text())

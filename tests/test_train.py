@@ -356,11 +356,12 @@ def test_train_on_a_cohort_with_repeated_patients_says_so_and_keeps_them_in_one_
 @pytest.mark.slow
 def test_train_on_user_data_refuses_bad_rows_and_trains_on_the_rest(tmp_path, capsys) -> None:
     data = _write_cohort(tmp_path / "mine.csv", responded=["maybe"], crp_mg_l=["", "high"])
-    assert (
-        main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--bootstrap", "0"]) == 0
+    assert (  # the model written from the rest; exit 1 says records were refused
+        main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--bootstrap", "0"]) == 1
     )
     err = capsys.readouterr().err
     assert "398 valid records, 2 refused" in err
+    assert err.rstrip().endswith("exit code 1: 2 records of the file were refused (see above)")
     manifest = read_manifest(tmp_path / "m")
     assert manifest["training_data"]["n"] == 398
     assert manifest["training_data"]["n_refused"] == 2
