@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +165,34 @@ def test_cli_schema_to_a_full_or_closed_stdout_exits_2_in_one_line() -> None:
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("error: cannot write to standard output")
         assert len(result.stderr.splitlines()) == 1
+
+
+def test_ctrl_c_while_the_command_line_imports_its_libraries_exits_130_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # SIGINT sent by an import hook at the moment pandas is first imported (by data_schemas,
+    # as python -m predictor starts): a traceback of the import and exit -2 before.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pandas':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-m", "predictor", "schema"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr == "interrupted while starting: no output file was written\n"
+    assert result.stdout == ""
 
 
 @pytest.mark.slow
