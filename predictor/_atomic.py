@@ -628,6 +628,12 @@ def atomic_directory(
         os.chmod(staging, mode)  # mkdtemp made it private while it was written
         _refuse_if_signalled()
         old = _put_in_place(staging, target)
+    except InterruptedAfterWriting as exc:
+        # files put in place in the staging folder, which is dropped: nothing was written
+        if old is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise KeyboardInterrupt from exc
+        raise
     except BaseException:
         if old is None:
             shutil.rmtree(staging, ignore_errors=True)

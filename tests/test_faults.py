@@ -503,6 +503,30 @@ def test_a_signal_while_a_set_of_files_is_put_in_place_comes_after_all_of_them(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]
 
 
+def test_a_signal_held_while_files_go_into_a_folder_being_staged_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The set was put in place in the staging folder, which is then dropped: the interrupt
+    # must not say the output files were written.
+    commit = atomic._Pending.commit
+
+    def commit_then_signal(self: atomic._Pending) -> None:
+        commit(self)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(atomic._Pending, "commit", commit_then_signal)
+    target = tmp_path / "model"
+    with (
+        pytest.raises(KeyboardInterrupt) as caught,
+        atomic.stopping_on_signals(),
+        atomic_directory(target) as staging,
+        atomic.atomic_outputs([staging / "a"]) as (handle,),
+    ):
+        handle.write("new\n")
+    assert not isinstance(caught.value, atomic.InterruptedAfterWriting)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_signal_soon_after_the_first_does_not_cut_its_cleanup_short() -> None:
     cleaned = []
     with pytest.raises(KeyboardInterrupt), atomic.stopping_on_signals():
