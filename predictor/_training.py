@@ -237,7 +237,7 @@ def training_data_record(
     refused), the response rate, and each model field's share of missing values. Training and
     updating both write it."""
     return {
-        "source": source,
+        "source": one_line(source),
         "sha256": fingerprint(clean) if sha256 is None else sha256,
         "rows_sha256": rows_fingerprint(clean, model.fields),
         "seed": seed,
@@ -247,6 +247,18 @@ def training_data_record(
         "simulated": simulated,
         "missing": missing_shares(clean, model.fields),
     }
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    r"""``text`` as one printable line for a manifest, card and report (a file's name may hold a
+    tab, a newline or, from bytes that are not UTF-8, a lone surrogate): each other character
+    as its escape, cut to ``limit`` characters.
+
+    >>> one_line("cohort\tv2.csv (a user-supplied cohort)")
+    'cohort\\tv2.csv (a user-supplied cohort)'
+    """
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def fingerprint(clean: pd.DataFrame) -> str:

@@ -287,10 +287,6 @@ MANIFEST_EDITS = {
         "training_data.source is not one line",
     ),
     "n-negative": (lambda m: m.update(training_data={"n": -1}), "training_data.n is not"),
-    "metrics-a-text": (
-        lambda m: m.update(metrics={"fresh": {"additive model": {"auc": "high"}}}),
-        "metrics is not",
-    ),
     "counts-one-short": (
         lambda m: m.update(
             training_distribution={
@@ -321,11 +317,15 @@ def test_an_edited_manifest_is_refused_naming_the_key(
         load_model(saved)
 
 
-def test_a_manifest_whose_field_had_no_shape_is_read(saved: Path) -> None:
+def test_a_manifest_whose_field_had_no_shape_or_a_narrow_one_is_read(saved: Path) -> None:
     manifest = json.loads((saved / MANIFEST_NAME).read_text())
-    manifest["training_distribution"] = {"bdnf_ng_ml": {"n_missing": 400}}  # no value at all
+    shapes = {
+        "bdnf_ng_ml": {"n_missing": 400},  # no value at all
+        "crp_mg_l": {"n_missing": 0, "edges": [0.5, 0.5, 0.50001], "counts": [3, 4]},  # rounded
+    }
+    manifest["training_distribution"] = shapes
     (saved / MANIFEST_NAME).write_text(json.dumps(manifest))
-    assert read_manifest(saved)["training_distribution"] == {"bdnf_ng_ml": {"n_missing": 400}}
+    assert read_manifest(saved)["training_distribution"] == shapes
 
 
 def test_load_model_accepts_another_minor_version(saved: Path) -> None:

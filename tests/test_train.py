@@ -445,6 +445,20 @@ def test_a_user_cohort_never_writes_into_the_shipped_model_folder(
     assert {f.name: f.read_bytes() for f in shipped.iterdir() if f.is_file()} == before
 
 
+def test_a_file_name_with_a_tab_or_bytes_that_are_not_utf8_makes_a_model_that_loads(
+    tmp_path,
+) -> None:
+    # the name goes into the manifest as the source, which the manifest check holds to one
+    # printable line: train checked its own manifest at the end and failed with exit 3
+    cohort = simulate_cohort(300, seed=2)
+    source = "clinic\tv2\udc80.csv (a user-supplied cohort)"
+    train(cohort, seed=0, out=tmp_path / "m", source=source, simulated=False, bootstrap=0,
+          progress=lambda _: None)  # fmt: skip
+    assert read_manifest(tmp_path / "m")["training_data"]["source"] == (
+        "clinic\\tv2\\udc80.csv (a user-supplied cohort)"
+    )
+
+
 def test_train_refuses_n_with_data(tmp_path, capsys) -> None:
     data = _write_cohort(tmp_path / "c.csv")
     assert main(["train", "--data", str(data), "--n", "500"]) == 2
