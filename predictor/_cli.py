@@ -282,9 +282,10 @@ def _entry(path: str, *, real: bool = False) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
 
 
-def _refuse_shipped_folder(out: str) -> None:
-    """Refuse an ``--out`` that is the shipped model's folder, lies inside it or holds it: only
-    ``python train.py`` (the simulated cohort) writes the shipped model.
+def _refuse_shipped_folder(out: str, *, replaced_whole: bool = True) -> None:
+    """Refuse an ``--out`` that is the shipped model's folder, lies inside it or (for a
+    command that replaces ``--out`` as a whole, ``replaced_whole``) holds it: only ``python
+    train.py`` (the simulated cohort) writes the shipped model.
 
     Raises
     ------
@@ -293,7 +294,7 @@ def _refuse_shipped_folder(out: str) -> None:
     from predictor.model._artifact import PACKAGED_MODEL_DIR, SHIPPED_MODEL_DIR
 
     for shipped in dict.fromkeys((str(SHIPPED_MODEL_DIR), str(PACKAGED_MODEL_DIR))):
-        inside, holds = _inside(out, shipped), _inside(shipped, out)
+        inside, holds = _inside(out, shipped), _inside(shipped, out) and replaced_whole
         if inside or holds:
             where = "is" if inside and holds else "lies inside" if inside else "holds"
             raise UsageError(
@@ -502,7 +503,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from predictor.evaluation._files import EVERY_FIGURE
 
-    _refuse_shipped_folder(args.out)
+    _refuse_shipped_folder(args.out, replaced_whole=False)  # it writes its files into --out
     model_folder = ModelFiles.at(args.model).artifact.parent
     if os.path.realpath(args.out) == os.path.realpath(model_folder):
         raise UsageError(
@@ -537,6 +538,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).replace("\n", " ")) from exc
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} is a file: the report is written into a folder")
+    existing = Path(os.path.abspath(args.out))  # before the work: its nearest existing folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write the report to {args.out}: {existing} is not a folder this process "
+            "can write in"
+        )
     clean, refused, summary, rejected = _labelled_rows(
         args, "evaluate", [("--rejects", args.rejects)], write=False
     )

@@ -558,8 +558,16 @@ def test_cli_evaluate_refuses_a_model_it_cannot_read_and_its_folder_before_writi
         ("too-few-of-an-outcome", "too few of an outcome to evaluate: 15 usable rows"),
         ("bad-model", "no model at"),
         ("out-is-a-file", "is a file: the report is written into a folder"),
+        ("out-under-a-file", "is not a folder this process can write in"),
     ],
-    ids=["no-file", "no-outcome", "too-few-of-an-outcome", "bad-model", "out-is-a-file"],
+    ids=[
+        "no-file",
+        "no-outcome",
+        "too-few-of-an-outcome",
+        "bad-model",
+        "out-is-a-file",
+        "out-under-a-file",
+    ],
 )
 def test_cli_evaluate_unusable_input_exits_2_in_one_line(
     tmp_path, capsys, case: str, message: str
@@ -577,6 +585,9 @@ def test_cli_evaluate_unusable_input_exits_2_in_one_line(
         args += ["--model", str(tmp_path / "no-model")]
     if case == "out-is-a-file":
         out.write_text("not a directory")
+    if case == "out-under-a-file":  # refused before the data are read
+        (tmp_path / "file").write_text("not a directory")
+        args[args.index(str(out))] = str(tmp_path / "file" / "report")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err

@@ -443,6 +443,11 @@ def test_a_user_cohort_never_writes_into_the_shipped_model_folder(
     err = capsys.readouterr().err
     assert "the shipped model's folder" in err and err.count("\n") == 1
     assert {f.name: f.read_bytes() for f in shipped.iterdir() if f.is_file()} == before
+    if command == "evaluate":  # which writes into --out: a folder that holds models/ will do
+        args = [command, "--data", str(data), "--out", str(shipped.parent), "--model", str(other)]
+        assert main(args) == 0
+        assert (shipped.parent / "report.md").exists()
+        assert {f.name: f.read_bytes() for f in shipped.iterdir() if f.is_file()} == before
 
 
 def test_a_file_name_with_a_tab_or_bytes_that_are_not_utf8_makes_a_model_that_loads(
