@@ -492,15 +492,23 @@ def escape_surrogates(value: Any) -> Any:
     return value
 
 
+def _holds_python_strings(dtype: Any) -> bool:
+    """Whether a column of this dtype holds Python strings, which may hold a lone surrogate
+    (object, and pandas' ``string`` dtype stored as Python objects; Arrow's cannot)."""
+    return dtype == np.dtype(object) or (
+        isinstance(dtype, pd.StringDtype) and getattr(dtype, "storage", "") == "python"
+    )
+
+
 def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with lone surrogates escaped (:func:`escape_surrogates`) in its column names and
-    in the strings of its object columns: a shallow copy where it has any, else itself. (A
-    column of strings of any other dtype cannot hold one.)"""
+    in the strings of its columns of Python strings (written back as object columns): a
+    shallow copy where it has any, else itself. (Arrow's strings cannot hold one.)"""
     names = [escape_surrogates(name) for name in frame.columns]
     escaped = {
         position: series.map(escape_surrogates).to_numpy(dtype=object)
         for position, (_, series) in enumerate(frame.items())
-        if series.dtype == object
+        if _holds_python_strings(series.dtype)
         and _LONE_SURROGATE.search("".join(v for v in series.tolist() if isinstance(v, str)))
     }
     if not escaped and names == list(frame.columns):

@@ -512,6 +512,9 @@ def test_predict_frame_reads_lone_surrogates_escaped_and_loses_no_row() -> None:
     assert problems["value"].tolist() == ["\\ud800", "\\udfff", "y\\ud800"]
     clean, found = validate([{"patient_id": "\ud800", "crp_mg_l": 1}])  # a list of dicts too
     assert clean["patient_id"].tolist() == ["\\ud800"] and found.empty
+    python_strings = pd.Series(["iv\udc80", "iv"], dtype=pd.StringDtype("python"))
+    clean, found = validate(pd.DataFrame({"route": python_strings}))  # pandas' str, in Python
+    assert found["reason"].tolist() == ["unknown_level"] and len(clean) == 1
 
 
 def test_warnings_cells_split_back_into_the_lists_predict_gives(tmp_path: Path) -> None:

@@ -1401,6 +1401,7 @@ CONTAINER_CELLS = st.one_of(
     st.dictionaries(_SPELLED, _SPELLED, max_size=1),
     st.binary(max_size=4),
     _SPELLED.map(str.encode),
+    st.lists(_SPELLED, min_size=1, max_size=2).map(np.array),  # a Parquet list column's cell
 )
 """Values that are no cell (a list, a set, a mapping, bytes): refused by every field, however
 their text reads."""
