@@ -36,25 +36,20 @@ def _starting_the_command_line() -> bool:
 _STARTING = {
     signum: _signal.signal(signum, _stop_while_starting)
     for signum in ((_signal.SIGINT, _signal.SIGTERM) if _starting_the_command_line() else ())
-    if _signal.getsignal(signum) is not _signal.SIG_IGN  # a background job's stays ignored
+    # a background job's ignored signal stays ignored; one set from C is left alone
+    if _signal.getsignal(signum) not in (_signal.SIG_IGN, None)
 }
-
-from data_schemas import PredictorError, SchemaError  # noqa: E402 (after the handlers above)
-from predictor._params import InvalidParameterError  # noqa: E402
-from predictor._scoring import PredictedTable, Prediction, predict  # noqa: E402
-from predictor._training import TrainingDataError, train  # noqa: E402
-from predictor.io import BatchError, score_csv, validate_csv  # noqa: E402
-from predictor.model import (  # noqa: E402
-    AdditiveModel,
-    Model,
-    ModelFileError,
-    load_model,
-    read_manifest,
-)
-from predictor.simulation import simulate_cohort  # noqa: E402
-
-for _signum, _handler in _STARTING.items():  # the command line sets its own from here on
-    _signal.signal(_signum, _handler)
+try:
+    from data_schemas import PredictorError, SchemaError
+    from predictor._params import InvalidParameterError
+    from predictor._scoring import PredictedTable, Prediction, predict
+    from predictor._training import TrainingDataError, train
+    from predictor.io import BatchError, score_csv, validate_csv
+    from predictor.model import AdditiveModel, Model, ModelFileError, load_model, read_manifest
+    from predictor.simulation import simulate_cohort
+finally:  # the command line sets its own from here on; a failed import leaves none of ours
+    for _signum, _handler in _STARTING.items():
+        _signal.signal(_signum, _handler)
 
 __version__ = "0.1.0"
 
