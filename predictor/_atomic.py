@@ -41,6 +41,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO, cast
 
+from predictor._processes import signals_held
+
 PARTIAL_SUFFIX = ".partial"
 OLD_SUFFIX = ".old"
 """Suffix of a replaced directory, ``.NAME.PID.RANDOM.old``, while it is set aside (only where
@@ -54,8 +56,6 @@ SECOND_SIGNAL_GRACE = 3.0
 
 _SIGNALLED = threading.Event()
 """Set when SIGINT or SIGTERM comes inside :func:`stopping_on_signals`."""
-_HOLDING = threading.Event()
-"""Set while a set of files is put in place: a signal is then noted, not raised."""
 
 
 def ignore_stop_signals() -> None:
@@ -110,8 +110,7 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
             return  # an impatient second Ctrl-C: the first one's cleanup goes on
         first = now
         _SIGNALLED.set()
-        if not _HOLDING.is_set():  # else raised once the files are in place (_signals_held)
-            raise KeyboardInterrupt
+        raise KeyboardInterrupt
 
     previous = {
         signum: signal.signal(signum, stop)
@@ -136,23 +135,8 @@ def stopping_on_signals(*, then_ignore: bool = False) -> Iterator[None]:
 
 class InterruptedAfterWriting(KeyboardInterrupt):
     """SIGINT or SIGTERM that came while a set of files was being put in place: they were all
-    put in place first (:func:`_signals_held`), and the signal is raised after."""
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Inside :func:`stopping_on_signals`, hold SIGINT and SIGTERM off while the block runs
-    (the few renames that put a set of files in place, so that a signal cannot leave half of
-    them old and half new): one that comes meanwhile is noted, not raised, and raised after
-    the block as :class:`InterruptedAfterWriting`. (Blocking the signals in this thread would
-    not do: another thread, BLAS's say, would take them.)"""
-    _HOLDING.set()
-    try:
-        yield
-    finally:
-        _HOLDING.clear()
-    if _SIGNALLED.is_set():
-        raise InterruptedAfterWriting
+    put in place first (held by :func:`predictor._processes.signals_held`), and the signal is
+    raised after."""
 
 
 def _refuse_if_signalled() -> None:
@@ -359,9 +343,16 @@ def atomic_outputs(
         for output in pending:
             output.finish()
         _refuse_if_signalled()
-        with _signals_held():
-            for output in pending:
-                output.commit()
+        renamed = False
+        try:
+            with signals_held():  # a signal during the renames waits until all are done
+                for output in pending:
+                    output.commit()
+                renamed = True
+        except KeyboardInterrupt as exc:  # the held one, raised after the renames
+            if renamed:
+                raise InterruptedAfterWriting from exc
+            raise
         if any(str(path) == "-" for path in paths):
             (sys.stdout.buffer if binary else sys.stdout).flush()
     except BaseException:

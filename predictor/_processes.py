@@ -235,7 +235,8 @@ def process_context(preload: str = __name__) -> multiprocessing.context.BaseCont
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while worker processes may start, and raise them after.
+    """Hold SIGINT and SIGTERM while worker processes may start (or a set of files is renamed
+    into place: :func:`predictor._atomic.atomic_outputs`), and raise them after.
 
     ``pool.submit`` forks the workers, and ``os.fork`` runs the at-fork functions of other
     modules (:mod:`logging`'s, say) in this process: a KeyboardInterrupt raised by a signal

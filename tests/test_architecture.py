@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("data_schemas",),
-    ("predictor._atomic", "predictor._params", "predictor._processes"),
+    ("predictor._params", "predictor._processes"),
+    ("predictor._atomic",),
     ("predictor.model",),
     ("predictor._explain",),
     ("predictor._scoring",),
