@@ -273,11 +273,9 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([real, base]) == base
 
 
-def _entry(path: str, *, real: bool = False) -> str:
+def _entry(path: str) -> str:
     """The directory entry ``path`` names: its folder resolved through links, its own name not
-    (``real``: through every link, the entry a link at ``path`` leads to)."""
-    if real:
-        return os.path.realpath(path)
+    (``os.path.realpath``: the entry a link at ``path`` leads to)."""
     absolute = os.path.abspath(path)
     return os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
 
@@ -524,7 +522,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             and path != "-"
             and (
                 _inside(path, str(out / FIGURES_DIR))
-                or any(str(f) in (_entry(path), _entry(path, real=True)) for f in replaced)
+                or any(str(f) in (_entry(path), os.path.realpath(path)) for f in replaced)
             )
         ):
             raise UsageError(
@@ -737,7 +735,6 @@ def run_schema(args: argparse.Namespace) -> int:
         raise UsageError(
             f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}"
         ) from exc
-        raise UsageError(f"cannot write to standard output: {exc.strerror or exc}") from exc
     return EXIT_OK
 
 
