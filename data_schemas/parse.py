@@ -125,9 +125,9 @@ def is_missing(value: Any) -> bool:
 
 CONTAINERS = (list, tuple, set, frozenset, dict, bytes, bytearray, memoryview, np.ndarray)
 """Values that are no cell: a list, a set, a mapping, an array (a Parquet list column's
-cell) or bytes is refused by every number,
-category and boolean field (its text, ``"['iv']"``, would otherwise match a level once its
-brackets and quotes are read as separators), on both paths."""
+cell) or bytes is refused by every number, category and boolean field (its text,
+``"['iv']"``, would otherwise match a level once its brackets and quotes are read as
+separators), on both paths."""
 
 _NOT_A_CELL = {
     Kind.CATEGORY: Reason.UNKNOWN_LEVEL,

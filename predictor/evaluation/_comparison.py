@@ -17,7 +17,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -25,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from data_schemas import FIELDS_BY_NAME, Kind
 from predictor._processes import can_fork, forked_pool, signals_held, with_inherited
 from predictor.evaluation._metrics import Metrics, metrics
-from predictor.model import CV_FOLDS, Model, Scores
+from predictor.model import CV_FOLDS, Model, Scores, stratified_folds
 
 
 def _categories(fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -230,12 +229,7 @@ def cross_validate(
     y = clean["responded"].to_numpy()
     truth_column = clean["true_probability"]
     truth = truth_column.to_numpy() if truth_column.notna().all() else None
-    rows = np.zeros(len(y))
-    splits = list(
-        StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y)
-        if groups is None
-        else StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups)
-    )
+    splits = list(stratified_folds(y, folds, seed, groups))
     name = model.summary().name
     results: dict[str, list[Metrics]] = {name: []}
     results.update({comparison.name: [] for comparison in comparisons})

@@ -13,6 +13,7 @@ from predictor.model._additive import (
     fit_additive_model,
     patient_groups,
     revise_additive_model,
+    stratified_folds,
 )
 from predictor.model._artifact import (
     ARTIFACT_NAME,
@@ -69,4 +70,5 @@ __all__ = [
     "recalibrate",
     "revise_additive_model",
     "save_model",
+    "stratified_folds",
 ]

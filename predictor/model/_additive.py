@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -699,6 +699,20 @@ def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
     return codes
 
 
+def stratified_folds(
+    y: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, test rows) of ``folds`` stratified folds shuffled with ``seed``; with
+    ``groups`` (:func:`patient_groups`), each group's rows in one fold (scikit-learn's
+    ``StratifiedGroupKFold``)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    rows = np.zeros(len(y))
+    if groups is None:
+        return StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, y)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(rows, y, groups)
+
+
 def _structure_log_loss(
     clean: pd.DataFrame,
     y: np.ndarray,
@@ -713,19 +727,10 @@ def _structure_log_loss(
     toward ``prior``."""
     from scipy.special import expit
     from sklearn.metrics import log_loss
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     predicted = {name: np.empty(len(y)) for name in STRUCTURES}
-    groups = patient_groups(clean)  # a patient's rows in one fold
-    rows = np.zeros(len(y))
-    folds = (
-        StratifiedKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED).split(rows, y)
-        if groups is None
-        else StratifiedGroupKFold(STRUCTURE_FOLDS, shuffle=True, random_state=STRUCTURE_SEED).split(
-            rows, y, groups
-        )
-    )
-    for fit_index, test_index in folds:
+    folds = stratified_folds(y, STRUCTURE_FOLDS, STRUCTURE_SEED, patient_groups(clean))
+    for fit_index, test_index in folds:  # a patient's rows in one fold
         rows, test = clean.iloc[fit_index], clean.iloc[test_index]
         fold_features = features or FeatureMap.fit(rows, fields=fields)
         design, test_design = fold_features.design(rows), fold_features.design(test)
