@@ -249,6 +249,24 @@ def training_data_record(
     }
 
 
+def repeated_patients(
+    clean: pd.DataFrame, warn: Callable[[str], None]
+) -> tuple[np.ndarray | None, int]:
+    """The rows' patient groups (:func:`~predictor.model.patient_groups`: None when no
+    ``patient_id`` repeats) and how many rows share their ``patient_id`` with another, which
+    ``warn`` is told of (with their first lines) when there are any: what ``train`` and
+    ``update`` keep together in their folds and resamples."""
+    from predictor.evaluation import repeated_patients_text
+
+    groups = patient_groups(clean)
+    if groups is None:
+        return None, 0
+    shared = np.bincount(groups)[groups] > 1
+    repeated = int(shared.sum())
+    warn(f"warning: {repeated_patients_text(repeated, clean.index[shared].tolist())}")
+    return groups, repeated
+
+
 def one_line(text: str, limit: int = 500) -> str:
     r"""``text`` as one printable line for a manifest, card and report (a file's name may hold a
     tab, a newline or, from bytes that are not UTF-8, a lone surrogate): each other character
@@ -690,7 +708,6 @@ def train(
         cross_validate,
         evaluate_model,
         flat_model_text,
-        repeated_patients_text,
         training_distribution,
     )
 
@@ -730,11 +747,7 @@ def train(
     # figures the fresh cohort gives without the folds' optimism. On a user's cohort, the folds
     # are their only honest comparison.
     cross_validated = () if simulated else COMPARISONS
-    groups = patient_groups(clean)
-    shared = np.zeros(len(clean), dtype=bool) if groups is None else np.bincount(groups)[groups] > 1
-    repeated = int(shared.sum())
-    if repeated:
-        stage(f"warning: {repeated_patients_text(repeated, clean.index[shared].tolist())}")
+    groups, repeated = repeated_patients(clean, stage)
     validation = cross_validate(
         clean,
         model=model,
@@ -770,6 +783,7 @@ def train(
             repeats=repeats,
             seed=seed,
             threshold=model.threshold,
+            groups=groups,
             progress=lambda done, total: (
                 stage(f"bootstrap optimism correction: {done} of {total} refits done")
                 if done % step == 0 or done == total
@@ -804,8 +818,9 @@ def train(
             + (", each patient's rows in one fold" if repeated else "")
             + f", seed {seed})"
             + (
-                f", and Harrell's bootstrap optimism correction ({repeats} resamples, each "
-                "refitted with the smoothing chosen again)"
+                f", and Harrell's bootstrap optimism correction ({repeats} resamples"
+                + (" of patients, each with all of their rows" if repeated else "")
+                + ", each refitted with the smoothing chosen again)"
                 if optimism is not None
                 else ""
             ),

@@ -80,6 +80,7 @@ from predictor._training import (
     check_destination,
     check_outcomes,
     manifest_header,
+    repeated_patients,
     sample_size_check,
     training_data_record,
     write_model_folder,
@@ -93,8 +94,10 @@ from predictor.model import (
     Scores,
     fit_additive_model,
     log_likelihood,
+    patient_groups,
     recalibrate,
     revise_additive_model,
+    stratified_folds,
 )
 
 BASE = "base model as it is"
@@ -356,7 +359,6 @@ def choose_update(
         If a candidate cannot be fitted (say, one outcome only).
     """
     from sklearn.metrics import brier_score_loss, log_loss
-    from sklearn.model_selection import StratifiedKFold
 
     from predictor.evaluation import pooled_scores
 
@@ -445,10 +447,11 @@ def choose_update(
                 models[name].score(models[name].features.design(clean)).logit, y
             )
 
-    # Cross-validation: each candidate's whole fit repeated without each fold.
-    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=UPDATE_SEED)
+    # Cross-validation: each candidate's whole fit repeated without each fold (a patient's
+    # rows in one fold).
+    folds = stratified_folds(y, CV_FOLDS, UPDATE_SEED, patient_groups(clean))
     parts: dict[str, list[tuple[np.ndarray, Scores]]] = {name: [] for name in fitters}
-    for k, (fit_index, test_index) in enumerate(folds.split(np.zeros(n), y), 1):
+    for k, (fit_index, test_index) in enumerate(folds, 1):
         rows, test = clean.iloc[fit_index], clean.iloc[test_index]
         for name, fit in list(fitters.items()):
             try:
@@ -616,6 +619,7 @@ def update(
     check_destination(out)
     check_outcomes(clean["responded"], purpose="update a model", n_refused=n_refused)
     started = time.perf_counter()
+    _, repeated = repeated_patients(clean, progress)
     try:
         choice = choose_update(base, clean, progress=progress)
     except TrainingDataError:
@@ -630,7 +634,9 @@ def update(
         "the base model is kept as it is: nothing was fitted on these patients, so its "
         "report on them is an external validation of the base"
         if choice.chosen == BASE
-        else f"internal, by {CV_FOLDS}-fold cross-validation (stratified, seed {UPDATE_SEED}): "
+        else f"internal, by {CV_FOLDS}-fold cross-validation (stratified"
+        + (", each patient's rows in one fold" if repeated else "")
+        + f", seed {UPDATE_SEED}): "
         f"each patient predicted by a {choice.chosen} fitted without them (the choice between "
         "the candidates was made once, on all of them); no external validation"
     )
@@ -643,7 +649,8 @@ def update(
             n_refused=n_refused,
             simulated=False,
             model=model,
-        ),
+        )
+        | ({"repeated_patient_rows": repeated} if repeated else {}),
         "update": {
             "base": base_source,
             "base_sha256": (base_manifest or {}).get("artifact_sha256"),

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -23,7 +25,7 @@ from predictor.evaluation import (
     write_report,
 )
 from predictor.evaluation._bootstrap import BOOTSTRAP_METRICS, _resamples
-from predictor.evaluation._markdown import precision_note
+from predictor.evaluation._markdown import precision_note, report_markdown
 from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
     BOOTSTRAP_FIGURE_NAMES,
@@ -334,3 +336,84 @@ def test_report_markdown_says_plainly_when_the_auc_interval_is_wide(boot_report)
         metrics=dataclasses.replace(m, auc_low=0.70, auc_high=0.70 + WIDE_AUC_INTERVAL - 0.01),
     )
     assert precision_note(narrow) == ""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 4), min_size=2, max_size=30),
+    seed=st.integers(0, 2**32 - 1),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_resamples_with_groups_draw_whole_patients(sizes, seed, shuffle) -> None:
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    shuffle.shuffle(groups)  # a patient's rows need not be next to each other
+    y = np.arange(len(groups)) % 2.0  # both outcomes in any resample of 2+ rows
+    drawn, _ = _resamples(y, 5, seed, groups)
+    members = {g: np.flatnonzero(groups == g).tolist() for g in range(len(sizes))}
+    for index in drawn:
+        position = 0
+        patients = 0
+        while position < len(index):  # the resample is whole patients, one after another
+            rows = members[int(groups[index[position]])]
+            assert index[position : position + len(rows)].tolist() == rows
+            position += len(rows)
+            patients += 1
+        assert patients == len(sizes)  # as many patients drawn as there are
+
+
+def test_resamples_without_groups_are_the_row_draws_of_before() -> None:
+    y = np.arange(50) % 2.0
+    rng = np.random.default_rng(7)
+    expected = [rng.integers(0, 50, size=50) for _ in range(3)]
+    for index, wanted in zip(_resamples(y, 3, 7)[0], expected, strict=True):
+        np.testing.assert_array_equal(index, wanted)
+
+
+def _memorising(rows: pd.DataFrame, y: np.ndarray) -> Predict:
+    """A refit that remembers each row it saw (0 or 1) and knows nothing else (0.5)."""
+    seen = dict(zip(map(tuple, rows.to_numpy()), y, strict=True))
+    return lambda frame: np.array([seen.get(tuple(r), 0.5) for r in frame.to_numpy()])
+
+
+def test_bootstrap_with_patients_exported_twice_draws_patients_and_finds_the_optimism() -> None:
+    # Every patient twice (two courses, the same values): drawn row by row, a resample holds at
+    # least one of a patient's two rows 86% of the time, so a model that memorises its rows is
+    # "tested" on patients it has seen and the optimism is understated; drawn by patient, 63%.
+    frame, y = _noise(120, 3, seed=4)
+    twice, y2 = pd.concat([frame, frame], ignore_index=True), np.concatenate([y, y])
+    groups = np.tile(np.arange(120), 2)
+    final = np.asarray(y2, dtype=np.float64)
+    common = dict(refit=_memorising, final=final, repeats=40, seed=3, threshold=0.5)
+    by_row = bootstrap_validation(twice, y2, **common)
+    by_patient = bootstrap_validation(twice, y2, groups=groups, **common)
+    assert by_row.patients is None and by_patient.patients == 120
+    row_auc = by_row.metrics["auc"].optimism
+    patient_auc = by_patient.metrics["auc"].optimism
+    # Seen patients get their own outcome (0 or 1), unseen ones 0.5: the test AUC is
+    # 1 - (1 - seen)^2 / 2 (unseen responder against unseen non-responder: a tie), the
+    # apparent 1, so the optimism is (1 - seen)^2 / 2, seen 1 - e^-1 or 1 - e^-2.
+    assert patient_auc == pytest.approx(0.5 * np.exp(-2.0), abs=0.02)
+    assert row_auc == pytest.approx(0.5 * np.exp(-4.0), abs=0.02)
+    assert patient_auc > 3 * row_auc
+    with pytest.raises(ValueError, match="groups has 3 labels for 240 rows"):
+        bootstrap_validation(twice, y2, groups=np.arange(3), **common)
+
+
+def test_bootstrap_report_says_patients_were_drawn_with_their_rows(small) -> None:
+    model, cohort, result = small
+    grouped = dataclasses.replace(result, patients=150)
+    report = build_report(model, cohort, manifest={}, source="x", bootstrap=grouped)
+    assert report.bootstrap is not None and report.bootstrap.patients == 150
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert data["bootstrap"]["patients"] == 150
+    assert Report.from_json(data).bootstrap == report.bootstrap
+    text = " ".join(report_markdown(report, None).split())
+    assert (
+        "resamples of the 150 patients the model was fitted on (200 rows, a patient's rows "
+        "drawn together;" in text
+    )
+    plain = build_report(model, cohort, manifest={}, source="x", bootstrap=result)
+    assert "patients" not in plain.to_json()["bootstrap"]  # as before, for rows drawn alone
+    assert "resamples of the 200 patients the model" in " ".join(
+        report_markdown(plain, None).split()
+    )

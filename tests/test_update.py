@@ -31,6 +31,7 @@ from predictor.model import (
     recalibrate,
     revise_additive_model,
     save_model,
+    stratified_folds,
 )
 from predictor.model._artifact import model_from_json, model_to_json
 from predictor.simulation import SECOND_SITE, simulate_cohort
@@ -516,3 +517,31 @@ def test_update_on_a_file_of_few_fields_leaves_out_the_candidates_it_cannot_fit(
     assert fitted in card and "none was held back" not in card.replace(
         "fitted from scratch on all 300 of them; none was held back", ""
     )
+
+
+@pytest.mark.slow
+def test_update_with_repeated_patients_says_so_and_keeps_them_in_one_fold(
+    tmp_path, capsys, monkeypatch
+):
+    data, _ = _site_file(tmp_path, 300, seed=5)
+    text = data.read_text().splitlines(keepends=True)
+    data.write_text("".join([*text, *text[1:16]]))  # 15 patients exported twice
+    seen = []
+
+    def folds(y, k, seed, groups=None):
+        seen.append(groups)
+        return stratified_folds(y, k, seed, groups)
+
+    monkeypatch.setattr("predictor._updating.stratified_folds", folds)
+    out = tmp_path / "o"
+    assert main(["update", "--data", str(data), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 30 training rows share their patient_id with another row (lines 2, 3" in err
+    (groups,) = seen  # the candidates' cross-validation
+    assert groups is not None and (groups[:15] == groups[300:]).all()
+    assert len(set(groups[:300])) == 300
+    manifest = read_manifest(out)
+    assert manifest["training_data"]["repeated_patient_rows"] == 30
+    if manifest["update"]["chosen"] != BASE:
+        assert "each patient's rows in one fold" in manifest["validation"]["internal"]
+    assert "**Repeated patients**: 30 training rows" in (out / "MODEL_CARD.md").read_text()

@@ -6,7 +6,9 @@ Optimism (Harrell, *Regression Modeling Strategies*, 2nd ed., section 5.3; R's
 patients drawn with replacement; each bootstrap model is scored on its own resample (its
 apparent performance) and on the original patients (its test performance); the mean of the
 differences is the optimism, which the final model's apparent performance less is the corrected
-figure.
+figure. Where a patient has several rows (``groups``), the patient is drawn, with all of their
+rows (the cluster bootstrap): a model fitted on one of a patient's rows would otherwise be
+tested on the other as if on a new patient, and the optimism understated.
 
 Instability (Riley and Collins, Stability of clinical prediction models developed using
 statistical or machine learning methods, *Biometrical Journal* 2023): the same bootstrap models'
@@ -133,6 +135,9 @@ class BootstrapValidation:
     high: np.ndarray
     patient_mape: np.ndarray
     patient_instability: np.ndarray
+    patients: int | None = None
+    """Patients drawn in each resample when rows were grouped by patient (``groups``), all of
+    a patient's rows with them; None when each row was drawn alone."""
 
     @property
     def models(self) -> int:
@@ -151,15 +156,31 @@ class BootstrapValidation:
         return float(self.patient_instability.mean())
 
 
-def _resamples(y: np.ndarray, repeats: int, seed: int) -> tuple[list[np.ndarray], int]:
+def _resamples(
+    y: np.ndarray, repeats: int, seed: int, groups: np.ndarray | None = None
+) -> tuple[list[np.ndarray], int]:
     """``repeats`` resamples of row positions, with replacement, each holding both outcomes (a
     resample with one outcome only is drawn again), and how many were drawn again. All are
-    drawn before any fit, in order, so that the numbers do not depend on how the fits run."""
+    drawn before any fit, in order, so that the numbers do not depend on how the fits run.
+
+    With ``groups`` (a label per row), as many groups as there are are drawn, each with all of
+    its rows in their order (a resample then has about as many rows as the data); without,
+    rows."""
     rng = np.random.default_rng(seed)
-    n, redrawn = len(y), 0
+    redrawn = 0
+    if groups is None:
+        members = None
+        n = len(y)
+    else:
+        labels, position = np.unique(groups, return_inverse=True)
+        order = np.argsort(position, kind="stable")
+        members = np.split(order, np.cumsum(np.bincount(position))[:-1])
+        n = len(labels)
     drawn: list[np.ndarray] = []
     while len(drawn) < repeats:
         index = rng.integers(0, n, size=n)
+        if members is not None:
+            index = np.concatenate([members[k] for k in index])
         outcomes = y[index]
         if outcomes.min() == outcomes.max():
             redrawn += 1
@@ -197,6 +218,7 @@ _PARAMETERS: ParameterTable = {
     "threshold": [Interval(float, 0, 1, closed="neither")],
     "progress": [NONE, CALLABLE],
     "n_jobs": [Interval(int, -INF, -1), Interval(int, 1, INF, closed="left")],
+    "groups": [NONE, Where(_is_array, "a 1-d numpy array")],
 }
 
 
@@ -211,6 +233,7 @@ def bootstrap_validation(
     threshold: float,
     progress: Callable[[int, int], None] | None = None,
     n_jobs: int = -1,
+    groups: np.ndarray | None = None,
 ) -> BootstrapValidation:
     """Harrell's bootstrap optimism correction of AUC, calibration slope, calibration intercept
     and Brier score, and the instability of the predictions (module docstring).
@@ -240,6 +263,10 @@ def bootstrap_validation(
         Called with (resamples done, ``repeats``) after each resample, in order.
     n_jobs : int
         Refits run at once, on threads (joblib's meaning: -1, the default, is one per core).
+    groups : numpy.ndarray, shape (n,), optional
+        A label per row, shared by the rows of one patient
+        (:func:`~predictor.model.patient_groups`): resamples then draw patients, each with all
+        of their rows. None (the default): each row is a patient.
 
     Returns
     -------
@@ -248,8 +275,8 @@ def bootstrap_validation(
     Raises
     ------
     ValueError
-        If ``y`` or ``final`` does not have one value per row, ``y`` has one outcome only, or
-        every refit failed.
+        If ``y``, ``final`` or ``groups`` does not have one value per row, ``y`` has one
+        outcome only, or every refit failed.
     InvalidParameterError
         If a parameter has a value it does not accept.
     """
@@ -263,7 +290,9 @@ def bootstrap_validation(
         )
     if not np.isin(y, (0.0, 1.0)).all() or y.min() == y.max():
         raise ValueError("y must be 0/1 outcomes with both outcomes present")
-    indices, redrawn = _resamples(y, repeats, seed)
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} labels for {len(y)} rows; give one per row")
+    indices, redrawn = _resamples(y, repeats, seed, groups)
     jobs = (delayed(_one)(clean, y, index, refit) for index in indices)
     kept: list[tuple[dict[str, float], dict[str, float], np.ndarray]] = []
     # Threads, as cross_validate: the fits spend their time in compiled code that releases the
@@ -306,4 +335,5 @@ def bootstrap_validation(
         high=high,
         patient_mape=np.abs(probability - final).mean(axis=0),
         patient_instability=((probability >= threshold) != flagged).mean(axis=0),
+        patients=None if groups is None else len(np.unique(groups)),
     )

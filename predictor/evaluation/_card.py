@@ -15,6 +15,7 @@ from predictor.evaluation._markdown import (
     core_metrics_table,
     decision_summary,
     figure_link,
+    resampled,
     subgroup_extremes,
     subgroup_markdown,
     threshold_markdown,
@@ -180,11 +181,11 @@ def repeated_patients_text(rows: int, labels: Sequence[Any] = ()) -> str:
         else ""
     )
     return (
-        f"{rows:,} training rows share their patient_id with another row{where}: the model "
-        "counts each row as a patient; cross-validation (and the choice of the smoothing "
-        "structure) keeps each patient's rows in one fold, but the bootstrap's resamples treat "
-        "them as different patients, which can overstate the model's performance; give each "
-        "patient once (their first treatment course, say)"
+        f"{rows:,} training rows share their patient_id with another row{where}: "
+        "cross-validation and the choice of the smoothing structure keep each patient's rows "
+        "in one fold, and the bootstrap draws each patient with all of their rows, but the fit "
+        "counts each row as a patient (one with two rows weighs twice); give each patient "
+        "once (their first treatment course, say)"
     )
 
 
@@ -417,9 +418,12 @@ def _bootstrap_line(report: Report) -> str:
     if b is None:
         return ""
     c = {name: entry.corrected for name, entry in b.metrics.items()}
+    patients, rows = resampled(b)
+    rows = f"; {rows}" if rows else ""
     return (
         f"\n- Optimism-corrected by Harrell's bootstrap ({b.repeats} resamples of the "
-        f"{b.n:,} training patients; the figures to quote): AUC {c['auc']:.3f}, calibration "
+        f"{patients:,} training patients{rows}; the figures to quote): AUC {c['auc']:.3f}, "
+        f"calibration "
         f"slope {c['calibration_slope']:.2f}, calibration intercept "
         f"{c['calibration_intercept']:+.3f}, Brier {c['brier']:.4f}."
     )

@@ -14,6 +14,7 @@ from predictor.evaluation._report import (
     LEVEL,
     METRICS_NAME,
     WIDE_AUC_INTERVAL,
+    BootstrapSummary,
     CoreMetrics,
     DecisionCurve,
     Report,
@@ -330,6 +331,15 @@ def precision_note(report: Report) -> str:
     )
 
 
+def resampled(b: BootstrapSummary) -> tuple[int, str]:
+    """The patients the bootstrap drew, and where their rows were drawn together, the words
+    for it: ``(300, "320 rows, a patient's rows drawn together")``; ``(n, "")`` where each
+    row is a patient."""
+    if b.patients is None:
+        return b.n, ""
+    return b.patients, f"{b.n:,} rows, a patient's rows drawn together"
+
+
 def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str:
     """The section on Harrell's bootstrap optimism correction and the prediction instability,
     or nothing when the report has no bootstrap."""
@@ -360,6 +370,8 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
         if b.redrawn
         else ""
     )
+    patients, grouped = resampled(b)
+    grouped = f"{grouped}; " if grouped else ""
     s = b.instability
     flips = f"{s.classification_instability:.1%}"
     figure = figure_link(
@@ -374,8 +386,8 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
     return f"""
 ## Internal validation: bootstrap optimism correction
 
-The whole fit was repeated on {b.repeats:,} bootstrap resamples of the {b.n:,} patients the
-model was fitted on ({b.responders:,} responders; drawn with replacement, seed {b.seed}):
+The whole fit was repeated on {b.repeats:,} bootstrap resamples of the {patients:,} patients the
+model was fitted on ({grouped}{b.responders:,} responders; drawn with replacement, seed {b.seed}):
 {failed}{redrawn}. Each refitted model does better on its own resample than on the original
 patients; the mean of that difference is the optimism, and the apparent performance (the final
 model on the patients it was fitted on) less the optimism is the corrected figure (Harrell,

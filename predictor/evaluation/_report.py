@@ -356,7 +356,7 @@ class BootstrapSummary:
     Attributes
     ----------
     n, responders : int
-        The patients resampled.
+        The patients resampled (rows, where a patient may have several: see ``patients``).
     repeats, failed, redrawn, seed : int
         Resamples drawn, refits that failed (skipped), resamples drawn again for holding one
         outcome only, and the seed.
@@ -373,6 +373,10 @@ class BootstrapSummary:
     seed: int
     metrics: dict[str, Optimism]
     instability: PredictionInstability
+    patients: int | None = field(default=None, metadata=OMIT_NONE)
+    """Patients drawn in each resample, each with all of their rows, when rows that share a
+    ``patient_id`` were drawn together; None (left out of the JSON) when each row was drawn
+    alone."""
 
 
 def mean_abs_contribution(term: TermShape) -> float:
@@ -771,6 +775,7 @@ def _bootstrap_summary(bootstrap: BootstrapValidation) -> BootstrapSummary:
         seed=bootstrap.seed,
         metrics=dict(bootstrap.metrics),
         instability=_instability(bootstrap),
+        patients=bootstrap.patients,
     )
 
 
