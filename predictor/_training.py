@@ -396,15 +396,25 @@ def check_destination(out: str | os.PathLike[str]) -> None:
     folder that does not exist, is empty, or is a model folder (it holds a file training
     writes: :data:`MODEL_FOLDER_ENTRIES`) may be replaced; a model folder's other files are
     kept, carried into the new folder. Any other folder with something in it (``--out .`` or
-    ``--out ~`` typed by mistake) is refused, as is a path that is not a folder.
+    ``--out ~`` typed by mistake) is refused, as is a path that is not a folder, one inside a
+    file (``data.csv/model``) and one whose nearest existing folder cannot be written.
 
     Raises
     ------
     OSError
-        ``ENOTDIR`` or ``ENOTEMPTY``, with a message saying what to do.
+        ``ENOTDIR``, ``ENOTEMPTY`` or ``EACCES``, with a message saying what to do.
     """
     where = Path(os.path.realpath(out))
     if not where.exists():
+        existing = next(parent for parent in where.parents if parent.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"{existing} is a file, not a folder: give a folder's path"
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(
+                errno.EACCES, f"the folder {existing} cannot be written: give another --out"
+            )
         return
     if not where.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder: give a folder")

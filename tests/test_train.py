@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -160,6 +161,25 @@ def test_train_refuses_a_folder_of_other_files_before_the_work(tmp_path: Path, c
     (tmp_path / "file").write_text("x")
     assert main(["train", "--n", "300", "--out", str(tmp_path / "file")]) == 2
     assert "it is a file, not a folder" in capsys.readouterr().err
+    # a path inside a file (the data file typed where a folder was meant): said at once, not
+    # as "File exists" after the whole fit
+    assert main(["train", "--n", "300", "--out", str(tmp_path / "file" / "model" / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'file'} is a file, not a folder" in err and "fitted" not in err
+
+
+def test_train_refuses_a_folder_it_cannot_write_before_the_work(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.geteuid() == 0:  # root writes anywhere: the answer a user would get, given instead
+        monkeypatch.setattr(
+            "predictor._training.os.access", lambda path, mode: Path(path) != locked
+        )
+    assert main(["train", "--n", "300", "--out", str(locked / "model")]) == 2
+    err = capsys.readouterr().err
+    assert f"the folder {locked} cannot be written" in err and "fitted" not in err
 
 
 @pytest.mark.slow
