@@ -412,16 +412,17 @@ def run_train(args: argparse.Namespace) -> int:
     if corrected:
         _say(
             f"bootstrap optimism-corrected ({result.manifest['bootstrap']['repeats']} "
-            f"resamples): AUC {corrected['auc']:.3f}, calibration slope "
-            f"{corrected['calibration_slope']:.2f}, Brier {corrected['brier']:.4f}"
+            f"resamples): AUC {_shown(corrected['auc'], '.3f')}, calibration slope "
+            f"{_shown(corrected['calibration_slope'], '.2f')}, Brier "
+            f"{_shown(corrected['brier'], '.4f')}"
         )
     for name, models in result.manifest["metrics"].items():
         m = models[result.model.summary().name]
         oracle = f" (oracle {m['oracle_auc']:.3f})" if "oracle_auc" in m else ""
         _say(
-            f"{name}: AUC {m['auc']:.3f}{oracle}, calibration slope "
-            f"{m['calibration_slope']:.2f}, calibration-in-the-large "
-            f"{m['calibration_in_the_large']:+.3f}"
+            f"{name}: AUC {_shown(m['auc'], '.3f')}{oracle}, calibration slope "
+            f"{_shown(m['calibration_slope'], '.2f')}, calibration-in-the-large "
+            f"{_shown(m['calibration_in_the_large'], '+.3f')}"
             + (
                 f", interval coverage {m['interval_coverage']:.1%}"
                 if "interval_coverage" in m
@@ -429,6 +430,11 @@ def run_train(args: argparse.Namespace) -> int:
             )
         )
     return _refused_rows_exit(refused)
+
+
+def _shown(value: float | None, spec: str) -> str:
+    """A metric for the terminal: ``"n/a"`` where it has no value (None in a manifest, NaN)."""
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
 
 
 def run_update(args: argparse.Namespace) -> int:
@@ -587,7 +593,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     m = report.metrics
     _say(
         f"AUC {m.auc:.3f} ({m.auc_low:.3f} to {m.auc_high:.3f}), calibration slope "
-        + ("n/a" if math.isnan(m.calibration_slope) else f"{m.calibration_slope:.2f}")
+        + _shown(m.calibration_slope, ".2f")
         + f", intercept {m.calibration_intercept:+.3f}, Brier {m.brier:.4f} -> {written.report}"
     )
     if written.figures is None:

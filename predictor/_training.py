@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import platform
 import time
@@ -265,6 +266,11 @@ def repeated_patients(
     repeated = int(shared.sum())
     warn(f"warning: {repeated_patients_text(repeated, clean.index[shared].tolist())}")
     return groups, repeated
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (for a JSON file)."""
+    return value if math.isfinite(value) else None
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -844,8 +850,9 @@ def train(
             {
                 "repeats": optimism.repeats,
                 "failed": optimism.failed,
-                "corrected": {k: v.corrected for k, v in optimism.metrics.items()},
-                "apparent": {k: v.apparent for k, v in optimism.metrics.items()},
+                # None where no finite value exists (JSON has no NaN)
+                "corrected": {k: _finite(v.corrected) for k, v in optimism.metrics.items()},
+                "apparent": {k: _finite(v.apparent) for k, v in optimism.metrics.items()},
                 "mape": optimism.mape,
                 "classification_instability": optimism.classification_instability,
             }

@@ -25,6 +25,7 @@ from predictor.evaluation import (
     write_report,
 )
 from predictor.evaluation._bootstrap import BOOTSTRAP_METRICS, _resamples
+from predictor.evaluation._card import _bootstrap_line
 from predictor.evaluation._markdown import precision_note, report_markdown
 from predictor.evaluation._metrics import metrics
 from predictor.evaluation._report import (
@@ -265,7 +266,9 @@ def test_build_report_bootstrap_section_round_trips_through_json(small, boot_rep
     assert INSTABILITY_POINTS < 12 * 200 * 2
     data = json.loads(json.dumps(boot_report.to_json(), allow_nan=False))
     assert list(data)[-1] == "bootstrap"
-    assert data["bootstrap"]["metrics"]["auc"] == dataclasses.asdict(result.metrics["auc"])
+    auc = dataclasses.asdict(result.metrics["auc"])
+    assert auc.pop("models") is None  # every model had an AUC: left out of the JSON
+    assert data["bootstrap"]["metrics"]["auc"] == auc
     again = Report.from_json(data)
     assert again.bootstrap == section
     assert again.to_json() == data
@@ -417,3 +420,58 @@ def test_bootstrap_report_says_patients_were_drawn_with_their_rows(small) -> Non
     assert "resamples of the 200 patients the model" in " ".join(
         report_markdown(plain, None).split()
     )
+
+
+def test_bootstrap_leaves_out_models_with_no_finite_slope_and_says_so(small) -> None:
+    model, cohort, _ = small
+    y = cohort["responded"].to_numpy()
+    final = model.score(model.features.design(cohort)).probability
+    rng = np.random.default_rng(0)  # refits run one at a time (n_jobs=1): the same draws
+
+    def refit(rows: pd.DataFrame, y_rows: np.ndarray) -> Predict:
+        # every other refit separates its resample perfectly (no finite slope there)
+        if rng.random() < 0.5:
+            seen = pd.Series(y_rows, index=rows.index).groupby(level=0).first()
+            return lambda frame: (
+                np.where(frame.index.isin(seen.index), seen.reindex(frame.index).fillna(0.5), 0.5)
+                * 0.98
+                + 0.01
+            )
+        return lambda frame: model.score(model.features.design(frame)).probability
+
+    result = bootstrap_validation(
+        cohort, y, refit=refit, final=final, repeats=20, seed=3, threshold=0.5, n_jobs=1
+    )
+    slope = result.metrics["calibration_slope"]
+    assert slope.models is not None and 0 < slope.models < 20
+    assert np.isfinite(slope.optimism) and np.isfinite(slope.corrected)
+    assert result.metrics["auc"].models is None  # every model has an AUC
+    report = build_report(model, cohort, manifest={}, source="x", bootstrap=result)
+    text = " ".join(report_markdown(report, None).split())
+    assert f"calibration slope (ideal 1): {slope.models} of 20" in text
+    line = _bootstrap_line(report)
+    assert f"the calibration slope from {slope.models} of the 20 refits (the others" in line
+    data = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert data["bootstrap"]["metrics"]["calibration_slope"]["models"] == slope.models
+    assert "models" not in data["bootstrap"]["metrics"]["auc"]
+    assert Report.from_json(data).bootstrap == report.bootstrap
+
+
+def test_bootstrap_with_no_finite_slope_at_all_reports_it_as_not_available(small) -> None:
+    model, cohort, _ = small
+    y = cohort["responded"].to_numpy()
+    final = model.score(model.features.design(cohort)).probability
+    result = bootstrap_validation(  # every refit gives everyone one probability
+        cohort,
+        y,
+        refit=lambda rows, y_rows: lambda f: np.full(len(f), y_rows.mean()),
+        final=final,
+        repeats=5,
+        seed=1,
+        threshold=0.5,
+    )
+    slope = result.metrics["calibration_slope"]
+    assert slope.models == 0 and np.isnan(slope.optimism) and np.isnan(slope.corrected)
+    report = build_report(model, cohort, manifest={}, source="x", bootstrap=result)
+    text = report_markdown(report, None)
+    assert f"| calibration slope (ideal 1) | {slope.apparent:.2f} | n/a | **n/a** |" in text

@@ -96,6 +96,34 @@ def test_calibration_slope_matches_a_direct_logistic_fit(shift: float, scale: fl
     assert calibration_slope(y, p) == pytest.approx(1 / scale, rel=0.15)
 
 
+@pytest.mark.parametrize(
+    "p",
+    [
+        [0.2, 0.3, 0.6, 0.9],  # every responder above every non-responder
+        [0.2, 0.6, 0.6, 0.9],  # a tie at the edge: still no finite maximum
+        [0.9, 0.8, 0.3, 0.1],  # every responder below
+        [0.6, 0.6 + 1e-10, 0.6 - 1e-9, 0.6 + 2e-10],  # one probability, to a fit's rounding
+    ],
+    ids=["separated", "touching", "reversed", "flat"],
+)
+def test_calibration_slope_is_nan_where_no_finite_slope_exists(p: list[float]) -> None:
+    # a fit stops at an arbitrary large number there (scikit-learn's, with warnings), which a
+    # bootstrap's mean turned into a corrected slope of -8,000 on a 30-patient cohort
+    y = np.array([0.0, 0.0, 1.0, 1.0])
+    assert np.isnan(calibration_slope(y, np.array(p)))
+
+
+def test_calibration_slope_of_overlapping_outcomes_stays_finite() -> None:
+    y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    p = np.array([0.2, 0.3, 0.4, 0.6, 0.8, 0.7])  # the outcomes overlap: a finite maximum
+    slope = calibration_slope(y, p)
+    lp = logit(p)
+    fit = minimize(
+        lambda ab: _negative_log_likelihood(y, ab[0] + ab[1] * lp), x0=[0.0, 1.0], tol=1e-12
+    )
+    assert np.isfinite(slope) and slope == pytest.approx(fit.x[1], abs=1e-4)
+
+
 @pytest.mark.parametrize("shift", [0.0, 0.5, -0.8], ids=["none", "too-high", "too-low"])
 def test_calibration_intercept_matches_a_direct_offset_fit(shift: float) -> None:
     y, p = _draw(4000, shift=shift, seed=3)

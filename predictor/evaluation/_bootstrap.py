@@ -21,7 +21,7 @@ the final model's).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -74,14 +74,19 @@ class Optimism:
         The final model's performance on the patients it was fitted on.
     optimism : float
         Mean over the bootstrap models of (performance on their resample - performance on the
-        original patients).
+        original patients), over those where both are finite (NaN where none is).
     corrected : float
         ``apparent - optimism``: the estimate to quote.
+    models : int or None
+        Bootstrap models the optimism is the mean of, where some had no finite value (a
+        calibration slope where the refit separated its resample's outcomes); None where
+        every model counted.
     """
 
     apparent: float
     optimism: float
     corrected: float
+    models: int | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,7 +318,14 @@ def bootstrap_validation(
         )
         for key in BOOTSTRAP_METRICS
     }
-    optimism = {key: float(np.mean(pairs[:, 0] - pairs[:, 1])) for key, pairs in resample.items()}
+    # A metric with no finite value on a resample (a calibration slope where the refit separated
+    # its resample's responders from its non-responders) leaves that model out of its mean.
+    differences = {key: pairs[:, 0] - pairs[:, 1] for key, pairs in resample.items()}
+    finite = {key: np.isfinite(d) for key, d in differences.items()}
+    optimism = {
+        key: float(d[finite[key]].mean()) if finite[key].any() else float("nan")
+        for key, d in differences.items()
+    }
     probability = np.vstack([p for _, _, p in kept])
     low, high = np.percentile(probability, PERCENTILES, axis=0)
     flagged = final >= threshold
@@ -325,7 +337,12 @@ def bootstrap_validation(
         threshold=threshold,
         responders=int(y.sum()),
         metrics={
-            key: Optimism(apparent[key], optimism[key], apparent[key] - optimism[key])
+            key: Optimism(
+                apparent[key],
+                optimism[key],
+                apparent[key] - optimism[key],
+                None if finite[key].all() else int(finite[key].sum()),
+            )
             for key in BOOTSTRAP_METRICS
         },
         resample=resample,

@@ -10,6 +10,7 @@ from typing import Any
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
 from predictor.evaluation._markdown import (
     NO_FIGURES_NOTE,
+    _f,
     auc_text,
     comparison_parts,
     core_metrics_table,
@@ -422,10 +423,17 @@ def _bootstrap_line(report: Report) -> str:
     rows = f"; {rows}" if rows else ""
     return (
         f"\n- Optimism-corrected by Harrell's bootstrap ({b.repeats} resamples of the "
-        f"{patients:,} training patients{rows}; the figures to quote): AUC {c['auc']:.3f}, "
-        f"calibration "
-        f"slope {c['calibration_slope']:.2f}, calibration intercept "
-        f"{c['calibration_intercept']:+.3f}, Brier {c['brier']:.4f}."
+        f"{patients:,} training patients{rows}; the figures to quote): AUC "
+        f"{_f(c['auc'], '.3f')}, calibration slope {_f(c['calibration_slope'], '.2f')}, "
+        f"calibration intercept {_f(c['calibration_intercept'], '+.3f')}, Brier "
+        f"{_f(c['brier'], '.4f')}"
+        + "".join(
+            f"; the {name.replace('_', ' ')} from {entry.models:,} of the "
+            f"{b.repeats - b.failed:,} refits (the others had none: see the report)"
+            for name, entry in b.metrics.items()
+            if entry.models is not None
+        )
+        + "."
     )
 
 

@@ -349,14 +349,30 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
     rows = [
         [
             label,
-            format(b.metrics[key].apparent, value),
-            format(b.metrics[key].optimism, change),
-            f"**{b.metrics[key].corrected:{value}}**",
+            _f(b.metrics[key].apparent, value),
+            _f(b.metrics[key].optimism, change),
+            f"**{_f(b.metrics[key].corrected, value)}**",
         ]
         for key, (label, value, change) in BOOTSTRAP_LABELS.items()
         if key in b.metrics
     ]
     used = b.repeats - b.failed
+    fewer = [
+        f"{label}: {b.metrics[key].models:,} of {used:,}"
+        for key, (label, _, _) in BOOTSTRAP_LABELS.items()
+        if key in b.metrics and b.metrics[key].models is not None
+    ]
+    left_out = (
+        "\n\nSome bootstrap models had no finite value of a metric on their own resample or on "
+        "the original patients, and are left out of that metric's optimism ("
+        + "; ".join(fewer)
+        + "): a refitted model that separates every responder from every non-responder of its "
+        "resample, or gives every patient the same probability, has no finite calibration "
+        "slope. Many such models mean the cohort is too small for the model: read its "
+        "corrected figures as rough at best."
+        if fewer
+        else ""
+    )
     plural = b.failed > 1
     failed = (
         f"{b.failed:,} refit{'s' if plural else ''} failed and {'were' if plural else 'was'} "
@@ -394,7 +410,7 @@ model on the patients it was fitted on) less the optimism is the corrected figur
 Regression Modeling Strategies, section 5.3). **Quote the corrected column**: the apparent one
 flatters the model.
 
-{_table(["metric", "apparent", "optimism", "corrected"], rows)}
+{_table(["metric", "apparent", "optimism", "corrected"], rows)}{left_out}
 
 ### Prediction instability
 

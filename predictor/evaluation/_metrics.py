@@ -22,6 +22,11 @@ NEWTON_ITERATIONS = 50
 (from perfect calibration, a well-posed fit takes 3 to 6)."""
 
 
+FLAT_LOGIT_RANGE = 1e-3
+"""Predictions whose log-odds all lie within this of each other are one probability for
+everyone, to rounding: :func:`calibration_slope` has no slope to fit to them."""
+
+
 def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
     """Slope ``b`` of the logistic recalibration ``logit P(y) = a + b logit(p)`` (1 is ideal;
     below 1, predictions are too extreme).
@@ -30,13 +35,26 @@ def calibration_slope(responded: np.ndarray, probability: np.ndarray) -> float:
     (perfect calibration), to a step below 1e-10: a few passes over the data. It is the fit
     scikit-learn's ``LogisticRegression(C=inf, solver="newton-cholesky", tol=1e-10)`` makes,
     at a hundredth of the cost (its checks and set-up dominate at these sizes, and a training
-    run computes about 40 slopes); where Newton's method does not converge (outcomes
-    perfectly separated by the prediction: no finite slope), that fit is made instead.
+    run computes about 40 slopes); where Newton's method does not converge, that fit is made
+    instead.
+
+    NaN where no finite slope exists: one probability for everyone (log-odds within
+    :data:`FLAT_LOGIT_RANGE` of each other: a model whose every term was shrunk to zero differs
+    between patients by its fit's rounding, about 1e-9, and a slope fitted to that is noise in
+    the thousands), one outcome only, or outcomes the prediction separates (every responder's
+    probability at or above every non-responder's, or at or below: the likelihood grows without
+    end as the slope does, and a fit stops at an arbitrary large number that would read as a
+    measurement).
     """
     lp = logit(np.clip(np.asarray(probability, dtype=np.float64), 1e-12, 1 - 1e-12))
-    if np.ptp(lp) < 1e-12:  # one probability for everyone: no slope to fit
+    if np.ptp(lp) < FLAT_LOGIT_RANGE:  # one probability for everyone: no slope to fit
         return float("nan")
     y = np.asarray(responded, dtype=np.float64)
+    responders, others = lp[y == 1.0], lp[y != 1.0]
+    if not len(responders) or not len(others):
+        return float("nan")
+    if others.max() <= responders.min() or responders.max() <= others.min():
+        return float("nan")  # separated: the slope's estimate is infinite
     design = np.column_stack([np.ones_like(lp), lp])
     beta = np.array([0.0, 1.0])
     for _ in range(NEWTON_ITERATIONS):
