@@ -13,7 +13,9 @@ and whether the targets hold: ``predict(dict)`` median <= 0.25 ms (issue 17; it 
 
 Last figures (2026-12-02, the shared 2-core machine, load average 2 to 5): full record 0.225 ms,
 sparse 0.207 ms, 66x and 69x faster than the Pipeline; the version before, run just before: 0.337
-and 0.350 ms.
+and 0.350 ms. On 2026-12-03 in the afternoon, the same code: 0.345 and 0.288 ms, 62x and 81x
+faster than the Pipeline (21.5 and 23.2 ms, which took 14.8 and 14.3 ms on 2026-12-02): the
+machine, shared, ran at about two thirds of its speed of the day before, by the Pipeline.
 """
 
 from __future__ import annotations
