@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import math
 import os
 import sys
 import textwrap
@@ -408,21 +407,27 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data or 'the simulated cohort'}: {exc}") from exc
     except OSError as exc:
         raise UsageError(f"cannot write the model to {args.out}: {exc.strerror or exc}") from exc
-    corrected = (result.manifest.get("bootstrap") or {}).get("corrected")
-    if corrected:
+    from predictor.evaluation._report import metric_text
+
+    bootstrap = result.manifest.get("bootstrap") or {}
+    if corrected := bootstrap.get("corrected"):
+        fewer = "".join(
+            f"; the {key.replace('_', ' ')} from {models:,} of the refits (the others had none)"
+            for key, models in (bootstrap.get("finite_models") or {}).items()
+        )
         _say(
-            f"bootstrap optimism-corrected ({result.manifest['bootstrap']['repeats']} "
-            f"resamples): AUC {_shown(corrected['auc'], '.3f')}, calibration slope "
-            f"{_shown(corrected['calibration_slope'], '.2f')}, Brier "
-            f"{_shown(corrected['brier'], '.4f')}"
+            f"bootstrap optimism-corrected ({bootstrap['repeats']} "
+            f"resamples): AUC {metric_text(corrected['auc'], '.3f')}, calibration slope "
+            f"{metric_text(corrected['calibration_slope'], '.2f')}, Brier "
+            f"{metric_text(corrected['brier'], '.4f')}{fewer}"
         )
     for name, models in result.manifest["metrics"].items():
         m = models[result.model.summary().name]
         oracle = f" (oracle {m['oracle_auc']:.3f})" if "oracle_auc" in m else ""
         _say(
-            f"{name}: AUC {_shown(m['auc'], '.3f')}{oracle}, calibration slope "
-            f"{_shown(m['calibration_slope'], '.2f')}, calibration-in-the-large "
-            f"{_shown(m['calibration_in_the_large'], '+.3f')}"
+            f"{name}: AUC {metric_text(m['auc'], '.3f')}{oracle}, calibration slope "
+            f"{metric_text(m['calibration_slope'], '.2f')}, calibration-in-the-large "
+            f"{metric_text(m['calibration_in_the_large'], '+.3f')}"
             + (
                 f", interval coverage {m['interval_coverage']:.1%}"
                 if "interval_coverage" in m
@@ -430,11 +435,6 @@ def run_train(args: argparse.Namespace) -> int:
             )
         )
     return _refused_rows_exit(refused)
-
-
-def _shown(value: float | None, spec: str) -> str:
-    """A metric for the terminal: ``"n/a"`` where it has no value (None in a manifest, NaN)."""
-    return "n/a" if value is None or math.isnan(value) else format(value, spec)
 
 
 def run_update(args: argparse.Namespace) -> int:
@@ -590,10 +590,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         written = write_report(report, args.out, beside=beside)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    from predictor.evaluation._report import metric_text
+
     m = report.metrics
     _say(
         f"AUC {m.auc:.3f} ({m.auc_low:.3f} to {m.auc_high:.3f}), calibration slope "
-        + _shown(m.calibration_slope, ".2f")
+        + metric_text(m.calibration_slope, ".2f")
         + f", intercept {m.calibration_intercept:+.3f}, Brier {m.brier:.4f} -> {written.report}"
     )
     if written.figures is None:

@@ -251,20 +251,34 @@ def training_data_record(
 
 
 def repeated_patients(
-    clean: pd.DataFrame, warn: Callable[[str], None]
+    clean: pd.DataFrame, warn: Callable[[str], None], *, bootstrap: bool = True
 ) -> tuple[np.ndarray | None, int]:
     """The rows' patient groups (:func:`~predictor.model.patient_groups`: None when no
     ``patient_id`` repeats) and how many rows share their ``patient_id`` with another, which
-    ``warn`` is told of (with their first lines) when there are any: what ``train`` and
-    ``update`` keep together in their folds and resamples."""
+    ``warn`` is told of (with their first lines) when there are any, as it is of a
+    ``patient_id`` on too many rows to be one patient's (a placeholder): what ``train`` and
+    ``update`` keep together in their folds (and train's bootstrap in its resamples)."""
     from predictor.evaluation import repeated_patients_text
+    from predictor.model._additive import MAX_ROWS_PER_PATIENT, placeholder_rows
 
+    placeholder = placeholder_rows(clean)
+    if placeholder.any():
+        lines = clean.index[placeholder].tolist()
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        warn(
+            f"warning: {len(lines):,} rows (lines {shown}) have a patient_id that more than "
+            f"{MAX_ROWS_PER_PATIENT} rows share: not one patient's but a placeholder (such as "
+            "REDACTED), so each of those rows counts as a patient of its own"
+        )
     groups = patient_groups(clean)
     if groups is None:
         return None, 0
     shared = np.bincount(groups)[groups] > 1
     repeated = int(shared.sum())
-    warn(f"warning: {repeated_patients_text(repeated, clean.index[shared].tolist())}")
+    warn(
+        "warning: "
+        + repeated_patients_text(repeated, clean.index[shared].tolist(), bootstrap=bootstrap)
+    )
     return groups, repeated
 
 
@@ -318,7 +332,7 @@ class TrainingResult:
 
 def _cross_validated_metrics(
     model: Model, clean: pd.DataFrame, validation: CrossValidation
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """Metrics of the pooled out-of-fold predictions of the model and the comparison models:
     internal validation."""
     from predictor.evaluation import metrics
@@ -346,7 +360,7 @@ class _ExternalComparisons:
 
     fresh: pd.DataFrame
     probability: dict[str, np.ndarray]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float | None]]
 
 
 def _beside_the_fit(
@@ -403,7 +417,8 @@ def check_destination(out: str | os.PathLike[str]) -> None:
     writes: :data:`MODEL_FOLDER_ENTRIES`) may be replaced; a model folder's other files are
     kept, carried into the new folder. Any other folder with something in it (``--out .`` or
     ``--out ~`` typed by mistake) is refused, as is a path that is not a folder, one inside a
-    file (``data.csv/model``) and one whose nearest existing folder cannot be written.
+    file (``data.csv/model``) or a symbolic link that leads nowhere, and one whose folder (the
+    nearest that exists, where the new folder is made) cannot be written.
 
     Raises
     ------
@@ -411,16 +426,25 @@ def check_destination(out: str | os.PathLike[str]) -> None:
         ``ENOTDIR``, ``ENOTEMPTY`` or ``EACCES``, with a message saying what to do.
     """
     where = Path(os.path.realpath(out))
-    if not where.exists():
-        existing = next(parent for parent in where.parents if parent.exists())
-        if not existing.is_dir():
+    # The new folder is made beside the destination, in the nearest folder that exists.
+    existing = next(path for path in (where, *where.parents) if path.exists())
+    for path in (where, *where.parents):
+        if path == existing:
+            break
+        if os.path.lexists(path):  # it is there but leads nowhere
             raise NotADirectoryError(
-                errno.ENOTDIR, f"{existing} is a file, not a folder: give a folder's path"
+                errno.ENOTDIR, f"{path} is a symbolic link that leads nowhere: give a folder"
             )
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(
-                errno.EACCES, f"the folder {existing} cannot be written: give another --out"
-            )
+    folder = existing if existing != where else where.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"{folder} is a file, not a folder: give a folder's path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES, f"the folder {folder} cannot be written: give another --out"
+        )
+    if not where.exists():
         return
     if not where.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder: give a folder")
@@ -853,6 +877,10 @@ def train(
                 # None where no finite value exists (JSON has no NaN)
                 "corrected": {k: _finite(v.corrected) for k, v in optimism.metrics.items()},
                 "apparent": {k: _finite(v.apparent) for k, v in optimism.metrics.items()},
+                # the metrics some refits had no value of, and how many had one
+                "finite_models": {
+                    k: v.models for k, v in optimism.metrics.items() if v.models is not None
+                },
                 "mape": optimism.mape,
                 "classification_instability": optimism.classification_instability,
             }

@@ -619,7 +619,7 @@ def update(
     check_destination(out)
     check_outcomes(clean["responded"], purpose="update a model", n_refused=n_refused)
     started = time.perf_counter()
-    _, repeated = repeated_patients(clean, progress)
+    _, repeated = repeated_patients(clean, progress, bootstrap=False)
     try:
         choice = choose_update(base, clean, progress=progress)
     except TrainingDataError:
@@ -693,7 +693,7 @@ def update(
     return UpdateResult(choice, manifest, files)
 
 
-def _candidate_metrics(choice: UpdateChoice, y: np.ndarray) -> dict[str, dict[str, float]]:
+def _candidate_metrics(choice: UpdateChoice, y: np.ndarray) -> dict[str, dict[str, float | None]]:
     """Each candidate's metrics on its out-of-fold predictions."""
     from predictor.evaluation import metrics
 

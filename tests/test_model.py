@@ -11,7 +11,12 @@ from sklearn.linear_model import LogisticRegression
 
 from data_schemas import FIELDS_BY_NAME
 from predictor import load_model
-from predictor.model._additive import fit_additive_model
+from predictor.model._additive import (
+    MAX_ROWS_PER_PATIENT,
+    fit_additive_model,
+    patient_groups,
+    placeholder_rows,
+)
 from predictor.model._artifact import model_to_json
 from predictor.model._features import (
     MIN_MISSING_TO_LEARN,
@@ -416,3 +421,19 @@ def test_a_large_cohort_keeps_one_smoothing_parameter_per_term(small_model) -> N
     cohort = simulate_cohort(STRUCTURE_CHECK_ROWS + 1, seed=3)
     _, report = fit_additive_model(cohort, cohort["responded"].to_numpy())
     assert report.structure == "per term" and report.structure_log_loss is None
+
+
+def test_patient_groups_read_missing_words_and_placeholders_as_no_patient() -> None:
+    ids = ["A", "A", "NA", "na", "unknown", "-", "", None, *["REDACTED"] * 21, "B", "C"]
+    clean = pd.DataFrame({"patient_id": ids})
+    groups = patient_groups(clean)
+    assert groups is not None
+    assert groups[0] == groups[1]  # one patient, twice
+    assert len(set(groups.tolist())) == len(ids) - 1  # every other row a patient of its own
+    placeholder = placeholder_rows(clean)
+    assert placeholder.tolist() == [False] * 8 + [True] * 21 + [False, False]
+    # the same words alone, and a placeholder alone: no repeats, no grouping
+    assert patient_groups(pd.DataFrame({"patient_id": ["NA", "n/a", "NA", "x"]})) is None
+    assert patient_groups(pd.DataFrame({"patient_id": ["0"] * (MAX_ROWS_PER_PATIENT + 1)})) is None
+    twenty = pd.DataFrame({"patient_id": ["P"] * MAX_ROWS_PER_PATIENT + ["Q"]})
+    assert not placeholder_rows(twenty).any()  # at most MAX_ROWS_PER_PATIENT: a patient

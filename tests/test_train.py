@@ -180,6 +180,19 @@ def test_train_refuses_a_folder_it_cannot_write_before_the_work(
     assert main(["train", "--n", "300", "--out", str(locked / "model")]) == 2
     err = capsys.readouterr().err
     assert f"the folder {locked} cannot be written" in err and "fitted" not in err
+    # an existing model folder in it: the new folder is made beside it, in the locked one
+    (locked / "old").mkdir() if os.geteuid() == 0 else None
+    if (locked / "old").exists():
+        assert main(["train", "--n", "300", "--out", str(locked / "old")]) == 2
+        assert f"the folder {locked} cannot be written" in capsys.readouterr().err
+
+
+def test_train_refuses_a_link_that_leads_nowhere_before_the_work(tmp_path: Path, capsys) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for out in ("loop", "loop/model"):
+        assert main(["train", "--n", "300", "--out", str(tmp_path / out)]) == 2, out
+        err = capsys.readouterr().err
+        assert "is a symbolic link that leads nowhere" in err and "fitted" not in err, out
 
 
 @pytest.mark.slow
@@ -549,3 +562,24 @@ def test_train_with_an_empty_or_constant_field_still_trains(
         assert p.contributions[column] == 0.0
         assert any("is not used by this model" in w for w in p.warnings)
         assert not any("not measured" in w and column in w for w in p.warnings)
+
+
+def test_train_on_outcomes_the_model_separates_writes_the_model_with_no_slope(
+    tmp_path, capsys
+) -> None:
+    # the outcome leaked into a field (here: route alone decides it): the model separates the
+    # responders from the others, no calibration slope exists, and JSON has no NaN; the files
+    # were lost at the end with "internal error: ValueError" before
+    cohort = simulate_cohort(300, seed=8).drop(columns=["true_probability"])
+    cohort["responded"] = (cohort["route"] == "iv_ketamine").astype(int)
+    data = tmp_path / "leaked.csv"
+    cohort.to_csv(data, index=False)
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--out", str(out), "--bootstrap", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "calibration slope n/a" in err and "nan" not in err
+    metrics = read_manifest(out)["metrics"]["cross-validated"]["additive model"]
+    assert metrics["calibration_slope"] is None and metrics["auc"] > 0.99
+    card = (out / "MODEL_CARD.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "nan" not in card and "nan" not in report and "n/a" in card

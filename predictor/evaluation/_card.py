@@ -10,7 +10,6 @@ from typing import Any
 from data_schemas import FIELDS, FIELDS_BY_NAME, Role
 from predictor.evaluation._markdown import (
     NO_FIGURES_NOTE,
-    _f,
     auc_text,
     comparison_parts,
     core_metrics_table,
@@ -21,7 +20,7 @@ from predictor.evaluation._markdown import (
     subgroup_markdown,
     threshold_markdown,
 )
-from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report
+from predictor.evaluation._report import METRICS_NAME, REPORT_NAME, Report, metric_text
 from predictor.model import (
     CV_FOLDS,
     INTERVAL_LEVEL,
@@ -45,7 +44,7 @@ METRIC_COLUMNS = (
 )
 
 
-def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+def performance_table(metrics: dict[str, dict[str, dict[str, float | None]]]) -> str:
     """The metrics of a manifest as a Markdown table: one row per (data, model)."""
     present = [
         column
@@ -58,7 +57,10 @@ def performance_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     ]
     for data, models in metrics.items():
         for name, m in models.items():
-            cells = [fmt.format(m[key]) if key in m else "" for key, _, fmt in present]
+            cells = [
+                ("n/a" if m[key] is None else fmt.format(m[key])) if key in m else ""
+                for key, _, fmt in present
+            ]
             rows.append(f"| {data} | {name} | {m['n']:,} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -173,9 +175,10 @@ def flat_model_text(n: int, spread: float, mean: float) -> str:
     )
 
 
-def repeated_patients_text(rows: int, labels: Sequence[Any] = ()) -> str:
+def repeated_patients_text(rows: int, labels: Sequence[Any] = (), *, bootstrap: bool = True) -> str:
     """What ``rows`` training rows that share a ``patient_id`` with another row mean, for
-    ``train``'s warning (with the first of their ``labels``, file lines) and the card."""
+    ``train``'s and ``update``'s warning (with the first of their ``labels``, file lines) and
+    the card; ``bootstrap``: whether the command runs one (``update`` does not)."""
     where = (
         f" (lines {', '.join(map(str, list(labels)[:5]))}{', ...' if len(labels) > 5 else ''})"
         if len(labels)
@@ -184,16 +187,20 @@ def repeated_patients_text(rows: int, labels: Sequence[Any] = ()) -> str:
     return (
         f"{rows:,} training rows share their patient_id with another row{where}: "
         "cross-validation and the choice of the smoothing structure keep each patient's rows "
-        "in one fold, and the bootstrap draws each patient with all of their rows, but the fit "
-        "counts each row as a patient (one with two rows weighs twice); give each patient "
-        "once (their first treatment course, say)"
+        "in one fold"
+        + (", and the bootstrap draws each patient with all of their rows" if bootstrap else "")
+        + ", but the fit counts each row as a patient (one with two rows weighs twice); give "
+        "each patient once (their first treatment course, say)"
     )
 
 
 def _repeated_limitation(manifest: Mapping[str, Any]) -> str:
     """The card's limitation for a cohort with repeated patients (nothing for another)."""
     rows = manifest["training_data"].get("repeated_patient_rows")
-    return f"- **Repeated patients**: {repeated_patients_text(rows)}.\n" if rows else ""
+    if not rows:
+        return ""
+    text = repeated_patients_text(rows, bootstrap=bool(manifest.get("bootstrap")))
+    return f"- **Repeated patients**: {text}.\n"
 
 
 def _flat_limitation(manifest: Mapping[str, Any]) -> str:
@@ -424,9 +431,10 @@ def _bootstrap_line(report: Report) -> str:
     return (
         f"\n- Optimism-corrected by Harrell's bootstrap ({b.repeats} resamples of the "
         f"{patients:,} training patients{rows}; the figures to quote): AUC "
-        f"{_f(c['auc'], '.3f')}, calibration slope {_f(c['calibration_slope'], '.2f')}, "
-        f"calibration intercept {_f(c['calibration_intercept'], '+.3f')}, Brier "
-        f"{_f(c['brier'], '.4f')}"
+        f"{metric_text(c['auc'], '.3f')}, calibration slope "
+        f"{metric_text(c['calibration_slope'], '.2f')}, calibration intercept "
+        f"{metric_text(c['calibration_intercept'], '+.3f')}, Brier "
+        f"{metric_text(c['brier'], '.4f')}"
         + "".join(
             f"; the {name.replace('_', ' ')} from {entry.models:,} of the "
             f"{b.repeats - b.failed:,} refits (the others had none: see the report)"
@@ -536,9 +544,9 @@ def model_card(
     own = update["chosen"] if update else summary.name  # the model's row in the metrics
     additive = {name: sets[own] for name, sets in manifest["metrics"].items() if own in sets}
     calibration = "\n".join(
-        f"- {name}: slope {m['calibration_slope']:.2f}, calibration-in-the-large "
-        f"{m['calibration_in_the_large']:+.3f} (observed minus mean predicted response rate), "
-        f"Brier {m['brier']:.4f}."
+        f"- {name}: slope {metric_text(m['calibration_slope'], '.2f')}, "
+        f"calibration-in-the-large {metric_text(m['calibration_in_the_large'], '+.3f')} "
+        f"(observed minus mean predicted response rate), Brier {metric_text(m['brier'], '.4f')}."
         for name, m in additive.items()
     )
     refused = (

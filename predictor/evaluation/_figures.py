@@ -24,7 +24,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from predictor._processes import can_fork, forked_pool, signals_held, usable_cores
-from predictor.evaluation._report import LEVEL, Report, TermShape, mean_abs_contribution
+from predictor.evaluation._report import (
+    LEVEL,
+    Report,
+    TermShape,
+    mean_abs_contribution,
+    metric_text,
+)
 
 STYLE = {
     "font.size": 8.0,
@@ -113,8 +119,8 @@ def calibration_figure(report: Report) -> Figure:
         ylim=(0, 1),
         ylabel="observed response rate",
         title=(
-            f"Calibration: slope {m.calibration_slope:.2f}, intercept "
-            f"{m.calibration_intercept:+.3f}, ECE {m.ece:.3f}"
+            f"Calibration: slope {metric_text(m.calibration_slope, '.2f')}, intercept "
+            f"{metric_text(m.calibration_intercept, '+.3f')}, ECE {metric_text(m.ece, '.3f')}"
         ),
     )
     top.legend(loc="upper left")

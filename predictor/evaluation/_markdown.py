@@ -17,9 +17,11 @@ from predictor.evaluation._report import (
     BootstrapSummary,
     CoreMetrics,
     DecisionCurve,
+    FoldSummary,
     Report,
     SubgroupRow,
     mean_abs_contribution,
+    metric_text,
 )
 
 NO_FIGURES_NOTE = (
@@ -27,10 +29,6 @@ NO_FIGURES_NOTE = (
     '"ketamine-predictor[plots]"` and run the report again; the tables below carry the same '
     "numbers."
 )
-
-
-def _f(value: float | None, spec: str, missing: str = "n/a") -> str:
-    return missing if value is None or math.isnan(value) else format(value, spec)
 
 
 def auc_text(m: CoreMetrics) -> str:
@@ -83,7 +81,7 @@ def core_metrics_table(m: CoreMetrics, *, auc: bool = True) -> str:
     only)."""
     rows = [[f"AUC ({LEVEL} DeLong CI)", auc_text(m)]] if auc else []
     rows += [
-        ["calibration slope (ideal 1)", _f(m.calibration_slope, ".2f")],
+        ["calibration slope (ideal 1)", metric_text(m.calibration_slope, ".2f")],
         ["calibration intercept (ideal 0)", f"{m.calibration_intercept:+.3f}"],
         [
             "calibration-in-the-large (observed - mean predicted)",
@@ -103,10 +101,10 @@ def threshold_markdown(report: Report) -> str:
         [
             f"{r.threshold:.2f}" + (" (model's)" if r.threshold == own else ""),
             f"{r.flagged:.1%}",
-            _f(r.sensitivity, ".3f"),
-            _f(r.specificity, ".3f"),
-            _f(r.ppv, ".3f"),
-            _f(r.npv, ".3f"),
+            metric_text(r.sensitivity, ".3f"),
+            metric_text(r.specificity, ".3f"),
+            metric_text(r.ppv, ".3f"),
+            metric_text(r.npv, ".3f"),
             f"{r.net_benefit:.3f}",
             f"{r.treat_all:.3f}",
         ]
@@ -136,7 +134,7 @@ def subgroup_markdown(report: Report) -> str:
                 f"{m.response_rate:.3f}",
                 f"{m.mean_predicted:.3f}",
                 auc_text(m),
-                _f(m.calibration_slope, ".2f"),
+                metric_text(m.calibration_slope, ".2f"),
                 f"{m.calibration_intercept:+.3f}",
                 f"{m.brier:.4f}",
             ]
@@ -185,6 +183,15 @@ def subgroup_extremes(report: Report) -> str:
     return f"AUC by subgroup ranges from {described(low)} to {described(high)}."
 
 
+def _fold_cell(summary: FoldSummary, spec: str) -> str:
+    """``mean (SD)`` over the folds, and over how many where a fold had no value (a
+    calibration slope of a fold whose outcomes the model separated)."""
+    finite = sum(math.isfinite(value) for value in summary.folds)
+    cell = f"{metric_text(summary.mean, spec)} ({metric_text(summary.sd, f'.{spec[-2]}f')})"
+    folds = len(summary.folds)
+    return cell if finite == folds else f"{cell}, {finite} of {folds} folds"
+
+
 def comparison_markdown(report: Report) -> str:
     """The cross-validated comparison in Markdown: mean (SD) over folds."""
     assert report.comparison is not None  # called for a report with a comparison only
@@ -199,7 +206,7 @@ def comparison_markdown(report: Report) -> str:
     ]
     present = [c for c in columns if all(c[0] in m for m in models.values())]
     rows = [
-        [name] + [f"{m[key].mean:{spec}} ({m[key].sd:.{spec[-2]}f})" for key, _, spec in present]
+        [name] + [_fold_cell(m[key], spec) for key, _, spec in present]
         for name, m in models.items()
     ]
     return _table(["model", *(label for _, label, _ in present)], rows)
@@ -229,11 +236,11 @@ def held_out_markdown(report: Report) -> str:
         [
             name,
             auc_text(m),
-            *([_f(m.auc_gap, "+.3f")] if report.data.has_true_probability else []),
+            *([metric_text(m.auc_gap, "+.3f")] if report.data.has_true_probability else []),
             f"{m.brier:.4f}",
             f"{m.log_loss:.4f}",
-            _f(m.calibration_slope, ".2f"),
-            _f(m.calibration_intercept, "+.3f"),
+            metric_text(m.calibration_slope, ".2f"),
+            metric_text(m.calibration_intercept, "+.3f"),
         ]
         for name, m in models.items()
     ]
@@ -277,7 +284,11 @@ def terms_markdown(report: Report) -> str:
             f"`{t.field}`",
             f"{t.mean_abs_contribution:.3f}",
             f"{t.share_not_measured:.1%}",
-            _f(t.not_measured, "+.3f") if t.share_not_measured or t.learned_missing else "",
+            (
+                metric_text(t.not_measured, "+.3f")
+                if t.share_not_measured or t.learned_missing
+                else ""
+            ),
         ]
         for t in terms
     ]
@@ -349,9 +360,9 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
     rows = [
         [
             label,
-            _f(b.metrics[key].apparent, value),
-            _f(b.metrics[key].optimism, change),
-            f"**{_f(b.metrics[key].corrected, value)}**",
+            metric_text(b.metrics[key].apparent, value),
+            metric_text(b.metrics[key].optimism, change),
+            f"**{metric_text(b.metrics[key].corrected, value)}**",
         ]
         for key, (label, value, change) in BOOTSTRAP_LABELS.items()
         if key in b.metrics
@@ -526,8 +537,9 @@ flags everyone, "treat none" no one (net benefit 0). {decision_summary(report.de
 {threshold_markdown(report)}
 
 At the model's own threshold ({model.threshold:g}) it flags {own.flagged:.1%} of patients,
-with sensitivity {_f(own.sensitivity, ".3f")}, specificity {_f(own.specificity, ".3f")}, PPV
-{_f(own.ppv, ".3f")} and NPV {_f(own.npv, ".3f")}.
+with sensitivity {metric_text(own.sensitivity, ".3f")}, specificity
+{metric_text(own.specificity, ".3f")}, PPV {metric_text(own.ppv, ".3f")} and NPV
+{metric_text(own.npv, ".3f")}.
 
 ## Subgroups
 

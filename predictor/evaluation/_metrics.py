@@ -5,6 +5,7 @@ except the recalibration fits the calibration measures need.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -398,10 +399,15 @@ class Metrics:
     auc_gap: float | None = None
     interval_coverage: float | None = None
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         """The metrics known (those without the truth left out), in field order: as the
-        manifest and ``metrics.json`` store them."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        manifest and ``metrics.json`` store them, a metric that has no value here (NaN: a
+        calibration slope of separated outcomes) as None, since JSON has no NaN."""
+        return {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in asdict(self).items()
+            if value is not None
+        }
 
 
 def metrics(

@@ -13,6 +13,7 @@ all from a :class:`Report`. No number in the report is typed by hand.
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 import types
 import typing
@@ -379,6 +380,17 @@ class BootstrapSummary:
     alone."""
 
 
+def metric_text(value: float | None, spec: str, missing: str = "n/a") -> str:
+    """A metric formatted with ``spec`` for a reader, or ``missing`` where it has no value
+    (None, as a manifest or ``metrics.json`` keeps it, or NaN: a calibration slope of
+    outcomes the model separates).
+
+    >>> metric_text(0.71234, ".3f"), metric_text(float("nan"), ".2f"), metric_text(None, "+.3f")
+    ('0.712', 'n/a', 'n/a')
+    """
+    return missing if value is None or math.isnan(value) else format(value, spec)
+
+
 def mean_abs_contribution(term: TermShape) -> float:
     """A report term's mean absolute contribution, which :func:`build_report` fills."""
     assert term.mean_abs_contribution is not None  # filled in every Report's terms
@@ -717,15 +729,18 @@ def _summarise_folds(folds: Mapping[str, list[Metrics]]) -> dict[str, dict[str, 
     keys = ("auc", "brier", "log_loss", "calibration_slope", "calibration_intercept", "auc_gap")
     summary = {}
     for name, per_fold in folds.items():
+        # a fold without a value (a calibration slope of outcomes the model separated there)
+        # is left out of the mean and SD; the folds keep it (NaN, None in JSON)
         summary[name] = {
             key: FoldSummary(
-                mean=float(np.mean(values)),
-                sd=float(np.std(values, ddof=1)),
+                mean=float(np.mean(finite)) if len(finite) else float("nan"),
+                sd=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
                 folds=tuple(values),
             )
             for key in keys
             if all(getattr(m, key) is not None for m in per_fold)
             for values in [[getattr(m, key) for m in per_fold]]
+            for finite in [[v for v in values if math.isfinite(v)]]
         }
     return summary
 

@@ -684,19 +684,47 @@ STRUCTURE_SEED = 0
 """Seed of the structure check's folds: a fixed one, so that the same data give the same model."""
 
 
-def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
-    """One label per row for grouped folds (cross-validation, the structure check): the rows
-    that share a ``patient_id`` share one, a row without one has its own; None when no
-    ``patient_id`` repeats (the folds are then the ungrouped ones)."""
+MAX_ROWS_PER_PATIENT = 20
+"""A ``patient_id`` on more rows than this is not one patient's (a placeholder an export puts
+for every patient: ``REDACTED``, ``0``): :func:`patient_groups` counts its rows alone."""
+
+
+def _patient_ids(clean: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``patient_id`` as a code (-1: none: absent, blank, a missing-value word of the
+    schema such as ``NA`` or ``unknown``, or a placeholder, see :data:`MAX_ROWS_PER_PATIENT`),
+    and which rows carry a placeholder."""
+    from data_schemas.parse import MISSING_TOKENS
+
     ids = clean["patient_id"] if "patient_id" in clean else pd.Series([None] * len(clean))
-    given = ids.notna().to_numpy() & (ids.astype("str").str.strip() != "").to_numpy()
+    text = ids.astype("str").str.strip()
+    given = ids.notna().to_numpy() & ~text.str.casefold().isin(MISSING_TOKENS).to_numpy()
     codes = np.full(len(clean), -1, dtype=np.int64)
-    codes[given] = pd.factorize(ids[given].astype("str").str.strip())[0]
+    codes[given] = pd.factorize(text[given])[0]
+    counts = np.bincount(codes[given]) if given.any() else np.zeros(0, dtype=np.int64)
+    placeholder = np.zeros(len(clean), dtype=bool)
+    placeholder[given] = counts[codes[given]] > MAX_ROWS_PER_PATIENT
+    codes[placeholder] = -1
+    return codes, placeholder
+
+
+def patient_groups(clean: pd.DataFrame) -> np.ndarray | None:
+    """One label per row for grouped folds (cross-validation, the structure check) and the
+    bootstrap's resamples: the rows that share a ``patient_id`` share one, a row without one
+    (see :func:`_patient_ids`: a missing-value word or a placeholder is none) has its own;
+    None when no ``patient_id`` repeats (the folds are then the ungrouped ones)."""
+    codes, _ = _patient_ids(clean)
+    given = codes >= 0
     if len(np.unique(codes[given])) == int(given.sum()):
         return None
     alone = np.flatnonzero(~given)
     codes[alone] = codes.max(initial=-1) + 1 + np.arange(len(alone))
     return codes
+
+
+def placeholder_rows(clean: pd.DataFrame) -> np.ndarray:
+    """Which rows carry a ``patient_id`` that more than :data:`MAX_ROWS_PER_PATIENT` rows share
+    (counted as different patients by :func:`patient_groups`), shape (n,), bool."""
+    return _patient_ids(clean)[1]
 
 
 def stratified_folds(
