@@ -379,8 +379,10 @@ def bootstrap_markdown(report: Report, figures: Mapping[str, str] | None) -> str
         + "; ".join(fewer)
         + "): a refitted model that separates every responder from every non-responder of its "
         "resample, or gives every patient the same probability, has no finite calibration "
-        "slope. Many such models mean the cohort is too small for the model: read its "
-        "corrected figures as rough at best."
+        "slope. Those left out are the most overfitted refits (or the flattest), so the "
+        "optimism of what remains is understated and the corrected figure flatters the model; "
+        "many such refits mean the cohort is too small for the model: read its corrected "
+        "figures as rough at best."
         if fewer
         else ""
     )
