@@ -493,6 +493,9 @@ on the data evaluated.
         for b in bins
     ]
     own = report.own_threshold()
+    sensitivity, specificity, ppv, npv = (
+        metric_text(value, ".3f") for value in (own.sensitivity, own.specificity, own.ppv, own.npv)
+    )
     contributions_figure = figure_link(
         figures, "contributions", "Mean absolute contribution per field"
     )
@@ -539,9 +542,8 @@ flags everyone, "treat none" no one (net benefit 0). {decision_summary(report.de
 {threshold_markdown(report)}
 
 At the model's own threshold ({model.threshold:g}) it flags {own.flagged:.1%} of patients,
-with sensitivity {metric_text(own.sensitivity, ".3f")}, specificity
-{metric_text(own.specificity, ".3f")}, PPV {metric_text(own.ppv, ".3f")} and NPV
-{metric_text(own.npv, ".3f")}.
+with sensitivity {sensitivity}, specificity {specificity}, PPV
+{ppv} and NPV {npv}.
 
 ## Subgroups
 
