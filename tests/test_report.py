@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -594,3 +595,22 @@ def test_cli_evaluate_unusable_input_exits_2_in_one_line(
     assert message in err
     assert err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
     assert case == "out-is-a-file" or not out.exists()
+
+
+def test_evaluate_compare_on_data_without_predictors_compares_and_says_no_slope(
+    tmp_path, capsys
+) -> None:
+    # only the outcome: every model gives everyone one probability. The comparison models'
+    # imputer dropped each empty column with a warning per fold, then had no column left
+    # ("Found array with 0 feature(s)", exit 2)
+    data = tmp_path / "outcomes.csv"
+    simulate_cohort(200, seed=5)[["patient_id", "responded"]].to_csv(data, index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = ["evaluate", "--data", str(data), "--out", str(tmp_path / "r"), "--compare"]
+        assert main(args) == 0
+    assert not [w for w in caught if "without any observed values" in str(w.message)]
+    assert "calibration slope n/a" in capsys.readouterr().err
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "| logistic regression | 0.500 (0.000) |" in report and "nan" not in report
+    assert "n/a (n/a), 0 of 5 folds" in report

@@ -80,14 +80,22 @@ class Comparison:
     ) -> Any:
         """The estimator fitted on ``fields`` (those of the model it is compared with).
 
-        A number field no training patient has carries no information; it is given one value
-        (0) so that gradient boosting's binning accepts it, and so is ignored.
+        A field no training patient has carries no information; it is given one value (0 for
+        a number, "not recorded" for a category given as text) so that gradient boosting's
+        binning and the imputers accept it (scikit-learn's imputer drops such a column, with a
+        warning per fit, and a file with no predictor at all left no column to fit on), and
+        so is ignored.
         """
         inputs = self.prepare(clean, fields)
-        empty = [c for c in inputs if inputs[c].dtype.kind == "f" and inputs[c].isna().all()]
+        empty = [c for c in inputs if inputs[c].isna().all()]
+        numbers = [c for c in empty if inputs[c].dtype.kind == "f"]
+        texts = [c for c in empty if inputs[c].dtype == object]
         estimator = self.build(seed, fields)
-        # pandas-stubs: column labels are Hashable; these are field names (str)
-        filled = inputs.assign(**dict.fromkeys(empty, 0.0))  # type: ignore[arg-type]
+        filled = inputs.assign(
+            # pandas-stubs: column labels are Hashable; these are field names (str)
+            **dict.fromkeys(numbers, 0.0),  # type: ignore[arg-type]
+            **dict.fromkeys(texts, "not recorded"),  # type: ignore[arg-type]
+        )
         return estimator.fit(filled, responded)
 
     def probability(self, estimator: Any, clean: pd.DataFrame) -> np.ndarray:
