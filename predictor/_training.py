@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import math
 import os
 import platform
 import time
@@ -280,11 +279,6 @@ def repeated_patients(
         + repeated_patients_text(repeated, clean.index[shared].tolist(), bootstrap=bootstrap)
     )
     return groups, repeated
-
-
-def _finite(value: float) -> float | None:
-    """``value``, or None where it is NaN or infinite (for a JSON file)."""
-    return value if math.isfinite(value) else None
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -750,6 +744,7 @@ def train(
         flat_model_text,
         training_distribution,
     )
+    from predictor.evaluation._metrics import finite_or_none
 
     unused = {term.field: term.unused for term in model.features.terms if term.unused}
     for field, why in unused.items():
@@ -875,8 +870,8 @@ def train(
                 "repeats": optimism.repeats,
                 "failed": optimism.failed,
                 # None where no finite value exists (JSON has no NaN)
-                "corrected": {k: _finite(v.corrected) for k, v in optimism.metrics.items()},
-                "apparent": {k: _finite(v.apparent) for k, v in optimism.metrics.items()},
+                "corrected": {k: finite_or_none(v.corrected) for k, v in optimism.metrics.items()},
+                "apparent": {k: finite_or_none(v.apparent) for k, v in optimism.metrics.items()},
                 # the metrics some refits had no value of, and how many had one
                 "finite_models": {
                     k: v.models for k, v in optimism.metrics.items() if v.models is not None

@@ -33,14 +33,14 @@ SAFETY_FIELDS = ", ".join(f.name.replace("_", " ") for f in FIELDS if f.role is 
 """The safety-screen fields in words, for the card."""
 
 METRIC_COLUMNS = (
-    ("auc", "AUC", "{:.3f}"),
-    ("oracle_auc", "oracle AUC", "{:.3f}"),
-    ("auc_gap", "gap to oracle", "{:+.3f}"),
-    ("calibration_slope", "calibration slope", "{:.2f}"),
-    ("calibration_in_the_large", "calibration-in-the-large", "{:+.3f}"),
-    ("brier", "Brier", "{:.4f}"),
-    ("log_loss", "log-loss", "{:.4f}"),
-    ("interval_coverage", f"{INTERVAL_LEVEL:.0%} interval coverage", "{:.1%}"),
+    ("auc", "AUC", ".3f"),
+    ("oracle_auc", "oracle AUC", ".3f"),
+    ("auc_gap", "gap to oracle", "+.3f"),
+    ("calibration_slope", "calibration slope", ".2f"),
+    ("calibration_in_the_large", "calibration-in-the-large", "+.3f"),
+    ("brier", "Brier", ".4f"),
+    ("log_loss", "log-loss", ".4f"),
+    ("interval_coverage", f"{INTERVAL_LEVEL:.0%} interval coverage", ".1%"),
 )
 
 
@@ -57,10 +57,7 @@ def performance_table(metrics: dict[str, dict[str, dict[str, float | None]]]) ->
     ]
     for data, models in metrics.items():
         for name, m in models.items():
-            cells = [
-                ("n/a" if m[key] is None else fmt.format(m[key])) if key in m else ""
-                for key, _, fmt in present
-            ]
+            cells = [metric_text(m[key], spec) if key in m else "" for key, _, spec in present]
             rows.append(f"| {data} | {name} | {m['n']:,} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

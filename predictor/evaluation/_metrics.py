@@ -23,6 +23,12 @@ NEWTON_ITERATIONS = 50
 (from perfect calibration, a well-posed fit takes 3 to 6)."""
 
 
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite: a metric as a JSON file keeps it (JSON
+    has no NaN)."""
+    return value if math.isfinite(value) else None
+
+
 FLAT_LOGIT_RANGE = 1e-3
 """Predictions whose log-odds all lie within this of each other are one probability for
 everyone, to rounding: :func:`calibration_slope` has no slope to fit to them."""
@@ -404,7 +410,7 @@ class Metrics:
         manifest and ``metrics.json`` store them, a metric that has no value here (NaN: a
         calibration slope of separated outcomes) as None, since JSON has no NaN."""
         return {
-            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            key: finite_or_none(value) if isinstance(value, float) else value
             for key, value in asdict(self).items()
             if value is not None
         }
